@@ -1,0 +1,83 @@
+/**
+ * The seam between our virtio devices and whatever machine hosts them.
+ * The v86 adapter (src/vm/v86-adapter.ts) implements these for the real emulator;
+ * unit tests implement them over a plain ArrayBuffer. Nothing here imports v86,
+ * the DOM or worker APIs.
+ */
+
+/** Raised for any guest-physical access outside guest RAM. Never escapes an I/O handler. */
+export class GuestMemoryError extends Error {
+  constructor(
+    readonly addr: number,
+    readonly len: number,
+    reason = 'outside guest RAM',
+  ) {
+    super(`guest memory access [0x${addr.toString(16)}, +${len}) ${reason}`);
+    this.name = 'GuestMemoryError';
+  }
+}
+
+/** Bounds-checked little-endian access to guest-physical memory. */
+export interface GuestMemory {
+  /** Bytes of guest RAM, addresses [0, size). */
+  readonly size: number;
+  readU8(addr: number): number;
+  readU16(addr: number): number;
+  readU32(addr: number): number;
+  writeU8(addr: number, value: number): void;
+  writeU16(addr: number, value: number): void;
+  writeU32(addr: number, value: number): void;
+  /** Copy guest bytes out. */
+  read(addr: number, len: number): Uint8Array;
+  /** Copy bytes into guest RAM. */
+  write(addr: number, bytes: Uint8Array): void;
+  /**
+   * A live view of guest RAM for zero-copy I/O. Valid only until control returns to
+   * the emulator (the backing buffer can be replaced as memory grows). A device that
+   * writes through it must call `written` afterwards.
+   */
+  view(addr: number, len: number): Uint8Array;
+  /** Tell the host that the device changed [addr, addr+len) behind its back (JIT caches). */
+  written(addr: number, len: number): void;
+}
+
+/** A level-triggered INTx line. */
+export interface InterruptLine {
+  raise(): void;
+  lower(): void;
+}
+
+export type AccessWidth = 1 | 2 | 4;
+
+/** One base address register of a PCI function, decoded relative to the BAR's base. */
+export interface PciBar {
+  /** 'io': port I/O space; 'mem': 32-bit memory space (fixed by the host). */
+  readonly kind: 'io' | 'mem';
+  /** Power of two, in bytes. */
+  readonly size: number;
+  read(offset: number, width: AccessWidth): number;
+  write(offset: number, width: AccessWidth, value: number): void;
+}
+
+/** A PCI function as the bus sees it. */
+export interface PciFunction {
+  readonly name: string;
+  /**
+   * The 256-byte type-0 configuration header plus capability list. The host owns the
+   * BAR address fields (it assigns/relocates them); everything else is the function's.
+   */
+  readonly configSpace: Uint8Array;
+  /** BARs by index 0..5 (undefined = unused). */
+  readonly bars: ReadonlyArray<PciBar | undefined>;
+}
+
+/** Where a PciFunction lives once plugged in. */
+export interface PciAttachment {
+  readonly memory: GuestMemory;
+  readonly irq: InterruptLine;
+}
+
+/** A host's PCI bus: plug a function in, get its memory and interrupt line. */
+export interface PciBus {
+  attach(fn: PciFunction): PciAttachment;
+}
