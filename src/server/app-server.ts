@@ -1,0 +1,38 @@
+/**
+ * One HTTP server for the lab: the built app (dist/) and, from the network issue on, the
+ * relay's WebSocket endpoint on the same port.
+ */
+import { createServer, type Server } from 'node:http';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import sirv from 'sirv';
+import { securityHeaders } from './headers.ts';
+
+export interface AppServerOptions {
+  distDir: string;
+  host: string;
+  port: number;
+}
+
+export function createAppServer(opts: AppServerOptions): Server {
+  if (!existsSync(path.join(opts.distDir, 'index.html'))) {
+    throw new Error(`no built app in ${opts.distDir}: run "npm run build" first (npm start does)`);
+  }
+  const headers = securityHeaders();
+  const serve = sirv(opts.distDir, {
+    etag: true,
+    // Guest files are verified by sha256 anyway; hashed assets never change.
+    setHeaders(res, pathname) {
+      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+      if (pathname.startsWith('/assets/')) res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
+      else res.setHeader('Cache-Control', 'no-cache');
+    },
+  });
+  return createServer((req, res) => {
+    serve(req, res, () => {
+      res.statusCode = 404;
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      res.end(`not found: ${req.url}\n`);
+    });
+  });
+}

@@ -1,0 +1,154 @@
+/**
+ * The page's handle on the VM worker: starts it, restarts it, and turns its messages into
+ * state the UI renders. A restart is a fresh worker, so nothing leaks between boots.
+ */
+import wasmUrl from 'v86/build/v86.wasm?url';
+import { ConsoleSession } from '../vm/console-session.ts';
+import type { FromWorker, LoadProgress, ToWorker, VmErrorKind, VmState } from '../vm/protocol.ts';
+
+export interface VmSnapshot {
+  state: VmState;
+  progress?: LoadProgress;
+  uptimeMs: number;
+  instructions: number;
+  fatal?: { kind: VmErrorKind; message: string };
+  deviceErrors: { device: string; reason: string }[];
+  /** Boots since the page opened (1 = first). */
+  boot: number;
+}
+
+type Listener = () => void;
+
+export function supportsModuleWorkers(): boolean {
+  let supported = false;
+  try {
+    const probe = {
+      get type(): WorkerType {
+        supported = true;
+        return 'module';
+      },
+    };
+    new Worker('data:text/javascript,', probe).terminate();
+  } catch {
+    /* the getter ran or the browser has no Worker at all */
+  }
+  return supported;
+}
+
+export class VmClient {
+  private worker: Worker | undefined;
+  private snap: VmSnapshot = { state: 'stopped', uptimeMs: 0, instructions: 0, deviceErrors: [], boot: 0 };
+  private readonly listeners = new Set<Listener>();
+  private readonly serialListeners = new Set<(bytes: Uint8Array) => void>();
+  private readonly enc = new TextEncoder();
+  session: ConsoleSession = this.newSession();
+
+  constructor(private readonly guestBaseUrl: string) {}
+
+  snapshot(): VmSnapshot {
+    return this.snap;
+  }
+
+  subscribe(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  onSerial(l: (bytes: Uint8Array) => void): () => void {
+    this.serialListeners.add(l);
+    return () => this.serialListeners.delete(l);
+  }
+
+  private set(patch: Partial<VmSnapshot>): void {
+    this.snap = { ...this.snap, ...patch };
+    for (const l of this.listeners) l();
+  }
+
+  private newSession(): ConsoleSession {
+    const s = new ConsoleSession((text) => this.type(this.enc.encode(text)));
+    void s.ready.then(() => {
+      if (this.session === s && this.snap.state === 'booting') this.set({ state: 'running' });
+    });
+    return s;
+  }
+
+  /** Keyboard/paste input and run()'s command lines. */
+  type(bytes: Uint8Array): void {
+    this.post({ type: 'serial-in', bytes });
+  }
+
+  private post(msg: ToWorker): void {
+    this.worker?.postMessage(msg);
+  }
+
+  start(): void {
+    this.stopWorker();
+    this.session.fail(new Error('the VM was restarted'));
+    this.session = this.newSession();
+    this.set({
+      state: 'loading',
+      progress: undefined,
+      fatal: undefined,
+      uptimeMs: 0,
+      instructions: 0,
+      deviceErrors: [],
+      boot: this.snap.boot + 1,
+    });
+    if (!supportsModuleWorkers()) {
+      this.handle({
+        type: 'fatal',
+        kind: 'unsupported',
+        message: 'This browser cannot run module Web Workers, which the VM needs. Use a current Chromium, Firefox or Safari.',
+      });
+      return;
+    }
+    const worker = new Worker(new URL('../vm/worker.ts', import.meta.url), { type: 'module', name: 'virtio-lab-vm' });
+    this.worker = worker;
+    worker.addEventListener('message', (ev: MessageEvent<FromWorker>) => this.handle(ev.data));
+    worker.addEventListener('error', (ev) => {
+      ev.preventDefault();
+      this.handle({ type: 'fatal', kind: 'crash', message: ev.message || 'the VM worker crashed' });
+    });
+    this.post({ type: 'boot', baseUrl: this.guestBaseUrl, wasmUrl: new URL(wasmUrl, location.href).href });
+  }
+
+  stop(): void {
+    this.stopWorker();
+    this.session.fail(new Error('the VM was stopped'));
+    if (this.snap.state !== 'error') this.set({ state: 'stopped' });
+  }
+
+  private stopWorker(): void {
+    // terminate() is immediate; the guest has nothing to flush yet that the worker owns.
+    this.worker?.terminate();
+    this.worker = undefined;
+  }
+
+  private handle(msg: FromWorker): void {
+    switch (msg.type) {
+      case 'progress':
+        this.set({ progress: msg.progress });
+        break;
+      case 'state':
+        // 'running' is decided here, at the shell prompt.
+        if (msg.state === 'booting' && this.snap.state === 'running') break;
+        this.set({ state: msg.state });
+        break;
+      case 'serial-out':
+        this.session.feed(msg.bytes);
+        for (const l of this.serialListeners) l(msg.bytes);
+        break;
+      case 'stats':
+        this.set({ uptimeMs: msg.uptimeMs, instructions: msg.instructions });
+        break;
+      case 'device-error':
+        this.set({ deviceErrors: [...this.snap.deviceErrors, { device: msg.device, reason: msg.reason }] });
+        break;
+      case 'fatal':
+        this.stopWorker();
+        this.session.fail(new Error(msg.message));
+        this.set({ state: 'error', fatal: { kind: msg.kind, message: msg.message } });
+        break;
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * `npm run vm`: boots the lab's machine headless, serial console on this terminal.
+ * Ctrl-A x quits (as in QEMU); Ctrl-A Ctrl-A sends a literal Ctrl-A.
+ */
+import { GuestImageError } from '../guest-image.ts';
+import { startNodeVm } from './node-machine.ts';
+
+const USAGE = `usage: npm run vm [-- --guest DIR]
+
+Boots the virtio-lab guest in this terminal (serial console).
+  --guest DIR   guest image directory (default public/guest)
+Press Ctrl-A x to quit.`;
+
+function parseArgs(argv: string[]): { guestDir?: string } {
+  const out: { guestDir?: string } = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--help' || a === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else if (a === '--guest' && argv[i + 1]) {
+      out.guestDir = argv[++i];
+    } else {
+      console.error(`unknown argument: ${a}\n\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const t0 = performance.now();
+  const vm = await startNodeVm({ guestDir: args.guestDir, onSerial: (b) => process.stdout.write(b) });
+  void vm.session.ready.then(() => {
+    process.stderr.write(`\n[virtio-lab] shell ready after ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
+  });
+  const quit = async (code: number) => {
+    if (process.stdin.isTTY) process.stdin.setRawMode(false);
+    await vm.stop().catch(() => undefined);
+    process.exit(code);
+  };
+  if (process.stdin.isTTY) process.stdin.setRawMode(true);
+  let escape = false;
+  process.stdin.on('data', (chunk: Buffer) => {
+    const out: number[] = [];
+    for (const b of chunk) {
+      if (escape) {
+        escape = false;
+        if (b === 0x78 /* x */) return void quit(0);
+        if (b === 0x01) out.push(0x01);
+        continue;
+      }
+      if (b === 0x01) escape = true;
+      else out.push(b === 0x0a ? 0x0d : b);
+    }
+    if (out.length) vm.machine.typeIn(Uint8Array.from(out));
+  });
+  process.stdin.on('end', () => void quit(0));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void quit(130));
+}
+
+main().catch((e: unknown) => {
+  const err = e as Error;
+  console.error(err instanceof GuestImageError ? `virtio-lab: ${err.message}` : err);
+  process.exit(1);
+});

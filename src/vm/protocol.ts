@@ -1,0 +1,40 @@
+/**
+ * The typed messages between the page (main thread) and the VM worker.
+ * Both sides import this file; nothing else crosses the boundary.
+ */
+
+export type VmState = 'loading' | 'booting' | 'running' | 'stopped' | 'error';
+
+/** Where a fatal error came from, so the page can say something useful. */
+export type VmErrorKind = 'image-missing' | 'image-checksum' | 'unsupported' | 'crash';
+
+export interface LoadProgress {
+  /** File being fetched ("bzImage"), or "verifying". */
+  file: string;
+  loaded: number;
+  total: number;
+}
+
+/** Page → worker. */
+export type ToWorker =
+  | { type: 'boot'; baseUrl: string; wasmUrl: string }
+  | { type: 'serial-in'; bytes: Uint8Array }
+  | { type: 'stop' };
+
+/** Worker → page. */
+export type FromWorker =
+  | { type: 'progress'; progress: LoadProgress }
+  | { type: 'state'; state: VmState }
+  /** A batch of console bytes (never one message per byte). */
+  | { type: 'serial-out'; bytes: Uint8Array }
+  /** Periodic: the guest's uptime in ms and instructions run so far. */
+  | { type: 'stats'; uptimeMs: number; instructions: number }
+  /** A device reported a guest violation (e.g. a malformed ring) and needs a reset. */
+  | { type: 'device-error'; device: string; reason: string }
+  | { type: 'fatal'; kind: VmErrorKind; message: string };
+
+/** postMessage with the protocol's types on both ends. */
+export interface TypedPort<Out, In> {
+  postMessage(msg: Out, transfer?: Transferable[]): void;
+  addEventListener(type: 'message', listener: (ev: MessageEvent<In>) => void): void;
+}

@@ -1,0 +1,305 @@
+/**
+ * The ONLY module that touches v86 (public API and internals). Everything else sees
+ * `PciBus`, `GuestMemory` and `InterruptLine` (src/virtio/bus.ts), so a v86 upgrade stays
+ * contained here. Facts this relies on are measured in DESIGN.md.
+ */
+import { V86 } from 'v86';
+import {
+  GuestMemoryError,
+  type AccessWidth,
+  type GuestMemory,
+  type InterruptLine,
+  type PciAttachment,
+  type PciBar,
+  type PciBus,
+  type PciFunction,
+} from '../virtio/bus.ts';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- v86 internals are untyped */
+type V86Cpu = any;
+
+export interface V86HostOptions {
+  bios: Uint8Array;
+  vgabios?: Uint8Array;
+  kernel: Uint8Array;
+  initrd: Uint8Array;
+  cmdline: string;
+  memoryMiB: number;
+  /** Compiled v86.wasm (compile once, instantiate per boot). */
+  wasm: WebAssembly.Module;
+  onSerialByte(byte: number): void;
+}
+
+/** PCI slots v86 leaves free (it uses 0, 1, 5, 6, 7, 10, 11, 12, 18, 30). */
+const FREE_SLOTS = [2, 3, 4, 8, 9, 13, 14, 15, 16, 17];
+/** Where our I/O BARs are registered first; SeaBIOS relocates them. Must be ≥ 0x1000. */
+const IO_BAR_BASE = 0xe000;
+/** Fixed memory BAR window: clear of the VGA LFB, IO-APIC, LAPIC and BIOS. */
+const MEM_BAR_BASE = 0xfe000000;
+const MMIO_GRANULE = 128 * 1024;
+
+const copyOf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
+
+export class V86Host {
+  private constructor(
+    private readonly emulator: any,
+    readonly pciBus: V86PciBus,
+  ) {}
+
+  /** Creates the emulator and resolves once devices can be plugged in (before `run`). */
+  static create(opts: V86HostOptions): Promise<V86Host> {
+    return new Promise((resolve, reject) => {
+      let emulator: any;
+      try {
+        emulator = new V86({
+          wasm_fn: async (imports: WebAssembly.Imports) =>
+            (await WebAssembly.instantiate(opts.wasm, imports)).exports,
+          memory_size: opts.memoryMiB * 1024 * 1024,
+          vga_memory_size: 2 * 1024 * 1024,
+          bios: { buffer: copyOf(opts.bios) },
+          vga_bios: opts.vgabios ? { buffer: copyOf(opts.vgabios) } : undefined,
+          bzimage: { buffer: copyOf(opts.kernel) },
+          initrd: { buffer: copyOf(opts.initrd) },
+          cmdline: opts.cmdline,
+          autostart: false,
+          disable_keyboard: true,
+          disable_mouse: true,
+          disable_speaker: true,
+          screen: { container: null },
+          log_level: 0,
+        } as any);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      emulator.add_listener('serial0-output-byte', opts.onSerialByte);
+      emulator.add_listener('emulator-loaded', () => {
+        resolve(new V86Host(emulator, new V86PciBus(emulator.v86.cpu)));
+      });
+    });
+  }
+
+  run(): void {
+    void this.emulator.run();
+  }
+
+  async stop(): Promise<void> {
+    await this.emulator.stop();
+  }
+
+  async destroy(): Promise<void> {
+    await this.emulator.destroy();
+  }
+
+  sendSerial(bytes: Uint8Array): void {
+    this.emulator.serial_send_bytes(0, bytes);
+  }
+
+  /** Instructions the guest CPU has executed (wraps at 2^32). */
+  instructionCount(): number {
+    return this.emulator.get_instruction_counter();
+  }
+}
+
+/** Guest RAM as v86's wasm memory. Views are re-taken whenever the buffer was replaced. */
+export class V86GuestMemory implements GuestMemory {
+  private u8!: Uint8Array;
+  private dv!: DataView;
+
+  constructor(private readonly cpu: V86Cpu) {
+    this.refresh();
+  }
+
+  get size(): number {
+    return this.cpu.memory_size[0] >>> 0;
+  }
+
+  private refresh(): void {
+    const buffer: ArrayBuffer = this.cpu.wasm_memory.buffer;
+    this.u8 = new Uint8Array(buffer, this.cpu.mem8.byteOffset, this.size);
+    this.dv = new DataView(buffer, this.cpu.mem8.byteOffset, this.size);
+  }
+
+  /** Bounds check; also notices a replaced (grown) wasm buffer. */
+  private check(addr: number, len: number): void {
+    if (this.u8.buffer !== this.cpu.wasm_memory.buffer || this.u8.byteLength === 0) this.refresh();
+    if (!Number.isInteger(addr) || !Number.isInteger(len) || addr < 0 || len < 0 || addr + len > this.u8.length) {
+      throw new GuestMemoryError(addr, len);
+    }
+  }
+
+  readU8(addr: number): number {
+    this.check(addr, 1);
+    return this.u8[addr];
+  }
+  readU16(addr: number): number {
+    this.check(addr, 2);
+    return this.dv.getUint16(addr, true);
+  }
+  readU32(addr: number): number {
+    this.check(addr, 4);
+    return this.dv.getUint32(addr, true);
+  }
+  writeU8(addr: number, value: number): void {
+    this.check(addr, 1);
+    this.u8[addr] = value;
+    this.written(addr, 1);
+  }
+  writeU16(addr: number, value: number): void {
+    this.check(addr, 2);
+    this.dv.setUint16(addr, value, true);
+    this.written(addr, 2);
+  }
+  writeU32(addr: number, value: number): void {
+    this.check(addr, 4);
+    this.dv.setUint32(addr, value, true);
+    this.written(addr, 4);
+  }
+  read(addr: number, len: number): Uint8Array {
+    this.check(addr, len);
+    return this.u8.slice(addr, addr + len);
+  }
+  write(addr: number, bytes: Uint8Array): void {
+    this.check(addr, bytes.length);
+    this.u8.set(bytes, addr);
+    this.written(addr, bytes.length);
+  }
+  view(addr: number, len: number): Uint8Array {
+    this.check(addr, len);
+    return this.u8.subarray(addr, addr + len);
+  }
+  written(addr: number, len: number): void {
+    // Code the JIT compiled from these pages is stale now.
+    if (len > 0) this.cpu.jit_dirty_cache(addr, addr + len);
+  }
+}
+
+/**
+ * INTx lines with the wired-OR v86 lacks: v86 drops a shared IRQ when any device lowers
+ * it, so we only lower the PIC input once every one of our functions on it is low.
+ */
+class SharedIrqRouter {
+  private readonly raised = new Map<number, Set<number>>();
+
+  constructor(private readonly cpu: V86Cpu) {}
+
+  /** The PIC input this function's INTA# reaches now (SeaBIOS programs the PIRQ router). */
+  private irqOf(pciId: number): number {
+    return this.cpu.devices.pci.isa_bridge_space8[0x60 + (((pciId >> 3) - 1) & 3)];
+  }
+
+  line(pciId: number, deferred: boolean): InterruptLine {
+    const pci = this.cpu.devices.pci;
+    const raise = () => {
+      const irq = this.irqOf(pciId);
+      let set = this.raised.get(irq);
+      if (!set) this.raised.set(irq, (set = new Set()));
+      set.add(pciId);
+      pci.raise_irq(pciId);
+    };
+    const lower = () => {
+      const irq = this.irqOf(pciId);
+      const set = this.raised.get(irq);
+      set?.delete(pciId);
+      if (!set || set.size === 0) pci.lower_irq(pciId);
+    };
+    if (!deferred) return { raise, lower };
+    // Raising inside an MMIO write handler is lost by v86's JIT (DESIGN.md): defer both
+    // edges so they stay ordered.
+    return { raise: () => queueMicrotask(raise), lower: () => queueMicrotask(lower) };
+  }
+}
+
+/** Per-function counters of BAR accesses: each is a VM exit in a real hypervisor. */
+export interface BarAccessCounts {
+  reads: number;
+  writes: number;
+}
+
+export class V86PciBus implements PciBus {
+  private readonly memory: V86GuestMemory;
+  private readonly irqs: SharedIrqRouter;
+  private nextSlot = 0;
+  private nextIoBase = IO_BAR_BASE;
+  private nextMemBase = MEM_BAR_BASE;
+  readonly exits = new Map<string, BarAccessCounts>();
+
+  constructor(private readonly cpu: V86Cpu) {
+    this.memory = new V86GuestMemory(cpu);
+    this.irqs = new SharedIrqRouter(cpu);
+  }
+
+  attach(fn: PciFunction): PciAttachment {
+    const slot = FREE_SLOTS[this.nextSlot++];
+    if (slot === undefined) throw new Error('no free PCI slot left');
+    const pciId = slot << 3;
+    const space = fn.configSpace.slice();
+    const counts: BarAccessCounts = { reads: 0, writes: 0 };
+    this.exits.set(fn.name, counts);
+    const bars: ({ size: number } | undefined)[] = [];
+    let anyMem = false;
+    fn.bars.forEach((bar, i) => {
+      if (!bar) return;
+      const reg = 0x10 + 4 * i;
+      if (bar.kind === 'io') {
+        const base = this.nextIoBase;
+        this.nextIoBase += Math.max(bar.size, 0x100);
+        this.registerIoBar(fn, bar, base, counts);
+        new DataView(space.buffer).setUint32(reg, base | 1, true);
+      } else {
+        anyMem = true;
+        const size = Math.max(bar.size, MMIO_GRANULE);
+        const base = this.nextMemBase;
+        this.nextMemBase += size;
+        this.registerMemBar(bar, base, size, counts);
+        new DataView(space.buffer).setUint32(reg, base, true);
+      }
+      bars[i] = { size: bar.size };
+    });
+    const device = { pci_id: pciId, pci_space: space, pci_bars: bars, name: fn.name };
+    this.cpu.devices.pci.register_device(device);
+    return { memory: this.memory, irq: this.irqs.line(pciId, anyMem) };
+  }
+
+  /** One closure per port: v86's write handlers are not told the port. */
+  private registerIoBar(fn: PciFunction, bar: PciBar, base: number, counts: BarAccessCounts): void {
+    const io = this.cpu.io;
+    for (let off = 0; off < bar.size; off++) {
+      const rd = (w: AccessWidth) => () => {
+        counts.reads++;
+        return bar.read(off, w);
+      };
+      const wr = (w: AccessWidth) => (v: number) => {
+        counts.writes++;
+        bar.write(off, w, v);
+      };
+      io.register_read(base + off, fn, rd(1), rd(2), rd(4));
+      io.register_write(base + off, fn, wr(1), wr(2), wr(4));
+    }
+  }
+
+  /** Memory BARs are fixed (v86 ignores relocation) and mapped in 128 KiB granules. */
+  private registerMemBar(bar: PciBar, base: number, size: number, counts: BarAccessCounts): void {
+    const mask = bar.size - 1;
+    this.cpu.io.mmap_register(
+      base,
+      size,
+      (addr: number) => {
+        counts.reads++;
+        return bar.read((addr - base) & mask, 1);
+      },
+      (addr: number, v: number) => {
+        counts.writes++;
+        bar.write((addr - base) & mask, 1, v);
+      },
+      (addr: number) => {
+        counts.reads++;
+        return bar.read((addr - base) & mask, 4);
+      },
+      (addr: number, v: number) => {
+        counts.writes++;
+        bar.write((addr - base) & mask, 4, v);
+      },
+    );
+  }
+}

@@ -1,0 +1,9 @@
+import { defineConfig } from 'vite';
+import react from '@vitejs/plugin-react';
+
+export default defineConfig({
+  plugins: [react()],
+  worker: { format: 'es' },
+  build: { outDir: 'dist', target: 'es2022', chunkSizeWarningLimit: 2048 },
+  server: { host: '127.0.0.1', port: 5173 },
+});
