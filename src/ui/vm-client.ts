@@ -15,6 +15,15 @@ export interface VmSnapshot {
   deviceErrors: { device: string; reason: string }[];
   /** Boots since the page opened (1 = first). */
   boot: number;
+  /** Page clock (performance.now(), ms) at milestones of the current boot. */
+  timings: BootTimings;
+}
+
+export interface BootTimings {
+  workerStart?: number;
+  imageLoaded?: number;
+  firstSerial?: number;
+  ready?: number;
 }
 
 type Listener = () => void;
@@ -37,7 +46,7 @@ export function supportsModuleWorkers(): boolean {
 
 export class VmClient {
   private worker: Worker | undefined;
-  private snap: VmSnapshot = { state: 'stopped', uptimeMs: 0, instructions: 0, deviceErrors: [], boot: 0 };
+  private snap: VmSnapshot = { state: 'stopped', uptimeMs: 0, instructions: 0, deviceErrors: [], boot: 0, timings: {} };
   private readonly listeners = new Set<Listener>();
   private readonly serialListeners = new Set<(bytes: Uint8Array) => void>();
   private readonly enc = new TextEncoder();
@@ -67,7 +76,8 @@ export class VmClient {
   private newSession(): ConsoleSession {
     const s = new ConsoleSession((text) => this.type(this.enc.encode(text)));
     void s.ready.then(() => {
-      if (this.session === s && this.snap.state === 'booting') this.set({ state: 'running' });
+      if (this.session !== s) return;
+      this.set({ state: 'running', timings: { ...this.snap.timings, ready: performance.now() } });
     });
     return s;
   }
@@ -93,6 +103,7 @@ export class VmClient {
       instructions: 0,
       deviceErrors: [],
       boot: this.snap.boot + 1,
+      timings: { workerStart: performance.now() },
     });
     if (!supportsModuleWorkers()) {
       this.handle({
@@ -132,9 +143,16 @@ export class VmClient {
       case 'state':
         // 'running' is decided here, at the shell prompt.
         if (msg.state === 'booting' && this.snap.state === 'running') break;
-        this.set({ state: msg.state });
+        if (msg.state === 'booting') {
+          this.set({ state: msg.state, timings: { ...this.snap.timings, imageLoaded: performance.now() } });
+        } else {
+          this.set({ state: msg.state });
+        }
         break;
       case 'serial-out':
+        if (this.snap.timings.firstSerial === undefined) {
+          this.snap = { ...this.snap, timings: { ...this.snap.timings, firstSerial: performance.now() } };
+        }
         this.session.feed(msg.bytes);
         for (const l of this.serialListeners) l(msg.bytes);
         break;
