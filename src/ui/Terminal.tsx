@@ -18,6 +18,7 @@ export function Terminal({ client, boot }: { client: VmClient; boot: number }) {
       scrollback: 10_000,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, monospace',
       fontSize: 14,
+      lineHeight: 1.2, // at 1.0 the DOM renderer clips underscores
       theme: { background: '#101418' },
     });
     const fit = new FitAddon();

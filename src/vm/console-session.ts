@@ -19,6 +19,9 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/** A shell prompt at the end of the output, maybe followed by terminal queries (ash sends ESC[6n). */
+const PROMPT_END = /[#$] (?:\x1b\[[0-9;?]*[A-Za-z])*$/;
+
 interface Waiter {
   test(log: string): boolean;
   fail?(err: Error): void;
@@ -48,7 +51,7 @@ export class ConsoleSession {
         test: (log) => {
           const at = log.lastIndexOf(READY_MARKER);
           // Ready at the prompt that follows the marker.
-          if (at < 0 || !/[#$] $/.test(log.slice(at))) return false;
+          if (at < 0 || !PROMPT_END.test(log.slice(at))) return false;
           resolve();
           return true;
         },
