@@ -4,7 +4,7 @@
  */
 import wasmUrl from 'v86/build/v86.wasm?url';
 import { ConsoleSession } from '../vm/console-session.ts';
-import type { FromWorker, LoadProgress, ToWorker, VmErrorKind, VmState } from '../vm/protocol.ts';
+import type { DeviceStats, FromWorker, LoadProgress, ToWorker, VmErrorKind, VmState } from '../vm/protocol.ts';
 
 export interface VmSnapshot {
   state: VmState;
@@ -13,6 +13,8 @@ export interface VmSnapshot {
   instructions: number;
   fatal?: { kind: VmErrorKind; message: string };
   deviceErrors: { device: string; reason: string }[];
+  /** Our PCI functions' counters (updated twice a second). */
+  devices: DeviceStats[];
   /** Boots since the page opened (1 = first). */
   boot: number;
   /** Page clock (performance.now(), ms) at milestones of the current boot. */
@@ -46,7 +48,7 @@ export function supportsModuleWorkers(): boolean {
 
 export class VmClient {
   private worker: Worker | undefined;
-  private snap: VmSnapshot = { state: 'stopped', uptimeMs: 0, instructions: 0, deviceErrors: [], boot: 0, timings: {} };
+  private snap: VmSnapshot = { state: 'stopped', uptimeMs: 0, instructions: 0, deviceErrors: [], devices: [], boot: 0, timings: {} };
   private readonly listeners = new Set<Listener>();
   private readonly serialListeners = new Set<(bytes: Uint8Array) => void>();
   private readonly enc = new TextEncoder();
@@ -102,6 +104,7 @@ export class VmClient {
       uptimeMs: 0,
       instructions: 0,
       deviceErrors: [],
+      devices: [],
       boot: this.snap.boot + 1,
       timings: { workerStart: performance.now() },
     });
@@ -157,7 +160,7 @@ export class VmClient {
         for (const l of this.serialListeners) l(msg.bytes);
         break;
       case 'stats':
-        this.set({ uptimeMs: msg.uptimeMs, instructions: msg.instructions });
+        this.set({ uptimeMs: msg.uptimeMs, instructions: msg.instructions, devices: msg.devices });
         break;
       case 'device-error':
         this.set({ deviceErrors: [...this.snap.deviceErrors, { device: msg.device, reason: msg.reason }] });

@@ -3,6 +3,8 @@
  * Node runner both build exactly this; only the I/O glue around it differs.
  */
 import type { PciBus } from '../virtio/bus.ts';
+import type { DeviceStats } from './protocol.ts';
+import { deviceStats, plugLabDevices, type LabDeviceOptions, type LabDevices } from './lab-devices.ts';
 import type { GuestImage } from './guest-image.ts';
 import { SerialBatcher } from './serial-batcher.ts';
 import { V86Host } from './v86-adapter.ts';
@@ -12,8 +14,8 @@ export interface MachineOptions {
   wasm: WebAssembly.Module;
   /** Console output, in batches. */
   onSerial(bytes: Uint8Array): void;
-  /** Plugs the lab's devices into the bus; runs before the CPU starts (SeaBIOS probes them). */
-  plugDevices?(bus: PciBus): void;
+  /** The lab's devices are plugged before the CPU starts (SeaBIOS probes them). */
+  devices: LabDeviceOptions;
 }
 
 export class Machine {
@@ -22,6 +24,7 @@ export class Machine {
   private constructor(
     private readonly host: V86Host,
     private readonly serial: SerialBatcher,
+    readonly devices: LabDevices,
   ) {}
 
   static async create(opts: MachineOptions): Promise<Machine> {
@@ -37,8 +40,8 @@ export class Machine {
       wasm: opts.wasm,
       onSerialByte: (b) => serial.push(b),
     });
-    opts.plugDevices?.(host.pciBus);
-    return new Machine(host, serial);
+    const devices = plugLabDevices(host.pciBus, opts.devices);
+    return new Machine(host, serial, devices);
   }
 
   get bus(): PciBus {
@@ -59,9 +62,8 @@ export class Machine {
     return this.host.instructionCount();
   }
 
-  /** BAR accesses per device name (the exits a hypervisor would take). */
-  exits(): Map<string, { reads: number; writes: number }> {
-    return this.host.pciBus.exits;
+  deviceStats(): DeviceStats[] {
+    return this.devices.all.map((fn) => deviceStats(fn, this.host.pciBus.exits.get(fn.name)));
   }
 
   typeIn(bytes: Uint8Array): void {

@@ -15,6 +15,22 @@ export interface LoadProgress {
   total: number;
 }
 
+/** Counters of one of our PCI functions. */
+export interface DeviceStats {
+  name: string;
+  /** virtio device_status register (DeviceStatus bits). */
+  status: number;
+  notifies: number;
+  interrupts: number;
+  errors: number;
+  resets: number;
+  /** BAR accesses: each would be a VM exit under a hypervisor. */
+  barReads: number;
+  barWrites: number;
+  /** Device-specific figures, e.g. rng's bytesServed. */
+  extra: Record<string, number>;
+}
+
 /** Page → worker. */
 export type ToWorker =
   | { type: 'boot'; baseUrl: string; wasmUrl: string }
@@ -27,8 +43,8 @@ export type FromWorker =
   | { type: 'state'; state: VmState }
   /** A batch of console bytes (never one message per byte). */
   | { type: 'serial-out'; bytes: Uint8Array }
-  /** Periodic: the guest's uptime in ms and instructions run so far. */
-  | { type: 'stats'; uptimeMs: number; instructions: number }
+  /** Periodic: the guest's uptime in ms, instructions run so far, per-device counters. */
+  | { type: 'stats'; uptimeMs: number; instructions: number; devices: DeviceStats[] }
   /** A device reported a guest violation (e.g. a malformed ring) and needs a reset. */
   | { type: 'device-error'; device: string; reason: string }
   | { type: 'fatal'; kind: VmErrorKind; message: string };

@@ -5,7 +5,6 @@
  */
 import { GuestImageError, loadGuestImage, parseManifest } from './guest-image.ts';
 import { Machine } from './machine.ts';
-import { plugLabDevices } from './lab-devices.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
@@ -70,15 +69,13 @@ async function boot(baseUrl: string, wasmUrl: string): Promise<void> {
     image,
     wasm,
     onSerial: (bytes) => post({ type: 'serial-out', bytes }, [bytes.buffer]),
-    plugDevices: (bus) =>
-      plugLabDevices(bus, {
-        onDeviceError: (device, reason) => post({ type: 'device-error', device, reason }),
-      }),
+    devices: { onDeviceError: (device, reason) => post({ type: 'device-error', device, reason }) },
   });
   machine.start();
   post({ type: 'state', state: 'booting' });
   statsTimer = setInterval(() => {
-    if (machine) post({ type: 'stats', uptimeMs: machine.uptimeMs(), instructions: machine.instructions() });
+    if (!machine) return;
+    post({ type: 'stats', uptimeMs: machine.uptimeMs(), instructions: machine.instructions(), devices: machine.deviceStats() });
   }, 500);
 }
 

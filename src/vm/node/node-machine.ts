@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { GuestImageError, loadGuestImage, parseManifest, type GuestImage } from '../guest-image.ts';
 import { Machine } from '../machine.ts';
-import { plugLabDevices } from '../lab-devices.ts';
+import type { LabDeviceOptions } from '../lab-devices.ts';
 import { ConsoleSession } from '../console-session.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -49,6 +49,8 @@ export interface NodeVmOptions {
   guestDir?: string;
   /** Console bytes as they arrive (e.g. to stdout). */
   onSerial?(bytes: Uint8Array): void;
+  /** Device options beyond error reporting (BAR kind, rng source). */
+  devices?: Omit<LabDeviceOptions, 'onDeviceError'>;
 }
 
 /** Boots the lab machine in this process; `session.ready` resolves at the shell prompt. */
@@ -65,8 +67,7 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
       session.feed(bytes);
       opts.onSerial?.(bytes);
     },
-    plugDevices: (bus) =>
-      plugLabDevices(bus, { onDeviceError: (device, reason) => deviceErrors.push({ device, reason }) }),
+    devices: { ...opts.devices, onDeviceError: (device, reason) => deviceErrors.push({ device, reason }) },
   });
   machine.start();
   const m = machine;

@@ -1,0 +1,53 @@
+/**
+ * What a virtio device type (blk, net, rng …) implements, independent of the transport.
+ * The PCI transport owns negotiation, queue setup and interrupts; a device only sees
+ * negotiated features, live queues and a context to signal through.
+ */
+import type { AccessWidth, GuestMemory } from './bus.ts';
+import type { SplitQueue } from './queue/split-queue.ts';
+
+export interface VirtioDevice {
+  /** Short name for logs and the inspector ("virtio-rng"). */
+  readonly name: string;
+  /** §5 device id (DeviceId.*). */
+  readonly deviceId: number;
+  /**
+   * Device-type feature bits the device offers. The transport adds VIRTIO_F_VERSION_1 and
+   * the ring features it implements (INDIRECT_DESC, EVENT_IDX) itself.
+   */
+  readonly deviceFeatures: bigint;
+  /** One entry per virtqueue: its maximum size (power of 2, ≤ 32768). */
+  readonly queueMaxSizes: readonly number[];
+  /** PCI class code (class << 16 | subclass << 8 | prog-if); default PciClass.OTHER. */
+  readonly pciClass?: number;
+  /** Bytes of device-specific configuration space (0 for none). */
+  readonly configSize: number;
+  /** Read `width` bytes at `offset` of the device config (inside configSize), little-endian. */
+  readConfig(offset: number, width: AccessWidth): number;
+  writeConfig(offset: number, width: AccessWidth, value: number): void;
+  /** The driver set DRIVER_OK: queues are live. Keep `ctx`; it goes inert on reset. */
+  activate(ctx: DeviceContext): void;
+  /** The driver kicked queue `queueIndex` (only delivered while active). */
+  notify(queueIndex: number): void;
+  /** The driver reset the device: drop all queue state and in-flight work. */
+  reset(): void;
+}
+
+/** Handed to a device on activation; every method becomes a no-op after a reset. */
+export interface DeviceContext {
+  readonly memory: GuestMemory;
+  /** Features the driver accepted (FEATURES_OK). */
+  readonly features: bigint;
+  hasFeature(bit: number): boolean;
+  /** The live queue at `index`, or undefined if the driver did not enable it. */
+  queue(index: number): SplitQueue | undefined;
+  /**
+   * Call after pushing a batch of used entries: raises the queue interrupt if the
+   * queue's suppression rules (EVENT_IDX / NO_INTERRUPT) say so. Returns whether it did.
+   */
+  signalUsed(queue: SplitQueue): boolean;
+  /** The device changed its config space: bump config_generation and interrupt. */
+  configChanged(): void;
+  /** Report a guest or device error found outside a kick (e.g. in async work). */
+  fail(error: unknown): void;
+}

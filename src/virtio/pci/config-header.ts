@@ -1,0 +1,92 @@
+/**
+ * The 256-byte PCI configuration space of a modern virtio function: type-0 header plus the
+ * virtio_pci_cap chain (§4.1.4) pointing into BAR0.
+ */
+import {
+  PCI_CAP_ID_VNDR,
+  PciCapType,
+  VIRTIO_PCI_MODERN_DEVICE_ID_BASE,
+  VIRTIO_PCI_REVISION,
+  VIRTIO_PCI_VENDOR_ID,
+} from '../constants.ts';
+import type { BarLayout } from './layout.ts';
+
+/** PCI header offsets we fill in. */
+export const PciHeader = {
+  VENDOR_ID: 0x00,
+  DEVICE_ID: 0x02,
+  COMMAND: 0x04,
+  STATUS: 0x06,
+  REVISION_ID: 0x08,
+  CLASS_PROG_IF: 0x09,
+  HEADER_TYPE: 0x0e,
+  BAR0: 0x10,
+  SUBSYSTEM_VENDOR_ID: 0x2c,
+  SUBSYSTEM_ID: 0x2e,
+  CAPABILITIES_POINTER: 0x34,
+  INTERRUPT_LINE: 0x3c,
+  INTERRUPT_PIN: 0x3d,
+} as const;
+/** PCI status register bit 4: a capability list is present. */
+export const PCI_STATUS_CAP_LIST = 0x10;
+const FIRST_CAP = 0x40;
+
+export interface HeaderOptions {
+  readonly deviceId: number;
+  readonly pciClass: number;
+  readonly barKind: 'io' | 'mem';
+  readonly layout: BarLayout;
+}
+
+export function buildConfigSpace(opts: HeaderOptions): Uint8Array {
+  const bytes = new Uint8Array(256);
+  const dv = new DataView(bytes.buffer);
+  dv.setUint16(PciHeader.VENDOR_ID, VIRTIO_PCI_VENDOR_ID, true);
+  dv.setUint16(PciHeader.DEVICE_ID, VIRTIO_PCI_MODERN_DEVICE_ID_BASE + opts.deviceId, true);
+  dv.setUint16(PciHeader.STATUS, PCI_STATUS_CAP_LIST, true);
+  bytes[PciHeader.REVISION_ID] = VIRTIO_PCI_REVISION;
+  bytes[PciHeader.CLASS_PROG_IF] = opts.pciClass & 0xff;
+  bytes[PciHeader.CLASS_PROG_IF + 1] = (opts.pciClass >> 8) & 0xff;
+  bytes[PciHeader.CLASS_PROG_IF + 2] = (opts.pciClass >> 16) & 0xff;
+  bytes[PciHeader.HEADER_TYPE] = 0;
+  // BAR type bits; the host writes the address. I/O: bit 0 set. Memory: 32-bit, non-prefetchable.
+  dv.setUint32(PciHeader.BAR0, opts.barKind === 'io' ? 1 : 0, true);
+  dv.setUint16(PciHeader.SUBSYSTEM_VENDOR_ID, VIRTIO_PCI_VENDOR_ID, true);
+  dv.setUint16(PciHeader.SUBSYSTEM_ID, opts.deviceId, true);
+  // INTA: with pin 0 Linux's virtio_pci probe fails (-22) since we have no MSI-X.
+  bytes[PciHeader.INTERRUPT_PIN] = 1;
+
+  const { layout } = opts;
+  const caps: Array<{ type: number; offset: number; length: number; extra?: number }> = [
+    { type: PciCapType.COMMON_CFG, offset: layout.common.offset, length: layout.common.length },
+    {
+      type: PciCapType.NOTIFY_CFG,
+      offset: layout.notify.offset,
+      length: layout.notify.length,
+      extra: layout.notify.multiplier,
+    },
+    { type: PciCapType.ISR_CFG, offset: layout.isr.offset, length: layout.isr.length },
+  ];
+  if (layout.device.length > 0) {
+    caps.push({ type: PciCapType.DEVICE_CFG, offset: layout.device.offset, length: layout.device.length });
+  }
+
+  bytes[PciHeader.CAPABILITIES_POINTER] = FIRST_CAP;
+  let at = FIRST_CAP;
+  caps.forEach((cap, i) => {
+    const capLen = cap.extra === undefined ? 16 : 20;
+    const next = i + 1 < caps.length ? at + capLen : 0;
+    // struct virtio_pci_cap: cap_vndr, cap_next, cap_len, cfg_type, bar, id, padding[2], offset, length
+    bytes[at] = PCI_CAP_ID_VNDR;
+    bytes[at + 1] = next;
+    bytes[at + 2] = capLen;
+    bytes[at + 3] = cap.type;
+    bytes[at + 4] = 0; // BAR0
+    bytes[at + 5] = 0; // id: one structure of each type
+    dv.setUint32(at + 8, cap.offset, true);
+    dv.setUint32(at + 12, cap.length, true);
+    if (cap.extra !== undefined) dv.setUint32(at + 16, cap.extra, true); // notify_off_multiplier
+    at = next;
+  });
+  return bytes;
+}

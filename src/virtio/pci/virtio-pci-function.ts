@@ -1,0 +1,546 @@
+/**
+ * The virtio-over-PCI transport (§4.1), modern only: a PciFunction whose BAR0 holds the
+ * common cfg, ISR, notify and device cfg structures. It runs the status state machine and
+ * feature negotiation, builds SplitQueues when the driver enables them, routes kicks to
+ * the device and delivers interrupts.
+ *
+ * Nothing thrown by the device or caused by the guest escapes a BAR access: errors are
+ * caught at that boundary and turned into DEVICE_NEEDS_RESET + a config-change interrupt
+ * + an `onError` report (§2.1.2).
+ */
+import type { AccessWidth, PciAttachment, PciBar, PciFunction } from '../bus.ts';
+import {
+  DeviceStatus,
+  Feature,
+  IsrBit,
+  PciClass,
+  VIRTIO_MSI_NO_VECTOR,
+  featureBit,
+  features,
+  hasFeature,
+} from '../constants.ts';
+import type { DeviceContext, VirtioDevice } from '../device.ts';
+import { VirtqueueError } from '../queue/errors.ts';
+import { isPowerOfTwo } from '../queue/layout.ts';
+import { SplitQueue } from '../queue/split-queue.ts';
+import { buildConfigSpace } from './config-header.ts';
+import { COMMON_CFG_LENGTH, CommonCfg, computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
+
+export interface VirtioPciOptions {
+  /** BAR0 in port I/O space (default) or 32-bit memory space. */
+  readonly barKind?: 'io' | 'mem';
+  /** BAR0 size, a power of two holding the layout; default the smallest that fits (mem: ≥ 4 KiB). */
+  readonly barSize?: number;
+  /** Ring features offered on top of the device's (default INDIRECT_DESC | EVENT_IDX). */
+  readonly ringFeatures?: bigint;
+  /** Defaults to device.name. */
+  readonly name?: string;
+}
+
+export type ErrorListener = (reason: string) => void;
+
+/** Driver-written per-queue registers (§4.1.4.3), latched until queue_enable. */
+interface QueueRegisters {
+  readonly maxSize: number;
+  size: number;
+  enabled: boolean;
+  desc: [number, number];
+  driver: [number, number];
+  device: [number, number];
+  queue: SplitQueue | undefined;
+}
+
+interface Register {
+  readonly offset: number;
+  readonly width: AccessWidth;
+  get(): number;
+  set?(value: number): void;
+}
+
+const DEFAULT_RING_FEATURES = features(Feature.VIRTIO_F_RING_INDIRECT_DESC, Feature.VIRTIO_F_RING_EVENT_IDX);
+const MASK = { 1: 0xff, 2: 0xffff, 4: 0xffffffff } as const;
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class VirtioPciFunction implements PciFunction {
+  readonly name: string;
+  readonly configSpace: Uint8Array;
+  readonly bars: ReadonlyArray<PciBar | undefined>;
+  readonly layout: BarLayout;
+  /** Everything the device offers: device bits | VERSION_1 | ring features. */
+  readonly offeredFeatures: bigint;
+  /** Counters for the inspector and benchmarks. */
+  readonly stats = { notifies: 0, interrupts: 0, isrReads: 0, errors: 0, resets: 0 };
+  /** The most recent error reason, if any. */
+  lastError: string | undefined;
+
+  private attachment: PciAttachment | undefined;
+  private readonly listeners = new Set<ErrorListener>();
+  private readonly reported = new WeakSet<object>();
+  private readonly queueRegs: QueueRegisters[];
+  private readonly registers: Array<Register | undefined>;
+
+  private status = 0;
+  private isr = 0;
+  private configGeneration = 0;
+  private deviceFeatureSelect = 0;
+  private driverFeatureSelect = 0;
+  /** driver_feature windows 0 (bits 0..31) and 1 (bits 32..63). */
+  private readonly driverFeatureWindows = [0, 0];
+  private acceptedFeatures = 0n;
+  private queueSelect = 0;
+  /** Bumped on reset so contexts and queues of an earlier activation go inert. */
+  private epoch = 0;
+
+  constructor(
+    readonly device: VirtioDevice,
+    options: VirtioPciOptions = {},
+  ) {
+    const barKind = options.barKind ?? 'io';
+    this.name = options.name ?? device.name;
+    this.offeredFeatures =
+      device.deviceFeatures | featureBit(Feature.VIRTIO_F_VERSION_1) | (options.ringFeatures ?? DEFAULT_RING_FEATURES);
+    this.layout = computeBarLayout(device.queueMaxSizes.length, device.configSize);
+    const fits = nextPowerOfTwo(this.layout.end);
+    const barSize = options.barSize ?? (barKind === 'mem' ? Math.max(4096, fits) : Math.max(16, fits));
+    if (!isPowerOfTwo(barSize) || barSize < this.layout.end || (barKind === 'io' && barSize > 256)) {
+      throw new RangeError(
+        `${this.name}: BAR0 size ${barSize} must be a power of 2 ≥ ${this.layout.end}` +
+          (barKind === 'io' ? ' and ≤ 256 for an I/O BAR' : ''),
+      );
+    }
+    for (const max of device.queueMaxSizes) {
+      if (!isPowerOfTwo(max) || max > 32768) throw new RangeError(`${this.name}: queue max size ${max}`);
+    }
+    this.configSpace = buildConfigSpace({
+      deviceId: device.deviceId,
+      pciClass: device.pciClass ?? PciClass.OTHER,
+      barKind,
+      layout: this.layout,
+    });
+    const bar: PciBar = {
+      kind: barKind,
+      size: barSize,
+      read: (offset, width) => this.barRead(offset, width),
+      write: (offset, width, value) => this.barWrite(offset, width, value),
+    };
+    this.bars = [bar];
+    this.queueRegs = device.queueMaxSizes.map((maxSize) => this.freshQueueRegisters(maxSize));
+    this.registers = this.buildRegisterMap();
+  }
+
+  /** Plug into the host: its guest memory and interrupt line. Returns this. */
+  connect(attachment: PciAttachment): this {
+    this.attachment = attachment;
+    return this;
+  }
+
+  /** Be told the decoded reason of every guest/device error. Returns an unsubscribe function. */
+  onError(listener: ErrorListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get deviceStatus(): number {
+    return this.status;
+  }
+
+  /** Features the driver accepted at FEATURES_OK (0 before). */
+  get negotiatedFeatures(): bigint {
+    return this.acceptedFeatures;
+  }
+
+  get isrStatus(): number {
+    return this.isr;
+  }
+
+  get numQueues(): number {
+    return this.queueRegs.length;
+  }
+
+  /** The live queue at `index`, if the driver enabled it. */
+  queue(index: number): SplitQueue | undefined {
+    return this.queueRegs[index]?.queue;
+  }
+
+  // ---- BAR0 boundary: nothing throws past here -------------------------------------
+
+  private barRead(offset: number, width: AccessWidth): number {
+    try {
+      if (!this.validAccess(offset, width)) return 0;
+      return this.readAt(offset, width) >>> 0;
+    } catch (error) {
+      this.fail(error);
+      return 0;
+    }
+  }
+
+  private barWrite(offset: number, width: AccessWidth, value: number): void {
+    try {
+      if (!this.validAccess(offset, width)) return;
+      this.writeAt(offset, width, (value & MASK[width]) >>> 0);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private validAccess(offset: number, width: number): boolean {
+    return (
+      (width === 1 || width === 2 || width === 4) &&
+      Number.isInteger(offset) &&
+      offset >= 0 &&
+      offset + width <= this.bars[0]!.size
+    );
+  }
+
+  private within(region: { offset: number; length: number }, offset: number, width: number): boolean {
+    return offset >= region.offset && offset + width <= region.offset + region.length;
+  }
+
+  private readAt(offset: number, width: AccessWidth): number {
+    const { common, isr, notify, device } = this.layout;
+    if (this.within(common, offset, width)) return this.readCommon(offset - common.offset, width);
+    if (this.within(isr, offset, width)) return offset === isr.offset ? this.readIsr() : 0;
+    if (this.within(notify, offset, width)) return 0;
+    if (this.within(device, offset, width)) {
+      return this.device.readConfig(offset - device.offset, width) & MASK[width];
+    }
+    // Straddles two structures or a gap: assemble byte by byte.
+    if (width === 1) return 0;
+    let value = 0;
+    for (let i = width - 1; i >= 0; i--) value = value * 256 + this.readAt(offset + i, 1);
+    return value;
+  }
+
+  private writeAt(offset: number, width: AccessWidth, value: number): void {
+    const { common, notify, device } = this.layout;
+    if (this.within(common, offset, width)) return this.writeCommon(offset - common.offset, width, value);
+    if (this.within(notify, offset, width)) {
+      // Notify on the write that covers a queue's slot start; the high byte of a
+      // byte-split 16-bit write lands at +1 and is ignored.
+      const rel = offset - notify.offset;
+      if (rel % notify.multiplier === 0) this.kick(rel / notify.multiplier);
+      return;
+    }
+    if (this.within(device, offset, width)) return this.device.writeConfig(offset - device.offset, width, value);
+    if (width === 1) return; // ISR is read-only; gaps ignore writes
+    for (let i = 0; i < width; i++) this.writeAt(offset + i, 1, (value >>> (8 * i)) & 0xff);
+  }
+
+  // ---- ISR (§4.1.4.5) -----------------------------------------------------------------
+
+  private readIsr(): number {
+    this.stats.isrReads++;
+    const value = this.isr;
+    // Only touch the line if we had raised it: v86 has no wired-OR, so lowering a line
+    // we never raised could drop another device's interrupt on a shared INTx.
+    if (value !== 0) {
+      this.isr = 0;
+      this.attachment?.irq.lower();
+    }
+    return value;
+  }
+
+  private raiseIsr(bits: number): void {
+    this.isr |= bits;
+    this.stats.interrupts++;
+    this.attachment?.irq.raise();
+  }
+
+  // ---- common configuration (§4.1.4.3) ------------------------------------------------
+
+  private selectedQueue(): QueueRegisters | undefined {
+    return this.queueRegs[this.queueSelect];
+  }
+
+  private buildRegisterMap(): Array<Register | undefined> {
+    const q = () => this.selectedQueue();
+    const addressPair = (offset: number, pick: (r: QueueRegisters) => [number, number], half: 0 | 1): Register => ({
+      offset,
+      width: 4,
+      get: () => {
+        const r = q();
+        return r ? pick(r)[half] : 0;
+      },
+      set: (v) => {
+        const r = q();
+        if (r && !r.enabled) pick(r)[half] = v >>> 0;
+      },
+    });
+    const regs: Register[] = [
+      {
+        offset: CommonCfg.DEVICE_FEATURE_SELECT,
+        width: 4,
+        get: () => this.deviceFeatureSelect,
+        set: (v) => (this.deviceFeatureSelect = v >>> 0),
+      },
+      {
+        offset: CommonCfg.DEVICE_FEATURE,
+        width: 4,
+        get: () => this.featureWindow(this.offeredFeatures, this.deviceFeatureSelect),
+      },
+      {
+        offset: CommonCfg.DRIVER_FEATURE_SELECT,
+        width: 4,
+        get: () => this.driverFeatureSelect,
+        set: (v) => (this.driverFeatureSelect = v >>> 0),
+      },
+      {
+        offset: CommonCfg.DRIVER_FEATURE,
+        width: 4,
+        get: () => this.driverFeatureWindows[this.driverFeatureSelect] ?? 0,
+        set: (v) => {
+          // Frozen once FEATURES_OK is set (§3.1.1); windows past 1 do not exist.
+          if (this.status & DeviceStatus.FEATURES_OK) return;
+          if (this.driverFeatureSelect < 2) this.driverFeatureWindows[this.driverFeatureSelect] = v >>> 0;
+        },
+      },
+      // No MSI-X: vectors always read NO_VECTOR and writes are dropped.
+      { offset: CommonCfg.CONFIG_MSIX_VECTOR, width: 2, get: () => VIRTIO_MSI_NO_VECTOR, set: () => {} },
+      { offset: CommonCfg.NUM_QUEUES, width: 2, get: () => this.queueRegs.length },
+      { offset: CommonCfg.DEVICE_STATUS, width: 1, get: () => this.status, set: (v) => this.writeStatus(v) },
+      { offset: CommonCfg.CONFIG_GENERATION, width: 1, get: () => this.configGeneration },
+      {
+        offset: CommonCfg.QUEUE_SELECT,
+        width: 2,
+        get: () => this.queueSelect,
+        set: (v) => (this.queueSelect = v & 0xffff),
+      },
+      {
+        offset: CommonCfg.QUEUE_SIZE,
+        width: 2,
+        get: () => q()?.size ?? 0, // 0 = no such queue
+        set: (v) => {
+          const r = q();
+          if (r && !r.enabled) r.size = v & 0xffff; // validated at queue_enable
+        },
+      },
+      { offset: CommonCfg.QUEUE_MSIX_VECTOR, width: 2, get: () => VIRTIO_MSI_NO_VECTOR, set: () => {} },
+      {
+        offset: CommonCfg.QUEUE_ENABLE,
+        width: 2,
+        get: () => (q()?.enabled ? 1 : 0),
+        set: (v) => {
+          if (v & 1) this.enableQueue(this.queueSelect);
+        },
+      },
+      // queue_notify_off × multiplier = the queue's slot in the notify area.
+      { offset: CommonCfg.QUEUE_NOTIFY_OFF, width: 2, get: () => (q() ? this.queueSelect : 0) },
+      addressPair(CommonCfg.QUEUE_DESC_LO, (r) => r.desc, 0),
+      addressPair(CommonCfg.QUEUE_DESC_HI, (r) => r.desc, 1),
+      addressPair(CommonCfg.QUEUE_DRIVER_LO, (r) => r.driver, 0),
+      addressPair(CommonCfg.QUEUE_DRIVER_HI, (r) => r.driver, 1),
+      addressPair(CommonCfg.QUEUE_DEVICE_LO, (r) => r.device, 0),
+      addressPair(CommonCfg.QUEUE_DEVICE_HI, (r) => r.device, 1),
+    ];
+    const byByte = new Array<Register | undefined>(COMMON_CFG_LENGTH);
+    for (const reg of regs) for (let i = 0; i < reg.width; i++) byByte[reg.offset + i] = reg;
+    return byByte;
+  }
+
+  private featureWindow(mask: bigint, select: number): number {
+    if (select > 1) return 0;
+    return Number((mask >> BigInt(32 * select)) & 0xffffffffn);
+  }
+
+  private readCommon(rel: number, width: AccessWidth): number {
+    const reg = this.registers[rel];
+    if (reg && reg.offset === rel && reg.width === width) return reg.get() & MASK[width];
+    // Any other shape (a byte of a 16-bit register, a 32-bit read over two registers):
+    // byte by byte. Common cfg reads have no side effects, so this is exact.
+    let value = 0;
+    for (let i = width - 1; i >= 0; i--) {
+      const r = this.registers[rel + i];
+      const byte = r ? (r.get() >>> (8 * (rel + i - r.offset))) & 0xff : 0;
+      value = value * 256 + byte;
+    }
+    return value;
+  }
+
+  private writeCommon(rel: number, width: AccessWidth, value: number): void {
+    const reg = this.registers[rel];
+    if (reg && reg.offset === rel && reg.width === width) {
+      reg.set?.(value);
+      return;
+    }
+    // Partial writes merge into the register's current value (read-modify-write), so a
+    // 16-bit register written as two bytes ends up with both.
+    for (let i = 0; i < width; i++) {
+      const r = this.registers[rel + i];
+      if (!r?.set) continue;
+      const shift = 8 * (rel + i - r.offset);
+      const byte = (value >>> (8 * i)) & 0xff;
+      const merged = ((r.get() & ~(0xff << shift)) | (byte << shift)) >>> 0;
+      r.set(merged & MASK[r.width]);
+    }
+  }
+
+  // ---- status state machine (§2.1, §3.1) ----------------------------------------------
+
+  private writeStatus(value: number): void {
+    value &= 0xff;
+    if (value === 0) {
+      this.reset();
+      return;
+    }
+    const old = this.status;
+    // DEVICE_NEEDS_RESET is the device's to set; only a reset clears it.
+    let next = value | (old & DeviceStatus.DEVICE_NEEDS_RESET);
+    if (next & DeviceStatus.FEATURES_OK && !(old & DeviceStatus.FEATURES_OK)) {
+      const driver = BigInt(this.driverFeatureWindows[0]) | (BigInt(this.driverFeatureWindows[1]) << 32n);
+      if (this.featuresAcceptable(driver)) this.acceptedFeatures = driver;
+      else next &= ~DeviceStatus.FEATURES_OK; // refused: the driver reads it back and gives up
+    }
+    this.status = next;
+    if (next & DeviceStatus.DRIVER_OK && !(old & DeviceStatus.DRIVER_OK)) this.activate();
+  }
+
+  private featuresAcceptable(driver: bigint): boolean {
+    // A subset of what we offered, and the modern interface (we have no legacy one).
+    return (driver & ~this.offeredFeatures) === 0n && hasFeature(driver, Feature.VIRTIO_F_VERSION_1);
+  }
+
+  private activate(): void {
+    if (this.status & DeviceStatus.DEVICE_NEEDS_RESET) return;
+    if (!(this.status & DeviceStatus.FEATURES_OK)) {
+      this.fail(new Error('DRIVER_OK set without FEATURES_OK'));
+      return;
+    }
+    const memory = this.attachment?.memory;
+    if (!memory) {
+      this.fail(new Error('DRIVER_OK before the function was connected to a bus'));
+      return;
+    }
+    this.device.activate(this.makeContext(this.epoch, memory));
+  }
+
+  private makeContext(epoch: number, memory: PciAttachment['memory']): DeviceContext {
+    const current = () => epoch === this.epoch;
+    const features = this.acceptedFeatures;
+    return {
+      memory,
+      features,
+      hasFeature: (bit) => hasFeature(features, bit),
+      queue: (index) => (current() ? this.queue(index) : undefined),
+      signalUsed: (queue) => {
+        if (!current()) return false;
+        try {
+          if (!queue.needsInterrupt()) return false;
+        } catch (error) {
+          this.fail(error);
+          return false;
+        }
+        this.raiseIsr(IsrBit.QUEUE);
+        return true;
+      },
+      configChanged: () => {
+        if (!current()) return;
+        this.configGeneration = (this.configGeneration + 1) & 0xff;
+        this.raiseIsr(IsrBit.CONFIG);
+      },
+      fail: (error) => {
+        if (current()) this.fail(error);
+      },
+    };
+  }
+
+  /** Driver wrote 0 to device_status (§2.1.1 / §4.1.4.3.1): back to the power-on state. */
+  private reset(): void {
+    this.epoch++;
+    this.stats.resets++;
+    for (const regs of this.queueRegs) regs.queue?.detach();
+    this.queueRegs.forEach((regs, i) => (this.queueRegs[i] = this.freshQueueRegisters(regs.maxSize)));
+    this.status = 0;
+    this.deviceFeatureSelect = 0;
+    this.driverFeatureSelect = 0;
+    this.driverFeatureWindows[0] = 0;
+    this.driverFeatureWindows[1] = 0;
+    this.acceptedFeatures = 0n;
+    this.queueSelect = 0;
+    if (this.isr !== 0) {
+      this.isr = 0;
+      this.attachment?.irq.lower();
+    }
+    try {
+      this.device.reset();
+    } catch (error) {
+      this.report(error); // the device is broken, but the driver did nothing wrong
+    }
+  }
+
+  private freshQueueRegisters(maxSize: number): QueueRegisters {
+    return { maxSize, size: maxSize, enabled: false, desc: [0, 0], driver: [0, 0], device: [0, 0], queue: undefined };
+  }
+
+  // ---- queues -------------------------------------------------------------------------
+
+  private enableQueue(index: number): void {
+    const regs = this.queueRegs[index];
+    if (!regs || regs.enabled) return;
+    const memory = this.attachment?.memory;
+    if (!memory) return this.fail(new VirtqueueError(index, 'enabled before the function was connected to a bus'));
+    if (!(this.status & DeviceStatus.FEATURES_OK)) {
+      return this.fail(new VirtqueueError(index, 'enabled before FEATURES_OK'));
+    }
+    if (!isPowerOfTwo(regs.size) || regs.size > regs.maxSize) {
+      return this.fail(new VirtqueueError(index, `queue size ${regs.size} is not a power of 2 ≤ ${regs.maxSize}`));
+    }
+    const addr = (pair: [number, number]) => pair[1] * 2 ** 32 + pair[0];
+    regs.queue = new SplitQueue(
+      memory,
+      {
+        index,
+        size: regs.size,
+        descTable: addr(regs.desc),
+        availRing: addr(regs.driver),
+        usedRing: addr(regs.device),
+        eventIdx: hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_EVENT_IDX),
+        indirectDesc: hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_INDIRECT_DESC),
+      },
+      (error) => this.fail(error),
+    );
+    regs.enabled = true;
+  }
+
+  private kick(queueIndex: number): void {
+    this.stats.notifies++;
+    const queue = this.queueRegs[queueIndex]?.queue;
+    const ready =
+      (this.status & (DeviceStatus.DRIVER_OK | DeviceStatus.DEVICE_NEEDS_RESET)) === DeviceStatus.DRIVER_OK;
+    if (!ready || !queue?.live) return;
+    this.device.notify(queueIndex);
+  }
+
+  // ---- errors -------------------------------------------------------------------------
+
+  /**
+   * A guest violation or device failure: DEVICE_NEEDS_RESET, a config-change interrupt
+   * (§2.1.2), and the reason to listeners. Each error object is reported once even when
+   * it is both reported by its queue and caught again at the BAR boundary.
+   */
+  private fail(error: unknown): void {
+    if (!this.report(error)) return;
+    this.status |= DeviceStatus.DEVICE_NEEDS_RESET;
+    this.raiseIsr(IsrBit.CONFIG);
+  }
+
+  private report(error: unknown): boolean {
+    if (typeof error === 'object' && error !== null) {
+      if (this.reported.has(error)) return false;
+      this.reported.add(error);
+    }
+    const reason = describe(error);
+    this.stats.errors++;
+    this.lastError = reason;
+    for (const listener of this.listeners) {
+      try {
+        listener(reason);
+      } catch {
+        // a listener's bug must not become the guest's problem
+      }
+    }
+    return true;
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * Property definitions shared by the unit tests (bounded runs) and bench/fuzz.ts (long
+ * campaigns). Each returns a fast-check property; callers choose numRuns and seed.
+ */
+import fc from 'fast-check';
+import { DeviceStatus, Feature, featureBit, hasFeature } from '../constants.ts';
+import { DriverMock } from './driver-mock.ts';
+import { LoopbackDevice, loopbackOutput } from './loopback-device.ts';
+
+export interface NamedProperty {
+  readonly name: string;
+  readonly property: fc.IProperty<any>;
+}
+
+const VERSION_1 = featureBit(Feature.VIRTIO_F_VERSION_1);
+const INDIRECT = featureBit(Feature.VIRTIO_F_RING_INDIRECT_DESC);
+const EVENT_IDX = featureBit(Feature.VIRTIO_F_RING_EVENT_IDX);
+
+/**
+ * Which error reasons the properties provoked (numbers masked), so a campaign can show it
+ * reached the validation paths rather than bouncing off the first check.
+ */
+export const reasonHistogram = new Map<string, number>();
+function recordReasons(t: DriverMock): void {
+  for (const reason of t.errors) {
+    const key = reason.replace(/0x[0-9a-f_]+|\d+/g, 'N');
+    reasonHistogram.set(key, (reasonHistogram.get(key) ?? 0) + 1);
+  }
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Invariants that must hold after anything the guest does. */
+function checkInvariants(t: DriverMock): void {
+  if (t.memory.rejected.length > 0) {
+    const r = t.memory.rejected[0];
+    fail(`device touched memory outside RAM: ${r.op} [0x${r.addr.toString(16)}, +${r.len})`);
+  }
+  if (t.irq.level !== (t.fn.isrStatus !== 0)) {
+    fail(`irq level ${t.irq.level} but ISR 0x${t.fn.isrStatus.toString(16)}`);
+  }
+  const status = t.fn.deviceStatus;
+  if (status & DeviceStatus.FEATURES_OK) {
+    const f = t.fn.negotiatedFeatures;
+    if ((f & ~t.fn.offeredFeatures) !== 0n || !hasFeature(f, Feature.VIRTIO_F_VERSION_1)) {
+      fail(`FEATURES_OK with unacceptable features 0x${f.toString(16)}`);
+    }
+  }
+  if (errorsSinceReset(t) > 0 && !(status & DeviceStatus.DEVICE_NEEDS_RESET)) {
+    fail(`error "${t.errors.at(-1)}" but no DEVICE_NEEDS_RESET`);
+  }
+}
+
+/** Errors reported since the device was last reset (by any means). */
+function errorsSinceReset(t: DriverMock): number {
+  return t.errorResets.filter((r) => r === t.fn.stats.resets).length;
+}
+
+// ---- 1. valid traffic: every chain completes exactly once, with the right bytes ---------
+
+const chainArb = fc.record({
+  readable: fc.array(fc.uint8Array({ maxLength: 48 }), { maxLength: 3 }),
+  writable: fc.array(fc.integer({ min: 0, max: 48 }), { maxLength: 3 }),
+  indirect: fc.boolean(),
+});
+
+const validTrafficArb = fc.record({
+  sizeLog: fc.integer({ min: 0, max: 7 }),
+  eventIdx: fc.boolean(),
+  indirect: fc.boolean(),
+  start: fc.oneof(fc.constant(0), fc.integer({ min: 65500, max: 65535 }), fc.integer({ min: 0, max: 65535 })),
+  byteAccess: fc.boolean(),
+  barKind: fc.constantFrom<'io' | 'mem'>('io', 'mem'),
+  batches: fc.array(
+    fc.record({
+      chains: fc.array(chainArb, { minLength: 1, maxLength: 10 }),
+      held: fc.boolean(),
+      order: fc.array(fc.nat(), { maxLength: 10 }),
+    }),
+    { minLength: 1, maxLength: 6 },
+  ),
+});
+
+export function validTrafficProperty(): fc.IProperty<any> {
+  return fc.property(validTrafficArb, (c) => {
+    const device = new LoopbackDevice({ maxQueueSize: 1 << c.sizeLog });
+    const t = DriverMock.create(device, { byteAccess: c.byteAccess, pci: { barKind: c.barKind } });
+    const wanted = VERSION_1 | (c.indirect ? INDIRECT : 0n) | (c.eventIdx ? EVENT_IDX : 0n);
+    const [q] = t.init({ features: wanted, startIdx: c.start });
+    if (t.fn.negotiatedFeatures !== wanted) fail('negotiation did not take the requested features');
+    const size = q.size;
+    let totalPopped = 0;
+
+    for (const batch of c.batches) {
+      // Like Linux's virtqueue_enable_cb: interrupt me for the next used entry.
+      q.setUsedEvent(q.lastUsedIdx);
+      device.autoComplete = !batch.held;
+      const expected = new Map<number, { data: Uint8Array }>();
+      const allowed: Array<[number, number]> = [[q.addr.used, q.addr.used + 6 + 8 * size]];
+      for (const spec of batch.chains) {
+        const parts = spec.readable.length + spec.writable.length;
+        if (parts === 0) continue;
+        const indirect = spec.indirect && c.indirect;
+        if (q.freeDescriptors < (indirect ? 1 : parts)) continue;
+        const sub = q.add({ readable: spec.readable, writable: spec.writable, indirect });
+        const capacity = spec.writable.reduce((s, n) => s + n, 0);
+        expected.set(sub.head, { data: loopbackOutput(sub.head, concat(spec.readable), capacity) });
+        for (const r of sub.writable) allowed.push([r.addr, r.addr + r.len]);
+      }
+      if (expected.size === 0) continue;
+
+      const notices = t.memory.writtenNotices.length;
+      t.memory.log.length = 0;
+      t.memory.tracing = true;
+      const kicked = q.kick();
+      if (batch.held) {
+        // Complete in an arbitrary order, one at a time.
+        const held = [...device.held].sort(
+          (a, b) => (batch.order[a.chain.headIndex % 10] ?? 0) - (batch.order[b.chain.headIndex % 10] ?? 0),
+        );
+        for (const h of held) device.complete((x) => x === h);
+      }
+      t.memory.tracing = false;
+
+      totalPopped += expected.size;
+      if (device.popped.length !== totalPopped) {
+        fail(`device saw ${device.popped.length} chains, driver submitted ${totalPopped} (kicked: ${kicked})`);
+      }
+      const used = q.used();
+      if (used.length !== expected.size) fail(`${used.length} used elements for ${expected.size} chains`);
+      for (const u of used) {
+        const want = expected.get(u.head) ?? fail(`head ${u.head} used twice or never submitted`);
+        expected.delete(u.head);
+        if (u.len !== want.data.length) fail(`head ${u.head}: used len ${u.len}, expected ${want.data.length}`);
+        if (!u.data.every((b, i) => b === want.data[i])) fail(`head ${u.head}: wrong bytes`);
+      }
+      // The device wrote only the used ring and the chains' writable buffers.
+      const inside = (addr: number, len: number) => allowed.some(([lo, hi]) => addr >= lo && addr + len <= hi);
+      for (const w of t.memory.log) {
+        if (w.op === 'write' && !inside(w.addr, w.len)) fail(`device wrote [0x${w.addr.toString(16)}, +${w.len})`);
+      }
+      for (const w of t.memory.writtenNotices.slice(notices)) {
+        if (!inside(w.addr, w.len)) fail(`device reported a write at [0x${w.addr.toString(16)}, +${w.len})`);
+      }
+      // used_event asked for an interrupt, so one must be pending now.
+      if (!t.irq.level || (t.readIsr() & 1) === 0) fail('no queue interrupt after completions');
+      if (t.irq.level) fail('reading ISR did not lower the line');
+      t.recycleBuffers();
+    }
+    if (t.errors.length > 0) fail(`unexpected error: ${t.errors[0]}`);
+    checkInvariants(t);
+  });
+}
+
+// ---- 2. garbage rings: never a throw, never outside RAM, always recoverable --------------
+
+const MEM = 1 << 16;
+const GARBAGE_TABLE = 0xc000; // random descriptors here, for indirect tables to point at
+
+function descArb(size: number) {
+  return fc.record({
+    addr: fc.oneof(
+      fc.integer({ min: 0, max: MEM - 1 }),
+      fc.integer({ min: 0, max: 255 }).map((i) => GARBAGE_TABLE + 16 * i),
+      fc.integer({ min: MEM - 64, max: MEM + 64 }),
+      fc.integer({ min: 0, max: 0xffffffff }),
+    ),
+    hi: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) }),
+    len: fc.oneof(
+      fc.integer({ min: 0, max: 128 }),
+      fc.constantFrom(16, 32, 64, 4096, 0xfffffff0, 0xffffffff),
+      fc.integer({ min: 0, max: 0xffffffff }),
+    ),
+    flags: fc.oneof(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 0xffff })),
+    next: fc.oneof(fc.integer({ min: 0, max: Math.max(0, size - 1) }), fc.integer({ min: 0, max: 0xffff })),
+  });
+}
+
+type Desc = { addr: number; hi: number; len: number; flags: number; next: number };
+
+function writeRawDesc(t: DriverMock, at: number, d: Desc): void {
+  t.memory.writeU32(at, d.addr >>> 0);
+  t.memory.writeU32(at + 4, d.hi >>> 0);
+  t.memory.writeU32(at + 8, d.len >>> 0);
+  t.memory.writeU16(at + 12, d.flags);
+  t.memory.writeU16(at + 14, d.next);
+}
+
+const garbageArb = fc
+  .record({
+    sizeLog: fc.integer({ min: 0, max: 6 }),
+    eventIdx: fc.boolean(),
+    indirect: fc.boolean(),
+    start: fc.oneof(fc.constant(0), fc.integer({ min: 65520, max: 65535 })),
+  })
+  .chain((setup) => {
+    const size = 1 << setup.sizeLog;
+    return fc.record({
+      setup: fc.constant(setup),
+      garbageTable: fc.array(descArb(4), { maxLength: 32 }), // small `next`: walks stay in the table
+      rounds: fc.array(
+        fc.record({
+          descs: fc.array(fc.tuple(fc.integer({ min: 0, max: size - 1 }), descArb(size)), { maxLength: size }),
+          validChains: fc.integer({ min: 0, max: 2 }),
+          heads: fc.array(fc.oneof(fc.integer({ min: 0, max: size - 1 }), fc.integer({ min: 0, max: 0xffff })), {
+            maxLength: size + 1,
+          }),
+          availJump: fc.oneof(
+            { weight: 5, arbitrary: fc.constant(0) },
+            { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff }) },
+          ),
+          held: fc.boolean(),
+          resetAfter: fc.boolean(),
+        }),
+        { minLength: 1, maxLength: 4 },
+      ),
+    });
+  });
+
+/** After a reset, the device must work again for an honest driver. */
+function checkRecovery(t: DriverMock, device: LoopbackDevice): void {
+  device.autoComplete = true;
+  const [q] = t.init();
+  const sub = q.add({ writable: [3] });
+  q.kick();
+  const used = q.used();
+  if (used.length !== 1 || used[0].head !== sub.head || used[0].len !== 3) fail('device did not recover after reset');
+  if (errorsSinceReset(t) > 0) fail(`error after recovery: ${t.errors.at(-1)}`);
+}
+
+export function garbageRingProperty(): fc.IProperty<any> {
+  return fc.property(garbageArb, ({ setup, garbageTable, rounds }) => {
+    const device = new LoopbackDevice({ maxQueueSize: 1 << setup.sizeLog });
+    const t = DriverMock.create(device, { memorySize: MEM });
+    const wanted = VERSION_1 | (setup.indirect ? INDIRECT : 0n) | (setup.eventIdx ? EVENT_IDX : 0n);
+    let [q] = t.init({ features: wanted, startIdx: setup.start });
+    garbageTable.forEach((d, i) => writeRawDesc(t, GARBAGE_TABLE + 16 * i, d));
+
+    for (const round of rounds) {
+      device.autoComplete = !round.held;
+      for (let i = 0; i < round.validChains && q.freeDescriptors >= 2; i++) {
+        q.add({ readable: [Uint8Array.of(i)], writable: [4], indirect: setup.indirect && i === 1 });
+      }
+      for (const [index, d] of round.descs) writeRawDesc(t, q.addr.desc + 16 * index, d);
+      for (const head of round.heads) q.publish(head);
+      if (round.availJump) {
+        q.availIdx = (q.availIdx + round.availJump) & 0xffff;
+        t.memory.writeU16(q.addr.avail + 2, q.availIdx);
+      }
+      q.notify();
+      device.complete();
+      checkInvariants(t);
+      if (round.resetAfter) {
+        checkRecovery(t, device);
+        q = t.queues[0];
+      }
+    }
+    checkRecovery(t, device);
+    checkInvariants(t);
+    recordReasons(t);
+  });
+}
+
+// ---- 3. random register traffic: nothing escapes a BAR handler -------------------------
+
+const STATUS_VALUES = [0, 1, 3, 0x0b, 0x0f, 0x07, 0x4f, 0x80, 0xff];
+
+const opArb = fc.oneof(
+  fc.record({
+    op: fc.constant<'read'>('read'),
+    offset: fc.oneof(fc.integer({ min: 0, max: 0x70 }), fc.integer({ min: -4, max: 0x1004 }), fc.constantFrom(0.5, NaN)),
+    width: fc.constantFrom(1, 2, 4, 3, 0, 8),
+  }),
+  fc.record({
+    op: fc.constant<'write'>('write'),
+    offset: fc.oneof(
+      { weight: 4, arbitrary: fc.integer({ min: 0, max: 0x70 }) },
+      { weight: 2, arbitrary: fc.constantFrom(0x08, 0x0c, 0x14, 0x16, 0x18, 0x1c, 0x20, 0x28, 0x30, 0x3c, 0x40) },
+      { weight: 1, arbitrary: fc.integer({ min: -4, max: 0x1004 }) },
+    ),
+    width: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(1, 2, 4) }, { weight: 1, arbitrary: fc.constantFrom(3, 0, 8) }),
+    value: fc.oneof(
+      fc.integer({ min: 0, max: 0xffffffff }),
+      fc.integer({ min: 0, max: 255 }),
+      fc.constantFrom(...STATUS_VALUES, 0x1000, 0x2000, 0x3000, -1, 1.5),
+    ),
+  }),
+  fc.record({
+    op: fc.constant<'poke'>('poke'),
+    addr: fc.integer({ min: 0, max: (MEM >>> 2) - 4 }),
+    value: fc.integer({ min: 0, max: 0xffffffff }),
+  }),
+);
+
+export function registerFuzzProperty(): fc.IProperty<any> {
+  return fc.property(
+    fc.record({
+      initialized: fc.boolean(),
+      queues: fc.integer({ min: 1, max: 3 }),
+      barKind: fc.constantFrom<'io' | 'mem'>('io', 'mem'),
+      ops: fc.array(opArb, { maxLength: 80 }),
+    }),
+    ({ initialized, queues, barKind, ops }) => {
+      const device = new LoopbackDevice({ queues, maxQueueSize: 16 });
+      const t = DriverMock.create(device, { memorySize: MEM, pci: { barKind } });
+      if (initialized) {
+        const qs = t.init();
+        qs.forEach((q, i) => q.add({ readable: [Uint8Array.of(i)], writable: [8] }));
+      }
+      const bar = t.fn.bars[0]!;
+      for (const op of ops) {
+        if (op.op === 'read') bar.read(op.offset, op.width as 1 | 2 | 4);
+        else if (op.op === 'write') bar.write(op.offset, op.width as 1 | 2 | 4, op.value);
+        else t.memory.writeU32(op.addr, op.value);
+        checkInvariants(t);
+      }
+      device.complete();
+      checkInvariants(t);
+      recordReasons(t);
+    },
+  );
+}
+
+export function virtioProperties(): NamedProperty[] {
+  return [
+    { name: 'valid traffic completes every chain exactly once', property: validTrafficProperty() },
+    { name: 'garbage rings never escape and always recover', property: garbageRingProperty() },
+    { name: 'random register accesses never throw', property: registerFuzzProperty() },
+  ];
+}
+
