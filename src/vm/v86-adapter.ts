@@ -207,9 +207,25 @@ class SharedIrqRouter {
       if (!set || set.size === 0) pci.lower_irq(pciId);
     };
     if (!deferred) return { raise, lower };
-    // Raising inside an MMIO write handler is lost by v86's JIT (DESIGN.md): defer both
-    // edges so they stay ordered.
-    return { raise: () => queueMicrotask(raise), lower: () => queueMicrotask(lower) };
+    // Raising inside an MMIO write handler is lost by v86's JIT (DESIGN.md), so a raise waits
+    // for the end of the handler. Lowering stays immediate (it comes from the ISR read) and
+    // cancels a raise still waiting, so the line never ends up high with the ISR clear.
+    let pending = false;
+    return {
+      raise: () => {
+        if (pending) return;
+        pending = true;
+        queueMicrotask(() => {
+          if (!pending) return;
+          pending = false;
+          raise();
+        });
+      },
+      lower: () => {
+        pending = false;
+        lower();
+      },
+    };
   }
 }
 
