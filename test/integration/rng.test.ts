@@ -16,7 +16,7 @@ describe('virtio-rng in the real guest', () => {
     vm = await startNodeVm({
       devices: {
         rngSource: (buf) => {
-          for (let at = 0; at < buf.length; at += 65536) crypto.getRandomValues(buf.subarray(at, at + 65536));
+          for (let at = 0; at < buf.length; at += 65536) crypto.getRandomValues(buf.subarray(at, at + 65536) as Uint8Array<ArrayBuffer>);
           served.push(hex(buf));
         },
       },
