@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures.ts';
 
 test.describe('boot', () => {
   test('boots to a shell prompt and runs commands', async ({ page }) => {

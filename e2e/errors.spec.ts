@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures.ts';
 
 test('a crashed VM worker shows the error and Restart recovers', async ({ page }) => {
   // The first worker script the page loads dies at once.

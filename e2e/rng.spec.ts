@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './fixtures.ts';
 
 test('virtio-rng: the stock driver binds our device and reads its bytes', async ({ page }) => {
   await page.goto('/');

@@ -77,10 +77,13 @@ export class VmClient {
 
   private newSession(): ConsoleSession {
     const s = new ConsoleSession((text) => this.type(this.enc.encode(text)));
-    void s.ready.then(() => {
-      if (this.session !== s) return;
-      this.set({ state: 'running', timings: { ...this.snap.timings, ready: performance.now() } });
-    });
+    s.ready.then(
+      () => {
+        if (this.session !== s) return;
+        this.set({ state: 'running', timings: { ...this.snap.timings, ready: performance.now() } });
+      },
+      () => undefined, // a failed boot is reported through 'fatal'
+    );
     return s;
   }
 
@@ -95,7 +98,7 @@ export class VmClient {
 
   start(): void {
     this.stopWorker();
-    this.session.fail(new Error('the VM was restarted'));
+    if (this.snap.boot > 0) this.session.fail(new Error('the VM was restarted'));
     this.session = this.newSession();
     this.set({
       state: 'loading',
