@@ -1,0 +1,43 @@
+/**
+ * Where a virtio-blk disk's bytes live. Synchronous on purpose: OPFS's
+ * FileSystemSyncAccessHandle (in the VM worker) and Node's fs *Sync calls are, so a kick
+ * can be served completely inside the notify handler, like vhost serving a ring.
+ */
+
+export type BlockBackendErrorKind =
+  /** The medium failed (I/O error). */
+  | 'io'
+  /** Out of storage quota (OPFS QuotaExceededError, ENOSPC). */
+  | 'quota'
+  /** Write to a read-only backend. */
+  | 'read-only'
+  /** Offset/length outside the image: a caller bug, never sent to the medium. */
+  | 'range';
+
+export class BlockBackendError extends Error {
+  constructor(
+    readonly kind: BlockBackendErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BlockBackendError';
+  }
+}
+
+export interface BlockBackend {
+  /** Capacity in bytes, a multiple of 512. */
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Fill `dst` from byte `offset`. Throws BlockBackendError. */
+  read(offset: number, dst: Uint8Array): void;
+  /** Store `src` at byte `offset`. Throws BlockBackendError ('read-only', 'quota', 'io'). */
+  write(offset: number, src: Uint8Array): void;
+  /** Make every completed write durable. */
+  flush(): void;
+  /** The range may be dropped; reads of it afterwards return zeroes in our backends. */
+  discard(offset: number, length: number): void;
+  /** The range reads back as zeroes. */
+  writeZeroes(offset: number, length: number): void;
+  /** Release the medium (the OPFS handle lock, the file descriptor). */
+  close(): void;
+}
