@@ -65,6 +65,6 @@ test.describe('boot', () => {
     });
     await page.goto('/');
     await expect(page.getByTestId('fatal-message')).toContainText('checksum');
-    await expect(page.getByRole('heading')).toContainText('damaged');
+    await expect(page.getByTestId('fatal').getByRole('heading')).toContainText('damaged');
   });
 });

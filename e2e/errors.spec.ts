@@ -9,7 +9,7 @@ test('a crashed VM worker shows the error and Restart recovers', async ({ page }
   });
   await page.goto('/');
   await expect(page.getByTestId('fatal')).toBeVisible();
-  await expect(page.getByRole('heading')).toContainText('crashed');
+  await expect(page.getByTestId('fatal').getByRole('heading')).toContainText('crashed');
   await expect(page.getByTestId('fatal-message')).toContainText('boom');
   await page.getByRole('button', { name: 'Restart the VM' }).click();
   await page.evaluate(() => window.virtioLab.ready);

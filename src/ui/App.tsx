@@ -1,4 +1,6 @@
+import { DiskPanel } from './DiskPanel.tsx';
 import { Terminal } from './Terminal.tsx';
+import type { DiskAttachment } from '../vm/protocol.ts';
 import { useVm } from './use-vm.ts';
 import type { VmClient, VmSnapshot } from './vm-client.ts';
 
@@ -57,23 +59,47 @@ const FATAL_TITLES = {
   'image-checksum': 'The guest image is damaged',
   unsupported: 'This browser cannot run the lab',
   crash: 'The VM crashed',
+  'disk-in-use': 'Disk in use by another tab',
+  'disk-missing': 'The disk does not exist',
+  'disk-invalid': 'The disk cannot be used',
 } as const;
 
-function FatalPanel({ vm, onRestart }: { vm: VmSnapshot; onRestart(): void }) {
+function FatalPanel({ vm, onRestart, onBoot }: { vm: VmSnapshot; onRestart(): void; onBoot(d: DiskAttachment | null): void }) {
   const f = vm.fatal!;
+  const disk = vm.diskChoice;
   return (
     <div className="fatal" role="alert" data-testid="fatal">
       <h2>{FATAL_TITLES[f.kind]}</h2>
       <p data-testid="fatal-message">{f.message}</p>
-      {f.kind.startsWith('image') && <p>Rebuild it with <code>guest/build.sh</code>, or check that the server serves <code>guest/</code>.</p>}
-      <button type="button" onClick={onRestart}>
-        Restart the VM
-      </button>
+      {f.kind.startsWith('image') && (
+        <p>
+          Rebuild it with <code>guest/build.sh</code>, or check that the server serves <code>guest/</code>.
+        </p>
+      )}
+      {f.kind === 'disk-in-use' && <p>Its data is safe: this tab did not touch it.</p>}
+      <div className="actions">
+        {f.kind.startsWith('disk') ? (
+          <>
+            <button type="button" onClick={() => onBoot(null)}>
+              Boot without the disk
+            </button>
+            {f.kind === 'disk-in-use' && disk && (
+              <button type="button" onClick={() => onBoot({ name: disk.name, readOnly: true })}>
+                Boot with it read-only
+              </button>
+            )}
+          </>
+        ) : (
+          <button type="button" onClick={onRestart}>
+            Restart the VM
+          </button>
+        )}
+      </div>
     </div>
   );
 }
 
-export function App({ client }: { client: VmClient }) {
+export function App({ client, onBoot }: { client: VmClient; onBoot(disk: DiskAttachment | null): void }) {
   const vm = useVm(client);
   const restart = () => client.start();
   const opfs = typeof navigator !== 'undefined' && typeof navigator.storage?.getDirectory === 'function';
@@ -90,11 +116,14 @@ export function App({ client }: { client: VmClient }) {
           {e.device}: {e.reason} (the device needs a reset)
         </div>
       ))}
-      <main className="pane">
-        {vm.state === 'loading' && <LoadProgressBar vm={vm} />}
-        {vm.state === 'error' && vm.fatal && <FatalPanel vm={vm} onRestart={restart} />}
-        <Terminal client={client} boot={vm.boot} />
-      </main>
+      <div className="body">
+        <main className="pane">
+          {vm.state === 'loading' && <LoadProgressBar vm={vm} />}
+          {vm.state === 'error' && vm.fatal && <FatalPanel vm={vm} onRestart={restart} onBoot={onBoot} />}
+          <Terminal client={client} boot={vm.boot} />
+        </main>
+        {opfs && <DiskPanel vm={vm} onBoot={onBoot} />}
+      </div>
     </div>
   );
 }

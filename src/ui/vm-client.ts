@@ -4,7 +4,16 @@
  */
 import wasmUrl from 'v86/build/v86.wasm?url';
 import { ConsoleSession } from '../vm/console-session.ts';
-import type { DeviceStats, FromWorker, LoadProgress, ToWorker, VmErrorKind, VmState } from '../vm/protocol.ts';
+import type {
+  AttachedDisk,
+  DeviceStats,
+  DiskAttachment,
+  FromWorker,
+  LoadProgress,
+  ToWorker,
+  VmErrorKind,
+  VmState,
+} from '../vm/protocol.ts';
 
 export interface VmSnapshot {
   state: VmState;
@@ -15,6 +24,12 @@ export interface VmSnapshot {
   deviceErrors: { device: string; reason: string }[];
   /** Our PCI functions' counters (updated twice a second). */
   devices: DeviceStats[];
+  /** The disk this boot asked for (undefined: none). */
+  diskChoice?: DiskAttachment;
+  /** The disk as the worker opened it. */
+  disk?: AttachedDisk;
+  /** Set when the disk's storage ran out during this boot. */
+  storageFull?: string;
   /** Boots since the page opened (1 = first). */
   boot: number;
   /** Page clock (performance.now(), ms) at milestones of the current boot. */
@@ -53,6 +68,7 @@ export class VmClient {
   private readonly serialListeners = new Set<(bytes: Uint8Array) => void>();
   private readonly enc = new TextEncoder();
   session: ConsoleSession = this.newSession();
+  private diskChoice: DiskAttachment | undefined;
 
   constructor(private readonly guestBaseUrl: string) {}
 
@@ -96,10 +112,19 @@ export class VmClient {
     this.worker?.postMessage(msg);
   }
 
-  start(): void {
+  /**
+   * Boots a fresh VM in a fresh worker. `disk` picks the disk (null: none); omitted keeps
+   * the current choice.
+   */
+  start(disk?: DiskAttachment | null): void {
+    if (disk !== undefined) this.diskChoice = disk ?? undefined;
     this.stopWorker();
-    if (this.snap.boot > 0) this.session.fail(new Error('the VM was restarted'));
-    this.session = this.newSession();
+    // The first boot keeps the session made with the client, so a `ready` taken before
+    // start() (e.g. while the default disk is created) still resolves.
+    if (this.snap.boot > 0) {
+      this.session.fail(new Error('the VM was restarted'));
+      this.session = this.newSession();
+    }
     this.set({
       state: 'loading',
       progress: undefined,
@@ -108,6 +133,9 @@ export class VmClient {
       instructions: 0,
       deviceErrors: [],
       devices: [],
+      diskChoice: this.diskChoice,
+      disk: undefined,
+      storageFull: undefined,
       boot: this.snap.boot + 1,
       timings: { workerStart: performance.now() },
     });
@@ -121,24 +149,43 @@ export class VmClient {
     }
     const worker = new Worker(new URL('../vm/worker.ts', import.meta.url), { type: 'module', name: 'virtio-lab-vm' });
     this.worker = worker;
-    worker.addEventListener('message', (ev: MessageEvent<FromWorker>) => this.handle(ev.data));
+    worker.addEventListener('message', (ev: MessageEvent<FromWorker>) => {
+      if (this.worker === worker) this.handle(ev.data);
+    });
     worker.addEventListener('error', (ev) => {
       ev.preventDefault();
-      this.handle({ type: 'fatal', kind: 'crash', message: ev.message || 'the VM worker crashed' });
+      if (this.worker === worker) this.handle({ type: 'fatal', kind: 'crash', message: ev.message || 'the VM worker crashed' });
     });
-    this.post({ type: 'boot', baseUrl: this.guestBaseUrl, wasmUrl: new URL(wasmUrl, location.href).href });
+    this.post({
+      type: 'boot',
+      baseUrl: this.guestBaseUrl,
+      wasmUrl: new URL(wasmUrl, location.href).href,
+      disk: this.diskChoice,
+    });
   }
 
   stop(): void {
     this.stopWorker();
     this.session.fail(new Error('the VM was stopped'));
-    if (this.snap.state !== 'error') this.set({ state: 'stopped' });
+    if (this.snap.state !== 'error') this.set({ state: 'stopped', disk: undefined });
   }
 
+  /**
+   * Asks the worker to stop (it flushes and closes the disk, releasing OPFS's lock), and
+   * terminates it once it says so or after a grace period.
+   */
   private stopWorker(): void {
-    // terminate() is immediate; the guest has nothing to flush yet that the worker owns.
-    this.worker?.terminate();
+    const w = this.worker;
     this.worker = undefined;
+    if (!w) return;
+    const kill = setTimeout(() => w.terminate(), 1500);
+    w.addEventListener('message', (ev: MessageEvent<FromWorker>) => {
+      if (ev.data.type === 'state' && ev.data.state === 'stopped') {
+        clearTimeout(kill);
+        w.terminate();
+      }
+    });
+    w.postMessage({ type: 'stop' } satisfies ToWorker);
   }
 
   private handle(msg: FromWorker): void {
@@ -167,6 +214,12 @@ export class VmClient {
         break;
       case 'device-error':
         this.set({ deviceErrors: [...this.snap.deviceErrors, { device: msg.device, reason: msg.reason }] });
+        break;
+      case 'disk':
+        this.set({ disk: msg.disk });
+        break;
+      case 'storage-full':
+        this.set({ storageFull: msg.message });
         break;
       case 'fatal':
         this.stopWorker();

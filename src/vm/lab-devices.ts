@@ -5,6 +5,17 @@ import type { PciBus } from '../virtio/bus.ts';
 import type { DeviceStats } from './protocol.ts';
 import { VirtioPciFunction } from '../virtio/pci/virtio-pci-function.ts';
 import { VirtioRng, type RandomSource } from '../devices/rng.ts';
+import { VirtioBlk } from '../devices/blk.ts';
+import type { BlockBackend, BlockBackendErrorKind } from '../backends/block-backend.ts';
+
+/** A disk to attach as virtio-blk (/dev/vda). */
+export interface LabDiskOptions {
+  backend: BlockBackend;
+  /** The disk's name: its serial (/sys/block/vda/serial), at most 20 bytes. */
+  name: string;
+  /** The backend failed; 'quota' means storage is full. The guest got I/O errors. */
+  onBackendError?(kind: BlockBackendErrorKind, message: string): void;
+}
 
 export interface LabDeviceOptions {
   /** A device saw the guest break the spec; it is now in DEVICE_NEEDS_RESET. */
@@ -16,10 +27,14 @@ export interface LabDeviceOptions {
   barKind?: 'io' | 'mem';
   /** Where virtio-rng's bytes come from (default crypto.getRandomValues). */
   rngSource?: RandomSource;
+  /** Attach this disk as a virtio-blk function, after the rng. */
+  disk?: LabDiskOptions;
 }
 
 export interface LabDevices {
   rng: VirtioPciFunction;
+  /** The disk's function, when a disk was given. */
+  blk?: VirtioPciFunction;
   /** Every plugged function, in slot order. */
   all: VirtioPciFunction[];
 }
@@ -31,6 +46,12 @@ export function deviceStats(
 ): DeviceStats {
   const extra: Record<string, number> = {};
   if (fn.device instanceof VirtioRng) extra.bytesServed = fn.device.bytesServed;
+  if (fn.device instanceof VirtioBlk) {
+    Object.assign(extra, fn.device.stats.toRecord());
+    extra.capacitySectors = fn.device.capacitySectors;
+    extra.writeback = fn.device.writeback ? 1 : 0;
+    extra.readOnly = fn.device.backend.readOnly ? 1 : 0;
+  }
   return {
     name: fn.name,
     status: fn.deviceStatus,
@@ -47,6 +68,11 @@ export function plugLabDevices(bus: PciBus, opts: LabDeviceOptions): LabDevices 
     fn.onError((reason) => opts.onDeviceError(fn.name, reason));
     return fn;
   };
-  const rng = plug(new VirtioPciFunction(new VirtioRng(opts.rngSource), { barKind: opts.barKind ?? 'io' }));
-  return { rng, all: [rng] };
+  const barKind = opts.barKind ?? 'io';
+  // The rng stays first: virtio indices follow slot order, and tooling finds it at virtio0.
+  const rng = plug(new VirtioPciFunction(new VirtioRng(opts.rngSource), { barKind }));
+  if (!opts.disk) return { rng, all: [rng] };
+  const { backend, name, onBackendError } = opts.disk;
+  const blk = plug(new VirtioPciFunction(new VirtioBlk({ backend, serial: name, onBackendError }), { barKind }));
+  return { rng, blk, all: [rng, blk] };
 }

@@ -6,7 +6,28 @@
 export type VmState = 'loading' | 'booting' | 'running' | 'stopped' | 'error';
 
 /** Where a fatal error came from, so the page can say something useful. */
-export type VmErrorKind = 'image-missing' | 'image-checksum' | 'unsupported' | 'crash';
+export type VmErrorKind =
+  | 'image-missing'
+  | 'image-checksum'
+  | 'unsupported'
+  | 'crash'
+  /** The chosen disk is open readwrite in another tab (or this one's previous VM). */
+  | 'disk-in-use'
+  | 'disk-missing'
+  | 'disk-invalid';
+
+/** Which disk the VM boots with. */
+export interface DiskAttachment {
+  name: string;
+  readOnly: boolean;
+}
+
+/** The disk as the worker actually opened it. */
+export interface AttachedDisk extends DiskAttachment {
+  size: number;
+  /** Read-only from a File snapshot because another tab holds the disk readwrite. */
+  snapshot: boolean;
+}
 
 export interface LoadProgress {
   /** File being fetched ("bzImage"), or "verifying". */
@@ -33,7 +54,7 @@ export interface DeviceStats {
 
 /** Page → worker. */
 export type ToWorker =
-  | { type: 'boot'; baseUrl: string; wasmUrl: string }
+  | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment }
   | { type: 'serial-in'; bytes: Uint8Array }
   | { type: 'stop' };
 
@@ -47,7 +68,10 @@ export type FromWorker =
   | { type: 'stats'; uptimeMs: number; instructions: number; devices: DeviceStats[] }
   /** A device reported a guest violation (e.g. a malformed ring) and needs a reset. */
   | { type: 'device-error'; device: string; reason: string }
-  | { type: 'fatal'; kind: VmErrorKind; message: string };
+  | { type: 'fatal'; kind: VmErrorKind; message: string }
+  | { type: 'disk'; disk: AttachedDisk }
+  /** The disk's storage ran out: the guest got I/O errors. */
+  | { type: 'storage-full'; message: string };
 
 /** postMessage with the protocol's types on both ends. */
 export interface TypedPort<Out, In> {

@@ -5,11 +5,16 @@
  */
 import { GuestImageError, loadGuestImage, parseManifest } from './guest-image.ts';
 import { Machine } from './machine.ts';
-import type { FromWorker, ToWorker } from './protocol.ts';
+import type { DiskAttachment, FromWorker, ToWorker, VmErrorKind } from './protocol.ts';
+import type { BlockBackend } from '../backends/block-backend.ts';
+import { DiskError } from '../disks/disk-names.ts';
+import { openDisk } from './open-disk.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
 let machine: Machine | undefined;
+let disk: BlockBackend | undefined;
+let stopping = false;
 let statsTimer: ReturnType<typeof setInterval> | undefined;
 
 function post(msg: FromWorker, transfer: Transferable[] = []): void {
@@ -45,8 +50,14 @@ async function fetchBytes(url: string, onProgress: (loaded: number, total: numbe
   return out;
 }
 
-async function boot(baseUrl: string, wasmUrl: string): Promise<void> {
+async function boot(baseUrl: string, wasmUrl: string, want: DiskAttachment | undefined): Promise<void> {
   post({ type: 'state', state: 'loading' });
+  if (want) {
+    const opened = await openDisk(want);
+    disk = opened.backend;
+    if (stopping) return;
+    post({ type: 'disk', disk: opened.disk });
+  }
   const manifestUrl = new URL('manifest.json', baseUrl).href;
   let manifestJson: unknown;
   try {
@@ -65,11 +76,21 @@ async function boot(baseUrl: string, wasmUrl: string): Promise<void> {
     ),
     WebAssembly.compileStreaming(fetch(wasmUrl)),
   ]);
+  if (stopping) return;
   machine = await Machine.create({
     image,
     wasm,
     onSerial: (bytes) => post({ type: 'serial-out', bytes }, [bytes.buffer]),
-    devices: { onDeviceError: (device, reason) => post({ type: 'device-error', device, reason }) },
+    devices: {
+      onDeviceError: (device, reason) => post({ type: 'device-error', device, reason }),
+      disk: disk && {
+        backend: disk,
+        name: want!.name,
+        onBackendError: (kind: string, message: string) => {
+          if (kind === 'quota') post({ type: 'storage-full', message });
+        },
+      },
+    },
   });
   machine.start();
   post({ type: 'state', state: 'booting' });
@@ -79,13 +100,34 @@ async function boot(baseUrl: string, wasmUrl: string): Promise<void> {
   }, 500);
 }
 
+/** Stops the guest, then flushes and closes the disk (releasing OPFS's lock for the next VM). */
+async function stop(): Promise<void> {
+  stopping = true;
+  clearInterval(statsTimer);
+  const m = machine;
+  machine = undefined;
+  await m?.stop().catch(() => undefined);
+  try {
+    disk?.close();
+  } catch {
+    /* closing is best effort: terminate() releases the handle too */
+  }
+  disk = undefined;
+  post({ type: 'state', state: 'stopped' });
+}
+
 self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
   switch (msg.type) {
     case 'boot':
-      boot(msg.baseUrl, msg.wasmUrl).catch((e: unknown) => {
+      boot(msg.baseUrl, msg.wasmUrl, msg.disk).catch((e: unknown) => {
         const err = e as Error;
-        const kind = err instanceof GuestImageError ? err.kind : 'crash';
+        const kind: VmErrorKind =
+          err instanceof GuestImageError
+            ? err.kind
+            : err instanceof DiskError && err.kind !== 'storage-full'
+              ? err.kind
+              : 'crash';
         post({ type: 'fatal', kind, message: err.message });
         post({ type: 'state', state: 'error' });
       });
@@ -94,9 +136,7 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
       machine?.typeIn(msg.bytes);
       break;
     case 'stop':
-      clearInterval(statsTimer);
-      void machine?.stop().then(() => post({ type: 'state', state: 'stopped' }));
-      machine = undefined;
+      void stop();
       break;
   }
 });

@@ -3,16 +3,27 @@
  * Ctrl-A x quits (as in QEMU); Ctrl-A Ctrl-A sends a literal Ctrl-A.
  */
 import { GuestImageError } from '../guest-image.ts';
-import { startNodeVm } from './node-machine.ts';
+import { diskNameFor, startNodeVm, type NodeDiskFile, type NodeVm } from './node-machine.ts';
 
-const USAGE = `usage: npm run vm [-- --guest DIR]
+const USAGE = `usage: npm run vm [-- [--guest DIR] [--disk IMAGE [--ro]]]
 
 Boots the virtio-lab guest in this terminal (serial console).
-  --guest DIR   guest image directory (default public/guest)
+  --guest DIR    guest image directory (default public/guest)
+  --disk IMAGE   attach a raw disk image as /dev/vda (virtio-blk). Its size must be a
+                 multiple of 512 bytes; make one with: truncate -s 64M disk.img
+                 A blank image is formatted ext4 by the guest's /init and mounted at
+                 /mnt/disk. The serial (/sys/block/vda/serial) is the file's base name.
+  --ro           attach the disk read-only (opened O_RDONLY; the guest sees VIRTIO_BLK_F_RO)
 Press Ctrl-A x to quit.`;
 
-function parseArgs(argv: string[]): { guestDir?: string } {
-  const out: { guestDir?: string } = {};
+interface Args {
+  guestDir?: string;
+  disk?: string;
+  readOnly?: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const out: Args = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help' || a === '-h') {
@@ -20,10 +31,18 @@ function parseArgs(argv: string[]): { guestDir?: string } {
       process.exit(0);
     } else if (a === '--guest' && argv[i + 1]) {
       out.guestDir = argv[++i];
+    } else if (a === '--disk' && argv[i + 1]) {
+      out.disk = argv[++i];
+    } else if (a === '--ro') {
+      out.readOnly = true;
     } else {
       console.error(`unknown argument: ${a}\n\n${USAGE}`);
       process.exit(2);
     }
+  }
+  if (out.readOnly && !out.disk) {
+    console.error(`--ro needs --disk\n\n${USAGE}`);
+    process.exit(2);
   }
   return out;
 }
@@ -31,7 +50,29 @@ function parseArgs(argv: string[]): { guestDir?: string } {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const t0 = performance.now();
-  const vm = await startNodeVm({ guestDir: args.guestDir, onSerial: (b) => process.stdout.write(b) });
+  let disk: NodeDiskFile | undefined;
+  if (args.disk) {
+    disk = {
+      path: args.disk,
+      readOnly: args.readOnly,
+      onBackendError: (kind, message) =>
+        process.stderr.write(`\n[virtio-lab] disk ${kind === 'quota' ? 'storage full' : `${kind} error`}: ${message}\n`),
+    };
+  }
+  let vm: NodeVm;
+  try {
+    vm = await startNodeVm({ guestDir: args.guestDir, onSerial: (b) => process.stdout.write(b), disk });
+  } catch (e) {
+    // A missing or badly sized image: one clear line, not a stack trace.
+    if (disk && !(e instanceof GuestImageError)) {
+      console.error(`virtio-lab: disk ${disk.path}: ${(e as Error).message}`);
+      process.exit(1);
+    }
+    throw e;
+  }
+  if (args.disk) {
+    process.stderr.write(`[virtio-lab] ${args.disk} is /dev/vda (serial "${diskNameFor(args.disk)}"${args.readOnly ? ', read-only' : ''})\n`);
+  }
   void vm.session.ready.then(() => {
     process.stderr.write(`\n[virtio-lab] shell ready after ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
   });

@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { GuestImageError, loadGuestImage, parseManifest, type GuestImage } from '../guest-image.ts';
 import { Machine } from '../machine.ts';
-import type { LabDeviceOptions } from '../lab-devices.ts';
+import type { LabDeviceOptions, LabDiskOptions } from '../lab-devices.ts';
+import { FileBlockBackend } from '../../backends/file-block-backend.ts';
+import type { BlockBackendErrorKind } from '../../backends/block-backend.ts';
 import { ConsoleSession } from '../console-session.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -42,7 +44,25 @@ export interface NodeVm {
   machine: Machine;
   session: ConsoleSession;
   deviceErrors: { device: string; reason: string }[];
+  /** Disk backend failures ('quota' = storage full); the guest saw I/O errors. */
+  diskErrors: { kind: BlockBackendErrorKind; message: string }[];
+  /** Stops the emulator, then closes a disk image that startNodeVm opened. */
   stop(): Promise<void>;
+}
+
+/** A raw image file to attach as /dev/vda. */
+export interface NodeDiskFile {
+  path: string;
+  readOnly?: boolean;
+  /** Serial (≤ 20 bytes); default: the file name without extension, cut to 20 characters. */
+  name?: string;
+  onBackendError?(kind: BlockBackendErrorKind, message: string): void;
+}
+
+/** The serial a file gets by default: its base name, printable ASCII, ≤ 20 bytes. */
+export function diskNameFor(file: string): string {
+  const base = path.basename(file).replace(/\.[^.]*$/, '').replace(/[^\x21-\x7e]/g, '_');
+  return (base || 'disk').slice(0, 20);
 }
 
 export interface NodeVmOptions {
@@ -51,25 +71,60 @@ export interface NodeVmOptions {
   onSerial?(bytes: Uint8Array): void;
   /** Device options beyond error reporting (BAR kind, rng source). */
   devices?: Omit<LabDeviceOptions, 'onDeviceError'>;
+  /**
+   * A disk: an image file (opened here with FileBlockBackend, closed by stop()), or a
+   * backend the caller owns. Same as devices.disk, which it overrides.
+   */
+  disk?: NodeDiskFile | LabDiskOptions;
 }
 
 /** Boots the lab machine in this process; `session.ready` resolves at the shell prompt. */
 export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
   const [image, wasm] = await Promise.all([loadGuestImageFromDir(opts.guestDir), v86Wasm()]);
   const deviceErrors: { device: string; reason: string }[] = [];
+  const diskErrors: NodeVm['diskErrors'] = [];
+  const givenDisk = opts.disk ?? opts.devices?.disk;
+  let ownedBackend: FileBlockBackend | undefined;
+  let disk: LabDiskOptions | undefined;
+  if (givenDisk && 'path' in givenDisk) {
+    ownedBackend = FileBlockBackend.open(givenDisk.path, { readOnly: givenDisk.readOnly });
+    disk = { backend: ownedBackend, name: givenDisk.name ?? diskNameFor(givenDisk.path), onBackendError: givenDisk.onBackendError };
+  } else {
+    disk = givenDisk;
+  }
+  const onBackendError = (kind: BlockBackendErrorKind, message: string) => {
+    diskErrors.push({ kind, message });
+    disk?.onBackendError?.(kind, message);
+  };
   const enc = new TextEncoder();
   let machine: Machine | undefined;
   const session = new ConsoleSession((text) => machine?.typeIn(enc.encode(text)));
-  machine = await Machine.create({
-    image,
-    wasm,
-    onSerial: (bytes) => {
-      session.feed(bytes);
-      opts.onSerial?.(bytes);
-    },
-    devices: { ...opts.devices, onDeviceError: (device, reason) => deviceErrors.push({ device, reason }) },
-  });
+  try {
+    machine = await Machine.create({
+      image,
+      wasm,
+      onSerial: (bytes) => {
+        session.feed(bytes);
+        opts.onSerial?.(bytes);
+      },
+      devices: {
+        ...opts.devices,
+        disk: disk && { ...disk, onBackendError },
+        onDeviceError: (device, reason) => deviceErrors.push({ device, reason }),
+      },
+    });
+  } catch (error) {
+    ownedBackend?.close();
+    throw error;
+  }
   machine.start();
   const m = machine;
-  return { machine: m, session, deviceErrors, stop: () => m.stop() };
+  const stop = async () => {
+    try {
+      await m.stop();
+    } finally {
+      ownedBackend?.close();
+    }
+  };
+  return { machine: m, session, deviceErrors, diskErrors, stop };
 }

@@ -1,0 +1,28 @@
+/** Disk naming rules and errors, shared by the page's disk store and the worker's backends. */
+
+/** OPFS folder holding the lab's disk images, one raw file per disk. */
+export const DISKS_DIR = 'disks';
+
+/** The name is the disk's virtio-blk serial (GET_ID has 20 bytes), so it stays short ASCII. */
+export const DISK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$/;
+
+export type DiskErrorKind = 'disk-in-use' | 'disk-missing' | 'disk-invalid' | 'storage-full';
+
+export class DiskError extends Error {
+  constructor(
+    readonly kind: DiskErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DiskError';
+  }
+}
+
+export function validateDiskName(name: string): void {
+  if (!DISK_NAME.test(name)) {
+    throw new DiskError(
+      'disk-invalid',
+      `"${name}" is not a disk name: 1–20 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+}
