@@ -75,6 +75,7 @@ export class BlkHarness {
       serial: opts.serial ?? 'test-disk',
       limits: opts.limits,
       queueSize: opts.queueSize,
+      defer: opts.defer,
       onBackendError: (kind, message) => {
         errors.push({ kind, message });
         opts.onBackendError?.(kind, message);

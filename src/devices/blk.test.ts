@@ -6,6 +6,7 @@ import { BlkConfigOffset, BLK_CONFIG_SIZE } from './blk-config.ts';
 import { VirtioBlk } from './blk.ts';
 import { VirtioBlkReqType as T, VirtioBlkStatus as S } from './blk-spec.ts';
 import { BlkHarness, outhdr, pieces, segment } from './blk-testing.ts';
+import { CommonCfg } from '../virtio/pci/layout.ts';
 
 const OK = S.VIRTIO_BLK_S_OK;
 const IOERR = S.VIRTIO_BLK_S_IOERR;
@@ -433,5 +434,64 @@ describe('virtio-blk: stats', () => {
     });
     expect(s.hostMs).toBeGreaterThan(0);
     expect(s.hostUsPerRequest).toBeCloseTo((s.hostMs * 1000) / 5);
+  });
+});
+
+describe('virtio-blk: deferred kicks (served at the end of the time slice)', () => {
+  /** A scheduler the test runs by hand, standing in for queueMicrotask. */
+  function manual() {
+    const jobs: Array<() => void> = [];
+    return { defer: (job: () => void) => void jobs.push(job), run: () => jobs.splice(0).forEach((j) => j()), jobs };
+  }
+
+  for (const [label, eventIdx] of [
+    ['with EVENT_IDX', true],
+    ['without EVENT_IDX (NO_NOTIFY)', false],
+  ] as const) {
+    it(`${label}: one kick and one interrupt serve a whole queue-depth batch`, () => {
+      const s = manual();
+      const h = BlkHarness.create({ defer: s.defer, features: eventIdx ? undefined : ALL_BUT() & ~features(Feature.VIRTIO_F_RING_EVENT_IDX) });
+      const subs = [h.add({ readable: [outhdr(T.VIRTIO_BLK_T_OUT, 0), pattern(4096, 0)], writable: [1] })];
+      expect(h.queue.kick()).toBe(true);
+      expect(h.queue.used()).toHaveLength(0); // not served inside the notify write
+      // The guest keeps queueing before the slice ends: its kicks are suppressed.
+      for (let i = 1; i < 32; i++) {
+        subs.push(h.add({ readable: [outhdr(T.VIRTIO_BLK_T_OUT, i * 8), pattern(4096, i)], writable: [1] }));
+        expect(h.queue.kick()).toBe(false);
+      }
+      expect(s.jobs).toHaveLength(1);
+      s.run();
+      expect(h.queue.used()).toHaveLength(32);
+      expect(subs.every((sub) => h.status(sub) === OK)).toBe(true);
+      expect(h.queue.notifies).toBe(1);
+      expect(h.driver.fn.stats.interrupts).toBe(1);
+      h.driver.recycleBuffers();
+      // Notifications are back on: the next request kicks again and is served.
+      const next = h.add({ readable: [outhdr(T.VIRTIO_BLK_T_IN, 0)], writable: [4096, 1] });
+      expect(h.queue.kick()).toBe(true);
+      s.run();
+      expect(h.status(next)).toBe(OK);
+      expect(h.writableBytes(next).subarray(0, 4096)).toEqual(pattern(4096, 0));
+    });
+  }
+
+  it('a malformed ring found in a deferred drain is reported, never thrown', () => {
+    const s = manual();
+    const h = BlkHarness.create({ defer: s.defer });
+    h.queue.publish(999); // a head beyond the queue size
+    h.queue.notify();
+    expect(() => s.run()).not.toThrow();
+    expect(h.driver.fn.deviceStatus & DeviceStatus.DEVICE_NEEDS_RESET).toBe(DeviceStatus.DEVICE_NEEDS_RESET);
+    expect(h.driver.fn.lastError).toMatch(/head 999/);
+  });
+
+  it('a drain scheduled before a reset does nothing to the reset device', () => {
+    const s = manual();
+    const h = BlkHarness.create({ defer: s.defer });
+    h.add({ readable: [outhdr(T.VIRTIO_BLK_T_FLUSH)], writable: [1] });
+    h.queue.kick();
+    h.driver.write(CommonCfg.DEVICE_STATUS, 1, 0); // reset
+    expect(() => s.run()).not.toThrow();
+    expect(h.device.stats.batches).toBe(0);
   });
 });

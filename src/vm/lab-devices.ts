@@ -25,6 +25,11 @@ export interface LabDeviceOptions {
    * (see bench/exits.ts) and lets SeaBIOS place it; memory BARs are fixed addresses.
    */
   barKind?: 'io' | 'mem';
+  /**
+   * Serve virtio-blk kicks inside the notify write instead of at the end of the emulator's
+   * time slice (the default; see bench/blk.ts for what each costs).
+   */
+  serveKicksInline?: boolean;
   /** Where virtio-rng's bytes come from (default crypto.getRandomValues). */
   rngSource?: RandomSource;
   /** Attach this disk as a virtio-blk function, after the rng. */
@@ -73,6 +78,7 @@ export function plugLabDevices(bus: PciBus, opts: LabDeviceOptions): LabDevices 
   const rng = plug(new VirtioPciFunction(new VirtioRng(opts.rngSource), { barKind }));
   if (!opts.disk) return { rng, all: [rng] };
   const { backend, name, onBackendError } = opts.disk;
-  const blk = plug(new VirtioPciFunction(new VirtioBlk({ backend, serial: name, onBackendError }), { barKind }));
+  const defer = opts.serveKicksInline ? undefined : (drain: () => void) => queueMicrotask(drain);
+  const blk = plug(new VirtioPciFunction(new VirtioBlk({ backend, serial: name, onBackendError, defer }), { barKind }));
   return { rng, blk, all: [rng, blk] };
 }
