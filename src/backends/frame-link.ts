@@ -1,0 +1,20 @@
+/**
+ * Where a virtio-net device's Ethernet frames go: one frame in, one frame out, no header
+ * (the websockproxy / v86 `network_relay_url` wire format). Implementations: a WebSocket to
+ * the relay (browser and Node), and in-memory links for tests.
+ */
+export interface FrameLinkEvents {
+  /** A frame arrived for the guest (a full Ethernet frame, no FCS). */
+  onFrame(frame: Uint8Array): void;
+  /** The link went up or down (the device mirrors it in VIRTIO_NET_S_LINK_UP). */
+  onLinkChange(up: boolean): void;
+}
+
+export interface FrameLink {
+  readonly up: boolean;
+  /** Sends one frame; false if it was dropped (link down, or the send buffer is full). */
+  send(frame: Uint8Array): boolean;
+  /** Starts delivering events; called once by the device that owns the link. */
+  attach(events: FrameLinkEvents): void;
+  close(): void;
+}
