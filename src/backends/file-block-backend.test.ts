@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BlockBackendError } from './block-backend.ts';
+import { backendErrorKind } from './testing.ts';
 import { FileBlockBackend, blockErrorKind } from './file-block-backend.ts';
 
 let dir: string;
@@ -19,14 +19,7 @@ function image(size: number, fill = 0): string {
   return p;
 }
 
-const kindOf = (f: () => void) => {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof BlockBackendError ? e.kind : `not a BlockBackendError: ${String(e)}`;
-  }
-  return 'no error';
-};
+const kindOf = backendErrorKind;
 
 describe('FileBlockBackend', () => {
   it('reads and writes the file in place, zeroes ranges, flushes, closes', () => {

@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { BlockBackendError } from './block-backend.ts';
+import { backendErrorKind } from './testing.ts';
 import { MemoryBlockBackend } from './memory-block-backend.ts';
 
-const kindOf = (f: () => void) => {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof BlockBackendError ? e.kind : `not a BlockBackendError: ${String(e)}`;
-  }
-  return 'no error';
-};
+const kindOf = backendErrorKind;
 
 describe('MemoryBlockBackend', () => {
   it('reads, writes, zeroes and refuses out-of-range access', () => {
