@@ -1,6 +1,7 @@
 /**
- * One HTTP server for the lab: the built app (dist/) and, from the network issue on, the
- * relay's WebSocket endpoint on the same port.
+ * One HTTP server for the lab: the built app (dist/) and the relay's WebSocket endpoint on
+ * the same port (main.ts mounts it with `attachRelay(server, ...)` from src/relay, which
+ * listens to this server's 'upgrade' event for `/relay/<room>`).
  */
 import { createServer, type Server } from 'node:http';
 import { existsSync } from 'node:fs';

@@ -1,4 +1,5 @@
 import { DiskPanel } from './DiskPanel.tsx';
+import { NetPanel } from './NetPanel.tsx';
 import { Terminal } from './Terminal.tsx';
 import type { DiskAttachment } from '../vm/protocol.ts';
 import { useVm } from './use-vm.ts';
@@ -122,7 +123,10 @@ export function App({ client, onBoot }: { client: VmClient; onBoot(disk: DiskAtt
           {vm.state === 'error' && vm.fatal && <FatalPanel vm={vm} onRestart={restart} onBoot={onBoot} />}
           <Terminal client={client} boot={vm.boot} />
         </main>
-        {opfs && <DiskPanel vm={vm} onBoot={onBoot} />}
+        <aside className="side">
+          {opfs && <DiskPanel vm={vm} onBoot={onBoot} />}
+          <NetPanel vm={vm} client={client} />
+        </aside>
       </div>
     </div>
   );

@@ -78,7 +78,7 @@ export function DiskPanel({ vm, onBoot }: { vm: VmSnapshot; onBoot(disk: DiskAtt
 
   const attached = vm.disk?.name;
   return (
-    <aside className="disks" data-testid="disk-panel">
+    <section className="disks" data-testid="disk-panel">
       <h2>Disks</h2>
       {vm.disk && (
         <p className="disk-attached" data-testid="disk-attached">
@@ -152,6 +152,6 @@ export function DiskPanel({ vm, onBoot }: { vm: VmSnapshot; onBoot(disk: DiskAtt
           OPFS: {fmt(usage.usage)} used of {fmt(usage.quota)}
         </p>
       )}
-    </aside>
+    </section>
   );
 }

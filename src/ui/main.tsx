@@ -6,7 +6,8 @@ import { App } from './App.tsx';
 import { VmClient } from './vm-client.ts';
 import { installLabApi } from './lab-api.ts';
 import { DEFAULT_DISK, ensureDefaultDisk } from '../disks/disk-store.ts';
-import type { DiskAttachment } from '../vm/protocol.ts';
+import type { DiskAttachment, NetAttachment } from '../vm/protocol.ts';
+import { formatMac, localMac } from '../devices/net-config.ts';
 
 const hasOpfs = typeof navigator.storage?.getDirectory === 'function';
 
@@ -27,6 +28,30 @@ function diskToUrl(disk: DiskAttachment | null): void {
   history.replaceState(null, '', url);
 }
 
+/**
+ * ?room=NAME (default "lab") on this server's relay, ?relay=ws://… for another relay
+ * (any websockproxy-compatible one), ?net=none for no NIC.
+ */
+function netFromUrl(): NetAttachment | null {
+  const params = new URLSearchParams(location.search);
+  if (params.get('net') === 'none') return null;
+  const room = params.get('room') || 'lab';
+  const relay = params.get('relay');
+  const base = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/relay/`;
+  // A relay bound beyond loopback wants its token: pass on the page's own ?token=.
+  const token = params.get('token');
+  const url = relay || base + encodeURIComponent(room) + (token ? `?token=${encodeURIComponent(token)}` : '');
+  return { relayUrl: url, mac: tabMac() };
+}
+
+/**
+ * A fresh locally administered MAC per page load: two tabs in a room must differ, and a
+ * duplicated tab copies sessionStorage, so nothing stored can be trusted to be unique.
+ */
+function tabMac(): string {
+  return formatMac(localMac());
+}
+
 const client = new VmClient(new URL('guest/', document.baseURI).href);
 installLabApi(client);
 
@@ -36,14 +61,15 @@ const boot = (disk: DiskAttachment | null) => {
 };
 
 const first = diskFromUrl();
+const net = netFromUrl();
 if (first && first.name === DEFAULT_DISK.name && !first.readOnly) {
   // The default disk is made on first visit; if that fails the VM boots without it.
   ensureDefaultDisk().then(
-    () => client.start(first),
-    () => client.start(null),
+    () => client.start(first, net),
+    () => client.start(null, net),
   );
 } else {
-  client.start(first);
+  client.start(first, net);
 }
 
 createRoot(document.getElementById('root')!).render(

@@ -9,6 +9,8 @@ import type {
   DeviceStats,
   DiskAttachment,
   FromWorker,
+  NetAttachment,
+  NetStatus,
   LoadProgress,
   ToWorker,
   VmErrorKind,
@@ -28,6 +30,8 @@ export interface VmSnapshot {
   diskChoice?: DiskAttachment;
   /** The disk as the worker opened it. */
   disk?: AttachedDisk;
+  /** The NIC: link state, relay, MAC, leased IP. */
+  net?: NetStatus;
   /** Set when the disk's storage ran out during this boot. */
   storageFull?: string;
   /** Boots since the page opened (1 = first). */
@@ -69,6 +73,8 @@ export class VmClient {
   private readonly enc = new TextEncoder();
   session: ConsoleSession = this.newSession();
   private diskChoice: DiskAttachment | undefined;
+  private netChoice: NetAttachment | undefined;
+  private captureWaiters: Array<(pcap: Uint8Array) => void> = [];
 
   constructor(private readonly guestBaseUrl: string) {}
 
@@ -116,8 +122,9 @@ export class VmClient {
    * Boots a fresh VM in a fresh worker. `disk` picks the disk (null: none); omitted keeps
    * the current choice.
    */
-  start(disk?: DiskAttachment | null): void {
+  start(disk?: DiskAttachment | null, net?: NetAttachment | null): void {
     if (disk !== undefined) this.diskChoice = disk ?? undefined;
+    if (net !== undefined) this.netChoice = net ?? undefined;
     this.stopWorker();
     // The first boot keeps the session made with the client, so a `ready` taken before
     // start() (e.g. while the default disk is created) still resolves.
@@ -135,6 +142,7 @@ export class VmClient {
       devices: [],
       diskChoice: this.diskChoice,
       disk: undefined,
+      net: undefined,
       storageFull: undefined,
       boot: this.snap.boot + 1,
       timings: { workerStart: performance.now() },
@@ -161,6 +169,16 @@ export class VmClient {
       baseUrl: this.guestBaseUrl,
       wasmUrl: new URL(wasmUrl, location.href).href,
       disk: this.diskChoice,
+      net: this.netChoice,
+    });
+  }
+
+  /** What crossed the NIC so far (the newest 8 MiB), as a pcap file. */
+  capture(): Promise<Uint8Array> {
+    if (!this.worker) return Promise.reject(new Error('the VM is not running'));
+    return new Promise((resolve) => {
+      this.captureWaiters.push(resolve);
+      this.post({ type: 'capture-get' });
     });
   }
 
@@ -217,6 +235,12 @@ export class VmClient {
         break;
       case 'disk':
         this.set({ disk: msg.disk });
+        break;
+      case 'net':
+        this.set({ net: msg.net });
+        break;
+      case 'capture':
+        for (const w of this.captureWaiters.splice(0)) w(msg.pcap);
         break;
       case 'storage-full':
         this.set({ storageFull: msg.message });

@@ -7,6 +7,7 @@ import { VirtioPciFunction } from '../virtio/pci/virtio-pci-function.ts';
 import { VirtioRng, type RandomSource } from '../devices/rng.ts';
 import { VirtioBlk } from '../devices/blk.ts';
 import type { BlockBackend, BlockBackendErrorKind } from '../backends/block-backend.ts';
+import { VirtioNet, type VirtioNetOptions } from '../devices/net.ts';
 
 /** A disk to attach as virtio-blk (/dev/vda). */
 export interface LabDiskOptions {
@@ -17,6 +18,12 @@ export interface LabDiskOptions {
   onBackendError?(kind: BlockBackendErrorKind, message: string): void;
 }
 
+/** A NIC to attach as virtio-net (eth0), over a FrameLink (e.g. a WebSocketFrameLink to the relay). */
+export type LabNetOptions = Pick<
+  VirtioNetOptions,
+  'link' | 'mac' | 'onCapture' | 'mtu' | 'tso' | 'mergeableRxBuffers' | 'rxBacklogFrames' | 'rxBacklogBytes'
+>;
+
 export interface LabDeviceOptions {
   /** A device saw the guest break the spec; it is now in DEVICE_NEEDS_RESET. */
   onDeviceError(device: string, reason: string): void;
@@ -26,7 +33,7 @@ export interface LabDeviceOptions {
    */
   barKind?: 'io' | 'mem';
   /**
-   * Serve virtio-blk kicks inside the notify write instead of at the end of the emulator's
+   * Serve virtio-blk and virtio-net tx kicks inside the notify write instead of at the end of the emulator's
    * time slice (the default; see bench/blk.ts for what each costs).
    */
   serveKicksInline?: boolean;
@@ -34,12 +41,16 @@ export interface LabDeviceOptions {
   rngSource?: RandomSource;
   /** Attach this disk as a virtio-blk function, after the rng. */
   disk?: LabDiskOptions;
+  /** Attach this NIC as a virtio-net function, after the rng and the disk. */
+  net?: LabNetOptions;
 }
 
 export interface LabDevices {
   rng: VirtioPciFunction;
   /** The disk's function, when a disk was given. */
   blk?: VirtioPciFunction;
+  /** The NIC's function, when a link was given (its device: `net.device as VirtioNet`). */
+  net?: VirtioPciFunction;
   /** Every plugged function, in slot order. */
   all: VirtioPciFunction[];
 }
@@ -56,6 +67,11 @@ export function deviceStats(
     extra.capacitySectors = fn.device.capacitySectors;
     extra.writeback = fn.device.writeback ? 1 : 0;
     extra.readOnly = fn.device.backend.readOnly ? 1 : 0;
+  }
+  if (fn.device instanceof VirtioNet) {
+    Object.assign(extra, fn.device.stats.toRecord());
+    extra.linkUp = fn.device.linkUp ? 1 : 0;
+    extra.mtu = fn.device.mtu;
   }
   return {
     name: fn.name,
@@ -76,9 +92,17 @@ export function plugLabDevices(bus: PciBus, opts: LabDeviceOptions): LabDevices 
   const barKind = opts.barKind ?? 'io';
   // The rng stays first: virtio indices follow slot order, and tooling finds it at virtio0.
   const rng = plug(new VirtioPciFunction(new VirtioRng(opts.rngSource), { barKind }));
-  if (!opts.disk) return { rng, all: [rng] };
-  const { backend, name, onBackendError } = opts.disk;
+  const devices: LabDevices = { rng, all: [rng] };
   const defer = opts.serveKicksInline ? undefined : (drain: () => void) => queueMicrotask(drain);
-  const blk = plug(new VirtioPciFunction(new VirtioBlk({ backend, serial: name, onBackendError, defer }), { barKind }));
-  return { rng, blk, all: [rng, blk] };
+  if (opts.disk) {
+    const { backend, name, onBackendError } = opts.disk;
+    devices.blk = plug(new VirtioPciFunction(new VirtioBlk({ backend, serial: name, onBackendError, defer }), { barKind }));
+    devices.all.push(devices.blk);
+  }
+  if (opts.net) {
+    // tx kicks served at the end of the time slice too: a burst of sends costs one exit.
+    devices.net = plug(new VirtioPciFunction(new VirtioNet({ ...opts.net, defer }), { barKind }));
+    devices.all.push(devices.net);
+  }
+  return devices;
 }

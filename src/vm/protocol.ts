@@ -36,6 +36,21 @@ export interface LoadProgress {
   total: number;
 }
 
+/** The NIC a VM gets: a virtio-net function linked to a relay room. */
+export interface NetAttachment {
+  /** ws:// or wss:// URL of the relay room, e.g. ws://127.0.0.1:8080/relay/lab. */
+  relayUrl: string;
+  /** The NIC's MAC, "02:xx:…" (locally administered). */
+  mac: string;
+}
+
+/** The NIC as the worker sees it. */
+export interface NetStatus extends NetAttachment {
+  up: boolean;
+  /** The address the guest leased by DHCP (seen in the DHCP ACK), if any yet. */
+  ip?: string;
+}
+
 /** Counters of one of our PCI functions. */
 export interface DeviceStats {
   name: string;
@@ -54,7 +69,9 @@ export interface DeviceStats {
 
 /** Page → worker. */
 export type ToWorker =
-  | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment }
+  | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment; net?: NetAttachment }
+  /** Send back what crossed the NIC so far, as a pcap file. */
+  | { type: 'capture-get' }
   | { type: 'serial-in'; bytes: Uint8Array }
   | { type: 'stop' };
 
@@ -70,6 +87,9 @@ export type FromWorker =
   | { type: 'device-error'; device: string; reason: string }
   | { type: 'fatal'; kind: VmErrorKind; message: string }
   | { type: 'disk'; disk: AttachedDisk }
+  /** The NIC's link or address changed. */
+  | { type: 'net'; net: NetStatus }
+  | { type: 'capture'; pcap: Uint8Array }
   /** The disk's storage ran out: the guest got I/O errors. */
   | { type: 'storage-full'; message: string };
 

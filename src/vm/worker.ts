@@ -5,7 +5,12 @@
  */
 import { GuestImageError, loadGuestImage, parseManifest } from './guest-image.ts';
 import { Machine } from './machine.ts';
-import type { DiskAttachment, FromWorker, ToWorker, VmErrorKind } from './protocol.ts';
+import type { DiskAttachment, FromWorker, NetAttachment, NetStatus, ToWorker, VmErrorKind } from './protocol.ts';
+import { WebSocketFrameLink } from '../backends/websocket-frame-link.ts';
+import type { FrameLink, FrameLinkEvents } from '../backends/frame-link.ts';
+import { parseMac } from '../devices/net-config.ts';
+import { leasedAddress } from '../net/dhcp-snoop.ts';
+import { PcapRing } from '../net/pcap.ts';
 import type { BlockBackend } from '../backends/block-backend.ts';
 import { DiskError } from '../disks/disk-names.ts';
 import { openDisk } from './open-disk.ts';
@@ -14,6 +19,9 @@ declare const self: DedicatedWorkerGlobalScope;
 
 let machine: Machine | undefined;
 let disk: BlockBackend | undefined;
+let link: FrameLink | undefined;
+/** The last NET_CAPTURE_BYTES of frames that crossed the NIC, for the page's pcap download. */
+const capture = new PcapRing({ maxBytes: 8 * 1024 * 1024 });
 let stopping = false;
 let statsTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -50,7 +58,56 @@ async function fetchBytes(url: string, onProgress: (loaded: number, total: numbe
   return out;
 }
 
-async function boot(baseUrl: string, wasmUrl: string, want: DiskAttachment | undefined): Promise<void> {
+/** A FrameLink that also reports link changes to the page. */
+function observedLink(inner: FrameLink, onChange: (up: boolean) => void): FrameLink {
+  return {
+    get up() {
+      return inner.up;
+    },
+    send: (frame) => inner.send(frame),
+    attach: (events: FrameLinkEvents) =>
+      inner.attach({
+        onFrame: (f) => events.onFrame(f),
+        onLinkChange: (up) => {
+          onChange(up);
+          events.onLinkChange(up);
+        },
+      }),
+    close: () => inner.close(),
+  };
+}
+
+/** The NIC's link to the relay, and the status the page shows. */
+function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } {
+  const status: NetStatus = { ...want, up: false };
+  const mac = parseMac(want.mac);
+  const report = () => post({ type: 'net', net: { ...status } });
+  const l = observedLink(new WebSocketFrameLink(want.relayUrl, WebSocket), (up) => {
+    status.up = up;
+    report();
+  });
+  report();
+  return {
+    link: l,
+    mac,
+    onCapture: (frame, dir) => {
+      capture.record(frame);
+      if (dir !== 'rx') return;
+      const ip = leasedAddress(frame, mac);
+      if (ip && ip !== status.ip) {
+        status.ip = ip;
+        report();
+      }
+    },
+  };
+}
+
+async function boot(
+  baseUrl: string,
+  wasmUrl: string,
+  want: DiskAttachment | undefined,
+  wantNet: NetAttachment | undefined,
+): Promise<void> {
   post({ type: 'state', state: 'loading' });
   if (want) {
     const opened = await openDisk(want);
@@ -77,6 +134,8 @@ async function boot(baseUrl: string, wasmUrl: string, want: DiskAttachment | und
     WebAssembly.compileStreaming(fetch(wasmUrl)),
   ]);
   if (stopping) return;
+  const net = wantNet && openNet(wantNet);
+  link = net?.link;
   machine = await Machine.create({
     image,
     wasm,
@@ -90,6 +149,7 @@ async function boot(baseUrl: string, wasmUrl: string, want: DiskAttachment | und
           if (kind === 'quota') post({ type: 'storage-full', message });
         },
       },
+      net,
     },
   });
   machine.start();
@@ -113,6 +173,8 @@ async function stop(): Promise<void> {
     /* closing is best effort: terminate() releases the handle too */
   }
   disk = undefined;
+  link?.close();
+  link = undefined;
   post({ type: 'state', state: 'stopped' });
 }
 
@@ -120,7 +182,7 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
   switch (msg.type) {
     case 'boot':
-      boot(msg.baseUrl, msg.wasmUrl, msg.disk).catch((e: unknown) => {
+      boot(msg.baseUrl, msg.wasmUrl, msg.disk, msg.net).catch((e: unknown) => {
         const err = e as Error;
         const kind: VmErrorKind =
           err instanceof GuestImageError
@@ -138,6 +200,11 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
     case 'stop':
       void stop();
       break;
+    case 'capture-get': {
+      const pcap = capture.toUint8Array();
+      post({ type: 'capture', pcap }, [pcap.buffer]);
+      break;
+    }
   }
 });
 

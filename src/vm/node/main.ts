@@ -3,9 +3,10 @@
  * Ctrl-A x quits (as in QEMU); Ctrl-A Ctrl-A sends a literal Ctrl-A.
  */
 import { GuestImageError } from '../guest-image.ts';
+import { parseMac } from '../../devices/net-config.ts';
 import { diskNameFor, startNodeVm, type NodeDiskFile, type NodeVm } from './node-machine.ts';
 
-const USAGE = `usage: npm run vm [-- [--guest DIR] [--disk IMAGE [--ro]]]
+const USAGE = `usage: npm run vm [-- [--guest DIR] [--disk IMAGE [--ro]] [--net URL [--mac MAC]]]
 
 Boots the virtio-lab guest in this terminal (serial console).
   --guest DIR    guest image directory (default public/guest)
@@ -14,12 +15,18 @@ Boots the virtio-lab guest in this terminal (serial console).
                  A blank image is formatted ext4 by the guest's /init and mounted at
                  /mnt/disk. The serial (/sys/block/vda/serial) is the file's base name.
   --ro           attach the disk read-only (opened O_RDONLY; the guest sees VIRTIO_BLK_F_RO)
+  --net URL      attach a virtio-net NIC (eth0) to the relay at URL, e.g.
+                 ws://127.0.0.1:8080/relay/lab (npm start serves it). The guest's /init
+                 runs DHCP; reconnects by itself if the relay restarts.
+  --mac MAC      the NIC's address (default: random, locally administered)
 Press Ctrl-A x to quit.`;
 
 interface Args {
   guestDir?: string;
   disk?: string;
   readOnly?: boolean;
+  net?: string;
+  mac?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -33,6 +40,10 @@ function parseArgs(argv: string[]): Args {
       out.guestDir = argv[++i];
     } else if (a === '--disk' && argv[i + 1]) {
       out.disk = argv[++i];
+    } else if (a === '--net' && argv[i + 1]) {
+      out.net = argv[++i];
+    } else if (a === '--mac' && argv[i + 1]) {
+      out.mac = argv[++i];
     } else if (a === '--ro') {
       out.readOnly = true;
     } else {
@@ -42,6 +53,22 @@ function parseArgs(argv: string[]): Args {
   }
   if (out.readOnly && !out.disk) {
     console.error(`--ro needs --disk\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (out.mac && !out.net) {
+    console.error(`--mac needs --net\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (out.mac) {
+    try {
+      parseMac(out.mac);
+    } catch (e) {
+      console.error(`--mac: ${(e as Error).message}`);
+      process.exit(2);
+    }
+  }
+  if (out.net && !/^wss?:\/\//.test(out.net)) {
+    console.error(`--net wants a ws:// or wss:// URL, got ${out.net}\n\n${USAGE}`);
     process.exit(2);
   }
   return out;
@@ -61,7 +88,8 @@ async function main(): Promise<void> {
   }
   let vm: NodeVm;
   try {
-    vm = await startNodeVm({ guestDir: args.guestDir, onSerial: (b) => process.stdout.write(b), disk });
+    const net = args.net ? { relayUrl: args.net, mac: args.mac } : undefined;
+    vm = await startNodeVm({ guestDir: args.guestDir, onSerial: (b) => process.stdout.write(b), disk, net });
   } catch (e) {
     // A missing or badly sized image: one clear line, not a stack trace.
     if (disk && !(e instanceof GuestImageError)) {
@@ -73,6 +101,7 @@ async function main(): Promise<void> {
   if (args.disk) {
     process.stderr.write(`[virtio-lab] ${args.disk} is /dev/vda (serial "${diskNameFor(args.disk)}"${args.readOnly ? ', read-only' : ''})\n`);
   }
+  if (args.net) process.stderr.write(`[virtio-lab] eth0 ${vm.mac} on ${args.net}\n`);
   void vm.session.ready.then(() => {
     process.stderr.write(`\n[virtio-lab] shell ready after ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
   });

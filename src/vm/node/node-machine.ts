@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { GuestImageError, loadGuestImage, parseManifest, type GuestImage } from '../guest-image.ts';
 import { Machine } from '../machine.ts';
-import type { LabDeviceOptions, LabDiskOptions } from '../lab-devices.ts';
+import WebSocket from 'ws';
+import type { LabDeviceOptions, LabDiskOptions, LabNetOptions } from '../lab-devices.ts';
+import { WebSocketFrameLink } from '../../backends/websocket-frame-link.ts';
+import { formatMac, localMac, toMac } from '../../devices/net-config.ts';
 import { FileBlockBackend } from '../../backends/file-block-backend.ts';
 import type { BlockBackendErrorKind } from '../../backends/block-backend.ts';
 import { ConsoleSession } from '../console-session.ts';
@@ -46,7 +49,9 @@ export interface NodeVm {
   deviceErrors: { device: string; reason: string }[];
   /** Disk backend failures ('quota' = storage full); the guest saw I/O errors. */
   diskErrors: { kind: BlockBackendErrorKind; message: string }[];
-  /** Stops the emulator, then closes a disk image that startNodeVm opened. */
+  /** The NIC's address, when there is one. */
+  mac?: string;
+  /** Stops the emulator, then closes a disk image and a relay link that startNodeVm opened. */
   stop(): Promise<void>;
 }
 
@@ -65,6 +70,14 @@ export function diskNameFor(file: string): string {
   return (base || 'disk').slice(0, 20);
 }
 
+/** A NIC on the relay: ws://HOST:PORT/relay/ROOM. */
+export interface NodeNetOptions {
+  relayUrl: string;
+  /** Default: a random locally administered address. */
+  mac?: string;
+  onCapture?: LabNetOptions['onCapture'];
+}
+
 export interface NodeVmOptions {
   guestDir?: string;
   /** Console bytes as they arrive (e.g. to stdout). */
@@ -76,6 +89,11 @@ export interface NodeVmOptions {
    * backend the caller owns. Same as devices.disk, which it overrides.
    */
   disk?: NodeDiskFile | LabDiskOptions;
+  /**
+   * A NIC (eth0): a relay URL (a WebSocketFrameLink is opened here, closed by stop()), or a
+   * link the caller owns. Same as devices.net, which it overrides.
+   */
+  net?: NodeNetOptions | LabNetOptions;
 }
 
 /** Boots the lab machine in this process; `session.ready` resolves at the shell prompt. */
@@ -83,11 +101,27 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
   const [image, wasm] = await Promise.all([loadGuestImageFromDir(opts.guestDir), v86Wasm()]);
   const deviceErrors: { device: string; reason: string }[] = [];
   const diskErrors: NodeVm['diskErrors'] = [];
+  const givenNet = opts.net ?? opts.devices?.net;
+  let ownedLink: WebSocketFrameLink | undefined;
+  let net: LabNetOptions | undefined;
+  if (givenNet && 'relayUrl' in givenNet) {
+    // Parsed before anything is opened, so a bad MAC leaks nothing.
+    const mac = givenNet.mac ? toMac(givenNet.mac) : localMac();
+    ownedLink = new WebSocketFrameLink(givenNet.relayUrl, WebSocket);
+    net = { link: ownedLink, mac, onCapture: givenNet.onCapture };
+  } else {
+    net = givenNet;
+  }
   const givenDisk = opts.disk ?? opts.devices?.disk;
   let ownedBackend: FileBlockBackend | undefined;
   let disk: LabDiskOptions | undefined;
   if (givenDisk && 'path' in givenDisk) {
-    ownedBackend = FileBlockBackend.open(givenDisk.path, { readOnly: givenDisk.readOnly });
+    try {
+      ownedBackend = FileBlockBackend.open(givenDisk.path, { readOnly: givenDisk.readOnly });
+    } catch (error) {
+      ownedLink?.close(); // else it would keep reconnecting
+      throw error;
+    }
     disk = { backend: ownedBackend, name: givenDisk.name ?? diskNameFor(givenDisk.path), onBackendError: givenDisk.onBackendError };
   } else {
     disk = givenDisk;
@@ -95,6 +129,10 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
   const onBackendError = (kind: BlockBackendErrorKind, message: string) => {
     diskErrors.push({ kind, message });
     disk?.onBackendError?.(kind, message);
+  };
+  const closeOwned = () => {
+    ownedBackend?.close();
+    ownedLink?.close();
   };
   const enc = new TextEncoder();
   let machine: Machine | undefined;
@@ -110,11 +148,12 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
       devices: {
         ...opts.devices,
         disk: disk && { ...disk, onBackendError },
+        net,
         onDeviceError: (device, reason) => deviceErrors.push({ device, reason }),
       },
     });
   } catch (error) {
-    ownedBackend?.close();
+    closeOwned();
     throw error;
   }
   machine.start();
@@ -123,8 +162,9 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
     try {
       await m.stop();
     } finally {
-      ownedBackend?.close();
+      closeOwned();
     }
   };
-  return { machine: m, session, deviceErrors, diskErrors, stop };
+  const mac = net ? formatMac(toMac(net.mac)) : undefined;
+  return { machine: m, session, deviceErrors, diskErrors, mac, stop };
 }

@@ -1,0 +1,230 @@
+/**
+ * FrameLink over a WebSocket to the relay (or to websockproxy): one binary message = one
+ * Ethernet frame, no header. Works with the browser's WebSocket and with the `ws` package
+ * in Node (pass its constructor). Reconnects by itself with exponential backoff and jitter,
+ * so a relay restart is a link down/up for the guest, not a dead NIC.
+ */
+import type { FrameLink, FrameLinkEvents } from './frame-link.ts';
+
+/**
+ * What we use of a WebSocket. Handlers are declared method-style (bivariant) so both the DOM
+ * WebSocket (MessageEvent) and ws's WebSocket (its own event types) fit without casts.
+ */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: Uint8Array<ArrayBuffer>): void;
+  close(code?: number, reason?: string): void;
+  onopen: EventHandler<unknown> | null;
+  onclose: EventHandler<unknown> | null;
+  onerror: EventHandler<unknown> | null;
+  onmessage: EventHandler<{ data: unknown }> | null;
+}
+type EventHandler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** WebSocket.OPEN */
+const OPEN = 1;
+
+export interface WebSocketFrameLinkOptions {
+  /** First and largest reconnect delay (defaults 250 ms, 10 s); doubles per failed attempt. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Refuse sends while the socket has more than this queued (default 1 MiB). */
+  maxBufferedBytes?: number;
+  /** For tests: randomness for jitter, and the timer. */
+  random?: () => number;
+  setTimeout?: (fn: () => void, ms: number) => unknown;
+  clearTimeout?: (handle: unknown) => void;
+}
+
+export interface WebSocketFrameLinkStats {
+  /** Connection attempts, successful opens, and closes/failures seen. */
+  connects: number;
+  opens: number;
+  closes: number;
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  /** send() refused: link down, or bufferedAmount over the bound. */
+  dropsDown: number;
+  dropsBuffered: number;
+  /** Text or empty messages (not frames): ignored. */
+  badMessages: number;
+  /** Frames that arrived before attach(). */
+  dropsUnattached: number;
+}
+
+export class WebSocketFrameLink implements FrameLink {
+  readonly stats: WebSocketFrameLinkStats = {
+    connects: 0,
+    opens: 0,
+    closes: 0,
+    framesIn: 0,
+    bytesIn: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    dropsDown: 0,
+    dropsBuffered: 0,
+    badMessages: 0,
+    dropsUnattached: 0,
+  };
+  private socket: WebSocketLike | undefined;
+  private events: FrameLinkEvents | undefined;
+  private isUp = false;
+  private closed = false;
+  private failures = 0;
+  private timer: unknown;
+  private readonly minBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private readonly maxBufferedBytes: number;
+  private readonly random: () => number;
+  private readonly setTimer: (fn: () => void, ms: number) => unknown;
+  private readonly clearTimer: (handle: unknown) => void;
+
+  /** Connects at once; `attach` starts event delivery. */
+  constructor(
+    readonly url: string,
+    private readonly WebSocketImpl: WebSocketConstructor,
+    opts: WebSocketFrameLinkOptions = {},
+  ) {
+    this.minBackoffMs = opts.minBackoffMs ?? 250;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+    this.maxBufferedBytes = opts.maxBufferedBytes ?? 1 << 20;
+    this.random = opts.random ?? Math.random;
+    this.setTimer = opts.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
+    this.clearTimer = opts.clearTimeout ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
+    this.connect();
+  }
+
+  get up(): boolean {
+    return this.isUp;
+  }
+
+  attach(events: FrameLinkEvents): void {
+    if (this.events) throw new Error('WebSocketFrameLink: attach() called twice');
+    this.events = events;
+  }
+
+  send(frame: Uint8Array): boolean {
+    const ws = this.socket;
+    if (!this.isUp || !ws || ws.readyState !== OPEN) {
+      this.stats.dropsDown++;
+      return false;
+    }
+    // A stalled relay must not make us buffer without bound: drop like a full NIC queue.
+    if (ws.bufferedAmount > this.maxBufferedBytes) {
+      this.stats.dropsBuffered++;
+      return false;
+    }
+    try {
+      // Frames are copies out of guest RAM (plain ArrayBuffers), never shared memory.
+      ws.send(frame as Uint8Array<ArrayBuffer>);
+    } catch {
+      this.stats.dropsDown++;
+      return false;
+    }
+    this.stats.framesOut++;
+    this.stats.bytesOut += frame.length;
+    return true;
+  }
+
+  /** Stop for good: no reconnects, no more events. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== undefined) this.clearTimer(this.timer);
+    this.timer = undefined;
+    const ws = this.socket;
+    this.socket = undefined;
+    if (ws) {
+      ws.onopen = ws.onclose = ws.onerror = ws.onmessage = null;
+      try {
+        ws.close(1000, 'closed');
+      } catch {
+        // already closing
+      }
+    }
+    this.setUp(false);
+    this.events = undefined;
+  }
+
+  /** Delay before reconnect attempt number `failures` (1-based): doubling, capped, 50–100% jitter. */
+  backoffMs(failures: number): number {
+    const base = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** Math.max(0, failures - 1));
+    return Math.round(base * (0.5 + 0.5 * this.random()));
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    this.stats.connects++;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WebSocketImpl(this.url);
+    } catch {
+      // e.g. a malformed URL: keep retrying, the caller sees a link that stays down
+      this.scheduleReconnect();
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.socket = ws;
+    ws.onopen = () => {
+      if (this.socket !== ws) return;
+      this.stats.opens++;
+      this.failures = 0;
+      this.setUp(true);
+    };
+    ws.onmessage = (event) => {
+      if (this.socket !== ws) return;
+      this.message(event.data);
+    };
+    // 'error' is always followed by 'close'; reconnect from there only.
+    ws.onerror = () => {};
+    ws.onclose = () => {
+      if (this.socket !== ws) return;
+      this.socket = undefined;
+      this.stats.closes++;
+      this.setUp(false);
+      this.scheduleReconnect();
+    };
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed) return;
+    this.failures++;
+    this.timer = this.setTimer(() => {
+      this.timer = undefined;
+      this.connect();
+    }, this.backoffMs(this.failures));
+  }
+
+  private message(data: unknown): void {
+    let frame: Uint8Array;
+    if (data instanceof ArrayBuffer) frame = new Uint8Array(data);
+    else if (ArrayBuffer.isView(data)) frame = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+    else {
+      this.stats.badMessages++;
+      return;
+    }
+    if (frame.length === 0) {
+      this.stats.badMessages++;
+      return;
+    }
+    this.stats.framesIn++;
+    this.stats.bytesIn += frame.length;
+    if (!this.events) {
+      this.stats.dropsUnattached++;
+      return;
+    }
+    this.events.onFrame(frame);
+  }
+
+  private setUp(up: boolean): void {
+    if (this.isUp === up) return;
+    this.isUp = up;
+    this.events?.onLinkChange(up);
+  }
+}

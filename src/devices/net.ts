@@ -1,0 +1,373 @@
+/**
+ * virtio-net (§5.1) over a FrameLink: one receiveq and one transmitq, no control queue.
+ *
+ * tx: on a kick (or at the end of the emulator's time slice, see `defer`) pop every chain,
+ * gather virtio_net_hdr + frame, complete a partial checksum (CSUM) or cut a TSO super-frame
+ * into MSS-sized frames (HOST_TSO4), hand the frames to the link and return the chain with
+ * len 0. One interrupt decision per batch.
+ *
+ * rx: a frame from the link goes into the guest's posted buffers at once (header, then the
+ * frame; with MRG_RXBUF spread over as many buffers as it takes, num_buffers saying how
+ * many). Without a buffer it waits in a bounded backlog and goes in when the guest refills
+ * (the rx kick). Past the bound, frames are dropped and counted, as a NIC would.
+ *
+ * Guest mistakes in a packet (short chain, bad offsets, unnegotiated GSO) drop that packet
+ * and count it; only ring violations (thrown by SplitQueue) reset the device.
+ */
+import type { AccessWidth } from '../virtio/bus.ts';
+import { DeviceId, NetFeature, PciClass, features as featureMask } from '../virtio/constants.ts';
+import type { DeviceContext, VirtioDevice } from '../virtio/device.ts';
+import { RegionCursor, type DescriptorChain } from '../virtio/queue/descriptor-chain.ts';
+import type { SplitQueue } from '../virtio/queue/split-queue.ts';
+import type { FrameLink } from '../backends/frame-link.ts';
+import { FrameBacklog } from './net-backlog.ts';
+import { completePartialChecksum, rxChecksumValid } from './net-checksum.ts';
+import { NetConfig, toMac } from './net-config.ts';
+import { encodeNetHdr, parseNetHdr } from './net-hdr.ts';
+import {
+  DEFAULT_MTU,
+  ETH_HLEN,
+  MAX_GSO_FRAME,
+  NET_RECEIVEQ,
+  NET_TRANSMITQ,
+  VIRTIO_NET_HDR_F_DATA_VALID,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VIRTIO_NET_HDR_GSO_ECN,
+  VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_GSO_TCPV4,
+  VIRTIO_NET_HDR_SIZE,
+} from './net-spec.ts';
+import { NetStats } from './net-stats.ts';
+import { segmentTcp4 } from './net-tso.ts';
+
+export type FrameDirection = 'rx' | 'tx';
+
+export interface VirtioNetOptions {
+  link: FrameLink;
+  /** The NIC's address (VIRTIO_NET_F_MAC): stable per disk or tab so DHCP leases are too. */
+  mac: Uint8Array | string;
+  /** Advertised MTU (VIRTIO_NET_F_MTU), default 1500. Longer frames are dropped both ways. */
+  mtu?: number;
+  /** Size of each queue, a power of 2 (default 256). */
+  queueSize?: number;
+  /** Offer VIRTIO_NET_F_HOST_TSO4 (default true): the device segments large TCP sends. */
+  tso?: boolean;
+  /** Offer VIRTIO_NET_F_MRG_RXBUF (default true). */
+  mergeableRxBuffers?: boolean;
+  /** Bounds of the backlog of frames waiting for rx buffers (defaults 256 frames, 1 MiB). */
+  rxBacklogFrames?: number;
+  rxBacklogBytes?: number;
+  /**
+   * Serve tx kicks later (e.g. queueMicrotask: at the end of the emulator's time slice)
+   * with kicks suppressed meanwhile, so a burst of sends costs one exit. Default: inline.
+   */
+  defer?: (drain: () => void) => void;
+  /** Every frame that crosses the device: tx as it leaves for the link, rx as it enters the guest. */
+  onCapture?(frame: Uint8Array, direction: FrameDirection): void;
+}
+
+export class VirtioNet implements VirtioDevice {
+  readonly name = 'virtio-net';
+  readonly deviceId = DeviceId.NET;
+  readonly deviceFeatures: bigint;
+  readonly queueMaxSizes: readonly number[];
+  readonly pciClass = PciClass.NETWORK_ETHERNET;
+  readonly configSize: number;
+  readonly config: NetConfig;
+  readonly mac: Uint8Array;
+  readonly mtu: number;
+  readonly link: FrameLink;
+  readonly stats = new NetStats();
+  /** Capture hook; may be set or cleared at any time. */
+  onCapture: VirtioNetOptions['onCapture'];
+  /** Most recent reason a packet was dropped (for logs and tests). */
+  lastDropReason: string | undefined;
+
+  private ctx: DeviceContext | undefined;
+  private readonly backlog: FrameBacklog;
+  /** rx chains popped but not used yet (kept for the next frame; never handed back). */
+  private stash: DescriptorChain[] = [];
+  private readonly defer: VirtioNetOptions['defer'];
+  private drainPending = false;
+  /** rx used entries pushed so far (to know whether a fill needs an interrupt decision). */
+  private rxPushed = 0;
+  private mergeable = false;
+  private guestCsum = false;
+  private hostTso4 = false;
+
+  constructor(opts: VirtioNetOptions) {
+    this.mac = toMac(opts.mac);
+    this.mtu = opts.mtu ?? DEFAULT_MTU;
+    if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new RangeError(`virtio-net: MTU ${this.mtu} out of range`);
+    this.link = opts.link;
+    this.defer = opts.defer;
+    this.onCapture = opts.onCapture;
+    this.config = new NetConfig(this.mac, this.mtu);
+    this.configSize = this.config.space.size;
+    const size = opts.queueSize ?? 256;
+    this.queueMaxSizes = [size, size];
+    this.backlog = new FrameBacklog(opts.rxBacklogFrames ?? 256, opts.rxBacklogBytes ?? 1 << 20);
+    const N = NetFeature;
+    let offered = featureMask(N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU, N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM);
+    if (opts.tso ?? true) offered |= featureMask(N.VIRTIO_NET_F_HOST_TSO4);
+    if (opts.mergeableRxBuffers ?? true) offered |= featureMask(N.VIRTIO_NET_F_MRG_RXBUF);
+    this.deviceFeatures = offered;
+
+    this.config.setLinkUp(this.link.up);
+    this.link.attach({
+      onFrame: (frame) => this.receive(frame),
+      onLinkChange: (up) => this.linkChanged(up),
+    });
+  }
+
+  /** Longest Ethernet frame (no FCS) either way: MTU + header. */
+  get maxFrame(): number {
+    return this.mtu + ETH_HLEN;
+  }
+
+  get linkUp(): boolean {
+    return this.config.linkUp;
+  }
+
+  readConfig(offset: number, width: AccessWidth): number {
+    return this.config.space.read(offset, width);
+  }
+
+  writeConfig(offset: number, width: AccessWidth, value: number): void {
+    this.config.space.write(offset, width, value);
+  }
+
+  activate(ctx: DeviceContext): void {
+    this.ctx = ctx;
+    this.mergeable = ctx.hasFeature(NetFeature.VIRTIO_NET_F_MRG_RXBUF);
+    this.guestCsum = ctx.hasFeature(NetFeature.VIRTIO_NET_F_GUEST_CSUM);
+    this.hostTso4 = ctx.hasFeature(NetFeature.VIRTIO_NET_F_HOST_TSO4);
+  }
+
+  reset(): void {
+    this.ctx = undefined;
+    this.stash = [];
+    this.stats.rxDropsNotReady += this.backlog.length;
+    this.backlog.clear();
+    this.syncBacklogStats();
+    this.drainPending = false;
+  }
+
+  notify(queueIndex: number): void {
+    if (queueIndex === NET_RECEIVEQ) return this.fillRx();
+    if (queueIndex !== NET_TRANSMITQ) return;
+    if (!this.defer) return this.drainTx();
+    if (this.drainPending) return;
+    const ctx = this.ctx;
+    const queue = ctx?.queue(NET_TRANSMITQ);
+    if (!ctx || !queue) return;
+    this.drainPending = true;
+    queue.disableNotifications();
+    this.defer(() => {
+      if (this.ctx !== ctx) return; // reset meanwhile: that session's queue is gone
+      this.drainPending = false;
+      try {
+        // Re-enabling reports chains that arrived while kicks were off: send those too.
+        do this.drainTx();
+        while (queue.live && this.ctx?.queue(NET_TRANSMITQ) === queue && queue.enableNotifications());
+      } catch (error) {
+        // Outside the BAR handler nobody else catches: report and stop, never throw.
+        ctx.fail(error);
+      }
+    });
+  }
+
+  // ---- transmit -------------------------------------------------------------------------
+
+  private drainTx(): void {
+    const ctx = this.ctx;
+    const queue = ctx?.queue(NET_TRANSMITQ);
+    if (!ctx || !queue) return;
+    const t0 = performance.now();
+    let count = 0;
+    // A malformed ring makes pop() throw; the transport turns that into DEVICE_NEEDS_RESET.
+    for (let chain = queue.pop(); chain; chain = queue.pop()) {
+      this.transmit(ctx, chain);
+      queue.pushUsed(chain.headIndex, 0);
+      count++;
+    }
+    if (count === 0) return;
+    this.stats.txBatches++;
+    if (count > this.stats.maxTxBatch) this.stats.maxTxBatch = count;
+    this.stats.hostMs += performance.now() - t0;
+    ctx.signalUsed(queue);
+  }
+
+  /** One tx chain: header, frame, offloads, out to the link. Never throws for a bad packet. */
+  private transmit(ctx: DeviceContext, chain: DescriptorChain): void {
+    const s = this.stats;
+    s.txPackets++;
+    const frameLen = chain.readableLength - VIRTIO_NET_HDR_SIZE;
+    if (frameLen < ETH_HLEN) return this.txDrop('txDropsMalformed', `tx chain of ${chain.readableLength} bytes is too short for virtio_net_hdr + Ethernet header`);
+    const gsoLimit = this.hostTso4 ? MAX_GSO_FRAME : this.maxFrame;
+    if (frameLen > gsoLimit) return this.txDrop('txDropsOversized', `tx frame of ${frameLen} bytes (max ${gsoLimit})`);
+    const cursor = new RegionCursor(ctx.memory, chain.readable);
+    const hdr = parseNetHdr(cursor.read(VIRTIO_NET_HDR_SIZE));
+    const frame = cursor.read(frameLen);
+    const gso = hdr.gsoType & ~VIRTIO_NET_HDR_GSO_ECN;
+
+    if (gso === VIRTIO_NET_HDR_GSO_NONE) {
+      if (frameLen > this.maxFrame) return this.txDrop('txDropsOversized', `tx frame of ${frameLen} bytes (max ${this.maxFrame})`);
+      if (hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        if (!completePartialChecksum(frame, hdr.csumStart, hdr.csumOffset)) {
+          return this.txDrop('txDropsBadOffload', `csum_start ${hdr.csumStart} + csum_offset ${hdr.csumOffset} outside a ${frameLen}-byte frame`);
+        }
+        s.txCsumCompleted++;
+      }
+      return this.emit(frame);
+    }
+    if (gso !== VIRTIO_NET_HDR_GSO_TCPV4 || !this.hostTso4) {
+      return this.txDrop('txDropsBadOffload', `gso_type ${hdr.gsoType} not negotiated`);
+    }
+    const result = segmentTcp4(frame, hdr.gsoSize, this.maxFrame);
+    if (!result.ok) return this.txDrop('txDropsBadOffload', result.reason);
+    s.txGsoPackets++;
+    s.txGsoSegments += result.frames.length;
+    for (const f of result.frames) this.emit(f);
+  }
+
+  private emit(frame: Uint8Array): void {
+    this.capture(frame, 'tx');
+    if (this.link.send(frame)) {
+      this.stats.txFrames++;
+      this.stats.txBytes += frame.length;
+    } else {
+      this.stats.txDropsLink++;
+    }
+  }
+
+  private txDrop(counter: 'txDropsMalformed' | 'txDropsOversized' | 'txDropsBadOffload', reason: string): void {
+    this.stats[counter]++;
+    this.lastDropReason = reason;
+  }
+
+  // ---- receive --------------------------------------------------------------------------
+
+  /** A frame from the link. */
+  private receive(frame: Uint8Array): void {
+    const s = this.stats;
+    if (frame.length < ETH_HLEN) return void s.rxDropsRunt++;
+    if (frame.length > this.maxFrame) return void s.rxDropsOversized++;
+    if (!this.ctx) return void s.rxDropsNotReady++;
+    if (!this.backlog.push(frame)) {
+      s.rxDropsBacklogFull++;
+      this.lastDropReason = `rx backlog full (${this.backlog.length} frames, ${this.backlog.bytes} bytes)`;
+    }
+    this.syncBacklogStats();
+    this.fillRx();
+  }
+
+  /** Move waiting frames into posted rx buffers; at most one interrupt. */
+  private fillRx(): void {
+    const ctx = this.ctx;
+    const queue = ctx?.queue(NET_RECEIVEQ);
+    if (!ctx || !queue || this.backlog.length === 0) return;
+    const t0 = performance.now();
+    const pushedBefore = this.rxPushed;
+    try {
+      for (let frame = this.backlog.peek(); frame; frame = this.backlog.peek()) {
+        if (this.deliver(ctx, queue, frame) === 'no-buffers') break;
+        this.backlog.shift();
+      }
+    } catch (error) {
+      // A ring violation found while popping. From a kick the transport would catch it, but
+      // frames also arrive from the link's event handler, where nobody would.
+      ctx.fail(error);
+    }
+    this.syncBacklogStats();
+    this.stats.hostMs += performance.now() - t0;
+    if (this.rxPushed !== pushedBefore) ctx.signalUsed(queue);
+  }
+
+  /** The next rx chain (stashed first), skipping ones that cannot hold any frame. */
+  private takeChain(queue: SplitQueue, at: number): DescriptorChain | undefined {
+    if (at < this.stash.length) return this.stash[at];
+    for (;;) {
+      const chain = queue.pop();
+      if (!chain) return undefined;
+      if (chain.writableLength >= VIRTIO_NET_HDR_SIZE + ETH_HLEN) {
+        this.stash.push(chain);
+        return chain;
+      }
+      // Holds no frame at all: give it back empty so the driver can reuse the memory.
+      this.stats.rxBadBuffers++;
+      queue.pushUsed(chain.headIndex, 0);
+      this.rxPushed++;
+    }
+  }
+
+  private deliver(ctx: DeviceContext, queue: SplitQueue, frame: Uint8Array): 'delivered' | 'dropped' | 'no-buffers' {
+    const need = VIRTIO_NET_HDR_SIZE + frame.length;
+    // Chains this frame will use: one, or with MRG_RXBUF as many as it takes.
+    let chains = 0;
+    let room = 0;
+    while (room < need) {
+      const chain = this.takeChain(queue, chains);
+      if (!chain) {
+        // Every descriptor is already ours and still too little room: waiting would wedge rx.
+        if (this.stash.length < queue.size) return 'no-buffers';
+        this.stats.rxDropsBufferTooSmall++;
+        this.lastDropReason = `all ${queue.size} rx buffers together cannot hold a ${frame.length}-byte frame`;
+        return 'dropped';
+      }
+      if (!this.mergeable && chain.writableLength < need) {
+        // Without MRG_RXBUF the frame must fit one buffer (§5.1.6.3.1); keep the buffer for a smaller frame.
+        this.stats.rxDropsBufferTooSmall++;
+        this.lastDropReason = `rx buffer of ${chain.writableLength} bytes cannot hold a ${frame.length}-byte frame`;
+        return 'dropped';
+      }
+      room += chain.writableLength;
+      chains++;
+    }
+
+    const flags = this.guestCsum && rxChecksumValid(frame) ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
+    const bytes = new Uint8Array(need);
+    encodeNetHdr({ flags, gsoType: VIRTIO_NET_HDR_GSO_NONE, numBuffers: chains }, bytes);
+    bytes.set(frame, VIRTIO_NET_HDR_SIZE);
+    let at = 0;
+    for (const chain of this.stash.splice(0, chains)) {
+      const n = new RegionCursor(ctx.memory, chain.writable).write(bytes.subarray(at));
+      at += n;
+      queue.pushUsed(chain.headIndex, n);
+      this.rxPushed++;
+    }
+    const s = this.stats;
+    s.rxFrames++;
+    s.rxBytes += frame.length;
+    s.rxBuffersUsed += chains;
+    if (chains > 1) s.rxMergedFrames++;
+    if (flags) s.rxDataValid++;
+    this.capture(frame, 'rx');
+    return 'delivered';
+  }
+
+  // ---- link -----------------------------------------------------------------------------
+
+  private linkChanged(up: boolean): void {
+    if (!this.config.setLinkUp(up)) return;
+    this.stats.linkChanges++;
+    this.ctx?.configChanged();
+  }
+
+  private syncBacklogStats(): void {
+    const s = this.stats;
+    s.backlogFrames = this.backlog.length;
+    s.backlogBytes = this.backlog.bytes;
+    if (s.backlogFrames > s.backlogHighWaterFrames) s.backlogHighWaterFrames = s.backlogFrames;
+    if (s.backlogBytes > s.backlogHighWaterBytes) s.backlogHighWaterBytes = s.backlogBytes;
+  }
+
+  private capture(frame: Uint8Array, direction: FrameDirection): void {
+    if (!this.onCapture) return;
+    try {
+      this.onCapture(frame, direction);
+    } catch {
+      // a failing capture must not cost the guest its packet
+    }
+  }
+}

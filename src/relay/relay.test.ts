@@ -1,0 +1,248 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import { WebSocket } from 'ws';
+import {
+  BROADCAST_MAC,
+  DHCPDISCOVER,
+  DHCP_CLIENT_PORT,
+  DHCP_SERVER_PORT,
+  DhcpOption,
+  ETHERTYPE_IPV4,
+  IPPROTO_UDP,
+  IP_BROADCAST,
+  buildDhcp,
+  buildEthernet,
+  buildIpv4,
+  buildUdp,
+  decodeFrame,
+  ipToString,
+  parseMac,
+} from '../net/packets.ts';
+import { type Relay, type RelayOptions, attachRelay, roomFromPath } from './relay.ts';
+
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function startRelay(opts: Partial<RelayOptions> = {}): Promise<{ relay: Relay; base: string; port: number }> {
+  const server = http.createServer((_req, res) => res.end('app\n'));
+  const relay = attachRelay(server, opts);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  cleanups.push(() => relay.close());
+  return { relay, base: `ws://127.0.0.1:${port}`, port };
+}
+
+interface Client {
+  ws: WebSocket;
+  frames: Uint8Array[];
+  next(timeoutMs?: number): Promise<Uint8Array>;
+  closed: Promise<number>;
+}
+
+function connect(url: string, options: WebSocket.ClientOptions = {}): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, options);
+    const frames: Uint8Array[] = [];
+    const waiters: Array<(f: Uint8Array) => void> = [];
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (d: Buffer, isBinary) => {
+      if (!isBinary) return;
+      const f = new Uint8Array(d);
+      const w = waiters.shift();
+      if (w) w(f);
+      else frames.push(f);
+    });
+    const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+    ws.on('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    ws.on('error', reject);
+    ws.on('open', () => {
+      cleanups.push(() => ws.terminate());
+      resolve({
+        ws,
+        frames,
+        closed,
+        next(timeoutMs = 2000) {
+          const f = frames.shift();
+          if (f) return Promise.resolve(f);
+          return new Promise((res, rej) => {
+            const t = setTimeout(() => rej(new Error('no frame')), timeoutMs);
+            waiters.push((x) => {
+              clearTimeout(t);
+              res(x);
+            });
+          });
+        },
+      });
+    });
+  });
+}
+
+const mac = (n: number) => parseMac(`52:54:00:00:00:${n.toString(16).padStart(2, '0')}`);
+const frame = (dst: Uint8Array, src: Uint8Array, len = 64, fill = 0) =>
+  buildEthernet({ dst, src, etherType: 0x88b5, payload: new Uint8Array(len - 14).fill(fill) });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sends a marker broadcast from `c` and waits until it is back at `probe`: everything before it was handled. */
+async function flush(c: Client, probe: Client, src: Uint8Array): Promise<void> {
+  c.ws.send(frame(BROADCAST_MAC, src, 60, 0xee));
+  for (;;) {
+    const f = await probe.next();
+    if (f[20] === 0xee && f.length === 60) return;
+    probe.frames.push(f);
+  }
+}
+
+describe('relay over WebSocket', () => {
+  it('parses room paths', () => {
+    expect(roomFromPath('/relay', '/relay', 'lab')).toBe('lab');
+    expect(roomFromPath('/relay/', '/relay', 'lab')).toBe('lab');
+    expect(roomFromPath('/relay/red?token=x', '/relay', 'lab')).toBe('red');
+    expect(roomFromPath('/relay/a%2Fb', '/relay', 'lab')).toBeNull();
+    expect(roomFromPath('/relay/%zz', '/relay', 'lab')).toBeNull();
+    expect(roomFromPath('/relayx', '/relay', 'lab')).toBeUndefined();
+    expect(roomFromPath('/', '/relay', 'lab')).toBeUndefined();
+  });
+
+  it('switches frames between clients of a room, never across rooms; ignores text', async () => {
+    const { base, relay } = await startRelay();
+    const a1 = await connect(`${base}/relay`);
+    const a2 = await connect(`${base}/relay/lab`);
+    const b1 = await connect(`${base}/relay/other`);
+    a1.ws.send(frame(BROADCAST_MAC, mac(1), 64, 1));
+    expect((await a2.next())[20]).toBe(1);
+    a2.ws.send(frame(mac(1), mac(2), 64, 2)); // learned unicast
+    expect((await a1.next())[20]).toBe(2);
+    a1.ws.send('hello'); // text: ignored
+    b1.ws.send(frame(BROADCAST_MAC, mac(1), 64, 3)); // same MAC, other room: fine
+    await flush(a1, a2, mac(1));
+    await sleep(20);
+    expect(b1.frames).toEqual([]);
+    expect(a1.frames).toEqual([]);
+    const s = relay.stats();
+    const lab = s.rooms.find((r) => r.name === 'lab')!;
+    expect(lab.clients.length).toBe(2);
+    expect(lab.ports.filter((p) => p.label !== 'gateway').map((p) => p.mac).sort()).toEqual(['52:54:00:00:00:01', '52:54:00:00:00:02']);
+    expect(s.ignored.text).toBe(1);
+    expect(s.rooms.find((r) => r.name === 'other')!.drops).toEqual({});
+  });
+
+  it('drops spoofed, oversized and runt frames, counts them, and keeps the client', async () => {
+    const { base, relay } = await startRelay({ maxFrameBytes: 1514 });
+    const a = await connect(`${base}/relay/x`);
+    const b = await connect(`${base}/relay/x`);
+    a.ws.send(frame(BROADCAST_MAC, mac(1)));
+    await b.next();
+    a.ws.send(frame(BROADCAST_MAC, mac(9))); // spoofed
+    a.ws.send(frame(BROADCAST_MAC, mac(1), 1515)); // too big
+    a.ws.send(new Uint8Array(5)); // runt
+    a.ws.send(frame(BROADCAST_MAC, mac(1), 1514)); // the largest allowed
+    expect((await b.next()).length).toBe(1514);
+    const port = relay.stats().rooms[0].ports.find((p) => p.mac === '52:54:00:00:00:01')!;
+    expect(port.drops).toEqual({ spoofed: 1, 'too-big': 1, runt: 1 });
+    expect(port.framesIn).toBe(5);
+    expect(b.frames).toEqual([]);
+  });
+
+  it('closes a client whose message exceeds maxMessageBytes', async () => {
+    const { base, relay } = await startRelay({ maxMessageBytes: 4096 });
+    const a = await connect(`${base}/relay/x`);
+    a.ws.send(new Uint8Array(5000));
+    expect(await a.closed).toBe(1009);
+    await sleep(20);
+    expect(relay.stats().rooms[0].clients).toEqual([]);
+  });
+
+  it('limits clients per room (503) and rooms are counted separately', async () => {
+    const { base, relay } = await startRelay({ maxClientsPerRoom: 2 });
+    await connect(`${base}/relay/r`);
+    const second = await connect(`${base}/relay/r`);
+    await expect(connect(`${base}/relay/r`)).rejects.toThrow('HTTP 503');
+    await connect(`${base}/relay/s`);
+    second.ws.close();
+    await second.closed;
+    await sleep(20);
+    await connect(`${base}/relay/r`); // a place is free again
+    expect(relay.stats().refused['room-full']).toBe(1);
+  });
+
+  it('checks Origin: same host or none by default, else an allowlist', async () => {
+    const { base, port, relay } = await startRelay();
+    await connect(`${base}/relay`);
+    await connect(`${base}/relay`, { origin: `http://127.0.0.1:${port}` });
+    await expect(connect(`${base}/relay`, { origin: 'http://evil.example' })).rejects.toThrow('HTTP 403');
+    await expect(connect(`${base}/relay`, { origin: `http://127.0.0.1:${port + 1}` })).rejects.toThrow('HTTP 403');
+    expect(relay.stats().refused.origin).toBe(2);
+
+    const listed = await startRelay({ allowedOrigins: ['https://lab.example'], allowNoOrigin: false });
+    await connect(`${listed.base}/relay`, { origin: 'https://lab.example' });
+    await expect(connect(`${listed.base}/relay`)).rejects.toThrow('HTTP 403');
+    await expect(connect(`${listed.base}/relay`, { origin: `http://127.0.0.1:${listed.port}` })).rejects.toThrow('HTTP 403');
+  });
+
+  it('requires the token when one is set; refuses bad rooms and foreign paths', async () => {
+    const { base, relay } = await startRelay({ token: 's3cret' });
+    await expect(connect(`${base}/relay/r`)).rejects.toThrow('HTTP 401');
+    await expect(connect(`${base}/relay/r?token=wrong`)).rejects.toThrow('HTTP 401');
+    await connect(`${base}/relay/r?token=s3cret`);
+    await expect(connect(`${base}/relay/bad%20room?token=s3cret`)).rejects.toThrow('HTTP 400');
+    await expect(connect(`${base}/elsewhere`)).rejects.toThrow('HTTP 404');
+    expect(relay.stats().refused).toEqual({ token: 2, 'bad-room': 1 });
+  });
+
+  it('closes idle clients', async () => {
+    const { base, relay } = await startRelay({ idleTimeoutMs: 150 });
+    const a = await connect(`${base}/relay`);
+    const b = await connect(`${base}/relay`);
+    const t0 = Date.now();
+    const keep = setInterval(() => b.ws.send(frame(BROADCAST_MAC, mac(2))), 40);
+    cleanups.push(() => clearInterval(keep));
+    expect(await a.closed).toBe(4000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    expect(b.ws.readyState).toBe(WebSocket.OPEN);
+    expect(relay.stats().closed.idle).toBe(1);
+  });
+
+  it('rate-limits a client when configured', async () => {
+    const { base, relay } = await startRelay({ rateLimit: { framesPerSecond: 5, bytesPerSecond: 1e6 } });
+    const a = await connect(`${base}/relay`);
+    const b = await connect(`${base}/relay`);
+    for (let i = 0; i < 20; i++) a.ws.send(frame(BROADCAST_MAC, mac(1)));
+    await sleep(100);
+    const p = relay.stats().rooms[0].ports.find((x) => x.mac === '52:54:00:00:00:01')!;
+    expect(p.drops['rate-limited']).toBeGreaterThanOrEqual(14);
+    expect(b.frames.length).toBeLessThanOrEqual(6);
+  });
+
+  it('serves DHCP from the room gateway over the wire (v86 network_relay_url compatible framing)', async () => {
+    const { base, relay } = await startRelay();
+    const a = await connect(`${base}/relay`);
+    const me = mac(0x42);
+    const msg = buildDhcp({ op: 1, xid: 99, chaddr: me, options: [[DhcpOption.MESSAGE_TYPE, new Uint8Array([DHCPDISCOVER])]] });
+    const udp = buildUdp({ src: 0, dst: IP_BROADCAST, srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload: msg });
+    a.ws.send(buildEthernet({ dst: BROADCAST_MAC, src: me, etherType: ETHERTYPE_IPV4, payload: buildIpv4({ src: 0, dst: IP_BROADCAST, protocol: IPPROTO_UDP, payload: udp }) }));
+    const offer = decodeFrame(await a.next())!;
+    expect(offer.dhcp!.messageType).toBe(2);
+    expect(ipToString(offer.dhcp!.yiaddr)).toBe('10.0.2.15');
+    const s = relay.stats().rooms[0];
+    expect(s.gateway!.leases).toEqual([{ ip: '10.0.2.15', mac: '52:54:00:00:00:42' }]);
+    const client = s.ports.find((p) => p.mac === '52:54:00:00:00:42')!;
+    expect([client.framesIn, client.framesOut]).toEqual([1, 1]);
+  });
+
+  it('close() disconnects clients and refuses new ones', async () => {
+    const { base, relay } = await startRelay();
+    const a = await connect(`${base}/relay`);
+    await relay.close();
+    expect(await a.closed).toBe(1001);
+    await expect(connect(`${base}/relay`)).rejects.toThrow();
+  });
+});

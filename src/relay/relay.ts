@@ -1,0 +1,312 @@
+/**
+ * The relay's WebSocket side: mounted on an existing Node HTTP server through its
+ * 'upgrade' event, at `/relay/<room>` (`/relay` or `/relay/` is room `lab`). Each binary
+ * message is one raw Ethernet frame, no header (websockproxy / v86 `network_relay_url`
+ * format); text messages are ignored. Each room is a switch (switch.ts) with a gateway
+ * (gateway.ts) on one of its ports.
+ *
+ * Admission happens before the WebSocket handshake completes, with plain HTTP errors:
+ * 400 bad room name, 401 missing/wrong token, 403 Origin not allowed, 503 room full or too
+ * many rooms.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { timingSafeEqual } from 'node:crypto';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { type GatewayOptions, type GatewayStats, Gateway } from './gateway.ts';
+import { type RateLimit, type RoomStats, SwitchRoom, type SwitchPort, countDrop } from './switch.ts';
+
+export interface RelayOptions {
+  /** URL path prefix. Default '/relay'. */
+  path: string;
+  /** Room for `/relay` and `/relay/`. Default 'lab'. */
+  defaultRoom: string;
+  /** Largest Ethernet frame (header included, no FCS). Default 1514 (MTU 1500 + 14). */
+  maxFrameBytes: number;
+  /** WebSocket messages above this close the connection (ws maxPayload). Default 65536. */
+  maxMessageBytes: number;
+  maxClientsPerRoom: number;
+  maxRooms: number;
+  /** Close a client that sent no frame for this long. Default 30 min; 0 = never. */
+  idleTimeoutMs: number;
+  /** Ping interval to notice dead peers. Default 30 s; 0 = off. */
+  pingIntervalMs: number;
+  /**
+   * Allowed Origin header values (e.g. 'http://127.0.0.1:8080'). Default null: requests
+   * without an Origin (Node, tools) and those whose Origin host equals the Host header.
+   * '*' allows any.
+   */
+  allowedOrigins: string[] | '*' | null;
+  /** Accept clients that send no Origin header (non-browser clients). Default true. */
+  allowNoOrigin: boolean;
+  /** If set, every client must pass `?token=<token>`. */
+  token: string | null;
+  /** Per-client rate limit; null = off (the default; main.ts turns it on beyond loopback). */
+  rateLimit: RateLimit | null;
+  /** Frames toward a client whose WebSocket has more than this buffered are dropped. Default 4 MiB. */
+  maxBufferedBytes: number;
+  gateway: Partial<GatewayOptions> | false;
+  /** Called for each admitted or refused client (logging). */
+  log?: (msg: string) => void;
+}
+
+export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
+  path: '/relay',
+  defaultRoom: 'lab',
+  maxFrameBytes: 1514,
+  maxMessageBytes: 65536,
+  maxClientsPerRoom: 32,
+  maxRooms: 64,
+  idleTimeoutMs: 30 * 60_000,
+  pingIntervalMs: 30_000,
+  allowedOrigins: null,
+  allowNoOrigin: true,
+  token: null,
+  rateLimit: null,
+  maxBufferedBytes: 4 << 20,
+  gateway: {},
+};
+
+export interface ClientInfo {
+  room: string;
+  remote: string;
+  origin: string | null;
+  connectedAt: number;
+}
+
+export interface RelayStats {
+  rooms: Array<RoomStats & { gateway: GatewayStats | null; clients: Array<ClientInfo & { portId: number }> }>;
+  /** Upgrade requests refused, by reason; client closes by reason. */
+  refused: Record<string, number>;
+  closed: Record<string, number>;
+  /** Text messages ignored, and other client-level events. */
+  ignored: Record<string, number>;
+}
+
+export interface Relay {
+  readonly options: RelayOptions;
+  stats(): RelayStats;
+  /** Closes every client and the gateways' sockets; the HTTP server is left alone. */
+  close(): Promise<void>;
+}
+
+const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+interface Room {
+  name: string;
+  sw: SwitchRoom;
+  gateway: Gateway | null;
+  clients: Map<WebSocket, { port: SwitchPort; info: ClientInfo }>;
+  lastUsed: number;
+}
+
+/** Parses `/relay`, `/relay/`, `/relay/<room>` (query ignored); undefined = not ours, null = bad room. */
+export function roomFromPath(url: string, prefix: string, defaultRoom: string): string | null | undefined {
+  const pathname = url.split('?')[0];
+  if (pathname === prefix || pathname === `${prefix}/`) return defaultRoom;
+  if (!pathname.startsWith(`${prefix}/`)) return undefined;
+  let name: string;
+  try {
+    name = decodeURIComponent(pathname.slice(prefix.length + 1).replace(/\/$/, ''));
+  } catch {
+    return null;
+  }
+  return ROOM_NAME.test(name) ? name : null;
+}
+
+function originAllowed(req: IncomingMessage, o: RelayOptions): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined || origin === '' || origin === 'null') return o.allowNoOrigin && origin !== 'null';
+  if (o.allowedOrigins === '*') return true;
+  if (o.allowedOrigins) return o.allowedOrigins.includes(origin);
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+function tokenOk(url: string, token: string | null): boolean {
+  if (token === null) return true;
+  const q = url.includes('?') ? new URLSearchParams(url.slice(url.indexOf('?') + 1)) : null;
+  const given = Buffer.from(q?.get('token') ?? '');
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+function refuse(socket: Duplex, status: number, text: string): void {
+  const body = `${text}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+export function attachRelay(server: Server, options: Partial<RelayOptions> = {}): Relay {
+  const o: RelayOptions = { ...DEFAULT_RELAY_OPTIONS, ...options };
+  const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxMessageBytes, perMessageDeflate: false });
+  const rooms = new Map<string, Room>();
+  const refused: Record<string, number> = {};
+  const closed: Record<string, number> = {};
+  const ignored: Record<string, number> = {};
+  let shuttingDown = false;
+
+  const getRoom = (name: string): Room | null => {
+    let r = rooms.get(name);
+    if (r) return r;
+    if (rooms.size >= o.maxRooms) {
+      // Forget the least recently used empty room (its leases go with it).
+      let victim: Room | null = null;
+      for (const x of rooms.values()) if (x.clients.size === 0 && (!victim || x.lastUsed < victim.lastUsed)) victim = x;
+      if (!victim) return null;
+      victim.gateway?.close();
+      rooms.delete(victim.name);
+    }
+    const sw = new SwitchRoom(name, { maxFrameBytes: o.maxFrameBytes });
+    r = { name, sw, gateway: o.gateway === false ? null : new Gateway(sw, o.gateway), clients: new Map(), lastUsed: Date.now() };
+    rooms.set(name, r);
+    return r;
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = req.url ?? '/';
+    const roomName = roomFromPath(url, o.path, o.defaultRoom);
+    if (roomName === undefined) {
+      // Not ours: leave it to another upgrade listener, or refuse if there is none.
+      if (server.listenerCount('upgrade') <= 1) refuse(socket, 404, 'Not Found');
+      return;
+    }
+    const no = (reason: string, status: number, text: string) => {
+      refused[reason] = (refused[reason] ?? 0) + 1;
+      o.log?.(`relay: refused ${req.socket.remoteAddress ?? '?'} (${reason})`);
+      refuse(socket, status, text);
+    };
+    if (shuttingDown) return no('shutting-down', 503, 'Service Unavailable');
+    if (roomName === null) return no('bad-room', 400, 'Bad Request');
+    if (!tokenOk(url, o.token)) return no('token', 401, 'Unauthorized');
+    if (!originAllowed(req, o)) return no('origin', 403, 'Forbidden');
+    const room = getRoom(roomName);
+    if (!room) return no('too-many-rooms', 503, 'Service Unavailable');
+    if (room.clients.size >= o.maxClientsPerRoom) return no('room-full', 503, 'Service Unavailable');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      // Re-check: another client may have taken the last place during the handshake.
+      if (room.clients.size >= o.maxClientsPerRoom || shuttingDown || rooms.get(room.name) !== room) {
+        refused['room-full'] = (refused['room-full'] ?? 0) + 1;
+        ws.close(1013, 'room full');
+        return;
+      }
+      accept(ws, room, req);
+    });
+  };
+
+  const accept = (ws: WebSocket, room: Room, req: IncomingMessage) => {
+    const info: ClientInfo = {
+      room: room.name,
+      remote: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`,
+      origin: req.headers.origin ?? null,
+      connectedAt: Date.now(),
+    };
+    const port = room.sw.attach(
+      {
+        deliver(frame) {
+          if (ws.readyState !== ws.OPEN || ws.bufferedAmount > o.maxBufferedBytes) return false;
+          ws.send(frame, { binary: true });
+          return true;
+        },
+      },
+      { label: info.remote, lockMac: true, rateLimit: o.rateLimit },
+    );
+    room.clients.set(ws, { port, info });
+    room.lastUsed = Date.now();
+    o.log?.(`relay: ${info.remote} joined room ${room.name}`);
+
+    let alive = true;
+    let idle: NodeJS.Timeout | null = null;
+    const resetIdle = () => {
+      if (o.idleTimeoutMs <= 0) return;
+      if (idle) idle.refresh();
+      else {
+        idle = setTimeout(() => {
+          closed.idle = (closed.idle ?? 0) + 1;
+          ws.close(4000, 'idle timeout');
+          // A peer that never answers the close handshake goes anyway.
+          setTimeout(() => ws.terminate(), 2000).unref();
+        }, o.idleTimeoutMs);
+        idle.unref();
+      }
+    };
+    resetIdle();
+    const ping =
+      o.pingIntervalMs > 0
+        ? setInterval(() => {
+            if (!alive) {
+              closed['no-pong'] = (closed['no-pong'] ?? 0) + 1;
+              ws.terminate();
+              return;
+            }
+            alive = false;
+            ws.ping();
+          }, o.pingIntervalMs)
+        : null;
+    ping?.unref();
+    ws.on('pong', () => (alive = true));
+
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (!isBinary) {
+        ignored.text = (ignored.text ?? 0) + 1;
+        return;
+      }
+      resetIdle();
+      room.lastUsed = Date.now();
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      port.input(new Uint8Array(buf.buffer, buf.byteOffset, buf.length));
+    });
+    ws.on('error', (e) => {
+      // e.g. a message over maxMessageBytes (ws closes with 1009)
+      const key = `error-${(e as NodeJS.ErrnoException).code ?? 'other'}`;
+      closed[key] = (closed[key] ?? 0) + 1;
+      if (/max payload|too big/i.test(e.message)) countDrop(port.counters, 'too-big');
+    });
+    ws.on('close', () => {
+      if (idle) clearTimeout(idle);
+      if (ping) clearInterval(ping);
+      port.detach();
+      room.clients.delete(ws);
+      room.lastUsed = Date.now();
+      o.log?.(`relay: ${info.remote} left room ${room.name}`);
+    });
+  };
+
+  server.on('upgrade', onUpgrade);
+
+  return {
+    options: o,
+    stats(): RelayStats {
+      return {
+        rooms: [...rooms.values()].map((r) => ({
+          ...r.sw.stats(),
+          gateway: r.gateway ? r.gateway.stats() : null,
+          clients: [...r.clients.values()].map((c) => ({ ...c.info, portId: c.port.id })),
+        })),
+        refused: { ...refused },
+        closed: { ...closed },
+        ignored: { ...ignored },
+      };
+    },
+    async close() {
+      shuttingDown = true;
+      server.off('upgrade', onUpgrade);
+      const closing: Promise<void>[] = [];
+      for (const r of rooms.values()) {
+        for (const ws of r.clients.keys()) {
+          closing.push(new Promise((res) => ws.once('close', () => res())));
+          ws.close(1001, 'relay shutting down');
+          setTimeout(() => ws.terminate(), 1000).unref();
+        }
+        r.gateway?.close();
+      }
+      await Promise.all(closing);
+      rooms.clear();
+      await new Promise<void>((res) => wss.close(() => res()));
+    },
+  };
+}

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { BROADCAST_MAC, ETHERTYPE_IPV4, buildEthernet, macKey, parseMac } from '../net/packets.ts';
+import { SwitchRoom } from './switch.ts';
+
+const mac = (n: number) => parseMac(`52:54:00:00:00:${n.toString(16).padStart(2, '0')}`);
+const frame = (dst: Uint8Array, src: Uint8Array, len = 60) =>
+  buildEthernet({ dst, src, etherType: ETHERTYPE_IPV4, payload: new Uint8Array(Math.max(0, len - 14)) });
+
+function setup(n: number, opts: { maxFrameBytes?: number; now?: () => number } = {}) {
+  const room = new SwitchRoom('r', { maxFrameBytes: opts.maxFrameBytes ?? 1514, now: opts.now });
+  const inbox: Uint8Array[][] = [];
+  const ports = Array.from({ length: n }, (_, i) => {
+    inbox.push([]);
+    return room.attach({ deliver: (f) => (inbox[i].push(f), true) }, { label: `p${i}`, lockMac: true });
+  });
+  const counts = () => inbox.map((b) => b.length);
+  return { room, ports, inbox, counts };
+}
+
+describe('switch', () => {
+  it('floods unknown unicast and broadcast, then forwards known unicast only', () => {
+    const { ports, counts, room } = setup(3);
+    ports[0].input(frame(BROADCAST_MAC, mac(1)));
+    expect(counts()).toEqual([0, 1, 1]);
+    ports[1].input(frame(mac(1), mac(2))); // known: only to port 0
+    expect(counts()).toEqual([1, 1, 1]);
+    ports[0].input(frame(mac(3), mac(1))); // mac 3 unknown: flooded
+    expect(counts()).toEqual([1, 2, 2]);
+    ports[2].input(frame(mac(2), mac(3)));
+    expect(counts()).toEqual([1, 3, 2]);
+    ports[0].input(frame(parseMac('01:00:5e:00:00:fb'), mac(1))); // multicast
+    expect(counts()).toEqual([1, 4, 3]);
+    const s = room.stats();
+    expect([s.flooded, s.forwarded, s.macTableSize]).toEqual([3, 2, 3]);
+    expect(s.ports[0]).toMatchObject({ mac: '52:54:00:00:00:01', framesIn: 3, framesOut: 1, bytesOut: 60 });
+  });
+
+  it('isolates rooms', () => {
+    const a = setup(2);
+    const b = setup(2);
+    a.ports[0].input(frame(BROADCAST_MAC, mac(1)));
+    b.ports[0].input(frame(BROADCAST_MAC, mac(1))); // the same MAC in another room is fine
+    expect(a.counts()).toEqual([0, 1]);
+    expect(b.counts()).toEqual([0, 1]);
+    expect(b.room.stats().drops).toEqual({});
+  });
+
+  it('drops frames from a MAC other than the first one a port used (spoofing)', () => {
+    const { ports, counts, room } = setup(2);
+    ports[0].input(frame(BROADCAST_MAC, mac(1)));
+    ports[0].input(frame(BROADCAST_MAC, mac(9)));
+    ports[1].input(frame(BROADCAST_MAC, mac(1))); // port 1 claims port 0's MAC
+    expect(counts()).toEqual([0, 1]);
+    expect(room.stats().ports[0].drops).toEqual({ spoofed: 1 });
+    expect(room.stats().ports[1].drops).toEqual({ 'mac-in-use': 1 });
+    // port 1 can still pick its own MAC afterwards
+    ports[1].input(frame(mac(1), mac(2)));
+    expect(counts()).toEqual([1, 1]);
+  });
+
+  it('drops group and zero source MACs', () => {
+    const { ports, counts, room } = setup(2);
+    ports[0].input(frame(BROADCAST_MAC, BROADCAST_MAC));
+    ports[0].input(frame(BROADCAST_MAC, new Uint8Array(6)));
+    expect(counts()).toEqual([0, 0]);
+    expect(room.stats().drops).toEqual({ 'bad-source': 2 });
+  });
+
+  it('enforces the frame size limit and counts runts', () => {
+    const { ports, counts, room } = setup(2, { maxFrameBytes: 1514 });
+    ports[0].input(frame(BROADCAST_MAC, mac(1), 1514));
+    ports[0].input(frame(BROADCAST_MAC, mac(1), 1515));
+    ports[0].input(new Uint8Array(13));
+    ports[0].input(new Uint8Array(0));
+    expect(counts()).toEqual([0, 1]);
+    expect(room.stats().ports[0].drops).toEqual({ 'too-big': 1, runt: 2 });
+    const small = setup(2, { maxFrameBytes: 100 });
+    small.ports[0].input(frame(BROADCAST_MAC, mac(1), 101));
+    expect(small.counts()).toEqual([0, 0]);
+  });
+
+  it('forgets a MAC when its port detaches, and lets another port take it', () => {
+    const { ports, counts, room } = setup(3);
+    ports[0].input(frame(BROADCAST_MAC, mac(1)));
+    ports[0].detach();
+    expect(room.stats().macTableSize).toBe(0);
+    ports[2].input(frame(mac(1), mac(3))); // unknown now: flooded (to port 1; port 0 is gone)
+    expect(counts()).toEqual([0, 2, 1]);
+    ports[1].input(frame(BROADCAST_MAC, mac(1)));
+    expect(room.stats().ports.find((p) => p.label === 'p1')!.mac).toBe('52:54:00:00:00:01');
+  });
+
+  it('counts frames a congested port could not take', () => {
+    const room = new SwitchRoom('r', { maxFrameBytes: 1514 });
+    const p0 = room.attach({ deliver: () => true }, { label: 'a', lockMac: true });
+    room.attach({ deliver: () => false }, { label: 'b', lockMac: true });
+    p0.input(frame(BROADCAST_MAC, mac(1)));
+    expect(room.stats().ports[1].drops).toEqual({ congested: 1 });
+    expect(room.stats().ports[1].framesOut).toBe(0);
+  });
+
+  it('rate-limits a port by frames and by bytes (token bucket)', () => {
+    let now = 0;
+    const room = new SwitchRoom('r', { maxFrameBytes: 1514, now: () => now });
+    const got: Uint8Array[] = [];
+    const p = room.attach({ deliver: () => true }, { label: 'a', lockMac: true, rateLimit: { framesPerSecond: 10, bytesPerSecond: 1_000_000 } });
+    room.attach({ deliver: (f) => (got.push(f), true) }, { label: 'b', lockMac: true });
+    for (let i = 0; i < 15; i++) p.input(frame(BROADCAST_MAC, mac(1)));
+    expect(got.length).toBe(10);
+    now += 500; // half a second refills 5 frames
+    for (let i = 0; i < 15; i++) p.input(frame(BROADCAST_MAC, mac(1)));
+    expect(got.length).toBe(15);
+    expect(room.stats().ports[0].drops).toEqual({ 'rate-limited': 15 });
+
+    const q = room.attach({ deliver: () => true }, { label: 'c', lockMac: true, rateLimit: { framesPerSecond: 1000, bytesPerSecond: 1000 } });
+    for (let i = 0; i < 3; i++) q.input(frame(BROADCAST_MAC, mac(3), 400));
+    expect(room.stats().ports[2].drops).toEqual({ 'rate-limited': 1 });
+  });
+
+  it('keeps a pre-set MAC (the gateway) learned from the start', () => {
+    const { room, counts } = setup(1);
+    const gwFrames: Uint8Array[] = [];
+    const gw = room.attach({ deliver: (f) => (gwFrames.push(f), true) }, { label: 'gw', mac: mac(0xfe) });
+    expect(room.stats().macTableSize).toBe(1);
+    expect(gw.macKey).toBe(macKey(mac(0xfe)));
+    gw.input(frame(BROADCAST_MAC, mac(0x77))); // the gateway may not spoof either
+    expect(counts()).toEqual([0]);
+    expect(room.stats().ports[1].drops).toEqual({ spoofed: 1 });
+  });
+});

@@ -1,0 +1,262 @@
+/**
+ * A MAC-learning Ethernet switch for one room. Ports are WebSocket clients and the room's
+ * gateway. The switch learns source MAC → port, floods broadcast/multicast and unknown
+ * unicast to every other port, forwards known unicast to its port. A client port is locked
+ * to the first source MAC it uses (anything else is spoofing: dropped and counted), frames
+ * are size-checked, and a port may be rate-limited (token buckets). Nothing a guest sends
+ * can throw out of here: bad frames are counted per reason.
+ */
+import { ETH_HEADER_LEN, isMulticastMac, macKey, macToString } from '../net/packets.ts';
+
+export type DropReason =
+  | 'runt' // shorter than an Ethernet header
+  | 'too-big' // longer than maxFrameBytes
+  | 'spoofed' // source MAC differs from the one the port first used
+  | 'bad-source' // multicast/broadcast or all-zero source MAC
+  | 'mac-in-use' // source MAC already owned by another port
+  | 'rate-limited'
+  | 'congested'; // the destination could not take it (e.g. WebSocket send buffer full)
+
+export interface PortCounters {
+  framesIn: number;
+  bytesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  drops: Partial<Record<DropReason, number>>;
+}
+
+export interface PortStats extends PortCounters {
+  id: number;
+  label: string;
+  mac: string | null;
+}
+
+export interface RateLimit {
+  framesPerSecond: number;
+  bytesPerSecond: number;
+  /** Bucket size in seconds of traffic (default 1). */
+  burstSeconds?: number;
+}
+
+/** Something a frame can be delivered to. Return false if it had to drop the frame. */
+export interface PortSink {
+  deliver(frame: Uint8Array): boolean;
+}
+
+export interface AttachOptions {
+  label: string;
+  /** Lock the port to the first source MAC it sends from (clients: true). */
+  lockMac?: boolean;
+  /** Pre-set the port's MAC (the gateway): learned at once, and the port is locked to it. */
+  mac?: Uint8Array;
+  rateLimit?: RateLimit | null;
+}
+
+export interface SwitchOptions {
+  /** Largest frame accepted, header included, no FCS. Default 1514 (MTU 1500 + 14). */
+  maxFrameBytes: number;
+  /** Clock in ms (tests inject one). */
+  now?: () => number;
+}
+
+export function emptyCounters(): PortCounters {
+  return { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, drops: {} };
+}
+
+export function countDrop(c: { drops: Partial<Record<string, number>> }, reason: string): void {
+  c.drops[reason] = (c.drops[reason] ?? 0) + 1;
+}
+
+class TokenBucket {
+  private frames: number;
+  private bytes: number;
+  private last: number;
+  constructor(
+    private readonly limit: RateLimit,
+    now: number,
+  ) {
+    const burst = limit.burstSeconds ?? 1;
+    this.frames = limit.framesPerSecond * burst;
+    this.bytes = limit.bytesPerSecond * burst;
+    this.last = now;
+  }
+  take(bytes: number, now: number): boolean {
+    const burst = this.limit.burstSeconds ?? 1;
+    const dt = Math.max(0, now - this.last) / 1000;
+    this.last = now;
+    this.frames = Math.min(this.limit.framesPerSecond * burst, this.frames + dt * this.limit.framesPerSecond);
+    this.bytes = Math.min(this.limit.bytesPerSecond * burst, this.bytes + dt * this.limit.bytesPerSecond);
+    if (this.frames < 1 || this.bytes < bytes) return false;
+    this.frames -= 1;
+    this.bytes -= bytes;
+    return true;
+  }
+}
+
+export class SwitchPort {
+  readonly counters: PortCounters = emptyCounters();
+  /** The locked source MAC (key form), or null before the first frame. */
+  macKey: number | null = null;
+  mac: Uint8Array | null = null;
+  attached = true;
+  readonly bucket: TokenBucket | null;
+  constructor(
+    readonly room: SwitchRoom,
+    readonly id: number,
+    readonly sink: PortSink,
+    readonly options: AttachOptions,
+    now: number,
+  ) {
+    this.bucket = options.rateLimit ? new TokenBucket(options.rateLimit, now) : null;
+  }
+
+  /** A frame from this port into the switch. */
+  input(frame: Uint8Array): void {
+    this.room.input(this, frame);
+  }
+
+  detach(): void {
+    this.room.detach(this);
+  }
+
+  stats(): PortStats {
+    return {
+      id: this.id,
+      label: this.options.label,
+      mac: this.mac ? macToString(this.mac) : null,
+      ...this.counters,
+      drops: { ...this.counters.drops },
+    };
+  }
+}
+
+export interface RoomStats {
+  name: string;
+  ports: PortStats[];
+  macTableSize: number;
+  /** Frames that entered the switch (from any port) / were flooded / forwarded unicast. */
+  framesIn: number;
+  bytesIn: number;
+  flooded: number;
+  forwarded: number;
+  /** Known unicast addressed back to its own sender: dropped silently. */
+  hairpin: number;
+  drops: Partial<Record<DropReason, number>>;
+}
+
+export class SwitchRoom {
+  private readonly ports = new Set<SwitchPort>();
+  private readonly table = new Map<number, SwitchPort>();
+  private nextId = 1;
+  private readonly now: () => number;
+  private readonly totals = { framesIn: 0, bytesIn: 0, flooded: 0, forwarded: 0, hairpin: 0, drops: {} as Partial<Record<DropReason, number>> };
+
+  constructor(
+    readonly name: string,
+    private readonly options: SwitchOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.ports.size;
+  }
+
+  /** Ports that are clients (not the gateway): those attached with lockMac. */
+  get clientCount(): number {
+    let n = 0;
+    for (const p of this.ports) if (p.options.lockMac) n++;
+    return n;
+  }
+
+  attach(sink: PortSink, options: AttachOptions): SwitchPort {
+    const port = new SwitchPort(this, this.nextId++, sink, options, this.now());
+    if (options.mac) {
+      const key = macKey(options.mac);
+      port.mac = options.mac.slice(0, 6);
+      port.macKey = key;
+      this.table.set(key, port);
+    }
+    this.ports.add(port);
+    return port;
+  }
+
+  detach(port: SwitchPort): void {
+    if (!port.attached) return;
+    port.attached = false;
+    this.ports.delete(port);
+    if (port.macKey !== null && this.table.get(port.macKey) === port) this.table.delete(port.macKey);
+  }
+
+  private drop(port: SwitchPort, reason: DropReason): void {
+    countDrop(port.counters, reason);
+    countDrop(this.totals, reason);
+  }
+
+  input(port: SwitchPort, frame: Uint8Array): void {
+    if (!port.attached) return;
+    port.counters.framesIn++;
+    port.counters.bytesIn += frame.length;
+    this.totals.framesIn++;
+    this.totals.bytesIn += frame.length;
+    if (frame.length < ETH_HEADER_LEN) return this.drop(port, 'runt');
+    if (frame.length > this.options.maxFrameBytes) return this.drop(port, 'too-big');
+    if (port.bucket && !port.bucket.take(frame.length, this.now())) return this.drop(port, 'rate-limited');
+
+    // Source MAC: no group bit, not all zero; then the port's lock, then ownership.
+    if (isMulticastMac(frame, 6)) return this.drop(port, 'bad-source');
+    const src = macKey(frame, 6);
+    if (src === 0) return this.drop(port, 'bad-source');
+    if (port.macKey === null) {
+      const owner = this.table.get(src);
+      if (owner && owner !== port) return this.drop(port, 'mac-in-use');
+      if (port.options.lockMac || port.options.mac) {
+        port.macKey = src;
+        port.mac = frame.slice(6, 12);
+      }
+      this.table.set(src, port);
+    } else if (port.macKey !== src) {
+      if (port.options.lockMac || port.options.mac) return this.drop(port, 'spoofed');
+      // An unlocked port (none in the relay today) may move between MACs.
+      const owner = this.table.get(src);
+      if (owner && owner !== port) return this.drop(port, 'mac-in-use');
+      this.table.set(src, port);
+    }
+
+    if (!isMulticastMac(frame, 0)) {
+      const dst = this.table.get(macKey(frame, 0));
+      if (dst) {
+        if (dst === port) {
+          this.totals.hairpin++;
+          return;
+        }
+        this.totals.forwarded++;
+        this.send(dst, frame);
+        return;
+      }
+    }
+    this.totals.flooded++;
+    for (const p of [...this.ports]) if (p !== port && p.attached) this.send(p, frame);
+  }
+
+  private send(port: SwitchPort, frame: Uint8Array): void {
+    if (port.sink.deliver(frame)) {
+      port.counters.framesOut++;
+      port.counters.bytesOut += frame.length;
+    } else this.drop(port, 'congested');
+  }
+
+  stats(): RoomStats {
+    return {
+      name: this.name,
+      ports: [...this.ports].map((p) => p.stats()),
+      macTableSize: this.table.size,
+      framesIn: this.totals.framesIn,
+      bytesIn: this.totals.bytesIn,
+      flooded: this.totals.flooded,
+      forwarded: this.totals.forwarded,
+      hairpin: this.totals.hairpin,
+      drops: { ...this.totals.drops },
+    };
+  }
+}

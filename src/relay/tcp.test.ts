@@ -1,0 +1,314 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { createHash } from 'node:crypto';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, parseIp } from '../net/packets.ts';
+import { Gateway, type GatewayOptions } from './gateway.ts';
+import { SwitchRoom } from './switch.ts';
+import { FakeGuest, GW_IP } from './testing.ts';
+
+const cleanups: Array<() => void | Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A hand-driven guest TCP endpoint: sends segments, collects and (optionally) ACKs what arrives. */
+class GuestTcp {
+  readonly segments: TcpSegment[] = [];
+  readonly data: number[] = [];
+  iss = 1000;
+  sndNxt = 1001;
+  rcvNxt = 0;
+  /** The relay's last ACK and window. */
+  peerAck = 0;
+  peerWindow = 0;
+  synAck: TcpSegment | null = null;
+  gotFin = false;
+  gotRst = false;
+  autoAck = true;
+  window = 65535;
+  /** Return true to lose a segment toward the guest. */
+  lose: (s: TcpSegment) => boolean = () => false;
+  maxInFlightSeen = 0;
+
+  constructor(
+    readonly guest: FakeGuest,
+    readonly srcPort: number,
+    readonly dstPort: number,
+    readonly dst = GW_IP,
+  ) {
+    const prev = guest.filter;
+    guest.filter = (d) => {
+      if (!d.tcp || d.tcp.dstPort !== srcPort || d.tcp.srcPort !== dstPort) return prev(d);
+      const s = { ...d.tcp, payload: d.tcp.payload.slice() };
+      if (this.lose(s)) return false;
+      this.onSegment(s);
+      return false;
+    };
+  }
+
+  private onSegment(s: TcpSegment): void {
+    this.segments.push(s);
+    if (s.flags & TCP_RST) {
+      this.gotRst = true;
+      return;
+    }
+    if (s.flags & TCP_ACK) {
+      this.peerAck = s.ack;
+      this.peerWindow = s.window;
+    }
+    if (s.flags & TCP_SYN) {
+      this.synAck = s;
+      this.rcvNxt = (s.seq + 1) >>> 0;
+      return;
+    }
+    if (s.payload.length && s.seq === this.rcvNxt) {
+      this.data.push(...s.payload);
+      this.rcvNxt = (this.rcvNxt + s.payload.length) >>> 0;
+    }
+    if (s.flags & TCP_FIN && ((s.seq + s.payload.length) >>> 0) === this.rcvNxt && !this.gotFin) {
+      this.gotFin = true;
+      this.rcvNxt = (this.rcvNxt + 1) >>> 0;
+    }
+    if (this.autoAck && (s.payload.length || s.flags & TCP_FIN)) queueMicrotask(() => this.ack());
+  }
+
+  seg(flags: number, payload?: Uint8Array, seq = this.sndNxt, options?: { mss?: number }): void {
+    this.guest.tcp({ dst: this.dst, srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: flags & TCP_ACK ? this.rcvNxt : 0, flags, window: this.window, payload, options });
+  }
+
+  ack(): void {
+    this.seg(TCP_ACK);
+  }
+
+  async connect(mss = 1400): Promise<TcpSegment> {
+    this.seg(TCP_SYN, undefined, this.iss, { mss });
+    await until(() => this.synAck !== null || this.gotRst, 3000, 'SYN-ACK');
+    if (!this.synAck) throw new Error('reset');
+    this.ack();
+    return this.synAck;
+  }
+
+  /** Sends `data` in MSS pieces within the relay's advertised window. */
+  async send(data: Uint8Array, mss = 1400): Promise<void> {
+    let off = 0;
+    while (off < data.length) {
+      const inFlight = (this.sndNxt - this.peerAck) >>> 0;
+      this.maxInFlightSeen = Math.max(this.maxInFlightSeen, inFlight);
+      const room = this.peerWindow - inFlight;
+      if (room <= 0) {
+        const was = this.peerAck;
+        await until(() => this.peerAck !== was || this.peerWindow - ((this.sndNxt - this.peerAck) >>> 0) > 0, 5000, 'window');
+        continue;
+      }
+      const len = Math.min(mss, room, data.length - off);
+      this.seg(TCP_ACK | TCP_PSH, data.subarray(off, off + len));
+      this.sndNxt = (this.sndNxt + len) >>> 0;
+      off += len;
+      if (off % (mss * 8) === 0) await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  fin(): void {
+    this.seg(TCP_FIN | TCP_ACK);
+    this.sndNxt = (this.sndNxt + 1) >>> 0;
+  }
+}
+
+async function listen(onConn: (s: net.Socket) => void): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, onConn);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  cleanups.push(() => sockets.forEach((s) => s.destroy()));
+  return (server.address() as net.AddressInfo).port;
+}
+
+function setup(opts: Partial<GatewayOptions> = {}) {
+  const room = new SwitchRoom('lab', { maxFrameBytes: 1514 });
+  const gw = new Gateway(room, opts);
+  cleanups.push(() => gw.close());
+  const guest = new FakeGuest(room, '52:54:00:12:34:56', '10.0.2.15');
+  return { room, gw, guest };
+}
+
+const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
+
+describe('TCP NAT', () => {
+  it('handshake (MSS), data both ways, FIN both ways', async () => {
+    let fromGuest = '';
+    let serverSawEnd = false;
+    const port = await listen((s) => {
+      s.write('banner\n');
+      s.on('data', (d) => (fromGuest += d.toString()));
+      s.on('end', () => {
+        serverSawEnd = true;
+        s.end('bye\n');
+      });
+    });
+    const { guest, gw } = setup();
+    const c = new GuestTcp(guest, 40001, port);
+    const synAck = await c.connect(1200);
+    expect(synAck.flags).toBe(TCP_SYN | TCP_ACK);
+    expect(synAck.ack).toBe(1001);
+    expect(synAck.options.mss).toBe(1200); // capped by the guest's MSS
+    await until(() => Buffer.from(c.data).toString() === 'banner\n', 3000, 'banner');
+    await c.send(new TextEncoder().encode('hello host'));
+    await until(() => fromGuest === 'hello host', 3000, 'guest data at the host');
+    await until(() => c.peerAck === c.sndNxt, 3000, 'ACK of guest data');
+    c.fin();
+    await until(() => serverSawEnd && c.gotFin, 3000, 'FINs');
+    expect(Buffer.from(c.data).toString()).toBe('banner\nbye\n');
+    expect(c.peerAck).toBe(c.sndNxt); // our FIN acknowledged
+    await until(() => gw.stats().tcp.every((t) => t.state === 'time-wait'), 3000, 'time-wait');
+    expect(gw.stats().tcp[0]).toMatchObject({ guest: '10.0.2.15:40001', remote: `10.0.2.2:${port}`, target: `127.0.0.1:${port}`, bytesToGuest: 11, bytesFromGuest: 10 });
+    expect(c.gotRst).toBe(false);
+  });
+
+  it('moves 1 MiB each way intact, within the advertised windows', async () => {
+    const down = new Uint8Array(1 << 20).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
+    const up = new Uint8Array(1 << 20).map((_, i) => (i * 13 + (i >> 11)) & 0xff);
+    const got: Buffer[] = [];
+    let hostDone = false;
+    const port = await listen((s) => {
+      s.on('data', (d: Buffer) => got.push(d));
+      s.on('end', () => (hostDone = true));
+      s.end(down);
+    });
+    const { guest, gw } = setup();
+    const c = new GuestTcp(guest, 40002, port);
+    c.window = 16384;
+    // Check every data segment against the window the guest advertised.
+    const prev = c.lose;
+    c.lose = (s) => {
+      if (s.payload.length) {
+        const outstanding = ((s.seq + s.payload.length - c.rcvNxt) >>> 0) | 0;
+        if (outstanding > c.window) throw new Error(`relay overran the window by ${outstanding - c.window}`);
+      }
+      return prev(s);
+    };
+    await c.connect(1460);
+    await c.send(up);
+    c.fin();
+    await until(() => c.gotFin && hostDone, 10_000, 'transfer');
+    expect(md5(new Uint8Array(c.data))).toBe(md5(down));
+    expect(md5(Buffer.concat(got))).toBe(md5(up));
+    expect(c.maxInFlightSeen).toBeLessThanOrEqual(65535);
+    expect(gw.stats().counts['internal-error']).toBeUndefined();
+  }, 20_000);
+
+  it('retransmits a segment toward the guest that was lost', async () => {
+    const payload = new Uint8Array(5000).map((_, i) => i & 0xff);
+    const port = await listen((s) => s.write(payload));
+    const { guest, gw } = setup({ tcp: { rtoInitialMs: 100, rtoMinMs: 50 } });
+    const c = new GuestTcp(guest, 40003, port);
+    let lost = 0;
+    c.lose = (s) => {
+      if (s.payload.length && lost === 0) {
+        lost++;
+        return true; // the first data segment never arrives
+      }
+      return false;
+    };
+    const t0 = Date.now();
+    await c.connect(1400);
+    await until(() => c.data.length === payload.length, 5000, 'all data after retransmission');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(40);
+    expect(c.data).toEqual([...payload]);
+    expect(gw.stats().counts['tcp-retransmit']).toBeGreaterThanOrEqual(1);
+    expect(gw.stats().tcp[0].retransmits).toBeGreaterThanOrEqual(1);
+  });
+
+  it('retransmits a lost SYN-ACK and a lost FIN', async () => {
+    const port = await listen((s) => s.end('x'));
+    const { guest, gw } = setup({ tcp: { rtoInitialMs: 60, rtoMinMs: 30 } });
+    const c = new GuestTcp(guest, 40004, port);
+    let synAcks = 0;
+    let fins = 0;
+    c.lose = (s) => (s.flags & TCP_SYN ? ++synAcks === 1 : s.flags & TCP_FIN ? ++fins === 1 : false);
+    await c.connect();
+    await until(() => c.gotFin, 3000, 'FIN');
+    expect([synAcks, fins]).toEqual([2, 2]);
+    expect(Buffer.from(c.data).toString()).toBe('x');
+    expect(gw.stats().counts['tcp-retransmit']).toBe(2);
+  });
+
+  it('resets the guest when the host refuses, when NAT refuses, and for unknown connections', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const deadPort = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const { guest, gw } = setup();
+    const refused = new GuestTcp(guest, 40005, deadPort);
+    await expect(refused.connect()).rejects.toThrow('reset');
+    expect(refused.segments[0].flags).toBe(TCP_RST | TCP_ACK);
+    expect(refused.segments[0].ack).toBe(1001);
+    expect(gw.stats().counts['tcp-connect-failed']).toBe(1);
+
+    const outside = new GuestTcp(guest, 40006, 80, parseIp('192.0.2.1'));
+    await expect(outside.connect()).rejects.toThrow('reset');
+    expect(gw.stats().counts['tcp-nat-denied']).toBe(1);
+
+    const stray = new GuestTcp(guest, 40007, 80);
+    stray.seg(TCP_ACK, new Uint8Array(3), 5000);
+    expect(stray.segments.map((s) => [s.flags, s.seq])).toEqual([[TCP_RST, 0]]);
+    expect(gw.stats().tcp).toEqual([]);
+  });
+
+  it('closes the host socket when the guest resets, and drops out-of-order data with a duplicate ACK', async () => {
+    let hostClosed = false;
+    let fromGuest = '';
+    const port = await listen((s) => {
+      s.on('data', (d) => (fromGuest += d.toString()));
+      s.on('close', () => (hostClosed = true));
+      s.on('error', () => {});
+    });
+    const { guest, gw } = setup();
+    const c = new GuestTcp(guest, 40008, port);
+    await c.connect();
+    const before = c.segments.length;
+    c.seg(TCP_ACK | TCP_PSH, new TextEncoder().encode('later'), c.sndNxt + 10); // a gap
+    await until(() => c.segments.length > before, 2000, 'dup ack');
+    expect(c.segments.at(-1)!.ack).toBe(c.sndNxt);
+    await c.send(new TextEncoder().encode('now'));
+    await until(() => fromGuest === 'now', 2000, 'in-order data');
+    c.seg(TCP_RST);
+    await until(() => hostClosed, 2000, 'host close');
+    expect(gw.stats().tcp).toEqual([]);
+    expect(gw.stats().counts['tcp-out-of-order']).toBe(1);
+  });
+
+  it('resets the guest when the host resets, and probes a zero window', async () => {
+    let hostSock: net.Socket | null = null;
+    const port = await listen((s) => {
+      hostSock = s;
+      s.write('abc');
+    });
+    const { guest } = setup({ tcp: { rtoInitialMs: 50, rtoMinMs: 30 } });
+    const c = new GuestTcp(guest, 40009, port);
+    c.window = 0;
+    c.autoAck = false;
+    const t0 = Date.now();
+    await c.connect();
+    // Window 0: the relay must not send data, only probes (one byte) on its timer.
+    await until(() => c.segments.some((s) => s.payload.length === 1), 3000, 'window probe');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(25);
+    expect(c.segments.every((s) => s.payload.length <= 1)).toBe(true);
+    c.window = 65535;
+    c.ack();
+    await until(() => Buffer.from(c.data).toString() === 'abc', 3000, 'data after the window opens');
+    hostSock!.resetAndDestroy();
+    await until(() => c.gotRst, 3000, 'RST');
+  });
+});
