@@ -1,0 +1,202 @@
+/**
+ * `npm run bench:net`: our virtio-net beside stock v86's virtio-net NIC, both on one in-process
+ * relay (127.0.0.1): ping RTT to the gateway (median of 50) and TCP throughput through the
+ * gateway's NAT both ways (busybox nc), jobs alternating between the two VMs. The floor: a raw
+ * WebSocket client pinging the gateway. `--quick`: 10 pings, 4 MiB. Numbers, not assertions.
+ *
+ * v86's ne2k is not compared: the lab's kernel has no ne2k driver (it would also steal eth0).
+ */
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import os from 'node:os';
+import { createRequire } from 'node:module';
+import WebSocket from 'ws';
+import { V86 } from 'v86';
+import { attachRelay } from '../src/relay/index.ts';
+import { ConsoleSession } from '../src/vm/console-session.ts';
+import { loadGuestImageFromDir, startNodeVm } from '../src/vm/node/node-machine.ts';
+import {
+  ETHERTYPE_IPV4,
+  ICMP_ECHO_REPLY,
+  ICMP_ECHO_REQUEST,
+  IPPROTO_ICMP,
+  buildEthernet,
+  buildIcmp,
+  buildIpv4,
+  decodeFrame,
+  parseIp,
+  parseMac,
+} from '../src/net/packets.ts';
+import { median, summary } from './stats.ts';
+
+const quick = process.argv.includes('--quick');
+const PINGS = quick ? 10 : 50;
+const MIB = quick ? 4 : 32;
+const BYTES = MIB * 1024 * 1024;
+
+const relayServer = createHttpServer((_, res) => res.writeHead(404).end());
+const relay = attachRelay(relayServer);
+await new Promise<void>((r) => relayServer.listen(0, '127.0.0.1', r));
+const relayUrl = (room: string) => `ws://127.0.0.1:${(relayServer.address() as AddressInfo).port}/relay/${room}`;
+
+/** Host side of a transfer: resolves with the seconds from accept to the last byte. */
+function tcpEndpoint(kind: 'source' | 'sink'): { server: TcpServer; port: () => number; next: () => Promise<number> } {
+  let waiter: ((s: number) => void) | undefined;
+  const server = createTcpServer((sock) => {
+    const t0 = performance.now();
+    const done = () => waiter?.((performance.now() - t0) / 1000);
+    if (kind === 'source') {
+      const chunk = Buffer.alloc(64 * 1024, 0x5a);
+      let sent = 0;
+      const pump = () => {
+        while (sent < BYTES) {
+          sent += chunk.length;
+          if (!sock.write(chunk)) return void sock.once('drain', pump);
+        }
+        sock.end();
+      };
+      sock.on('close', done);
+      sock.on('error', () => undefined);
+      pump();
+    } else {
+      let got = 0;
+      sock.on('data', (c: Buffer) => {
+        got += c.length;
+        if (got >= BYTES) {
+          done();
+          sock.end();
+        }
+      });
+      sock.on('error', () => undefined);
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  return {
+    server,
+    port: () => (server.address() as AddressInfo).port,
+    next: () => new Promise((r) => (waiter = r)),
+  };
+}
+
+interface Guest {
+  label: string;
+  session: ConsoleSession;
+  stop(): Promise<void>;
+}
+
+async function ours(): Promise<Guest> {
+  const vm = await startNodeVm({ net: { relayUrl: relayUrl('bench-ours') } });
+  return { label: 'virtio-lab virtio-net', session: vm.session, stop: () => vm.stop() };
+}
+
+async function stockV86(): Promise<Guest> {
+  (globalThis as unknown as { WebSocket: unknown }).WebSocket ??= WebSocket;
+  const image = await loadGuestImageFromDir();
+  const buf = (b: Uint8Array) => ({ buffer: b.slice().buffer });
+  const emulator = new (V86 as unknown as new (o: object) => {
+    add_listener(e: string, f: (b: number) => void): void;
+    serial0_send(s: string): void;
+    destroy(): Promise<void>;
+  })({
+    wasm_path: createRequire(import.meta.url).resolve('v86/build/v86.wasm'),
+    memory_size: image.manifest.memoryMiB * 1024 * 1024,
+    bios: buf(image.bios),
+    bzimage: buf(image.kernel),
+    initrd: buf(image.initrd),
+    cmdline: image.manifest.cmdline,
+    autostart: true,
+    net_device: { type: 'virtio', relay_url: relayUrl('bench-stock') },
+  });
+  const session = new ConsoleSession((t) => emulator.serial0_send(t));
+  emulator.add_listener('serial0-output-byte', (b) => session.feed(Uint8Array.of(b)));
+  return { label: "stock v86's virtio-net", session, stop: () => emulator.destroy() };
+}
+
+async function waitLease(g: Guest): Promise<void> {
+  await g.session.ready;
+  const r = await g.session.run('for i in $(seq 100); do ip -4 addr show eth0 | grep -q inet && break; sleep 0.2; done; ip -4 addr show eth0', {
+    timeoutMs: 60_000,
+  });
+  if (!/inet 10\.0\.2\./.test(r.output)) throw new Error(`${g.label}: no DHCP lease`);
+}
+
+async function pingRtts(g: Guest): Promise<number[]> {
+  const r = await g.session.run(`ping -c ${PINGS} -i 0.1 10.0.2.2`, { timeoutMs: 120_000 });
+  return [...r.output.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+}
+
+/** The floor: a WebSocket client on the relay pinging the gateway, no emulator involved. */
+async function rawWsRtts(): Promise<number[]> {
+  const ws = new WebSocket(relayUrl('bench-raw'));
+  ws.binaryType = 'arraybuffer';
+  await new Promise((r) => ws.once('open', r));
+  const mac = parseMac('02:00:00:be:0c:01');
+  const gw = parseMac('52:55:0a:00:02:02');
+  const rtts: number[] = [];
+  for (let seq = 0; seq < PINGS; seq++) {
+    const icmp = buildIcmp({ type: ICMP_ECHO_REQUEST, id: 7, seq, data: new Uint8Array(56) });
+    const ip = buildIpv4({ src: parseIp('10.0.2.99'), dst: parseIp('10.0.2.2'), protocol: IPPROTO_ICMP, payload: icmp });
+    const t0 = performance.now();
+    const reply = new Promise<void>((resolve) => {
+      const on = (data: ArrayBuffer) => {
+        const d = decodeFrame(new Uint8Array(data));
+        if (d?.icmp?.type === ICMP_ECHO_REPLY && d.icmp.seq === seq) {
+          ws.off('message', on);
+          resolve();
+        }
+      };
+      ws.on('message', on);
+    });
+    ws.send(buildEthernet({ dst: gw, src: mac, etherType: ETHERTYPE_IPV4, payload: ip }));
+    await reply;
+    rtts.push(performance.now() - t0);
+  }
+  ws.close();
+  return rtts;
+}
+
+const source = tcpEndpoint('source');
+const sink = tcpEndpoint('sink');
+const guests: Guest[] = [];
+try {
+  guests.push(await ours(), await stockV86());
+  for (const g of guests) await waitLease(g);
+  console.log(`network benchmark: ${os.cpus().length} cores, Node ${process.version}; ${PINGS} pings, ${MIB} MiB each way, jobs alternating`);
+  const rows: string[][] = [];
+  const raw = await rawWsRtts();
+  rows.push(['raw WebSocket → gateway (floor)', summary(raw, 'ms', 3), '', '']);
+  const results = new Map<string, { ping: number[]; down: number; up: number }>();
+  for (const g of guests) results.set(g.label, { ping: [], down: 0, up: 0 });
+  for (const g of guests) results.get(g.label)!.ping = await pingRtts(g);
+  for (const g of guests) {
+    const t = source.next();
+    await g.session.run(`nc 10.0.2.2 ${source.port()} > /dev/null`, { timeoutMs: 600_000 });
+    results.get(g.label)!.down = BYTES / 1024 / 1024 / (await t);
+  }
+  for (const g of guests) {
+    const t = sink.next();
+    await g.session.run(`dd if=/dev/zero bs=64k count=${BYTES / 65536} 2>/dev/null | nc 10.0.2.2 ${sink.port()}`, { timeoutMs: 600_000 });
+    results.get(g.label)!.up = BYTES / 1024 / 1024 / (await t);
+  }
+  for (const [label, r] of results) {
+    rows.push([label, summary(r.ping, 'ms', 2), `${r.down.toFixed(2)} MiB/s`, `${r.up.toFixed(2)} MiB/s`]);
+  }
+  const header = ['NIC', `ping RTT to 10.0.2.2 (${PINGS})`, 'TCP host → guest', 'TCP guest → host'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  console.log('');
+  console.log(header.map((h, i) => h.padEnd(widths[i])).join(' | '));
+  console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
+  const [a, b] = [...results.values()];
+  console.log(
+    `\nours / stock: ping ${(median(a.ping) / median(b.ping)).toFixed(2)}× the RTT, ` +
+      `download ${(a.down / b.down).toFixed(2)}×, upload ${(a.up / b.up).toFixed(2)}× the throughput`,
+  );
+} finally {
+  for (const g of guests) await g.stop().catch(() => undefined);
+  source.server.close();
+  sink.server.close();
+  await relay.close();
+  relayServer.close();
+}
+process.exit(0);
