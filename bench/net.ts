@@ -4,7 +4,7 @@
  * gateway's NAT both ways (busybox nc), jobs alternating between the two VMs. The floor: a raw
  * WebSocket client pinging the gateway. `--quick`: 10 pings, 4 MiB. Numbers, not assertions.
  *
- * v86's ne2k is not compared: the lab's kernel has no ne2k driver (it would also steal eth0).
+ * Stock v86 runs the same guest image with its ne2k and with its virtio-net NIC.
  */
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
@@ -89,7 +89,7 @@ async function ours(): Promise<Guest> {
   return { label: 'virtio-lab virtio-net', session: vm.session, stop: () => vm.stop() };
 }
 
-async function stockV86(): Promise<Guest> {
+async function stockV86(nic: 'ne2k' | 'virtio'): Promise<Guest> {
   (globalThis as unknown as { WebSocket: unknown }).WebSocket ??= WebSocket;
   const image = await loadGuestImageFromDir();
   const buf = (b: Uint8Array) => ({ buffer: b.slice().buffer });
@@ -105,11 +105,11 @@ async function stockV86(): Promise<Guest> {
     initrd: buf(image.initrd),
     cmdline: image.manifest.cmdline,
     autostart: true,
-    net_device: { type: 'virtio', relay_url: relayUrl('bench-stock') },
+    net_device: { type: nic, relay_url: relayUrl(`bench-stock-${nic}`) },
   });
   const session = new ConsoleSession((t) => emulator.serial0_send(t));
   emulator.add_listener('serial0-output-byte', (b) => session.feed(Uint8Array.of(b)));
-  return { label: "stock v86's virtio-net", session, stop: () => emulator.destroy() };
+  return { label: `stock v86's ${nic === 'ne2k' ? 'ne2k' : 'virtio-net'}`, session, stop: () => emulator.destroy() };
 }
 
 async function waitLease(g: Guest): Promise<void> {
@@ -159,7 +159,7 @@ const source = tcpEndpoint('source');
 const sink = tcpEndpoint('sink');
 const guests: Guest[] = [];
 try {
-  guests.push(await ours(), await stockV86());
+  guests.push(await ours(), await stockV86('virtio'), await stockV86('ne2k'));
   for (const g of guests) await waitLease(g);
   console.log(`network benchmark: ${os.cpus().length} cores, Node ${process.version}; ${PINGS} pings, ${MIB} MiB each way, jobs alternating`);
   const rows: string[][] = [];
@@ -187,11 +187,13 @@ try {
   console.log(header.map((h, i) => h.padEnd(widths[i])).join(' | '));
   console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
-  const [a, b] = [...results.values()];
-  console.log(
-    `\nours / stock: ping ${(median(a.ping) / median(b.ping)).toFixed(2)}× the RTT, ` +
-      `download ${(a.down / b.down).toFixed(2)}×, upload ${(a.up / b.up).toFixed(2)}× the throughput`,
-  );
+  const [a, ...others] = [...results.entries()];
+  for (const [label, b] of others) {
+    console.log(
+      `ours / ${label}: ping ${(median(a[1].ping) / median(b.ping)).toFixed(2)}× the RTT, ` +
+        `download ${(a[1].down / b.down).toFixed(2)}×, upload ${(a[1].up / b.up).toFixed(2)}× the throughput`,
+    );
+  }
 } finally {
   for (const g of guests) await g.stop().catch(() => undefined);
   source.server.close();

@@ -107,7 +107,7 @@ test('the link goes down when the relay stops and comes back when it restarts', 
   }
 });
 
-test('stock v86 (its own NIC, relay_url) gets a DHCP lease from our relay', async ({ page }) => {
+for (const nic of ['ne2k', 'virtio'] as const) test(`stock v86 with its ${nic} NIC and relay_url gets a DHCP lease from our relay`, async ({ page }) => {
   test.setTimeout(120_000);
   // A plain page running stock v86 from npm on the main thread, served by a server of the
   // test's own with our relay mounted (a route-fulfilled page would be treated as public
@@ -127,7 +127,7 @@ test('stock v86 (its own NIC, relay_url) gets a DHCP lease from our relay', asyn
   const port = await listen(server);
   try {
     await page.goto(`http://127.0.0.1:${port}/`);
-    await page.evaluate(async (relayUrl) => {
+    await page.evaluate(async ([relayUrl, nicType]) => {
       const { V86 } = await import(`${location.origin}/libv86.mjs`);
       const manifest = await (await fetch('/guest/manifest.json')).json();
       const file = async (role: string) => {
@@ -144,11 +144,11 @@ test('stock v86 (its own NIC, relay_url) gets a DHCP lease from our relay', asyn
         initrd: await file('initrd'),
         cmdline: manifest.cmdline,
         autostart: true,
-        net_device: { type: 'virtio', relay_url: relayUrl },
+        net_device: { type: nicType, relay_url: relayUrl },
       });
       emulator.add_listener('serial0-output-byte', (b: number) => (w.log += String.fromCharCode(b)));
       w.emulator = emulator;
-    }, `ws://127.0.0.1:${port}/relay/compat`);
+    }, [`ws://127.0.0.1:${port}/relay/compat`, nic] as const);
     const log = () => page.evaluate(() => (window as unknown as { log: string }).log);
     await expect.poll(log, { timeout: 60_000 }).toContain('VIRTIO_LAB_READY');
     // v86's own NIC speaks the same wire format: udhcpc in /init leases from our gateway.
@@ -156,13 +156,14 @@ test('stock v86 (its own NIC, relay_url) gets a DHCP lease from our relay', asyn
       .poll(
         async () => {
           await page.evaluate(() =>
-            (window as unknown as { emulator: { serial0_send(s: string): void } }).emulator.serial0_send('ip -4 addr show eth0\n'),
+            (window as unknown as { emulator: { serial0_send(s: string): void } }).emulator.serial0_send('echo drv=$(basename $(readlink /sys/class/net/eth0/device/driver)); ip -4 addr show eth0\n'),
           );
           return log();
         },
         { timeout: 30_000, intervals: [1000] },
       )
       .toMatch(/inet 10\.0\.2\.\d+\/24/);
+    expect(await log()).toContain(nic === 'ne2k' ? 'drv=ne2k-pci' : 'drv=virtio_net');
     const leases = relay.stats().rooms.find((r) => r.name === 'compat')?.gateway?.leases ?? [];
     expect(leases).toHaveLength(1);
   } finally {

@@ -32,7 +32,7 @@ export interface V86HostOptions {
 
 /**
  * PCI slots v86 leaves free (it uses 0, 1, 5, 6, 7, 10, 11, 12, 18, 30). Slots 3, 4 and 8 route
- * INTA# to IRQ 11, away from the ne2k v86 always puts in slot 5 (IRQ 10).
+ * INTA# to IRQ 11, away from slot 5 (IRQ 10) where v86 would put its ne2k.
  */
 const FREE_SLOTS = [3, 4, 8, 2, 9, 13, 14, 15, 16, 17];
 /** Where our I/O BARs are registered first; SeaBIOS relocates them. Must be ≥ 0x1000. */
@@ -68,6 +68,8 @@ export class V86Host {
           disable_keyboard: true,
           disable_mouse: true,
           disable_speaker: true,
+          // No v86 NIC: v86 adds an ne2k by default (slot 5, IRQ 10); the lab's NIC is ours.
+          net_device: { type: 'none' },
           screen: { container: null },
           log_level: 0,
         } as any);
