@@ -1,4 +1,6 @@
+import { useSyncExternalStore } from 'react';
 import { DiskPanel } from './DiskPanel.tsx';
+import { InspectorPanel } from './inspector/InspectorPanel.tsx';
 import { NetPanel } from './NetPanel.tsx';
 import { Terminal } from './Terminal.tsx';
 import type { DiskAttachment } from '../vm/protocol.ts';
@@ -15,7 +17,7 @@ function formatUptime(ms: number): string {
   return h ? `${h}h ${m}m ${sec}s` : m ? `${m}m ${sec}s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-function StatusLine({ vm, onRestart }: { vm: VmSnapshot; onRestart(): void }) {
+function StatusLine({ vm, onRestart, inspecting, onInspect }: { vm: VmSnapshot; onRestart(): void; inspecting: boolean; onInspect(): void }) {
   const label = vm.state === 'loading' ? 'loading image' : vm.state;
   return (
     <header className="status">
@@ -29,6 +31,9 @@ function StatusLine({ vm, onRestart }: { vm: VmSnapshot; onRestart(): void }) {
         </span>
       )}
       <span className="spacer" />
+      <button type="button" onClick={onInspect} className={inspecting ? 'on' : ''} aria-pressed={inspecting} data-testid="inspector-toggle" title="Watch the virtqueues live">
+        Inspector
+      </button>
       <button type="button" onClick={onRestart} data-testid="restart">
         Restart
       </button>
@@ -103,10 +108,14 @@ function FatalPanel({ vm, onRestart, onBoot }: { vm: VmSnapshot; onRestart(): vo
 export function App({ client, onBoot }: { client: VmClient; onBoot(disk: DiskAttachment | null): void }) {
   const vm = useVm(client);
   const restart = () => client.start();
+  const inspecting = useSyncExternalStore(
+    (l) => client.inspector.subscribe(l),
+    () => client.inspector.visible,
+  );
   const opfs = typeof navigator !== 'undefined' && typeof navigator.storage?.getDirectory === 'function';
   return (
     <div className="app">
-      <StatusLine vm={vm} onRestart={restart} />
+      <StatusLine vm={vm} onRestart={restart} inspecting={inspecting} onInspect={() => client.inspector.setVisible(!inspecting)} />
       {!opfs && (
         <div className="warning" role="status">
           This browser has no Origin Private File System: persistent disks are unavailable.
@@ -123,6 +132,7 @@ export function App({ client, onBoot }: { client: VmClient; onBoot(disk: DiskAtt
           {vm.state === 'error' && vm.fatal && <FatalPanel vm={vm} onRestart={restart} onBoot={onBoot} />}
           <Terminal client={client} boot={vm.boot} />
         </main>
+        {inspecting && <InspectorPanel client={client} />}
         <aside className="side">
           {opfs && <DiskPanel vm={vm} onBoot={onBoot} />}
           <NetPanel vm={vm} client={client} />

@@ -4,6 +4,24 @@
  */
 import type { RunOptions, RunResult } from '../vm/console-session.ts';
 import type { VmClient, VmSnapshot } from './vm-client.ts';
+import type { FunctionSnapshot, TimelineEvent } from '../virtio/inspect/types.ts';
+
+/** The ring inspector, for tests and the curious. `device`: "rng", "blk", "net" (or "virtio-blk"…). */
+export interface InspectorApi {
+  /** Show / hide the panel (snapshots flow only while it is shown). */
+  show(): void;
+  hide(): void;
+  /** The newest snapshot of one device, if any arrived yet. */
+  device(device: string): FunctionSnapshot | undefined;
+  /** The device's events so far (oldest first), optionally of one queue. */
+  events(device: string, queue?: number): TimelineEvent[];
+  /** Stop consuming a queue: the guest keeps posting, nothing is served. */
+  freeze(device: string, queue: number): void;
+  /** While frozen: serve exactly one more chain. */
+  step(device: string, queue: number): void;
+  /** Serve everything pending and go on as normal. */
+  resume(device: string, queue: number): void;
+}
 
 export interface VirtioLabApi {
   /** Resolves at the shell prompt of the current boot (a new promise after restart()). */
@@ -16,6 +34,7 @@ export interface VirtioLabApi {
   restart(): void;
   /** Current VM state, load progress, uptime and errors. */
   status(): VmSnapshot;
+  readonly inspector: InspectorApi;
 }
 
 declare global {
@@ -33,6 +52,15 @@ export function installLabApi(client: VmClient): VirtioLabApi {
     serialLog: () => client.session.log(),
     restart: () => client.start(),
     status: () => client.snapshot(),
+    inspector: {
+      show: () => client.inspector.setVisible(true),
+      hide: () => client.inspector.setVisible(false),
+      device: (device) => client.inspector.fn(device),
+      events: (device, queue) => client.inspector.events(device).filter((e) => queue === undefined || e.queue === queue),
+      freeze: (device, queue) => client.inspectControl(device, queue, 'freeze'),
+      step: (device, queue) => client.inspectControl(device, queue, 'step'),
+      resume: (device, queue) => client.inspectControl(device, queue, 'resume'),
+    },
   };
   window.virtioLab = api;
   return api;

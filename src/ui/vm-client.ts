@@ -4,11 +4,13 @@
  */
 import wasmUrl from 'v86/build/v86.wasm?url';
 import { ConsoleSession } from '../vm/console-session.ts';
+import { InspectorStore } from './inspector/store.ts';
 import type {
   AttachedDisk,
   DeviceStats,
   DiskAttachment,
   FromWorker,
+  InspectorAction,
   NetAttachment,
   NetStatus,
   LoadProgress,
@@ -75,6 +77,8 @@ export class VmClient {
   private diskChoice: DiskAttachment | undefined;
   private netChoice: NetAttachment | undefined;
   private captureWaiters: Array<(pcap: Uint8Array) => void> = [];
+  /** The ring inspector's state; snapshots flow only while its panel is shown. */
+  readonly inspector = new InspectorStore((on) => this.post({ type: 'inspect', on }));
 
   constructor(private readonly guestBaseUrl: string) {}
 
@@ -171,6 +175,12 @@ export class VmClient {
       disk: this.diskChoice,
       net: this.netChoice,
     });
+    this.inspector.resubscribe();
+  }
+
+  /** Freeze, step or resume one queue of one device ("blk", "virtio-net"…). */
+  inspectControl(device: string, queue: number, action: InspectorAction): void {
+    this.post({ type: 'inspect-control', device, queue, action });
   }
 
   /** What crossed the NIC so far (the newest 8 MiB), as a pcap file. */
@@ -241,6 +251,9 @@ export class VmClient {
         break;
       case 'capture':
         for (const w of this.captureWaiters.splice(0)) w(msg.pcap);
+        break;
+      case 'inspector':
+        this.inspector.push(msg.snapshot);
         break;
       case 'storage-full':
         this.set({ storageFull: msg.message });

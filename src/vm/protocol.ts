@@ -1,3 +1,5 @@
+import type { InspectorSnapshot } from '../virtio/inspect/types.ts';
+
 /**
  * The typed messages between the page (main thread) and the VM worker.
  * Both sides import this file; nothing else crosses the boundary.
@@ -67,12 +69,18 @@ export interface DeviceStats {
   extra: Record<string, number>;
 }
 
+/** The ring inspector's controls on one queue (see InspectorService). */
+export type InspectorAction = 'freeze' | 'step' | 'resume';
+
 /** Page → worker. */
 export type ToWorker =
   | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment; net?: NetAttachment }
   /** Send back what crossed the NIC so far, as a pcap file. */
   | { type: 'capture-get' }
   | { type: 'serial-in'; bytes: Uint8Array }
+  /** Start (true) or stop (false) ring snapshots: only while the inspector panel is shown. */
+  | { type: 'inspect'; on: boolean }
+  | { type: 'inspect-control'; device: string; queue: number; action: InspectorAction }
   | { type: 'stop' };
 
 /** Worker → page. */
@@ -90,6 +98,8 @@ export type FromWorker =
   /** The NIC's link or address changed. */
   | { type: 'net'; net: NetStatus }
   | { type: 'capture'; pcap: Uint8Array }
+  /** A ring snapshot, at most ~20 a second while subscribed. */
+  | { type: 'inspector'; snapshot: InspectorSnapshot }
   /** The disk's storage ran out: the guest got I/O errors. */
   | { type: 'storage-full'; message: string };
 

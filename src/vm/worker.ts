@@ -14,6 +14,7 @@ import { PcapRing } from '../net/pcap.ts';
 import type { BlockBackend } from '../backends/block-backend.ts';
 import { DiskError } from '../disks/disk-names.ts';
 import { openDisk } from './open-disk.ts';
+import { InspectorService } from './inspector-service.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -24,6 +25,9 @@ let link: FrameLink | undefined;
 const capture = new PcapRing({ maxBytes: 8 * 1024 * 1024 });
 let stopping = false;
 let statsTimer: ReturnType<typeof setInterval> | undefined;
+let inspector: InspectorService | undefined;
+/** The page asked for snapshots (possibly before the machine existed). */
+let inspectWanted = false;
 
 function post(msg: FromWorker, transfer: Transferable[] = []): void {
   self.postMessage(msg, transfer);
@@ -152,6 +156,8 @@ async function boot(
       net,
     },
   });
+  inspector = new InspectorService(machine.devices.all, (snapshot) => post({ type: 'inspector', snapshot }));
+  if (inspectWanted) inspector.subscribe();
   machine.start();
   post({ type: 'state', state: 'booting' });
   statsTimer = setInterval(() => {
@@ -164,6 +170,11 @@ async function boot(
 async function stop(): Promise<void> {
   stopping = true;
   clearInterval(statsTimer);
+  inspector?.unsubscribe();
+  inspector = undefined;
+  // Close the link while the machine still runs: its link-down interrupt must not reach a destroyed v86.
+  link?.close();
+  link = undefined;
   const m = machine;
   machine = undefined;
   await m?.stop().catch(() => undefined);
@@ -173,8 +184,6 @@ async function stop(): Promise<void> {
     /* closing is best effort: terminate() releases the handle too */
   }
   disk = undefined;
-  link?.close();
-  link = undefined;
   post({ type: 'state', state: 'stopped' });
 }
 
@@ -199,6 +208,14 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
       break;
     case 'stop':
       void stop();
+      break;
+    case 'inspect':
+      inspectWanted = msg.on;
+      if (msg.on) inspector?.subscribe();
+      else inspector?.unsubscribe();
+      break;
+    case 'inspect-control':
+      inspector?.control(msg.device, msg.queue, msg.action);
       break;
     case 'capture-get': {
       const pcap = capture.toUint8Array();

@@ -22,7 +22,7 @@ import {
 import type { DeviceContext, VirtioDevice } from '../device.ts';
 import { VirtqueueError } from '../queue/errors.ts';
 import { isPowerOfTwo } from '../queue/layout.ts';
-import { SplitQueue } from '../queue/split-queue.ts';
+import { SplitQueue, type QueueGate, type QueueObserver } from '../queue/split-queue.ts';
 import { buildConfigSpace } from './config-header.ts';
 import { COMMON_CFG_LENGTH, CommonCfg, computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
 
@@ -38,6 +38,20 @@ export interface VirtioPciOptions {
 }
 
 export type ErrorListener = (reason: string) => void;
+
+/** Transport-level events for the inspector's timeline; `queue` is -1 when none applies. */
+export type TransportEventKind = 'kick' | 'interrupt' | 'config-interrupt' | 'reset' | 'error';
+
+/** The inspector's hook on a function: transport events plus every queue's pops and pushes. */
+export interface FunctionTracer extends QueueObserver {
+  transport(kind: TransportEventKind, queue: number, detail?: string): void;
+}
+
+/** Per queue index, counted whether or not anyone inspects (they survive queue rebuilds). */
+export interface QueueCounters {
+  kicks: number;
+  interrupts: number;
+}
 
 /** Driver-written per-queue registers (§4.1.4.3), latched until queue_enable. */
 interface QueueRegisters {
@@ -75,6 +89,11 @@ export class VirtioPciFunction implements PciFunction {
   readonly stats = { notifies: 0, interrupts: 0, isrReads: 0, errors: 0, resets: 0 };
   /** The most recent error reason, if any. */
   lastError: string | undefined;
+  /** Kicks and used-buffer interrupts per queue index. */
+  readonly queueCounters: QueueCounters[];
+  /** Freeze/step state per queue index. */
+  readonly gates: QueueGate[];
+  private tracerRef: FunctionTracer | undefined;
 
   private attachment: PciAttachment | undefined;
   private readonly listeners = new Set<ErrorListener>();
@@ -128,6 +147,8 @@ export class VirtioPciFunction implements PciFunction {
     };
     this.bars = [bar];
     this.queueRegs = device.queueMaxSizes.map((maxSize) => this.freshQueueRegisters(maxSize));
+    this.queueCounters = device.queueMaxSizes.map(() => ({ kicks: 0, interrupts: 0 }));
+    this.gates = device.queueMaxSizes.map(() => ({ frozen: false, credits: 0 }));
     this.registers = this.buildRegisterMap();
   }
 
@@ -158,6 +179,28 @@ export class VirtioPciFunction implements PciFunction {
 
   get numQueues(): number {
     return this.queueRegs.length;
+  }
+
+  get tracer(): FunctionTracer | undefined {
+    return this.tracerRef;
+  }
+
+  /** Attach (or with undefined, detach) the inspector's tracer to the transport and every queue. */
+  set tracer(tracer: FunctionTracer | undefined) {
+    this.tracerRef = tracer;
+    for (const regs of this.queueRegs) if (regs.queue) regs.queue.observer = tracer;
+  }
+
+  /**
+   * Let the device look at queue `index` again, as a kick would but without counting one:
+   * after a step or a resume, chains the gate held back are waiting.
+   */
+  serviceQueue(index: number): void {
+    try {
+      this.kick(index, false);
+    } catch (error) {
+      this.fail(error);
+    }
   }
 
   /** The live queue at `index`, if the driver enabled it. */
@@ -243,9 +286,11 @@ export class VirtioPciFunction implements PciFunction {
     return value;
   }
 
-  private raiseIsr(bits: number): void {
+  private raiseIsr(bits: number, queue = -1): void {
     this.isr |= bits;
     this.stats.interrupts++;
+    if (queue >= 0) this.queueCounters[queue]!.interrupts++;
+    this.tracerRef?.transport(queue >= 0 ? 'interrupt' : 'config-interrupt', queue);
     this.attachment?.irq.raise();
   }
 
@@ -432,7 +477,7 @@ export class VirtioPciFunction implements PciFunction {
           this.fail(error);
           return false;
         }
-        this.raiseIsr(IsrBit.QUEUE);
+        this.raiseIsr(IsrBit.QUEUE, queue.index);
         return true;
       },
       configChanged: () => {
@@ -450,6 +495,7 @@ export class VirtioPciFunction implements PciFunction {
   private reset(): void {
     this.epoch++;
     this.stats.resets++;
+    this.tracerRef?.transport('reset', -1);
     for (const regs of this.queueRegs) regs.queue?.detach();
     this.queueRegs.forEach((regs, i) => (this.queueRegs[i] = this.freshQueueRegisters(regs.maxSize)));
     this.status = 0;
@@ -501,11 +547,18 @@ export class VirtioPciFunction implements PciFunction {
       },
       (error) => this.fail(error),
     );
+    regs.queue.gate = this.gates[index];
+    regs.queue.observer = this.tracerRef;
     regs.enabled = true;
   }
 
-  private kick(queueIndex: number): void {
-    this.stats.notifies++;
+  private kick(queueIndex: number, counted = true): void {
+    if (counted) {
+      this.stats.notifies++;
+      const counters = this.queueCounters[queueIndex];
+      if (counters) counters.kicks++;
+      this.tracerRef?.transport('kick', queueIndex);
+    }
     const queue = this.queueRegs[queueIndex]?.queue;
     const ready =
       (this.status & (DeviceStatus.DRIVER_OK | DeviceStatus.DEVICE_NEEDS_RESET)) === DeviceStatus.DRIVER_OK;
@@ -533,6 +586,7 @@ export class VirtioPciFunction implements PciFunction {
     }
     const reason = describe(error);
     this.stats.errors++;
+    this.tracerRef?.transport('error', error instanceof VirtqueueError ? error.queueIndex : -1, reason);
     this.lastError = reason;
     for (const listener of this.listeners) {
       try {

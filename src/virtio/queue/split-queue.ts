@@ -65,6 +65,25 @@ export interface SplitQueueState {
   readonly broken: string | undefined;
 }
 
+/**
+ * Watches a queue for the inspector. Only set while someone looks: the hot path pays one
+ * `undefined` check per pop and per push otherwise.
+ */
+export interface QueueObserver {
+  popped(queue: SplitQueue, chain: DescriptorChain): void;
+  completed(queue: SplitQueue, headIndex: number, writtenLen: number): void;
+}
+
+/**
+ * Freeze and step (the inspector's): while `frozen`, pop() hands out only `credits` more
+ * chains, as if the ring were empty, so the driver's view grows and the device's does not.
+ * Owned by the transport, so it outlives a queue rebuilt after reset.
+ */
+export interface QueueGate {
+  frozen: boolean;
+  credits: number;
+}
+
 const hex = (n: number) => `0x${n.toString(16)}`;
 
 export class SplitQueue {
@@ -85,10 +104,15 @@ export class SplitQueue {
   private inFlightCount = 0;
   private brokenBy: VirtqueueError | undefined;
   private detached = false;
+  /** Chains popped and chains pushed used since the queue was enabled (counters always on). */
+  requests = 0;
+  completions = 0;
+  observer: QueueObserver | undefined;
+  gate: QueueGate | undefined;
 
   /** Throws VirtqueueError if the configuration itself is invalid (nothing is reported). */
   constructor(
-    private readonly memory: GuestMemory,
+    readonly memory: GuestMemory,
     config: SplitQueueConfig,
     private readonly onBroken: (error: VirtqueueError) => void = () => {},
   ) {
@@ -145,6 +169,19 @@ export class SplitQueue {
     };
   }
 
+  /** Heads of the chains popped and not yet pushed used, ascending. */
+  inFlightHeads(): number[] {
+    const heads: number[] = [];
+    if (this.inFlightCount === 0) return heads;
+    for (let i = 0; i < this.size; i++) if (this.inFlightWritable[i] >= 0) heads.push(i);
+    return heads;
+  }
+
+  /** Whether the device asked the driver not to kick (NO_NOTIFY or a lagging avail_event). */
+  get notificationsWanted(): boolean {
+    return this.notificationsEnabled;
+  }
+
   /**
    * Resume from saved indices (snapshot restore; tests that start near the 16-bit wrap).
    * Only valid with nothing in flight.
@@ -181,12 +218,16 @@ export class SplitQueue {
   /** Number of chains the driver has made available that pop() has not returned yet. */
   pending(): number {
     if (!this.live) return 0;
-    return this.guard(() => (this.readAvailIdx() - this.lastAvailIdx) & 0xffff);
+    const pending = this.guard(() => (this.readAvailIdx() - this.lastAvailIdx) & 0xffff);
+    const gate = this.gate;
+    return gate?.frozen ? Math.min(pending, gate.credits) : pending;
   }
 
   /** Next available chain, or null when the ring is empty (or the queue is not live). */
   pop(): DescriptorChain | null {
     if (!this.live) return null;
+    const gate = this.gate;
+    if (gate?.frozen && gate.credits <= 0) return null;
     return this.guard(() => {
       const availIdx = this.readAvailIdx();
       if (availIdx === this.lastAvailIdx) {
@@ -203,7 +244,10 @@ export class SplitQueue {
       this.lastAvailIdx = (this.lastAvailIdx + 1) & 0xffff;
       this.inFlightWritable[head] = chain.writableLength;
       this.inFlightCount++;
+      this.requests++;
+      if (gate?.frozen) gate.credits--;
       this.publishAvailEvent();
+      this.observer?.popped(this, chain);
       return chain;
     });
   }
@@ -313,6 +357,8 @@ export class SplitQueue {
     // The element must be in place before the driver can see the new index.
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
     this.memory.writeU16(this.usedRing + RING_IDX, this.usedIdx);
+    this.completions++;
+    this.observer?.completed(this, headIndex, writtenLen);
   }
 
   /**

@@ -1,0 +1,250 @@
+/**
+ * One split virtqueue as §2.7 draws it: descriptor table | available ring | used ring,
+ * with the device's position, pending/in-flight counts, suppression, and freeze/step.
+ */
+import type { AvailView, ChainView, DescRow, QueueSnapshot, Unreadable, UsedView } from '../../virtio/inspect/types.ts';
+import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY } from '../../virtio/constants.ts';
+import { help } from './glossary.ts';
+
+const isUnreadable = (v: object): v is Unreadable => 'unreadable' in v;
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+function Flags({ flags }: { flags: number }) {
+  return (
+    <span className="ins-flags">
+      {flags & VIRTQ_DESC_F_NEXT ? <i title={help('NEXT')}>N</i> : null}
+      {flags & VIRTQ_DESC_F_WRITE ? <i className="w" title={help('WRITE')}>W</i> : null}
+      {flags & VIRTQ_DESC_F_INDIRECT ? <i className="ind" title={help('INDIRECT')}>I</i> : null}
+    </span>
+  );
+}
+
+function DescRows({ rows, chainOf, nested }: { rows: readonly DescRow[]; chainOf: Map<number, ChainView>; nested?: boolean }) {
+  return (
+    <>
+      {rows.map((d) => {
+        const chain = nested ? undefined : chainOf.get(d.index);
+        const state = chain?.state ?? 'nested';
+        return (
+          <tbody key={d.index} className={`ins-desc ${state}`}>
+            <tr>
+              <td className="ins-chainbar" title={chain ? `chain from head ${chain.head} (${chain.state})` : undefined}>
+                {chain && chain.head === d.index ? '●' : chain ? '│' : ''}
+              </td>
+              <td>{nested ? `↳${d.index}` : d.index}</td>
+              <td>{hex(d.addr)}</td>
+              <td>{d.len}</td>
+              <td>
+                <Flags flags={d.flags} />
+              </td>
+              <td>{d.flags & VIRTQ_DESC_F_NEXT ? `→ ${d.next}` : ''}</td>
+            </tr>
+            {d.indirect && (
+              <tr>
+                <td />
+                <td colSpan={5} className="ins-indirect">
+                  {isUnreadable(d.indirect) ? (
+                    <span className="ins-err">{d.indirect.unreadable}</span>
+                  ) : (
+                    <details open={d.indirect.length <= 4}>
+                      <summary>indirect table · {d.indirect.length} descriptors</summary>
+                      <table>
+                        <DescRows rows={d.indirect} chainOf={chainOf} nested />
+                      </table>
+                    </details>
+                  )}
+                </td>
+              </tr>
+            )}
+          </tbody>
+        );
+      })}
+    </>
+  );
+}
+
+function AvailRing({ q, a }: { q: QueueSnapshot; a: AvailView }) {
+  const pendingPos = (pos: number) => ((pos - q.lastAvailIdx) & 0xffff) < q.pending;
+  return (
+    <div className="ins-ring" data-testid={`ins-avail-${q.index}`}>
+      <h4 title={help('avail')}>Available ring</h4>
+      <div className="ins-kv">
+        <span title={help('availFlags')}>
+          flags {a.flags}
+          {a.flags & VRING_AVAIL_F_NO_INTERRUPT ? <b className="ins-supp"> NO_INTERRUPT</b> : null}
+        </span>
+        <span title={help('availIdx')}>
+          idx <b data-testid={`ins-avail-idx-${q.index}`}>{a.idx}</b>
+        </span>
+        {a.usedEvent !== undefined && <span title={help('usedEvent')}>used_event {a.usedEvent}</span>}
+      </div>
+      <table>
+        <thead>
+          <tr>
+            <th title="free-running index (mod 65536)">idx</th>
+            <th title="ring slot = idx mod queue size">slot</th>
+            <th>head</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          <tr className="ins-next">
+            <td>{a.idx}</td>
+            <td>{a.idx & (q.size - 1)}</td>
+            <td>—</td>
+            <td title={help('availIdx')}>◀ avail.idx</td>
+          </tr>
+          {[...a.entries].reverse().map((e) => (
+            <tr key={e.pos} className={pendingPos(e.pos) ? 'pending' : ''}>
+              <td>{e.pos}</td>
+              <td>{e.pos & (q.size - 1)}</td>
+              <td>{e.head}</td>
+              <td title={help('lastAvailIdx')}>{e.pos === q.lastAvailIdx ? '◀ last_avail_idx' : e.pos === 65535 ? '↺ wrap' : ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function UsedRing({ q, u }: { q: QueueSnapshot; u: UsedView }) {
+  return (
+    <div className="ins-ring" data-testid={`ins-used-${q.index}`}>
+      <h4 title={help('used')}>Used ring</h4>
+      <div className="ins-kv">
+        <span title={help('usedFlags')}>
+          flags {u.flags}
+          {u.flags & VRING_USED_F_NO_NOTIFY ? <b className="ins-supp"> NO_NOTIFY</b> : null}
+        </span>
+        <span title={help('usedIdx')}>
+          idx <b data-testid={`ins-used-idx-${q.index}`}>{u.idx}</b>
+        </span>
+        {u.availEvent !== undefined && <span title={help('availEvent')}>avail_event {u.availEvent}</span>}
+      </div>
+      <table>
+        <thead>
+          <tr>
+            <th>idx</th>
+            <th>slot</th>
+            <th>id</th>
+            <th>len</th>
+          </tr>
+        </thead>
+        <tbody>
+          <tr className="ins-next">
+            <td>{u.idx}</td>
+            <td>{u.idx & (q.size - 1)}</td>
+            <td colSpan={2} title={help('usedIdx')}>◀ used.idx</td>
+          </tr>
+          {[...u.entries].reverse().map((e) => (
+            <tr key={e.pos}>
+              <td>{e.pos}</td>
+              <td>{e.pos & (q.size - 1)}</td>
+              <td>{e.id}</td>
+              <td>{e.len}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function Suppressed({ label, done, signalled, helpKey }: { label: string; done: number; signalled: number; helpKey: 'kicks' | 'interrupts' }) {
+  const saved = Math.max(0, done - signalled);
+  return (
+    <span className="ins-counter" title={help(helpKey)}>
+      {label} <b>{signalled.toLocaleString('en-US')}</b> / {done.toLocaleString('en-US')}
+      {saved > 0 && <em> · {saved.toLocaleString('en-US')} suppressed</em>}
+    </span>
+  );
+}
+
+export interface QueueControls {
+  freeze(): void;
+  step(): void;
+  resume(): void;
+}
+
+export function RingView({ q, controls }: { q: QueueSnapshot; controls: QueueControls }) {
+  if (!q.enabled) {
+    return (
+      <section className="ins-queue">
+        <h3>
+          {q.name} <span className="ins-dim">(queue {q.index}) not enabled by the driver</span>
+        </h3>
+      </section>
+    );
+  }
+  const chainOf = new Map<number, ChainView>();
+  for (const c of q.chains) for (const i of c.descriptors) if (!chainOf.has(i)) chainOf.set(i, c);
+  return (
+    <section className={`ins-queue ${q.frozen ? 'frozen' : ''}`} data-testid={`ins-queue-${q.index}`}>
+      <h3>
+        {q.name} <span className="ins-dim">queue {q.index} · size {q.size}{q.eventIdx ? ' · EVENT_IDX' : ''}</span>
+        <span className="spacer" />
+        {q.frozen ? (
+          <>
+            <span className="ins-frozen" title={help('frozen')}>❄ frozen</span>
+            <button type="button" onClick={controls.step} data-testid={`ins-step-${q.index}`} title="Serve exactly one chain">
+              Step
+            </button>
+            <button type="button" onClick={controls.resume} data-testid={`ins-resume-${q.index}`} title="Serve everything pending and go on">
+              Resume
+            </button>
+          </>
+        ) : (
+          <button type="button" onClick={controls.freeze} data-testid={`ins-freeze-${q.index}`} title={help('frozen')}>
+            Freeze
+          </button>
+        )}
+      </h3>
+      {q.broken && <div className="ins-err">queue broken: {q.broken}</div>}
+      <div className="ins-counters">
+        <span className="ins-counter" title={help('lastAvailIdx')}>
+          last_avail_idx <b>{q.lastAvailIdx}</b>
+        </span>
+        <span className={`ins-counter ${q.pending ? 'hot' : ''}`} title={help('pending')}>
+          pending <b data-testid={`ins-pending-${q.index}`}>{q.pending}</b>
+        </span>
+        <span className="ins-counter" title={help('inFlight')}>
+          in flight <b>{q.inFlight}</b>
+        </span>
+        <Suppressed label="kicks" done={q.counters.requests} signalled={q.counters.kicks} helpKey="kicks" />
+        <Suppressed label="interrupts" done={q.counters.completions} signalled={q.counters.interrupts} helpKey="interrupts" />
+      </div>
+      <div className="ins-rings">
+        <div className="ins-ring ins-table">
+          <h4 title={help('descTable')}>
+            Descriptor table <span className="ins-dim">@ {hex(q.descTable)}</span>
+          </h4>
+          <table>
+            <thead>
+              <tr>
+                <th />
+                <th>#</th>
+                <th title={help('addr')}>addr</th>
+                <th title={help('len')}>len</th>
+                <th title={help('flags')}>flags</th>
+                <th title={help('next')}>next</th>
+              </tr>
+            </thead>
+            <DescRows rows={q.descriptors} chainOf={chainOf} />
+          </table>
+          {q.descriptors.length === 0 && <div className="ins-dim ins-empty">no chain pending, in flight or just used</div>}
+          {q.chains.length < q.pending + q.inFlight && (
+            <div className="ins-dim">… {q.pending + q.inFlight - q.chains.filter((c) => c.state !== 'used').length} more chains not drawn</div>
+          )}
+          <div className="ins-legend">
+            <span className="pending">pending</span>
+            <span className="in-flight">in flight</span>
+            <span className="used">just used</span>
+          </div>
+        </div>
+        {isUnreadable(q.avail) ? <div className="ins-ring ins-err">{q.avail.unreadable}</div> : <AvailRing q={q} a={q.avail} />}
+        {isUnreadable(q.used) ? <div className="ins-ring ins-err">{q.used.unreadable}</div> : <UsedRing q={q} u={q.used} />}
+      </div>
+    </section>
+  );
+}

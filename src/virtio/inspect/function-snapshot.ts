@@ -1,0 +1,59 @@
+/** A whole virtio-pci function for the inspector: transport state, features, config, queues. */
+import { featureNames, hasFeature, statusNames, DeviceStatus } from '../constants.ts';
+import type { VirtioPciFunction } from '../pci/virtio-pci-function.ts';
+import { DEFAULT_LIMITS, disabledQueue, snapshotQueue, type QueueSnapshotLimits } from './queue-snapshot.ts';
+import type { ConfigField, FeatureRow, FunctionSnapshot, TimelineEvent } from './types.ts';
+
+export interface FunctionView {
+  /** Queue names by index ("requestq", "receiveq"…). */
+  queueNames?: readonly string[];
+  /** The device's config space, decoded. */
+  config?: () => ConfigField[];
+  limits?: QueueSnapshotLimits;
+}
+
+export function featureRows(fn: VirtioPciFunction): FeatureRow[] {
+  const offered = fn.offeredFeatures;
+  const accepted = fn.negotiatedFeatures;
+  const rows: FeatureRow[] = [];
+  for (let bit = 0; bit < 64; bit++) {
+    const o = hasFeature(offered, bit);
+    const a = hasFeature(accepted, bit);
+    if (!o && !a) continue;
+    const name = featureNames(1n << BigInt(bit), fn.device.deviceId)[0] ?? `bit ${bit}`;
+    rows.push({ bit, name, offered: o, accepted: a });
+  }
+  return rows;
+}
+
+export function snapshotFunction(fn: VirtioPciFunction, view: FunctionView = {}, events: TimelineEvent[] = []): FunctionSnapshot {
+  const queues = [];
+  for (let i = 0; i < fn.numQueues; i++) {
+    const name = view.queueNames?.[i] ?? `queue ${i}`;
+    const counters = fn.queueCounters[i]!;
+    const q = fn.queue(i);
+    queues.push(q ? snapshotQueue(q, name, counters, view.limits ?? DEFAULT_LIMITS) : disabledQueue(i, name, counters, fn.gates[i]!.frozen));
+  }
+  let config: ConfigField[] = [];
+  try {
+    config = view.config?.() ?? [];
+  } catch (error) {
+    config = [{ name: 'config', value: `unreadable: ${error instanceof Error ? error.message : String(error)}`, section: '' }];
+  }
+  const bar = fn.bars[0]!;
+  const snap: FunctionSnapshot = {
+    name: fn.name,
+    deviceId: fn.device.deviceId,
+    status: fn.deviceStatus,
+    statusNames: statusNames(fn.deviceStatus),
+    features: featureRows(fn),
+    featuresOk: (fn.deviceStatus & DeviceStatus.FEATURES_OK) !== 0,
+    bar: { kind: bar.kind, size: bar.size },
+    isr: fn.isrStatus,
+    config,
+    queues,
+    resets: fn.stats.resets,
+    events,
+  };
+  return fn.lastError === undefined ? snap : { ...snap, lastError: fn.lastError };
+}

@@ -1,0 +1,133 @@
+/**
+ * What the inspector ships from the worker to the page: plain numbers, strings and arrays
+ * only (structured-clone friendly, no bigint, no class instances), and bounded in size.
+ */
+
+/** A guest structure the snapshot could not read (bad address): shown, never thrown. */
+export interface Unreadable {
+  readonly unreadable: string;
+}
+
+/** One virtq_desc (§2.7.5), as read from the table. */
+export interface DescRow {
+  readonly index: number;
+  readonly addr: number;
+  readonly len: number;
+  readonly flags: number;
+  readonly next: number;
+  /** Head of the chain it was reached from. */
+  readonly head: number;
+  /** An INDIRECT descriptor's table, expanded (capped). */
+  readonly indirect?: readonly DescRow[] | Unreadable;
+}
+
+/** A chain reached from the avail ring or in flight, with the descriptor indices it walks. */
+export interface ChainView {
+  readonly head: number;
+  /** 'pending': made available, not popped; 'in-flight': popped, not used; 'used': recently returned. */
+  readonly state: 'pending' | 'in-flight' | 'used';
+  readonly descriptors: readonly number[];
+  /** The walk stopped early (cap, loop, bad index). */
+  readonly truncated?: string;
+}
+
+export interface AvailView {
+  readonly flags: number;
+  readonly idx: number;
+  /** used_event, when VIRTIO_F_RING_EVENT_IDX. */
+  readonly usedEvent?: number;
+  /** The newest entries published since the queue was enabled: `pos` is the free-running 16-bit index, slot = pos mod size. */
+  readonly entries: readonly { readonly pos: number; readonly head: number }[];
+}
+
+export interface UsedView {
+  readonly flags: number;
+  readonly idx: number;
+  /** avail_event, when VIRTIO_F_RING_EVENT_IDX. */
+  readonly availEvent?: number;
+  readonly entries: readonly { readonly pos: number; readonly id: number; readonly len: number }[];
+}
+
+export interface QueueSnapshot {
+  readonly index: number;
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly size: number;
+  readonly descTable: number;
+  readonly availRing: number;
+  readonly usedRing: number;
+  readonly eventIdx: boolean;
+  /** The device's own position: next avail index it will consume. */
+  readonly lastAvailIdx: number;
+  /** avail.idx − last_avail_idx (mod 2^16): made available, not consumed yet. */
+  readonly pending: number;
+  readonly inFlight: number;
+  readonly broken?: string;
+  readonly avail: AvailView | Unreadable;
+  readonly used: UsedView | Unreadable;
+  readonly descriptors: readonly DescRow[];
+  readonly chains: readonly ChainView[];
+  readonly counters: {
+    readonly kicks: number;
+    readonly requests: number;
+    readonly interrupts: number;
+    readonly completions: number;
+  };
+  readonly frozen: boolean;
+}
+
+export interface FeatureRow {
+  readonly bit: number;
+  readonly name: string;
+  readonly offered: boolean;
+  readonly accepted: boolean;
+}
+
+/** A decoded device config field (§5.x.4). */
+export interface ConfigField {
+  readonly name: string;
+  readonly value: string;
+  /** Spec section it comes from, e.g. "5.2.4". */
+  readonly section: string;
+}
+
+export type TimelineKind = 'kick' | 'pop' | 'complete' | 'interrupt' | 'config-interrupt' | 'reset' | 'error';
+
+export interface TimelineEvent {
+  /** Increasing per function, so the page can append only what is new. */
+  readonly seq: number;
+  /** Worker clock (performance.now(), ms). */
+  readonly t: number;
+  readonly kind: TimelineKind;
+  /** -1: not about one queue. */
+  readonly queue: number;
+  readonly head?: number;
+  readonly len?: number;
+  /** Decoded request or reason, one line. */
+  readonly detail?: string;
+  /** Structured decode for tests and filters, e.g. { type: 'IN', sector: 8 }. */
+  readonly fields?: Readonly<Record<string, string | number>>;
+}
+
+export interface FunctionSnapshot {
+  readonly name: string;
+  readonly deviceId: number;
+  readonly status: number;
+  readonly statusNames: readonly string[];
+  readonly features: readonly FeatureRow[];
+  readonly featuresOk: boolean;
+  readonly bar: { readonly kind: 'io' | 'mem'; readonly size: number };
+  readonly isr: number;
+  readonly config: readonly ConfigField[];
+  readonly queues: readonly QueueSnapshot[];
+  readonly lastError?: string;
+  readonly resets: number;
+  /** Events since the previous snapshot of this function (the page keeps the history). */
+  readonly events: readonly TimelineEvent[];
+}
+
+export interface InspectorSnapshot {
+  /** Worker clock at the snapshot. */
+  readonly now: number;
+  readonly functions: readonly FunctionSnapshot[];
+}
