@@ -71,10 +71,22 @@ export interface PciFunction {
   readonly bars: ReadonlyArray<PciBar | undefined>;
 }
 
+/** Where the host placed a function: for display (the inspector), never for I/O. */
+export interface PciLocation {
+  /** PCI device number on bus 0. */
+  slot: number;
+  /** The interrupt controller input INTA# reaches now (0 while not routed yet). */
+  irqLine: number;
+  /** BAR0's current base: a port for I/O BARs, an address for memory BARs. */
+  bar0: number;
+}
+
 /** Where a PciFunction lives once plugged in. */
 export interface PciAttachment {
   readonly memory: GuestMemory;
   readonly irq: InterruptLine;
+  /** The function's current place on the bus, if the host can tell. */
+  location?(): PciLocation;
 }
 
 /** A host's PCI bus: plug a function in, get its memory and interrupt line. */

@@ -189,7 +189,7 @@ class SharedIrqRouter {
   constructor(private readonly cpu: V86Cpu) {}
 
   /** The PIC input this function's INTA# reaches now (SeaBIOS programs the PIRQ router). */
-  private irqOf(pciId: number): number {
+  irqOf(pciId: number): number {
     return this.cpu.devices.pci.isa_bridge_space8[0x60 + (((pciId >> 3) - 1) & 3)];
   }
 
@@ -278,8 +278,16 @@ export class V86PciBus implements PciBus {
       bars[i] = { size: bar.size };
     });
     const device = { pci_id: pciId, pci_space: space, pci_bars: bars, name: fn.name };
-    this.cpu.devices.pci.register_device(device);
-    return { memory: this.memory, irq: this.irqs.line(pciId, anyMem) };
+    // v86 copies the config space and hands back its live copy (the guest programs BARs there).
+    const live: Int32Array = this.cpu.devices.pci.register_device(device);
+    return {
+      memory: this.memory,
+      irq: this.irqs.line(pciId, anyMem),
+      location: () => {
+        const bar0 = live[4] >>> 0;
+        return { slot, irqLine: this.irqs.irqOf(pciId), bar0: bar0 & 1 ? bar0 & ~3 : bar0 & ~0xf };
+      },
+    };
   }
 
   /** One closure per port: v86's write handlers are not told the port. */

@@ -8,6 +8,7 @@ import type { VmClient } from '../vm-client.ts';
 import { RingView } from './RingView.tsx';
 import { TimelineView } from './TimelineView.tsx';
 import { TransportView } from './TransportView.tsx';
+import { RateCharts } from './RateCharts.tsx';
 import './inspector.css';
 
 /**
@@ -15,7 +16,7 @@ import './inspector.css';
  * the page's thread (which shares the machine's cores with the emulator) far more than the
  * worker pays to build them: measured, 20 repaints/s cost the guest a third of its IOPS.
  */
-export const REPAINT_INTERVAL_MS = 250;
+export const REPAINT_INTERVAL_MS = 500;
 
 /** The store's newest snapshot, re-rendering at most every `interval` ms. */
 function useThrottledSnapshot(client: VmClient, interval: number): InspectorSnapshot | undefined {
@@ -68,6 +69,7 @@ export function InspectorPanel({ client }: { client: VmClient }) {
       {fn && (
         <div className="ins-body" data-testid={`ins-fn-${SHORT[fn.name] ?? fn.name}`}>
           <TransportView fn={fn} />
+          <RateCharts rates={store.rates(fn.name)} />
           {fn.queues.map((q) => (
             <RingView
               key={q.index}
@@ -79,7 +81,7 @@ export function InspectorPanel({ client }: { client: VmClient }) {
               }}
             />
           ))}
-          <TimelineView fn={fn} events={store.events(fn.name)} now={snap.now} />
+          <TimelineView fn={fn} events={store.events(fn.name)} />
         </div>
       )}
     </aside>

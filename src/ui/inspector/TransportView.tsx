@@ -19,8 +19,12 @@ export function TransportView({ fn }: { fn: FunctionSnapshot }) {
       <div className="ins-row ins-small">
         <span title={help('bar')}>
           BAR0 {fn.bar.kind === 'io' ? 'I/O' : 'memory'} · {fn.bar.size} B
+          {fn.pci && ` @ 0x${fn.pci.bar0.toString(16)}`}
         </span>
-        <span title="PCI interrupt pin INTA (§4.1.4.5: no MSI-X here, so the ISR byte tells queue from config interrupts)">IRQ pin INTA</span>
+        {fn.pci && <span title="PCI bus 0 device number the host placed the function in">slot {fn.pci.slot}</span>}
+        <span title="PCI interrupt pin INTA (§4.1.4.5: no MSI-X here, so the ISR byte tells queue from config interrupts); the line is the PIC input the PIRQ router sends it to" data-testid="ins-irq">
+          INTA{fn.pci ? ` → IRQ ${fn.pci.irqLine}` : ''}
+        </span>
         <span title={help('isr')}>ISR {fn.isr}</span>
         <span>resets {fn.resets}</span>
         {fn.lastError && <span className="ins-err" title="last error reported by the transport">⚠ {fn.lastError}</span>}

@@ -4,6 +4,7 @@
  * worker ships only new events, the page keeps a bounded tail.
  */
 import type { FunctionSnapshot, InspectorSnapshot, TimelineEvent } from '../../virtio/inspect/types.ts';
+import { RateHistory, type Rates } from './rates.ts';
 
 /** Events kept per function on the page (newest win). */
 export const HISTORY_EVENTS = 4000;
@@ -11,6 +12,7 @@ export const HISTORY_EVENTS = 4000;
 export class InspectorStore {
   private latest: InspectorSnapshot | undefined;
   private readonly history = new Map<string, TimelineEvent[]>();
+  private readonly rateHistory = new Map<string, RateHistory>();
   private readonly listeners = new Set<() => void>();
   private shown = false;
   private pageHidden = false;
@@ -42,6 +44,7 @@ export class InspectorStore {
   resubscribe(): void {
     this.latest = undefined;
     this.history.clear();
+    this.rateHistory.clear();
     this.sync();
     this.emit();
   }
@@ -52,6 +55,9 @@ export class InspectorStore {
 
   push(snapshot: InspectorSnapshot): void {
     for (const fn of snapshot.functions) {
+      let rates = this.rateHistory.get(fn.name);
+      if (!rates) this.rateHistory.set(fn.name, (rates = new RateHistory()));
+      rates.add(snapshot.now, fn);
       if (fn.events.length === 0) continue;
       const list = this.history.get(fn.name) ?? [];
       list.push(...fn.events);
@@ -68,6 +74,11 @@ export class InspectorStore {
 
   fn(name: string): FunctionSnapshot | undefined {
     return this.latest?.functions.find((f) => f.name === name || f.name === `virtio-${name}`);
+  }
+
+  /** Requests/s and chain bytes/s over the last minute, one value a second. */
+  rates(name: string): Rates {
+    return this.rateHistory.get(name)?.rates() ?? { requestsPerSecond: [], bytesPerSecond: [] };
   }
 
   /** Oldest first. */

@@ -55,5 +55,12 @@ export function snapshotFunction(fn: VirtioPciFunction, view: FunctionView = {},
     resets: fn.stats.resets,
     events,
   };
-  return fn.lastError === undefined ? snap : { ...snap, lastError: fn.lastError };
+  let pci: FunctionSnapshot['pci'];
+  try {
+    pci = fn.location();
+  } catch {
+    pci = undefined; // a host that cannot tell: show nothing rather than fail the snapshot
+  }
+  const placed = pci ? { ...snap, pci } : snap;
+  return fn.lastError === undefined ? placed : { ...placed, lastError: fn.lastError };
 }

@@ -117,6 +117,8 @@ export interface FunctionSnapshot {
   readonly features: readonly FeatureRow[];
   readonly featuresOk: boolean;
   readonly bar: { readonly kind: 'io' | 'mem'; readonly size: number };
+  /** Where the host placed the function (absent when the host cannot tell). */
+  readonly pci?: { readonly slot: number; readonly irqLine: number; readonly bar0: number };
   readonly isr: number;
   readonly config: readonly ConfigField[];
   readonly queues: readonly QueueSnapshot[];

@@ -8,7 +8,7 @@
  * caught at that boundary and turned into DEVICE_NEEDS_RESET + a config-change interrupt
  * + an `onError` report (§2.1.2).
  */
-import type { AccessWidth, PciAttachment, PciBar, PciFunction } from '../bus.ts';
+import type { AccessWidth, PciAttachment, PciBar, PciFunction, PciLocation } from '../bus.ts';
 import {
   DeviceStatus,
   Feature,
@@ -156,6 +156,11 @@ export class VirtioPciFunction implements PciFunction {
   connect(attachment: PciAttachment): this {
     this.attachment = attachment;
     return this;
+  }
+
+  /** Where the host placed this function (slot, IRQ line, BAR0 base), if connected and known. */
+  location(): PciLocation | undefined {
+    return this.attachment?.location?.();
   }
 
   /** Be told the decoded reason of every guest/device error. Returns an unsubscribe function. */
