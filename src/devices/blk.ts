@@ -19,6 +19,7 @@ import { executeBlkRequest, type BlkIoTarget } from './blk-io.ts';
 import { parseBlkRequest } from './blk-request.ts';
 import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkStatus as S, blkRequestTypeName } from './blk-spec.ts';
 import { BlkStats } from './blk-stats.ts';
+import { DeferredKicks } from '../virtio/deferred-kicks.ts';
 
 export interface VirtioBlkOptions {
   backend: BlockBackend;
@@ -70,13 +71,11 @@ export class VirtioBlk implements VirtioDevice {
   private readonly onBackendError: VirtioBlkOptions['onBackendError'];
   /** Completions of the current kick, reused across kicks. */
   private readonly batch: Completion[] = [];
-  private readonly defer: VirtioBlkOptions['defer'];
-  /** A deferred drain is scheduled (kicks are suppressed until it runs). */
-  private drainPending = false;
+  private readonly deferred: DeferredKicks | undefined;
 
   constructor(opts: VirtioBlkOptions) {
     this.backend = opts.backend;
-    this.defer = opts.defer;
+    this.deferred = opts.defer && new DeferredKicks(opts.defer);
     this.onBackendError = opts.onBackendError;
     this.serial = new TextEncoder().encode(opts.serial ?? '');
     if (this.serial.length > VIRTIO_BLK_ID_BYTES) {
@@ -146,27 +145,13 @@ export class VirtioBlk implements VirtioDevice {
     this.ctx = undefined;
     this.target = undefined;
     this.config.resetWriteback();
+    this.deferred?.cancel();
   }
 
   notify(queueIndex: number): void {
-    if (!this.defer) return this.drain(queueIndex);
-    if (this.drainPending) return;
+    if (!this.deferred) return this.drain(queueIndex);
     const queue = this.ctx?.queue(queueIndex);
-    if (!queue) return;
-    this.drainPending = true;
-    queue.disableNotifications();
-    const ctx = this.ctx!;
-    this.defer(() => {
-      this.drainPending = false;
-      try {
-        // Re-enabling reports chains that arrived while kicks were off: serve those too.
-        do this.drain(queueIndex);
-        while (queue.live && this.ctx?.queue(queueIndex) === queue && queue.enableNotifications());
-      } catch (error) {
-        // Outside the BAR handler nobody else catches: report (once) and stop, never throw.
-        ctx.fail(error);
-      }
-    });
+    if (queue) this.deferred.schedule(this.ctx!, queue, () => this.drain(queueIndex));
   }
 
   /** Serve everything available on the queue; at most one interrupt. */

@@ -39,6 +39,7 @@ import {
 } from './net-spec.ts';
 import { NetStats } from './net-stats.ts';
 import { segmentTcp4 } from './net-tso.ts';
+import { DeferredKicks } from '../virtio/deferred-kicks.ts';
 
 export type FrameDirection = 'rx' | 'tx';
 
@@ -87,8 +88,7 @@ export class VirtioNet implements VirtioDevice {
   private readonly backlog: FrameBacklog;
   /** rx chains popped but not used yet (kept for the next frame; never handed back). */
   private stash: DescriptorChain[] = [];
-  private readonly defer: VirtioNetOptions['defer'];
-  private drainPending = false;
+  private readonly deferred: DeferredKicks | undefined;
   /** rx used entries pushed so far (to know whether a fill needs an interrupt decision). */
   private rxPushed = 0;
   private mergeable = false;
@@ -100,7 +100,7 @@ export class VirtioNet implements VirtioDevice {
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new RangeError(`virtio-net: MTU ${this.mtu} out of range`);
     this.link = opts.link;
-    this.defer = opts.defer;
+    this.deferred = opts.defer && new DeferredKicks(opts.defer);
     this.onCapture = opts.onCapture;
     this.config = new NetConfig(this.mac, this.mtu);
     this.configSize = this.config.space.size;
@@ -150,31 +150,15 @@ export class VirtioNet implements VirtioDevice {
     this.stats.rxDropsNotReady += this.backlog.length;
     this.backlog.clear();
     this.syncBacklogStats();
-    this.drainPending = false;
+    this.deferred?.cancel();
   }
 
   notify(queueIndex: number): void {
     if (queueIndex === NET_RECEIVEQ) return this.fillRx();
     if (queueIndex !== NET_TRANSMITQ) return;
-    if (!this.defer) return this.drainTx();
-    if (this.drainPending) return;
-    const ctx = this.ctx;
-    const queue = ctx?.queue(NET_TRANSMITQ);
-    if (!ctx || !queue) return;
-    this.drainPending = true;
-    queue.disableNotifications();
-    this.defer(() => {
-      if (this.ctx !== ctx) return; // reset meanwhile: that session's queue is gone
-      this.drainPending = false;
-      try {
-        // Re-enabling reports chains that arrived while kicks were off: send those too.
-        do this.drainTx();
-        while (queue.live && this.ctx?.queue(NET_TRANSMITQ) === queue && queue.enableNotifications());
-      } catch (error) {
-        // Outside the BAR handler nobody else catches: report and stop, never throw.
-        ctx.fail(error);
-      }
-    });
+    if (!this.deferred) return this.drainTx();
+    const queue = this.ctx?.queue(NET_TRANSMITQ);
+    if (queue) this.deferred.schedule(this.ctx!, queue, () => this.drainTx());
   }
 
   // ---- transmit -------------------------------------------------------------------------

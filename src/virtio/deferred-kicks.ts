@@ -1,0 +1,43 @@
+/**
+ * Serving a queue's kicks later instead of inside the notify write (e.g. at the end of the
+ * emulator's time slice). While a drain is scheduled the driver is asked not to kick, so a
+ * guest that keeps queueing fills the ring and one kick + one interrupt covers the batch.
+ * Shared by every device that defers (blk requests, net tx).
+ */
+import type { DeviceContext } from './device.ts';
+import type { SplitQueue } from './queue/split-queue.ts';
+
+export class DeferredKicks {
+  /** Generation of the scheduled drain; 0 when none is. */
+  private scheduled = 0;
+  private generation = 0;
+
+  constructor(private readonly defer: (job: () => void) => void) {}
+
+  /** Drain `queue` soon (once, however many kicks arrive meanwhile). */
+  schedule(ctx: DeviceContext, queue: SplitQueue, drain: () => void): void {
+    if (this.scheduled) return;
+    const generation = ++this.generation;
+    this.scheduled = generation;
+    queue.disableNotifications();
+    this.defer(() => {
+      if (this.scheduled !== generation) return; // cancelled by a reset, maybe rescheduled since
+      this.scheduled = 0;
+      // After a reset the old context is inert and no longer hands out this queue.
+      if (ctx.queue(queue.index) !== queue) return;
+      try {
+        // Re-enabling reports chains that arrived while kicks were off: serve those too.
+        do drain();
+        while (queue.live && ctx.queue(queue.index) === queue && queue.enableNotifications());
+      } catch (error) {
+        // Outside the BAR handler nobody else catches: report (once) and stop, never throw.
+        ctx.fail(error);
+      }
+    });
+  }
+
+  /** The device was reset: a scheduled drain must not run, and the next kick schedules anew. */
+  cancel(): void {
+    this.scheduled = 0;
+  }
+}
