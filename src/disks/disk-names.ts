@@ -18,6 +18,20 @@ export class DiskError extends Error {
   }
 }
 
+/** "mem:SIZE_MiB" names a scratch disk in the worker's memory, not a file in OPFS. */
+export const MEMORY_DISK = /^mem:(\d{1,5})$/;
+export const MEMORY_DISK_MAX_MIB = 2048;
+
+/** The size in bytes of a "mem:N" disk, or undefined when `name` is an OPFS disk's name. */
+export function memoryDiskBytes(name: string): number | undefined {
+  if (!name.startsWith('mem:')) return undefined;
+  const mib = Number(MEMORY_DISK.exec(name)?.[1] ?? NaN);
+  if (!(mib >= 1 && mib <= MEMORY_DISK_MAX_MIB)) {
+    throw new DiskError('disk-invalid', `"${name}": a memory disk is mem:<MiB>, 1 to ${MEMORY_DISK_MAX_MIB} MiB`);
+  }
+  return mib * 1024 * 1024;
+}
+
 export function validateDiskName(name: string): void {
   if (!DISK_NAME.test(name)) {
     throw new DiskError(

@@ -34,6 +34,8 @@ export interface VirtioLabApi {
   restart(): void;
   /** Current VM state, load progress, uptime and errors. */
   status(): VmSnapshot;
+  /** Like status(), with the device counters and instructions read from the worker now. */
+  stats(): Promise<VmSnapshot>;
   readonly inspector: InspectorApi;
 }
 
@@ -52,6 +54,7 @@ export function installLabApi(client: VmClient): VirtioLabApi {
     serialLog: () => client.session.log(),
     restart: () => client.start(),
     status: () => client.snapshot(),
+    stats: () => client.freshStats(),
     inspector: {
       show: () => client.inspector.setVisible(true),
       hide: () => client.inspector.setVisible(false),

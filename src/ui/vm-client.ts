@@ -77,6 +77,7 @@ export class VmClient {
   private diskChoice: DiskAttachment | undefined;
   private netChoice: NetAttachment | undefined;
   private captureWaiters: Array<(pcap: Uint8Array) => void> = [];
+  private statsWaiters: Array<(snap: VmSnapshot) => void> = [];
   /** The ring inspector's state; snapshots flow only while its panel is shown. */
   readonly inspector = new InspectorStore((on) => this.post({ type: 'inspect', on }));
 
@@ -192,6 +193,15 @@ export class VmClient {
     });
   }
 
+  /** The worker's counters as of now (not the twice-a-second copy in snapshot()). */
+  freshStats(): Promise<VmSnapshot> {
+    if (!this.worker) return Promise.reject(new Error('the VM is not running'));
+    return new Promise((resolve) => {
+      this.statsWaiters.push(resolve);
+      this.post({ type: 'stats-get' });
+    });
+  }
+
   stop(): void {
     this.stopWorker();
     this.session.fail(new Error('the VM was stopped'));
@@ -239,6 +249,7 @@ export class VmClient {
         break;
       case 'stats':
         this.set({ uptimeMs: msg.uptimeMs, instructions: msg.instructions, devices: msg.devices });
+        if (msg.reply) for (const w of this.statsWaiters.splice(0)) w(this.snap);
         break;
       case 'device-error':
         this.set({ deviceErrors: [...this.snap.deviceErrors, { device: msg.device, reason: msg.reason }] });

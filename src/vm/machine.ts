@@ -18,6 +18,13 @@ export interface MachineOptions {
   devices: LabDeviceOptions;
 }
 
+/**
+ * The image's kernel drives v86's IDE controller (the anchor in `npm run bench`), but the
+ * lab's machine has no IDE disk, only v86's always-present empty CD-ROM: skipping the
+ * ata_piix probe saves ~0.2 s of boot.
+ */
+export const LAB_CMDLINE = 'initcall_blacklist=piix_init';
+
 export class Machine {
   private startedAt = 0;
 
@@ -35,7 +42,7 @@ export class Machine {
       vgabios: image.vgabios,
       kernel: image.kernel,
       initrd: image.initrd,
-      cmdline: image.manifest.cmdline,
+      cmdline: `${image.manifest.cmdline} ${LAB_CMDLINE}`,
       memoryMiB: image.manifest.memoryMiB,
       wasm: opts.wasm,
       onSerialByte: (b) => serial.push(b),

@@ -5,8 +5,9 @@
  */
 import type { BlockBackend } from '../backends/block-backend.ts';
 import { BlobBlockBackend } from '../backends/blob-block-backend.ts';
+import { MemoryBlockBackend } from '../backends/memory-block-backend.ts';
 import { OpfsBlockBackend } from '../backends/opfs-block-backend.ts';
-import { DISKS_DIR, DiskError } from '../disks/disk-names.ts';
+import { DISKS_DIR, DiskError, memoryDiskBytes } from '../disks/disk-names.ts';
 import type { AttachedDisk, DiskAttachment } from './protocol.ts';
 
 /** A restarted VM's predecessor may still be letting go of the handle: retry briefly. */
@@ -27,6 +28,11 @@ async function openWithRetry(name: string, readOnly: boolean): Promise<OpfsBlock
 }
 
 export async function openDisk(want: DiskAttachment): Promise<{ backend: BlockBackend; disk: AttachedDisk }> {
+  const memoryBytes = memoryDiskBytes(want.name);
+  if (memoryBytes !== undefined) {
+    const backend = new MemoryBlockBackend(memoryBytes, { readOnly: want.readOnly });
+    return { backend, disk: { ...want, size: backend.size, snapshot: false } };
+  }
   try {
     const backend = await openWithRetry(want.name, want.readOnly);
     return { backend, disk: { ...want, size: backend.size, snapshot: false } };

@@ -81,6 +81,8 @@ export type ToWorker =
   /** Start (true) or stop (false) ring snapshots: only while the inspector panel is shown. */
   | { type: 'inspect'; on: boolean }
   | { type: 'inspect-control'; device: string; queue: number; action: InspectorAction }
+  /** Send a 'stats' message now, marked as the reply (benchmarks read counters after a job). */
+  | { type: 'stats-get' }
   | { type: 'stop' };
 
 /** Worker → page. */
@@ -90,7 +92,7 @@ export type FromWorker =
   /** A batch of console bytes (never one message per byte). */
   | { type: 'serial-out'; bytes: Uint8Array }
   /** Periodic: the guest's uptime in ms, instructions run so far, per-device counters. */
-  | { type: 'stats'; uptimeMs: number; instructions: number; devices: DeviceStats[] }
+  | { type: 'stats'; uptimeMs: number; instructions: number; devices: DeviceStats[]; reply?: boolean }
   /** A device reported a guest violation (e.g. a malformed ring) and needs a reset. */
   | { type: 'device-error'; device: string; reason: string }
   | { type: 'fatal'; kind: VmErrorKind; message: string }

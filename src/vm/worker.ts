@@ -162,8 +162,13 @@ async function boot(
   post({ type: 'state', state: 'booting' });
   statsTimer = setInterval(() => {
     if (!machine) return;
-    post({ type: 'stats', uptimeMs: machine.uptimeMs(), instructions: machine.instructions(), devices: machine.deviceStats() });
+    postStats(false);
   }, 500);
+}
+
+function postStats(reply: boolean): void {
+  if (!machine) return;
+  post({ type: 'stats', uptimeMs: machine.uptimeMs(), instructions: machine.instructions(), devices: machine.deviceStats(), reply });
 }
 
 /** Stops the guest, then flushes and closes the disk (releasing OPFS's lock for the next VM). */
@@ -216,6 +221,9 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
       break;
     case 'inspect-control':
       inspector?.control(msg.device, msg.queue, msg.action);
+      break;
+    case 'stats-get':
+      postStats(true);
       break;
     case 'capture-get': {
       const pcap = capture.toUint8Array();
