@@ -7,7 +7,7 @@
  * Stock v86 runs the same guest image with its ne2k and with its virtio-net NIC.
  */
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { createRequire } from 'node:module';
 import WebSocket from 'ws';
@@ -28,6 +28,7 @@ import {
   parseMac,
 } from '../src/net/packets.ts';
 import { median, summary } from './stats.ts';
+import { tcpEndpoint } from './suite/tcp-endpoint.ts';
 
 const quick = process.argv.includes('--quick');
 const PINGS = quick ? 10 : 50;
@@ -38,45 +39,6 @@ const relayServer = createHttpServer((_, res) => res.writeHead(404).end());
 const relay = attachRelay(relayServer);
 await new Promise<void>((r) => relayServer.listen(0, '127.0.0.1', r));
 const relayUrl = (room: string) => `ws://127.0.0.1:${(relayServer.address() as AddressInfo).port}/relay/${room}`;
-
-/** Host side of a transfer: resolves with the seconds from accept to the last byte. */
-function tcpEndpoint(kind: 'source' | 'sink'): { server: TcpServer; port: () => number; next: () => Promise<number> } {
-  let waiter: ((s: number) => void) | undefined;
-  const server = createTcpServer((sock) => {
-    const t0 = performance.now();
-    const done = () => waiter?.((performance.now() - t0) / 1000);
-    if (kind === 'source') {
-      const chunk = Buffer.alloc(64 * 1024, 0x5a);
-      let sent = 0;
-      const pump = () => {
-        while (sent < BYTES) {
-          sent += chunk.length;
-          if (!sock.write(chunk)) return void sock.once('drain', pump);
-        }
-        sock.end();
-      };
-      sock.on('close', done);
-      sock.on('error', () => undefined);
-      pump();
-    } else {
-      let got = 0;
-      sock.on('data', (c: Buffer) => {
-        got += c.length;
-        if (got >= BYTES) {
-          done();
-          sock.end();
-        }
-      });
-      sock.on('error', () => undefined);
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  return {
-    server,
-    port: () => (server.address() as AddressInfo).port,
-    next: () => new Promise((r) => (waiter = r)),
-  };
-}
 
 interface Guest {
   label: string;
@@ -155,8 +117,8 @@ async function rawWsRtts(): Promise<number[]> {
   return rtts;
 }
 
-const source = tcpEndpoint('source');
-const sink = tcpEndpoint('sink');
+const source = tcpEndpoint('source', BYTES);
+const sink = tcpEndpoint('sink', BYTES);
 const guests: Guest[] = [];
 try {
   guests.push(await ours(), await stockV86('virtio'), await stockV86('ne2k'));

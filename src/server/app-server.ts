@@ -3,7 +3,7 @@
  * the same port (main.ts mounts it with `attachRelay(server, ...)` from src/relay, which
  * listens to this server's 'upgrade' event for `/relay/<room>`).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import sirv from 'sirv';
@@ -13,6 +13,8 @@ export interface AppServerOptions {
   distDir: string;
   host: string;
   port: number;
+  /** Served before the app: return true when the request was answered (benchmarks' pages). */
+  extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export function createAppServer(opts: AppServerOptions): Server {
@@ -30,6 +32,7 @@ export function createAppServer(opts: AppServerOptions): Server {
     },
   });
   return createServer((req, res) => {
+    if (opts.extraRoutes?.(req, res)) return;
     serve(req, res, () => {
       res.statusCode = 404;
       res.setHeader('Content-Type', 'text/plain; charset=utf-8');

@@ -1,0 +1,148 @@
+/**
+ * The disk table: the same fio jobs on v86's IDE disk, our virtio-blk on memory and on OPFS,
+ * and the raw OPFS floor (no guest), columns interleaved job by job, round by round.
+ */
+import type { BrowserContext } from '@playwright/test';
+import { figure, type Figure } from '../stats.ts';
+import { DISK_JOBS, fioCommand, interruptCount, parseFioTerse, type DiskJob } from './fio.ts';
+import { instructionsBetween, labGuest, stockGuest, stockPage, type BenchGuest } from './guests.ts';
+import type { DeviceStats } from '../../src/vm/protocol.ts';
+
+export const DISK_COLUMNS = [
+  { id: 'ide', label: 'v86 IDE (same bytes, in memory)' },
+  { id: 'virtio-mem', label: 'virtio-blk on memory' },
+  { id: 'virtio-opfs', label: 'virtio-blk on OPFS' },
+  { id: 'raw-opfs', label: 'raw OPFS in the worker' },
+] as const;
+export type DiskColumnId = (typeof DISK_COLUMNS)[number]['id'];
+
+/** Per request, what each job cost besides its speed. Undefined where it cannot be measured. */
+export interface DiskCosts {
+  /** Interrupts the guest took on the disk's line (from /proc/interrupts). */
+  guestIrqsPerReq?: Figure;
+  /** Guest instructions per request (v86's counter; includes fio's own work). */
+  instrPerReq?: Figure;
+  /** Our device: notifies (kicks), interrupts raised, host ms in device code. */
+  kicksPerReq?: Figure;
+  devIrqsPerReq?: Figure;
+  hostUsPerReq?: Figure;
+}
+
+export interface DiskCell extends DiskCosts {
+  value: Figure;
+}
+
+export interface DiskResults {
+  seconds: number;
+  rounds: number;
+  diskMiB: number;
+  rows: { job: DiskJob; cells: Partial<Record<DiskColumnId, DiskCell>> }[];
+}
+
+interface Sample {
+  value: number;
+  guestIrqsPerReq?: number;
+  instrPerReq?: number;
+  kicksPerReq?: number;
+  devIrqsPerReq?: number;
+  hostUsPerReq?: number;
+}
+
+const blkStats = (devices: DeviceStats[]) => devices.find((d) => d.name === 'virtio-blk');
+
+async function runJob(g: BenchGuest, device: string, irqLine: RegExp, job: DiskJob, seconds: number, sizeMiB: number): Promise<Sample> {
+  const before = await g.counters();
+  const r = await g.run(`cat /proc/interrupts; ${fioCommand(job, device, seconds, sizeMiB)}; cat /proc/interrupts`);
+  const after = await g.counters();
+  if (r.status !== 0) throw new Error(`${g.label}: fio failed (status ${r.status}):\n${r.output.slice(-2000)}`);
+  const fio = parseFioTerse(r.output, job);
+  const [irqsBefore, irqsAfter] = r.output.split(/^3;.*$/m).map((part) => interruptCount(part, irqLine));
+  const per = (x: number) => x / fio.requests;
+  const sample: Sample = {
+    value: job.metric === 'MBps' ? fio.MBps : fio.iops,
+    guestIrqsPerReq: per(irqsAfter - irqsBefore),
+    instrPerReq: per(instructionsBetween(before.instructions, after.instructions)),
+  };
+  const a = blkStats(before.devices);
+  const b = blkStats(after.devices);
+  if (a && b) {
+    const requests = b.extra.requests - a.extra.requests;
+    sample.kicksPerReq = (b.notifies - a.notifies) / requests;
+    sample.devIrqsPerReq = (b.interrupts - a.interrupts) / requests;
+    sample.hostUsPerReq = ((b.extra.hostMs - a.extra.hostMs) * 1000) / requests;
+  }
+  return sample;
+}
+
+export async function benchDisks(
+  ctx: BrowserContext,
+  origin: string,
+  opts: { seconds: number; rounds: number; diskMiB: number; log: (s: string) => void },
+): Promise<DiskResults> {
+  const { seconds, rounds, diskMiB, log } = opts;
+  const bytes = diskMiB << 20;
+  const raw = await stockPage(ctx, origin, 'raw OPFS');
+  // The OPFS disk the lab boots from: pre-sized like every lab disk; the guest formats it once.
+  await raw.page.evaluate(async (size) => {
+    const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('disks', { create: true });
+    const w = await (await dir.getFileHandle('bench-opfs', { create: true })).createWritable();
+    await w.truncate(size);
+    await w.close();
+  }, bytes);
+
+  log(`disk: booting 3 VMs (${diskMiB} MiB disks)`);
+  const guests: Record<Exclude<DiskColumnId, 'raw-opfs'>, { g: BenchGuest; device: string; irq: RegExp }> = {
+    ide: { g: await stockGuest(ctx, origin, 'v86 IDE', { hdaBytes: bytes }), device: '/dev/sda', irq: /ata_piix/ },
+    'virtio-mem': { g: await labGuest(ctx, origin, 'virtio-blk mem', `disk=mem:${diskMiB}&net=none`), device: '/dev/vda', irq: /virtio/ },
+    'virtio-opfs': { g: await labGuest(ctx, origin, 'virtio-blk OPFS', 'disk=bench-opfs&net=none'), device: '/dev/vda', irq: /virtio/ },
+  };
+  try {
+    for (const [id, { g, device }] of Object.entries(guests)) {
+      if (id !== 'ide') await g.run('umount /mnt/disk 2>/dev/null; true');
+      // Warm-up: fio's pages and v86's JIT for the I/O paths.
+      await runJob(g, device, /x/, DISK_JOBS[2], 1, diskMiB);
+    }
+    const samples = new Map<string, Sample[]>();
+    const push = (job: DiskJob, col: DiskColumnId, s: Sample) => {
+      const k = `${job.id}/${col}`;
+      samples.set(k, [...(samples.get(k) ?? []), s]);
+    };
+    for (let round = 0; round < rounds; round++) {
+      for (const job of DISK_JOBS) {
+        for (const [id, { g, device, irq }] of Object.entries(guests)) {
+          const s = await runJob(g, device, irq, job, seconds, diskMiB);
+          push(job, id as DiskColumnId, s);
+          log(`  round ${round + 1} ${job.id} ${id}: ${s.value.toFixed(job.metric === 'IOPS' ? 0 : 1)} ${job.metric}`);
+        }
+        // A synchronous API has no queue depth: the qd32 rows repeat the qd1 pattern.
+        const r = await raw.page.evaluate((j) => window.stock.rawOpfs(j), { rw: job.rw, bs: job.bs, seconds, fileBytes: bytes });
+        push(job, 'raw-opfs', { value: job.metric === 'MBps' ? (r.mibps * 1048576) / 1e6 : r.iops });
+        log(`  round ${round + 1} ${job.id} raw-opfs: ${(job.metric === 'MBps' ? (r.mibps * 1048576) / 1e6 : r.iops).toFixed(0)} ${job.metric}`);
+      }
+    }
+    const rows = DISK_JOBS.map((job) => {
+      const cells: Partial<Record<DiskColumnId, DiskCell>> = {};
+      for (const { id } of DISK_COLUMNS) {
+        const ss = samples.get(`${job.id}/${id}`) ?? [];
+        if (ss.length === 0) continue;
+        const fig = (k: keyof Sample) => {
+          const xs = ss.map((s) => s[k]).filter((x): x is number => x !== undefined && Number.isFinite(x));
+          return xs.length ? figure(xs) : undefined;
+        };
+        cells[id] = {
+          value: fig('value')!,
+          guestIrqsPerReq: fig('guestIrqsPerReq'),
+          instrPerReq: fig('instrPerReq'),
+          kicksPerReq: fig('kicksPerReq'),
+          devIrqsPerReq: fig('devIrqsPerReq'),
+          hostUsPerReq: fig('hostUsPerReq'),
+        };
+      }
+      return { job, cells };
+    });
+    return { seconds, rounds, diskMiB, rows };
+  } finally {
+    for (const { g } of Object.values(guests)) await g.close();
+    await raw.page.close();
+  }
+}

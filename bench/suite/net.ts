@@ -1,0 +1,159 @@
+/**
+ * The network table: ping RTT to the gateway and TCP throughput through its NAT (busybox nc,
+ * both ways) for our virtio-net beside stock v86's virtio-net and ne2k on the same relay,
+ * NICs interleaved round by round; the floor is a raw WebSocket from the page to the gateway.
+ */
+import type { BrowserContext, Page } from '@playwright/test';
+import { figure, median, type Figure } from '../stats.ts';
+import { tcpEndpoint } from './tcp-endpoint.ts';
+import { instructionsBetween, labGuest, stockGuest, type BenchGuest } from './guests.ts';
+import { ETHERTYPE_IPV4, ICMP_ECHO_REQUEST, IPPROTO_ICMP, buildEthernet, buildIcmp, buildIpv4, parseIp, parseMac } from '../../src/net/packets.ts';
+import type { DeviceStats } from '../../src/vm/protocol.ts';
+
+export const NICS = [
+  { id: 'ours', label: 'virtio-lab virtio-net' },
+  { id: 'stock-virtio', label: "stock v86's virtio-net" },
+  { id: 'stock-ne2k', label: "stock v86's ne2k" },
+] as const;
+export type NicId = (typeof NICS)[number]['id'];
+
+export interface NicResult {
+  /** Median RTT of each round's pings, ms. */
+  pingMs: Figure;
+  downMiBps: Figure;
+  upMiBps: Figure;
+  /** Guest instructions per MiB received / sent. */
+  downInstrPerMiB: Figure;
+  upInstrPerMiB: Figure;
+  /** Our NIC only: kicks and interrupts per frame, host µs per frame in device code. */
+  kicksPerFrame?: Figure;
+  irqsPerFrame?: Figure;
+  hostUsPerFrame?: Figure;
+}
+
+export interface NetResults {
+  pings: number;
+  mib: number;
+  rounds: number;
+  rawWsMs: Figure;
+  nics: Record<NicId, NicResult>;
+}
+
+const GATEWAY = '10.0.2.2';
+
+async function waitLease(g: BenchGuest): Promise<void> {
+  const r = await g.run('for i in $(seq 150); do ip -4 addr show eth0 | grep -q inet && break; sleep 0.2; done; ip -4 addr show eth0', 60_000);
+  if (!/inet 10\.0\.2\./.test(r.output)) throw new Error(`${g.label}: no DHCP lease:\n${r.output}`);
+}
+
+/** The floor: the page's own WebSocket on the relay, echo requests straight to the gateway. */
+async function rawWsRtts(page: Page, url: string, count: number): Promise<number[]> {
+  const frames = Array.from({ length: count }, (_, seq) => {
+    const icmp = buildIcmp({ type: ICMP_ECHO_REQUEST, id: 7, seq, data: new Uint8Array(56) });
+    const ip = buildIpv4({ src: parseIp('10.0.2.99'), dst: parseIp(GATEWAY), protocol: IPPROTO_ICMP, payload: icmp });
+    return Array.from(buildEthernet({ dst: parseMac('52:55:0a:00:02:02'), src: parseMac('02:00:00:be:0c:01'), etherType: ETHERTYPE_IPV4, payload: ip }));
+  });
+  return page.evaluate(
+    async ([u, fs]) => {
+      const ws = new WebSocket(u);
+      ws.binaryType = 'arraybuffer';
+      await new Promise((r, j) => ((ws.onopen = r), (ws.onerror = j)));
+      const rtts: number[] = [];
+      for (let seq = 0; seq < fs.length; seq++) {
+        const t0 = performance.now();
+        await new Promise<void>((resolve) => {
+          ws.onmessage = (ev) => {
+            const f = new Uint8Array(ev.data as ArrayBuffer);
+            // IPv4 (14-byte Ethernet header), ICMP, echo reply, our sequence number.
+            if (f.length >= 42 && f[23] === 1 && f[34] === 0 && ((f[40] << 8) | f[41]) === seq) resolve();
+          };
+          ws.send(new Uint8Array(fs[seq]));
+        });
+        rtts.push(performance.now() - t0);
+      }
+      ws.close();
+      return rtts;
+    },
+    [url, frames] as const,
+  );
+}
+
+const netStats = (devices: DeviceStats[]) => devices.find((d) => d.name === 'virtio-net');
+
+export async function benchNet(
+  ctx: BrowserContext,
+  origin: string,
+  relayUrl: (room: string) => string,
+  opts: { pings: number; mib: number; rounds: number; log: (s: string) => void },
+): Promise<NetResults> {
+  const { pings, mib, rounds, log } = opts;
+  const bytes = mib << 20;
+  const source = tcpEndpoint('source', bytes);
+  const sink = tcpEndpoint('sink', bytes);
+  log('net: booting 3 VMs');
+  const guests: Record<NicId, BenchGuest> = {
+    ours: await labGuest(ctx, origin, 'ours', 'disk=none&room=bench-ours'),
+    'stock-virtio': await stockGuest(ctx, origin, 'stock virtio-net', { net: { type: 'virtio', relay_url: relayUrl('bench-stock-virtio') } }),
+    'stock-ne2k': await stockGuest(ctx, origin, 'stock ne2k', { net: { type: 'ne2k', relay_url: relayUrl('bench-stock-ne2k') } }),
+  };
+  try {
+    for (const g of Object.values(guests)) await waitLease(g);
+    const raw: number[] = [];
+    const acc = Object.fromEntries(NICS.map(({ id }) => [id, { ping: [], down: [], up: [], downI: [], upI: [], kicks: [], irqs: [], host: [] }])) as unknown as Record<
+      NicId,
+      Record<'ping' | 'down' | 'up' | 'downI' | 'upI' | 'kicks' | 'irqs' | 'host', number[]>
+    >;
+    await guests.ours.run(`ping -c 3 ${GATEWAY}`); // warm-up: ARP caches, JIT
+    for (let round = 0; round < rounds; round++) {
+      raw.push(median(await rawWsRtts(guests.ours.page, relayUrl('bench-raw'), pings)));
+      for (const { id } of NICS) {
+        const g = guests[id];
+        const a = acc[id];
+        const ping = await g.run(`ping -c ${pings} -i 0.1 ${GATEWAY}`, 120_000);
+        const rtts = [...ping.output.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+        if (rtts.length === 0) throw new Error(`${g.label}: no ping replies:\n${ping.output}`);
+        a.ping.push(median(rtts));
+
+        const c0 = await g.counters();
+        const tDown = source.next();
+        await g.run(`nc ${GATEWAY} ${source.port()} > /dev/null`);
+        const down = await tDown;
+        const c1 = await g.counters();
+        const tUp = sink.next();
+        await g.run(`dd if=/dev/zero bs=64k count=${bytes / 65536} 2>/dev/null | nc ${GATEWAY} ${sink.port()}`);
+        const up = await tUp;
+        const c2 = await g.counters();
+        a.down.push(mib / down);
+        a.up.push(mib / up);
+        a.downI.push(instructionsBetween(c0.instructions, c1.instructions) / mib);
+        a.upI.push(instructionsBetween(c1.instructions, c2.instructions) / mib);
+        const n0 = netStats(c0.devices);
+        const n2 = netStats(c2.devices);
+        if (n0 && n2) {
+          const frames = n2.extra.txFrames - n0.extra.txFrames + (n2.extra.rxFrames - n0.extra.rxFrames);
+          a.kicks.push((n2.notifies - n0.notifies) / frames);
+          a.irqs.push((n2.interrupts - n0.interrupts) / frames);
+          a.host.push(((n2.extra.hostMs - n0.extra.hostMs) * 1000) / frames);
+        }
+        log(`  round ${round + 1} ${id}: ping ${median(rtts).toFixed(2)} ms, down ${(mib / down).toFixed(2)} MiB/s, up ${(mib / up).toFixed(2)} MiB/s`);
+      }
+    }
+    const nics = {} as Record<NicId, NicResult>;
+    for (const { id } of NICS) {
+      const a = acc[id];
+      nics[id] = {
+        pingMs: figure(a.ping),
+        downMiBps: figure(a.down),
+        upMiBps: figure(a.up),
+        downInstrPerMiB: figure(a.downI),
+        upInstrPerMiB: figure(a.upI),
+        ...(a.kicks.length ? { kicksPerFrame: figure(a.kicks), irqsPerFrame: figure(a.irqs), hostUsPerFrame: figure(a.host) } : {}),
+      };
+    }
+    return { pings, mib, rounds, rawWsMs: figure(raw), nics };
+  } finally {
+    for (const g of Object.values(guests)) await g.close();
+    source.server.close();
+    sink.server.close();
+  }
+}

@@ -1,0 +1,148 @@
+/** Renders `npm run bench`'s results as the markdown the README's Performance section carries. */
+import { cell, type Figure } from '../stats.ts';
+import { DISK_COLUMNS, type DiskResults } from './blk.ts';
+import { NICS, type NetResults } from './net.ts';
+import type { InspectorResults } from './inspector.ts';
+
+export interface Machine {
+  date: string;
+  cores: number;
+  cpu: string;
+  memGiB: number;
+  os: string;
+  node: string;
+  chromium: string;
+  v86: string;
+  guestKernel: string;
+  quick: boolean;
+}
+
+export interface BenchResults {
+  machine: Machine;
+  disk?: DiskResults;
+  net?: NetResults;
+  boot?: { runs: number; ms: Figure; imageMs: Figure; longestTaskMs: Figure };
+  inspector?: InspectorResults;
+}
+
+const ratio = (a: Figure | undefined, b: Figure | undefined) => (a && b && b.median > 0 ? `${(a.median / b.median).toFixed(2)}×` : '–');
+const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
+const rule = (n: number) => row(Array.from({ length: n }, () => '---'));
+
+function diskSection(d: DiskResults): string[] {
+  const out: string[] = [];
+  out.push(`### Disk`);
+  out.push('');
+  out.push(
+    `fio inside the guest, the same job line for every column (libaio, O_DIRECT, time-based ${d.seconds} s, ${d.diskMiB} MiB zeroed disk; ` +
+      `/dev/sda for IDE, /dev/vda for virtio-blk). The raw OPFS column is the same access pattern on a SyncAccessHandle with no guest; ` +
+      `a synchronous API has no queue, so its qd32 rows repeat qd1. Median of ${d.rounds} run(s), (min–max).`,
+  );
+  out.push('');
+  out.push(row(['', ...DISK_COLUMNS.map((c) => c.label), 'virtio mem / IDE', 'virtio OPFS / IDE', 'virtio OPFS / raw OPFS']));
+  out.push(rule(DISK_COLUMNS.length + 4));
+  for (const { job, cells } of d.rows) {
+    const digits = job.metric === 'MBps' ? 1 : 0;
+    out.push(
+      row([
+        job.label,
+        ...DISK_COLUMNS.map((c) => cell(cells[c.id]?.value, digits)),
+        ratio(cells['virtio-mem']?.value, cells.ide?.value),
+        ratio(cells['virtio-opfs']?.value, cells.ide?.value),
+        ratio(cells['virtio-opfs']?.value, cells['raw-opfs']?.value),
+      ]),
+    );
+  }
+  out.push('');
+  out.push('Per request (medians): guest interrupts on the disk\'s line, guest instructions (thousands, fio\'s own included), and for our device its kicks, interrupts and host time in device code.');
+  out.push('');
+  out.push(row(['', 'IDE irqs', 'IDE kinstr', 'mem irqs', 'mem kinstr', 'mem kicks', 'mem µs', 'OPFS irqs', 'OPFS kinstr', 'OPFS kicks', 'OPFS µs']));
+  out.push(rule(11));
+  const m = (f: Figure | undefined, digits: number, scale = 1) => (f ? (f.median / scale).toFixed(digits) : '–');
+  for (const { job, cells } of d.rows) {
+    const { ide, 'virtio-mem': mem, 'virtio-opfs': opfs } = cells;
+    out.push(
+      row([
+        job.label.replace(/ \((MB\/s|IOPS)\)/, ''),
+        m(ide?.guestIrqsPerReq, 2),
+        m(ide?.instrPerReq, 0, 1000),
+        m(mem?.guestIrqsPerReq, 2),
+        m(mem?.instrPerReq, 0, 1000),
+        m(mem?.kicksPerReq, 2),
+        m(mem?.hostUsPerReq, 1),
+        m(opfs?.guestIrqsPerReq, 2),
+        m(opfs?.instrPerReq, 0, 1000),
+        m(opfs?.kicksPerReq, 2),
+        m(opfs?.hostUsPerReq, 1),
+      ]),
+    );
+  }
+  return out;
+}
+
+function netSection(n: NetResults): string[] {
+  const out: string[] = [];
+  out.push('### Network');
+  out.push('');
+  out.push(
+    `Each NIC on the same relay (loopback): ping to the gateway 10.0.2.2 (median of ${n.pings} per round), TCP through its NAT ` +
+      `with busybox nc, ${n.mib} MiB each way. Median of ${n.rounds} round(s), (min–max).`,
+  );
+  out.push('');
+  out.push(row(['NIC', 'ping RTT (ms)', 'host → guest (MiB/s)', 'guest → host (MiB/s)', 'guest Minstr/MiB down', 'up', 'kicks/frame', 'irqs/frame', 'host µs/frame']));
+  out.push(rule(9));
+  out.push(row(['raw WebSocket → gateway (floor)', cell(n.rawWsMs, 3), '–', '–', '–', '–', '–', '–', '–']));
+  const m = (f: Figure | undefined, digits: number, scale = 1) => (f ? (f.median / scale).toFixed(digits) : '–');
+  for (const { id, label } of NICS) {
+    const r = n.nics[id];
+    out.push(
+      row([
+        label,
+        cell(r.pingMs, 2),
+        cell(r.downMiBps, 2),
+        cell(r.upMiBps, 2),
+        m(r.downInstrPerMiB, 1, 1e6),
+        m(r.upInstrPerMiB, 1, 1e6),
+        m(r.kicksPerFrame, 2),
+        m(r.irqsPerFrame, 2),
+        m(r.hostUsPerFrame, 1),
+      ]),
+    );
+  }
+  out.push('');
+  const ours = n.nics.ours;
+  for (const { id, label } of NICS.slice(1)) {
+    const s = n.nics[id];
+    out.push(`- ours / ${label}: ping ${ratio(ours.pingMs, s.pingMs)} the RTT, host → guest ${ratio(ours.downMiBps, s.downMiBps)}, guest → host ${ratio(ours.upMiBps, s.upMiBps)} the throughput`);
+  }
+  return out;
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const m = r.machine;
+  const out: string[] = [];
+  out.push(`## virtio-lab benchmark, ${m.date}${m.quick ? ' (--quick: too short to quote)' : ''}`);
+  out.push('');
+  out.push(
+    `Machine: ${m.cores} cores (${m.cpu}), ${m.memGiB} GiB, ${m.os}; headless Chromium ${m.chromium}; Node ${m.node}; ` +
+      `v86 ${m.v86}; guest Linux ${m.guestKernel}. Columns run interleaved (A B C A B C …) in one run; ` +
+      'these machines are shared and noisy: the ratios are the result, absolute numbers are context.',
+  );
+  out.push('');
+  if (r.disk) out.push(...diskSection(r.disk), '');
+  if (r.net) out.push(...netSection(r.net), '');
+  if (r.boot) {
+    out.push('### Boot', '');
+    out.push(`Worker start → shell prompt, no disk, cold context: ${cell(r.boot.ms)} ms over ${r.boot.runs} boot(s); image + wasm loaded at ${cell(r.boot.imageMs)} ms; longest main-thread task ${cell(r.boot.longestTaskMs)} ms.`, '');
+  }
+  if (r.inspector) {
+    const i = r.inspector;
+    out.push('### Ring inspector', '');
+    out.push(
+      `fio 4 KiB randread qd1 on a memory disk, ${i.seconds} s × ${i.rounds} per state: hidden ${cell(i.hiddenIops)} IOPS, shown ${cell(i.shownIops)} IOPS; ` +
+        `shown/hidden ${(i.ratio.median * 100).toFixed(1)} % (rounds ${i.ratio.runs.map((x) => (x * 100).toFixed(0) + ' %').join(', ')}).`,
+      '',
+    );
+  }
+  return out.join('\n');
+}
