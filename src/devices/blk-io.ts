@@ -16,6 +16,7 @@ import {
   VirtioBlkStatus as S,
   type VirtioBlkStatusValue,
 } from './blk-spec.ts';
+import type { BounceBuffer } from './blk-bounce.ts';
 
 export interface BlkIoTarget {
   readonly memory: GuestMemory;
@@ -27,6 +28,8 @@ export interface BlkIoTarget {
   /** Negotiated VIRTIO_BLK_F_DISCARD / VIRTIO_BLK_F_WRITE_ZEROES. */
   readonly discard: boolean;
   readonly writeZeroes: boolean;
+  /** Coalesces multi-piece IN/OUT requests into one backend call (none: piece by piece). */
+  readonly bounce?: BounceBuffer;
 }
 
 export interface BlkOutcome {
@@ -103,6 +106,18 @@ export function executeBlkRequest(req: BlkRequest, target: BlkIoTarget): BlkOutc
   try {
     switch (req.type) {
       case T.VIRTIO_BLK_T_IN: {
+        const scratch = req.data.length > 1 ? target.bounce?.take(req.dataLength) : undefined;
+        if (scratch) {
+          // One read, then scattered: guest RAM is untouched if the read fails.
+          backend.read(req.offset, scratch);
+          let pos = 0;
+          for (const r of req.data) {
+            memory.view(r.addr, r.len).set(scratch.subarray(pos, pos + r.len));
+            memory.written(r.addr, r.len);
+            pos += r.len;
+          }
+          return outcome(req, S.VIRTIO_BLK_S_OK, { bytesRead: req.dataLength });
+        }
         // Straight from the medium into guest RAM; `written` even after a partial failure.
         let at = req.offset;
         for (const r of req.data) {
@@ -117,11 +132,18 @@ export function executeBlkRequest(req: BlkRequest, target: BlkIoTarget): BlkOutc
       }
       case T.VIRTIO_BLK_T_OUT: {
         let modified = false;
+        const scratch = req.data.length > 1 ? target.bounce?.take(req.dataLength) : undefined;
         try {
-          eachPiece(memory, req.data, req.offset, (view, at) => {
+          if (scratch) {
+            eachPiece(memory, req.data, 0, (view, at) => scratch.set(view, at));
             modified = true;
-            backend.write(at, view);
-          });
+            backend.write(req.offset, scratch);
+          } else {
+            eachPiece(memory, req.data, req.offset, (view, at) => {
+              modified = true;
+              backend.write(at, view);
+            });
+          }
         } catch (error) {
           // Some pieces may have landed: in write-through mode they still need the flush.
           return { ...outcome(req, S.VIRTIO_BLK_S_IOERR), ...failed(error), modified };

@@ -16,6 +16,7 @@ import type { DeviceContext, VirtioDevice } from '../virtio/device.ts';
 import { BlockBackendError, type BlockBackend, type BlockBackendErrorKind } from '../backends/block-backend.ts';
 import { BlkConfig, DEFAULT_BLK_LIMITS, type BlkLimits } from './blk-config.ts';
 import { executeBlkRequest, type BlkIoTarget } from './blk-io.ts';
+import { BounceBuffer } from './blk-bounce.ts';
 import { parseBlkRequest } from './blk-request.ts';
 import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkStatus as S, blkRequestTypeName } from './blk-spec.ts';
 import { BlkStats } from './blk-stats.ts';
@@ -72,6 +73,7 @@ export class VirtioBlk implements VirtioDevice {
   /** Completions of the current kick, reused across kicks. */
   private readonly batch: Completion[] = [];
   private readonly deferred: DeferredKicks | undefined;
+  private readonly bounce = new BounceBuffer();
 
   constructor(opts: VirtioBlkOptions) {
     this.backend = opts.backend;
@@ -138,6 +140,7 @@ export class VirtioBlk implements VirtioDevice {
       readOnly: this.backend.readOnly,
       discard: ctx.hasFeature(BlkFeature.VIRTIO_BLK_F_DISCARD),
       writeZeroes: ctx.hasFeature(BlkFeature.VIRTIO_BLK_F_WRITE_ZEROES),
+      bounce: this.bounce,
     };
   }
 
