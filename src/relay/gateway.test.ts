@@ -165,6 +165,30 @@ describe('gateway: DHCP', () => {
     expect(gw.stats().counts['drop-dhcp-chaddr']).toBe(1);
   });
 
+  it('reclaims the least recently used lease of a MAC that is gone when the pool is used up', async () => {
+    const { room, gw } = setup({ dhcpStart: '10.0.2.15', dhcpEnd: '10.0.2.17' });
+    const gs = [1, 2, 3, 4].map((i) => new FakeGuest(room, `52:54:00:00:02:0${i}`));
+    const ips: string[] = [];
+    for (const [i, g] of gs.slice(0, 3).entries()) {
+      await g.lease(i + 1);
+      ips.push(ipToString(g.ip));
+    }
+    gs[3].dhcp(1, 9); // all three holders are on the switch: nothing to give
+    expect(gs[3].take().filter((d) => d.dhcp?.op === 2)).toEqual([]);
+    gs[0].port.detach();
+    gs[1].port.detach();
+    const back = new FakeGuest(room, '52:54:00:00:02:01'); // gs[0] returns: same address
+    await back.lease(12);
+    expect(ipToString(back.ip)).toBe(ips[0]);
+    back.port.detach(); // gone again, but used more recently than gs[1]
+    const fresh = new FakeGuest(room, '52:54:00:00:02:05');
+    await fresh.lease(13);
+    expect(ipToString(fresh.ip)).toBe(ips[1]);
+    expect(gw.stats().counts['dhcp-lease-reclaimed']).toBe(1);
+    expect(gw.leaseFor(gs[1].mac)).toBeNull();
+    expect([gw.leaseFor(gs[0].mac), gw.leaseFor(gs[2].mac)]).toEqual([ips[0], ips[2]]);
+  });
+
   it('names a guest by its DHCP hostname', async () => {
     const { guest, gw } = setup();
     await guest.lease(1);
@@ -177,6 +201,56 @@ describe('gateway: DHCP', () => {
     const r = await guest.waitFor((d) => d.dns !== undefined);
     expect([...r.dns!.answers[0].data]).toEqual([10, 0, 2, 15]);
     expect(gw.stats().leases[0].hostname).toBe('alpha');
+  });
+});
+
+describe('gateway: source guard', () => {
+  const arpFrame = (g: FakeGuest, op: number, senderIp: number, targetIp: number, dst = BROADCAST_MAC, senderMac = g.mac) =>
+    buildEthernet({
+      dst,
+      src: g.mac,
+      etherType: ETHERTYPE_ARP,
+      payload: buildArp({ op, senderMac, senderIp, targetMac: dst === BROADCAST_MAC ? new Uint8Array(6) : dst, targetIp }),
+    });
+  const ping = (g: FakeGuest, seq: number) => g.send(g.ipFrame(GW_IP, IPPROTO_ICMP, buildIcmp({ type: ICMP_ECHO_REQUEST, id: 1, seq })));
+
+  it("keeps a client from claiming the gateway's or another lease's address, by ARP or as IP source", async () => {
+    const { room, guest: victim } = setup();
+    await victim.lease(1);
+    const attacker = new FakeGuest(room, '52:54:00:66:66:66');
+    await attacker.lease(2);
+    victim.take();
+    const mine = attacker.ip;
+    // "10.0.2.2 is at me" (gratuitous, and a reply aimed at the victim); "the victim's IP is
+    // at me"; "I am at the victim's MAC"; and the victim's IP as a source.
+    attacker.send(arpFrame(attacker, ARP_REQUEST, GW_IP, GW_IP));
+    attacker.send(arpFrame(attacker, ARP_REPLY, GW_IP, victim.ip, victim.mac));
+    attacker.send(arpFrame(attacker, ARP_REPLY, victim.ip, GW_IP, GW_MAC));
+    attacker.send(arpFrame(attacker, ARP_REQUEST, mine, GW_IP, BROADCAST_MAC, victim.mac));
+    attacker.ip = victim.ip;
+    ping(attacker, 1);
+    expect(victim.take()).toEqual([]);
+    expect(attacker.take()).toEqual([]);
+    expect(room.stats().ports.find((p) => p.mac === '52:54:00:66:66:66')!.drops).toEqual({ 'arp-spoof': 4, 'ip-spoof': 1 });
+
+    // Its own address works as before, and so does an address nobody leased.
+    attacker.ip = mine;
+    attacker.send(arpFrame(attacker, ARP_REQUEST, mine, GW_IP));
+    expect((await attacker.waitFor((d) => d.arp?.op === ARP_REPLY)).arp!.senderIp).toBe(GW_IP);
+    ping(attacker, 2);
+    await attacker.waitFor((d) => d.icmp?.type === ICMP_ECHO_REPLY && d.icmp.seq === 2);
+    const fixed = new FakeGuest(room, '52:54:00:77:77:77', '10.0.2.99');
+    ping(fixed, 3);
+    await fixed.waitFor((d) => d.icmp?.type === ICMP_ECHO_REPLY && d.icmp.seq === 3);
+    ping(victim, 4);
+    await victim.waitFor((d) => d.icmp?.type === ICMP_ECHO_REPLY && d.icmp.seq === 4);
+  });
+
+  it('stops guarding when the gateway closes', () => {
+    const { room, gw } = setup();
+    expect(room.guard).not.toBeNull();
+    gw.close();
+    expect(room.guard).toBeNull();
   });
 });
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
+import net from 'node:net';
 import { WebSocket } from 'ws';
 import {
   BROADCAST_MAC,
@@ -16,16 +17,17 @@ import {
   buildUdp,
   decodeFrame,
   ipToString,
+  parseIp,
   parseMac,
 } from '../net/packets.ts';
-import { type Relay, type RelayOptions, attachRelay, roomFromPath } from './relay.ts';
+import { type FrameSocket, type Relay, type RelayOptions, attachRelay, clientSink, ownFrame, roomFromPath } from './relay.ts';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function startRelay(opts: Partial<RelayOptions> = {}): Promise<{ relay: Relay; base: string; port: number }> {
+async function startRelay(opts: Partial<RelayOptions> = {}): Promise<{ relay: Relay; base: string; port: number; server: http.Server }> {
   const server = http.createServer((_req, res) => res.end('app\n'));
   const relay = attachRelay(server, opts);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -38,7 +40,7 @@ async function startRelay(opts: Partial<RelayOptions> = {}): Promise<{ relay: Re
       }),
   );
   cleanups.push(() => relay.close());
-  return { relay, base: `ws://127.0.0.1:${port}`, port };
+  return { relay, base: `ws://127.0.0.1:${port}`, port, server };
 }
 
 interface Client {
@@ -90,6 +92,10 @@ const mac = (n: number) => parseMac(`52:54:00:00:00:${n.toString(16).padStart(2,
 const frame = (dst: Uint8Array, src: Uint8Array, len = 64, fill = 0) =>
   buildEthernet({ dst, src, etherType: 0x88b5, payload: new Uint8Array(len - 14).fill(fill) });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A WebSocket upgrade request, for clients written by hand (ones that never read, or never close). */
+const upgradeRequest = (path: string) =>
+  `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+  'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
 
 /** Sends a marker broadcast from `c` and waits until it is back at `probe`: everything before it was handled. */
 async function flush(c: Client, probe: Client, src: Uint8Array): Promise<void> {
@@ -200,9 +206,9 @@ describe('relay over WebSocket', () => {
 
   it('closes idle clients', async () => {
     const { base, relay } = await startRelay({ idleTimeoutMs: 150 });
+    const t0 = Date.now(); // before a's idle timer starts (b's connect may take a while)
     const a = await connect(`${base}/relay`);
     const b = await connect(`${base}/relay`);
-    const t0 = Date.now();
     const keep = setInterval(() => b.ws.send(frame(BROADCAST_MAC, mac(2))), 40);
     cleanups.push(() => clearInterval(keep));
     expect(await a.closed).toBe(4000);
@@ -211,14 +217,17 @@ describe('relay over WebSocket', () => {
     expect(relay.stats().closed.idle).toBe(1);
   });
 
-  it('rate-limits a client when configured', async () => {
-    const { base, relay } = await startRelay({ rateLimit: { framesPerSecond: 5, bytesPerSecond: 1e6 } });
+  it.each([
+    ['rate-limits a client when configured', 'rateLimit', 'rate-limited'],
+    ['limits what a client gets flooded (storm control)', 'floodRateLimit', 'flood-limited'],
+  ] as const)('%s', async (_name, option, reason) => {
+    const { base, relay } = await startRelay({ [option]: { framesPerSecond: 5, bytesPerSecond: 1e6 } });
     const a = await connect(`${base}/relay`);
     const b = await connect(`${base}/relay`);
     for (let i = 0; i < 20; i++) a.ws.send(frame(BROADCAST_MAC, mac(1)));
     await sleep(100);
     const p = relay.stats().rooms[0].ports.find((x) => x.mac === '52:54:00:00:00:01')!;
-    expect(p.drops['rate-limited']).toBeGreaterThanOrEqual(14);
+    expect(p.drops[reason]).toBeGreaterThanOrEqual(14);
     expect(b.frames.length).toBeLessThanOrEqual(6);
   });
 
@@ -244,5 +253,90 @@ describe('relay over WebSocket', () => {
     await relay.close();
     expect(await a.closed).toBe(1001);
     await expect(connect(`${base}/relay`)).rejects.toThrow();
+  });
+
+  it('closes the socket of a refused client that keeps its side open', async () => {
+    const { port, server } = await startRelay({ token: 't' });
+    const socks = Array.from({ length: 5 }, () => {
+      const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      cleanups.push(() => void s.destroy());
+      s.on('data', () => undefined);
+      s.write(upgradeRequest('/relay/x?token=no'));
+      return new Promise<void>((r) => s.once('end', () => r()));
+    });
+    await Promise.all(socks); // each got its 401 and the server's FIN; none of them closes
+    await sleep(50);
+    expect(await new Promise<number>((r) => server.getConnections((_e, n) => r(n)))).toBe(0);
+  });
+
+  it('copies each frame out of the socket read it arrived in', () => {
+    const read = new Uint8Array(65536);
+    read.set([1, 2, 3], 100);
+    const f = ownFrame(Buffer.from(read.buffer, 100, 60));
+    expect([f.byteLength, f.buffer.byteLength, f[0], f[2]]).toEqual([60, 60, 1, 3]);
+    const parts = ownFrame([Buffer.from(read.buffer, 100, 2), Buffer.from(read.buffer, 102, 40)]);
+    expect([parts.buffer.byteLength, parts[2]]).toEqual([42, 3]);
+    const ab = ownFrame(read.buffer.slice(100, 164));
+    expect([ab.buffer.byteLength, ab[1]]).toEqual([64, 2]);
+  });
+
+  it('caps what waits toward a client that does not read, in bytes and in frames', () => {
+    const pending: Array<() => void> = [];
+    const sock = { readyState: 1, bufferedAmount: 0, send: (_d: Uint8Array, _o: unknown, cb: () => void) => void pending.push(cb) } satisfies FrameSocket;
+    const sink = clientSink(sock, 1000, 3);
+    const f = new Uint8Array(60);
+    expect([sink.deliver(f), sink.deliver(f), sink.deliver(f), sink.deliver(f)]).toEqual([true, true, true, false]);
+    pending.shift()!(); // one written to the kernel: room for one more
+    expect([sink.deliver(f), sink.deliver(f)]).toEqual([true, false]);
+    expect(sink.queued()).toBe(3);
+    pending.splice(0).forEach((cb) => cb());
+    sock.bufferedAmount = 1001;
+    expect(sink.deliver(f)).toBe(false);
+    sock.bufferedAmount = 0;
+    sock.readyState = 2; // closing
+    expect(sink.deliver(f)).toBe(false);
+  });
+
+  it('drops frames toward a slow reader over the wire, counted, and stays within its caps', async () => {
+    const maxBufferedBytes = 256 * 1024;
+    const { port, base, relay } = await startRelay({ maxBufferedBytes, maxBufferedFrames: 512 });
+    // A client that never reads: a handshake by hand, one frame to be learned, then paused.
+    const slow = net.connect(port, '127.0.0.1');
+    cleanups.push(() => void slow.destroy());
+    slow.write(upgradeRequest('/relay/s'));
+    await new Promise((r) => slow.once('data', r));
+    const hello = frame(BROADCAST_MAC, mac(5), 60);
+    slow.write(Buffer.concat([Buffer.from([0x82, 0x80 | hello.length, 0, 0, 0, 0]), hello]));
+    slow.pause();
+    const a = await connect(`${base}/relay/s`);
+    const big = frame(mac(5), mac(1), 1514);
+    // Far beyond what the kernel's socket buffers hold (a few MiB on loopback).
+    for (let i = 0; i < 12_000; i++) {
+      a.ws.send(big);
+      if (i % 500 === 0) while (a.ws.bufferedAmount > 1 << 20) await sleep(2);
+    }
+    for (let i = 0; i < 200 && relay.stats().rooms[0].ports.find((p) => p.mac === '52:54:00:00:00:05')?.drops.congested === undefined; i++) await sleep(10);
+    const room = relay.stats().rooms[0];
+    const slowPort = room.ports.find((p) => p.mac === '52:54:00:00:00:05')!;
+    expect(slowPort.drops.congested).toBeGreaterThan(0);
+    const c = room.clients.find((x) => x.portId === slowPort.id)!;
+    expect(c.bufferedBytes).toBeLessThanOrEqual(maxBufferedBytes + 1600);
+    expect(c.bufferedFrames).toBeLessThanOrEqual(512);
+  }, 20_000);
+
+  it("closes a departed client's NAT state (here a UDP flow) after the gateway's grace period", async () => {
+    const { base, relay } = await startRelay({ gateway: { leftGraceMs: 30 } });
+    const a = await connect(`${base}/relay/n`);
+    const me = mac(0x21);
+    const udp = buildUdp({ src: parseIp('10.0.2.15'), dst: parseIp('10.0.2.2'), srcPort: 5000, dstPort: 9, payload: new Uint8Array(4) });
+    a.ws.send(buildEthernet({ dst: parseMac('52:55:0a:00:02:02'), src: me, etherType: ETHERTYPE_IPV4, payload: buildIpv4({ src: parseIp('10.0.2.15'), dst: parseIp('10.0.2.2'), protocol: IPPROTO_UDP, payload: udp }) }));
+    const flows = () => relay.stats().rooms.find((r) => r.name === 'n')!.gateway!.udpFlows;
+    for (let i = 0; i < 100 && flows() === 0; i++) await sleep(5);
+    expect(flows()).toBe(1);
+    a.ws.close();
+    await a.closed;
+    for (let i = 0; i < 100 && flows() === 1; i++) await sleep(5);
+    expect(flows()).toBe(0);
+    expect(relay.stats().rooms.find((r) => r.name === 'n')!.gateway!.counts['udp-closed-guest-gone']).toBe(1);
   });
 });

@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { type GatewayOptions, type GatewayStats, Gateway } from './gateway.ts';
-import { type RateLimit, type RoomStats, SwitchRoom, type SwitchPort, countDrop } from './switch.ts';
+import { type PortSink, type RateLimit, type RoomStats, SwitchRoom, type SwitchPort, countDrop } from './switch.ts';
 
 export interface RelayOptions {
   /** URL path prefix. Default '/relay'. */
@@ -45,6 +45,13 @@ export interface RelayOptions {
   rateLimit: RateLimit | null;
   /** Frames toward a client whose WebSocket has more than this buffered are dropped. Default 4 MiB. */
   maxBufferedBytes: number;
+  /** …or more than this many frames waiting for its socket. Default 4096. */
+  maxBufferedFrames: number;
+  /**
+   * Storm control per client: frames it sends that get flooded (broadcast, multicast,
+   * unknown unicast). Default 1000/s and 2 MiB/s; null = off.
+   */
+  floodRateLimit: RateLimit | null;
   gateway: Partial<GatewayOptions> | false;
   /** Called for each admitted or refused client (logging). */
   log?: (msg: string) => void;
@@ -64,6 +71,8 @@ export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
   token: null,
   rateLimit: null,
   maxBufferedBytes: 4 << 20,
+  maxBufferedFrames: 4096,
+  floodRateLimit: { framesPerSecond: 1000, bytesPerSecond: 2 << 20 },
   gateway: {},
 };
 
@@ -75,7 +84,12 @@ export interface ClientInfo {
 }
 
 export interface RelayStats {
-  rooms: Array<RoomStats & { gateway: GatewayStats | null; clients: Array<ClientInfo & { portId: number }> }>;
+  /** bufferedBytes: what the client's WebSocket holds unsent (capped near maxBufferedBytes). */
+  rooms: Array<
+    RoomStats & { gateway: GatewayStats | null; clients: Array<ClientInfo & { portId: number; bufferedBytes: number; bufferedFrames: number }> }
+  >;
+  /** WebSocket clients admitted since start. */
+  accepted: number;
   /** Upgrade requests refused, by reason; client closes by reason. */
   refused: Record<string, number>;
   closed: Record<string, number>;
@@ -96,7 +110,7 @@ interface Room {
   name: string;
   sw: SwitchRoom;
   gateway: Gateway | null;
-  clients: Map<WebSocket, { port: SwitchPort; info: ClientInfo }>;
+  clients: Map<WebSocket, { port: SwitchPort; info: ClientInfo; sink: ClientSink }>;
   lastUsed: number;
 }
 
@@ -136,9 +150,66 @@ function tokenOk(url: string, token: string | null): boolean {
 
 function refuse(socket: Duplex, status: number, text: string): void {
   const body = `${text}\n`;
+  // The HTTP server's sockets allow half-open: without this, a refused client that keeps
+  // its side open held its socket for good (50 refused → 50 sockets still open).
+  socket.once('finish', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+}
+
+/**
+ * The frame in an ArrayBuffer of its own. ws hands out views into the whole socket read (up
+ * to 64 KiB, or a shared 8 KiB pool slab): a 60-byte frame queued toward a client that does
+ * not read would pin all of it while bufferedAmount counts 60 bytes — measured 1.1 GiB held
+ * for 1.2 MB counted.
+ */
+export function ownFrame(data: RawData): Uint8Array {
+  const parts = Array.isArray(data) ? data : [data instanceof ArrayBuffer ? new Uint8Array(data) : data];
+  let n = 0;
+  for (const p of parts) n += p.byteLength;
+  const out = new Uint8Array(n); // never pooled, unlike Buffer.allocUnsafe
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+const WS_OPEN = 1; // WebSocket.OPEN
+
+/** What a client's sink needs of a ws WebSocket (tests pass a fake). */
+export interface FrameSocket {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: Uint8Array, options: { binary: boolean }, cb: (err?: Error) => void): void;
+}
+
+export interface ClientSink extends PortSink {
+  /** Frames handed to the socket and not yet written to the kernel. */
+  queued(): number;
+}
+
+/**
+ * The switch port's sink for one client: frames beyond `maxBytes` or `maxFrames` waiting for
+ * its socket are refused (the switch counts them 'congested'), so a client that never reads
+ * costs at most that. Frames are capped apart from bytes because each queued frame costs
+ * ~0.4 KB of bookkeeping: 9.2 MiB of 60-byte frames queued toward three slow readers held
+ * 65 MiB (after GC) before this cap, 14 MiB with it (`npm run abuse:relay`, slow-small).
+ */
+export function clientSink(ws: FrameSocket, maxBytes: number, maxFrames: number): ClientSink {
+  let queued = 0;
+  const written = () => void queued--; // ws calls back once per frame, also on error
+  return {
+    deliver(frame) {
+      if (ws.readyState !== WS_OPEN || ws.bufferedAmount > maxBytes || queued >= maxFrames) return false;
+      queued++;
+      ws.send(frame, { binary: true }, written);
+      return true;
+    },
+    queued: () => queued,
+  };
 }
 
 export function attachRelay(server: Server, options: Partial<RelayOptions> = {}): Relay {
@@ -149,6 +220,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
   const closed: Record<string, number> = {};
   const ignored: Record<string, number> = {};
   let shuttingDown = false;
+  let accepted = 0;
 
   const getRoom = (name: string): Room | null => {
     let r = rooms.get(name);
@@ -205,17 +277,10 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       origin: req.headers.origin ?? null,
       connectedAt: Date.now(),
     };
-    const port = room.sw.attach(
-      {
-        deliver(frame) {
-          if (ws.readyState !== ws.OPEN || ws.bufferedAmount > o.maxBufferedBytes) return false;
-          ws.send(frame, { binary: true });
-          return true;
-        },
-      },
-      { label: info.remote, lockMac: true, rateLimit: o.rateLimit },
-    );
-    room.clients.set(ws, { port, info });
+    const sink = clientSink(ws, o.maxBufferedBytes, o.maxBufferedFrames);
+    const port = room.sw.attach(sink, { label: info.remote, lockMac: true, rateLimit: o.rateLimit, floodLimit: o.floodRateLimit });
+    room.clients.set(ws, { port, info, sink });
+    accepted++;
     room.lastUsed = Date.now();
     o.log?.(`relay: ${info.remote} joined room ${room.name}`);
 
@@ -257,8 +322,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       }
       resetIdle();
       room.lastUsed = Date.now();
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-      port.input(new Uint8Array(buf.buffer, buf.byteOffset, buf.length));
+      port.input(ownFrame(data));
     });
     ws.on('error', (e) => {
       // e.g. a message over maxMessageBytes (ws closes with 1009)
@@ -270,6 +334,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       if (idle) clearTimeout(idle);
       if (ping) clearInterval(ping);
       port.detach();
+      if (port.mac) room.gateway?.clientLeft(port.mac);
       room.clients.delete(ws);
       room.lastUsed = Date.now();
       o.log?.(`relay: ${info.remote} left room ${room.name}`);
@@ -285,8 +350,14 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
         rooms: [...rooms.values()].map((r) => ({
           ...r.sw.stats(),
           gateway: r.gateway ? r.gateway.stats() : null,
-          clients: [...r.clients.values()].map((c) => ({ ...c.info, portId: c.port.id })),
+          clients: [...r.clients.entries()].map(([ws, c]) => ({
+            ...c.info,
+            portId: c.port.id,
+            bufferedBytes: ws.bufferedAmount,
+            bufferedFrames: c.sink.queued(),
+          })),
         })),
+        accepted,
         refused: { ...refused },
         closed: { ...closed },
         ignored: { ...ignored },

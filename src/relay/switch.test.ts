@@ -127,4 +127,44 @@ describe('switch', () => {
     expect(counts()).toEqual([0]);
     expect(room.stats().ports[1].drops).toEqual({ spoofed: 1 });
   });
+
+  it('storm control: limits what a port gets flooded, not its known unicast', () => {
+    let now = 0;
+    const room = new SwitchRoom('r', { maxFrameBytes: 1514, now: () => now });
+    const got: Uint8Array[][] = [[], []];
+    const limit = { framesPerSecond: 5, bytesPerSecond: 1e6 };
+    const a = room.attach({ deliver: () => true }, { label: 'a', lockMac: true, floodLimit: limit });
+    const b = room.attach({ deliver: (f) => (got[0].push(f), true) }, { label: 'b', lockMac: true });
+    room.attach({ deliver: (f) => (got[1].push(f), true) }, { label: 'c', lockMac: true });
+    b.input(frame(BROADCAST_MAC, mac(2))); // b's MAC is known from here on
+    got[1].length = 0;
+    for (let i = 0; i < 10; i++) a.input(frame(BROADCAST_MAC, mac(1)));
+    for (let i = 0; i < 3; i++) a.input(frame(mac(9), mac(1))); // unknown unicast floods too
+    expect(got.map((g) => g.length)).toEqual([5, 5]);
+    for (let i = 0; i < 20; i++) a.input(frame(mac(2), mac(1))); // known unicast: not limited
+    expect(got.map((g) => g.length)).toEqual([25, 5]);
+    expect(room.stats().ports[0].drops).toEqual({ 'flood-limited': 8 });
+    now += 1000;
+    a.input(frame(BROADCAST_MAC, mac(1)));
+    expect(got[1].length).toBe(6);
+  });
+
+  it('runs the source guard on client ports only, after their MAC checks', () => {
+    const { room, ports, counts } = setup(2);
+    const seen: number[] = [];
+    room.guard = (f, src) => (seen.push(src), f[14] === 0xee ? 'ip-spoof' : null);
+    const bad = frame(BROADCAST_MAC, mac(1));
+    bad[14] = 0xee;
+    ports[0].input(bad);
+    ports[0].input(frame(BROADCAST_MAC, mac(1)));
+    ports[0].input(frame(BROADCAST_MAC, mac(7))); // spoofed: dropped before the guard
+    expect(counts()).toEqual([0, 1]);
+    expect(seen).toEqual([macKey(mac(1)), macKey(mac(1))]);
+    expect(room.stats().ports[0].drops).toEqual({ 'ip-spoof': 1, spoofed: 1 });
+    const gw = room.attach({ deliver: () => true }, { label: 'gw', mac: mac(0xfe) });
+    const fromGw = frame(BROADCAST_MAC, mac(0xfe));
+    fromGw[14] = 0xee;
+    gw.input(fromGw);
+    expect(counts()).toEqual([1, 2]);
+  });
 });

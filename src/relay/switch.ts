@@ -3,8 +3,9 @@
  * gateway. The switch learns source MAC → port, floods broadcast/multicast and unknown
  * unicast to every other port, forwards known unicast to its port. A client port is locked
  * to the first source MAC it uses (anything else is spoofing: dropped and counted), frames
- * are size-checked, and a port may be rate-limited (token buckets). Nothing a guest sends
- * can throw out of here: bad frames are counted per reason.
+ * are size-checked, a port may be rate-limited and its floods limited (token buckets), and a
+ * guard (the gateway's) may refuse frames that claim others' IP addresses. Nothing a guest
+ * sends can throw out of here: bad frames are counted per reason.
  */
 import { ETH_HEADER_LEN, isMulticastMac, macKey, macToString } from '../net/packets.ts';
 
@@ -15,6 +16,9 @@ export type DropReason =
   | 'bad-source' // multicast/broadcast or all-zero source MAC
   | 'mac-in-use' // source MAC already owned by another port
   | 'rate-limited'
+  | 'flood-limited' // broadcast/multicast/unknown unicast over the port's flood limit (storm control)
+  | 'arp-spoof' // ARP claiming an address that is the gateway's or another MAC's (see SourceGuard)
+  | 'ip-spoof' // IPv4 source address that is the gateway's or another MAC's
   | 'congested'; // the destination could not take it (e.g. WebSocket send buffer full)
 
 export interface PortCounters {
@@ -50,7 +54,20 @@ export interface AttachOptions {
   /** Pre-set the port's MAC (the gateway): learned at once, and the port is locked to it. */
   mac?: Uint8Array;
   rateLimit?: RateLimit | null;
+  /**
+   * Storm control: what this port may send that gets flooded (broadcast, multicast, unknown
+   * unicast). Every flooded frame costs every port, and guests most: a 20,000 frames/s
+   * broadcast flood cost a real guest 33 % of its pings to the gateway.
+   */
+  floodLimit?: RateLimit | null;
 }
+
+/**
+ * Checks a client's frame after its source MAC passed (`srcKey` is that MAC, locked to the
+ * port). Layer 2 locks alone let a client say "10.0.2.2 is at me" and take every guest's
+ * traffic to the gateway; whoever knows the addresses (the gateway) says who may claim them.
+ */
+export type SourceGuard = (frame: Uint8Array, srcKey: number) => DropReason | null;
 
 export interface SwitchOptions {
   /** Largest frame accepted, header included, no FCS. Default 1514 (MTU 1500 + 14). */
@@ -100,6 +117,7 @@ export class SwitchPort {
   mac: Uint8Array | null = null;
   attached = true;
   readonly bucket: TokenBucket | null;
+  readonly floodBucket: TokenBucket | null;
   constructor(
     readonly room: SwitchRoom,
     readonly id: number,
@@ -108,6 +126,7 @@ export class SwitchPort {
     now: number,
   ) {
     this.bucket = options.rateLimit ? new TokenBucket(options.rateLimit, now) : null;
+    this.floodBucket = options.floodLimit ? new TokenBucket(options.floodLimit, now) : null;
   }
 
   /** A frame from this port into the switch. */
@@ -149,6 +168,8 @@ export class SwitchRoom {
   private readonly table = new Map<number, SwitchPort>();
   private nextId = 1;
   private readonly now: () => number;
+  /** Applied to frames from client (lockMac) ports; set by the room's gateway. */
+  guard: SourceGuard | null = null;
   private readonly totals = { framesIn: 0, bytesIn: 0, flooded: 0, forwarded: 0, hairpin: 0, drops: {} as Partial<Record<DropReason, number>> };
 
   constructor(
@@ -167,6 +188,11 @@ export class SwitchRoom {
     let n = 0;
     for (const p of this.ports) if (p.options.lockMac) n++;
     return n;
+  }
+
+  /** Whether a port currently owns this MAC (key form). */
+  hasMac(key: number): boolean {
+    return this.table.has(key);
   }
 
   attach(sink: PortSink, options: AttachOptions): SwitchPort {
@@ -222,6 +248,10 @@ export class SwitchRoom {
       if (owner && owner !== port) return this.drop(port, 'mac-in-use');
       this.table.set(src, port);
     }
+    if (this.guard && port.options.lockMac) {
+      const bad = this.guard(frame, src);
+      if (bad) return this.drop(port, bad);
+    }
 
     if (!isMulticastMac(frame, 0)) {
       const dst = this.table.get(macKey(frame, 0));
@@ -235,6 +265,7 @@ export class SwitchRoom {
         return;
       }
     }
+    if (port.floodBucket && !port.floodBucket.take(frame.length, this.now())) return this.drop(port, 'flood-limited');
     this.totals.flooded++;
     for (const p of [...this.ports]) if (p !== port && p.attached) this.send(p, frame);
   }

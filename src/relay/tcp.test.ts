@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, parseIp } from '../net/packets.ts';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, parseIp, parseMac } from '../net/packets.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { SwitchRoom } from './switch.ts';
 import { FakeGuest, GW_IP } from './testing.ts';
@@ -310,5 +310,46 @@ describe('TCP NAT', () => {
     await until(() => Buffer.from(c.data).toString() === 'abc', 3000, 'data after the window opens');
     hostSock!.resetAndDestroy();
     await until(() => c.gotRst, 3000, 'RST');
+  });
+
+  it("resets a departed guest's connections after the grace period, and floods none of its traffic meanwhile", async () => {
+    let host: net.Socket | null = null;
+    let hostClosed = false;
+    const port = await listen((s) => {
+      host = s;
+      s.on('error', () => undefined);
+      s.on('close', () => (hostClosed = true));
+    });
+    const { room, gw, guest } = setup({ leftGraceMs: 100 });
+    const other = new FakeGuest(room, '52:54:00:00:00:99', '10.0.2.16');
+    other.send(other.ipFrame(parseIp('10.0.2.255'), 17, new Uint8Array(8), parseMac('ff:ff:ff:ff:ff:ff'))); // learned
+    const c = new GuestTcp(guest, 40100, port);
+    await c.connect();
+    guest.udp(GW_IP, 40100, port, new Uint8Array(4));
+    await until(() => host !== null && gw.stats().udpFlows === 1, 3000, 'host connection and UDP flow');
+    guest.port.detach();
+    gw.clientLeft(guest.mac);
+    host!.write('for the departed guest\n');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(other.take().filter((d) => d.tcp)).toEqual([]); // not flooded to the room
+    expect(gw.stats().counts['drop-guest-gone']).toBeGreaterThan(0);
+    expect(gw.stats().tcp.length).toBe(1); // still within the grace period
+    await until(() => hostClosed, 3000, 'host socket closed');
+    expect(gw.stats().tcp).toEqual([]);
+    expect(gw.stats().udpFlows).toBe(0);
+    expect(gw.stats().counts).toMatchObject({ 'tcp-reset-guest-gone': 1, 'udp-closed-guest-gone': 1 });
+  });
+
+  it('keeps the connections of a guest whose MAC is back within the grace period', async () => {
+    const port = await listen((s) => s.on('error', () => undefined));
+    const { room, gw, guest } = setup({ leftGraceMs: 50 });
+    const c = new GuestTcp(guest, 40200, port);
+    await c.connect();
+    guest.port.detach();
+    gw.clientLeft(guest.mac);
+    const back = new FakeGuest(room, '52:54:00:12:34:56', '10.0.2.15'); // the link reconnected
+    back.send(back.ipFrame(parseIp('10.0.2.255'), 17, new Uint8Array(8), parseMac('ff:ff:ff:ff:ff:ff')));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(gw.stats().tcp.length).toBe(1);
   });
 });

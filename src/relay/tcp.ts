@@ -11,7 +11,7 @@
  * answered with a duplicate ACK (the guest's link to us is ordered, so this is rare).
  */
 import net from 'node:net';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, buildTcp, ipToString } from '../net/packets.ts';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, buildTcp, ipToString, macEquals } from '../net/packets.ts';
 
 export interface TcpOptions {
   /** Our MSS toward the guest (capped by the guest's). Default 1460. */
@@ -371,17 +371,26 @@ export class TcpNat {
           }
         }
         if (seq === c.rcvNxt) {
+          // Only what fits the window we advertise is acceptable (RFC 793 3.3); a guest
+          // ignoring it must not make the host socket buffer without bound. The rest, and a
+          // FIN behind it, waits for the guest's retransmission; the ACK says where we are.
+          const room = this.window(c);
+          const beyond = data.length > room;
+          if (beyond) {
+            this.hooks.count('tcp-beyond-window');
+            data = data.subarray(0, room);
+          }
           if (data.length > 0) {
             c.rcvNxt = (c.rcvNxt + data.length) >>> 0;
             c.stats.bytesFromGuest += data.length;
             c.socket?.write(data.slice());
           }
-          if (fin) {
+          if (fin && !beyond) {
             c.rcvNxt = (c.rcvNxt + 1) >>> 0;
             c.finReceived = true;
             c.socket?.end();
           }
-          this.scheduleAck(c, fin);
+          this.scheduleAck(c, fin || beyond);
         }
       }
     }
@@ -644,6 +653,18 @@ export class TcpNat {
       state: c.state,
       ...c.stats,
     }));
+  }
+
+  /** Ends a departed guest's connections, and their host sockets with an RST; returns how many. */
+  dropGuest(guestMac: Uint8Array): number {
+    let n = 0;
+    for (const c of [...this.conns.values()]) {
+      if (!macEquals(c.guestMac, guestMac)) continue;
+      abort(c.socket);
+      this.destroy(c);
+      n++;
+    }
+    return n;
   }
 
   close(): void {

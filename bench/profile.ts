@@ -1,0 +1,104 @@
+/**
+ * `npm run bench:profile`: where the host CPU goes while the guest runs one of `npm run
+ * bench`'s disk jobs — in v86 (the emulated guest CPU, its JIT and its own devices) or in
+ * our device code — for v86's IDE disk and our virtio-blk on the same bytes in memory, in
+ * one Node process with V8's sampling profiler. Answers "our code or the guest's CPU?".
+ *
+ *   npm run bench:profile -- [--job rnd-read-1] [--seconds 5]
+ */
+import { Session } from 'node:inspector/promises';
+import { createRequire } from 'node:module';
+import { V86 } from 'v86';
+import { ConsoleSession } from '../src/vm/console-session.ts';
+import { loadGuestImageFromDir, startNodeVm } from '../src/vm/node/node-machine.ts';
+import { MemoryBlockBackend } from '../src/backends/memory-block-backend.ts';
+import { DISK_JOBS, fioCommand, parseFioTerse } from './suite/fio.ts';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const job = DISK_JOBS.find((j) => j.id === (arg('job') ?? 'rnd-read-1'));
+if (!job) {
+  console.error(`--job: one of ${DISK_JOBS.map((j) => j.id).join(', ')}`);
+  process.exit(2);
+}
+const seconds = Number(arg('seconds') ?? 5);
+const DISK_MIB = 64;
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string };
+  hitCount?: number;
+  children?: number[];
+}
+
+/** Which part of the process a sampled function belongs to. */
+function category(url: string, fn: string): string {
+  if (url.startsWith('wasm://')) return 'v86 wasm (guest CPU, JIT, memory)';
+  if (/libv86/.test(url)) return 'v86 JavaScript (its devices, port I/O dispatch)';
+  if (/\/src\/(devices|virtio|backends)\//.test(url)) return 'virtio-lab device code';
+  if (/\/src\/vm\//.test(url)) return 'virtio-lab machine and v86 adapter';
+  if (fn === '(idle)') return 'idle';
+  if (fn === '(garbage collector)') return 'garbage collector';
+  return 'other (Node, console, profiler)';
+}
+
+async function profiled<T>(work: () => Promise<T>): Promise<{ result: T; shares: Map<string, number> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  const result = await work();
+  const { profile } = (await session.post('Profiler.stop')) as { profile: { nodes: ProfileNode[] } };
+  session.disconnect();
+  const hits = new Map<string, number>();
+  let total = 0;
+  for (const n of profile.nodes) {
+    const h = n.hitCount ?? 0;
+    total += h;
+    const c = category(n.callFrame.url, n.callFrame.functionName);
+    hits.set(c, (hits.get(c) ?? 0) + h);
+  }
+  return { result, shares: new Map([...hits].map(([k, v]) => [k, v / total])) };
+}
+
+async function run(label: string, session: ConsoleSession, device: string): Promise<void> {
+  await session.ready;
+  await session.run('umount /mnt/disk 2>/dev/null; true');
+  await session.run(fioCommand(job!, device, 1, DISK_MIB), { timeoutMs: 120_000 }); // warm-up
+  const { result, shares } = await profiled(() => session.run(fioCommand(job!, device, seconds, DISK_MIB), { timeoutMs: 120_000 }));
+  const fio = parseFioTerse(result.output, job!);
+  console.log(`\n${label}: ${job!.label}: ${fio.iops.toFixed(0)} IOPS, ${fio.MBps.toFixed(1)} MB/s`);
+  for (const [k, v] of [...shares].sort((a, b) => b[1] - a[1])) console.log(`  ${(v * 100).toFixed(1).padStart(5)} %  ${k}`);
+}
+
+// Our virtio-blk on a memory disk.
+const vm = await startNodeVm({ disk: { backend: new MemoryBlockBackend(DISK_MIB << 20), name: 'profile' } });
+await run('virtio-blk on memory', vm.session, '/dev/vda');
+await vm.stop();
+
+// Stock v86 with its IDE disk over the same zeroed bytes.
+const image = await loadGuestImageFromDir();
+const buf = (b: Uint8Array) => ({ buffer: b.slice().buffer });
+const emulator = new (V86 as unknown as new (o: object) => {
+  add_listener(e: string, f: (b: number) => void): void;
+  serial0_send(s: string): void;
+  destroy(): Promise<void>;
+})({
+  wasm_path: createRequire(import.meta.url).resolve('v86/build/v86.wasm'),
+  memory_size: image.manifest.memoryMiB << 20,
+  bios: buf(image.bios),
+  bzimage: buf(image.kernel),
+  initrd: buf(image.initrd),
+  cmdline: image.manifest.cmdline,
+  hda: { buffer: new ArrayBuffer(DISK_MIB << 20) },
+  net_device: { type: 'none' },
+  autostart: true,
+});
+const session = new ConsoleSession((t) => emulator.serial0_send(t));
+emulator.add_listener('serial0-output-byte', (b) => session.feed(Uint8Array.of(b)));
+await run("v86's IDE disk", session, '/dev/sda');
+await emulator.destroy();
+process.exit(0);
