@@ -162,6 +162,36 @@ describe('common configuration', () => {
     q.notify();
     expect(device.popped).toHaveLength(1);
   });
+
+  // Found through the real guest (bench/guest-abuse.ts): 0xff written to device_status under
+  // fio set DEVICE_NEEDS_RESET and a later 0x01 cleared DRIVER_OK; every kick after that was
+  // ignored, Linux's virtio_blk waited forever for its requests and unbinding hung.
+  it('device_status only accumulates: garbage cannot clear bits or set DEVICE_NEEDS_RESET', () => {
+    const { t, device } = mock();
+    const [q] = t.init({ size: 8 });
+    const running = S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK | S.DRIVER_OK;
+    t.status = 0xff;
+    expect(t.status).toBe(running | S.FAILED); // reserved bits and DEVICE_NEEDS_RESET dropped
+    for (const garbage of [S.ACKNOWLEDGE | S.DRIVER | S.DRIVER_OK, S.DEVICE_NEEDS_RESET, S.ACKNOWLEDGE]) {
+      t.status = garbage;
+      expect(t.status).toBe(running | S.FAILED);
+    }
+    // FEATURES_OK still holds, so the feature windows stay frozen.
+    const negotiated = t.fn.negotiatedFeatures;
+    t.writeDriverFeatures(0n);
+    t.status = running | S.FEATURES_OK;
+    expect(t.fn.negotiatedFeatures).toBe(negotiated);
+    q.add({ writable: [4] });
+    expect(q.kick()).toBe(true);
+    expect(q.used()).toHaveLength(1);
+    expect(device.activations).toBe(1);
+    expect(t.errors).toEqual([]);
+    // Only a reset clears it all.
+    t.status = 0;
+    expect(t.status).toBe(0);
+    t.status = S.ACKNOWLEDGE | S.DEVICE_NEEDS_RESET;
+    expect(t.status).toBe(S.ACKNOWLEDGE);
+  });
 });
 
 describe('ISR and interrupts', () => {

@@ -72,6 +72,9 @@ interface Register {
 }
 
 const DEFAULT_RING_FEATURES = features(Feature.VIRTIO_F_RING_INDIRECT_DESC, Feature.VIRTIO_F_RING_EVENT_IDX);
+/** device_status bits a driver sets (§2.1). */
+const DRIVER_STATUS_BITS =
+  DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK | DeviceStatus.DRIVER_OK | DeviceStatus.FAILED;
 const MASK = { 1: 0xff, 2: 0xffff, 4: 0xffffffff } as const;
 
 function describe(error: unknown): string {
@@ -436,8 +439,10 @@ export class VirtioPciFunction implements PciFunction {
       return;
     }
     const old = this.status;
-    // DEVICE_NEEDS_RESET is the device's to set; only a reset clears it.
-    let next = value | (old & DeviceStatus.DEVICE_NEEDS_RESET);
+    // Bits only accumulate until a reset. The driver MUST NOT clear one (§2.1.1); honouring a
+    // write that does (a stray or rogue one) would stop the device under requests Linux never
+    // times out. DEVICE_NEEDS_RESET is the device's to set, and reserved bits mean nothing.
+    let next = old | (value & DRIVER_STATUS_BITS);
     if (next & DeviceStatus.FEATURES_OK && !(old & DeviceStatus.FEATURES_OK)) {
       const driver = BigInt(this.driverFeatureWindows[0]) | (BigInt(this.driverFeatureWindows[1]) << 32n);
       if (this.featuresAcceptable(driver)) this.acceptedFeatures = driver;
