@@ -1,61 +1,135 @@
 /**
- * Long fuzz campaign over the virtio core's properties (src/virtio/testing/properties.ts),
- * the same ones the unit tests run briefly.
+ * Long fuzz campaign over every parser a guest or a network peer controls, with the same
+ * fast-check properties the unit tests run briefly:
  *
- *   npm run fuzz -- --seconds 60 [--chunk 200] [--seed 42] [--only garbage]
+ *   ring   split virtqueue (src/virtio/testing/properties.ts)
+ *   pci    virtio-pci register accesses (src/virtio/testing/transport-properties.ts,
+ *          src/devices/testing/transport-subjects.ts)
+ *   blk    virtio-blk requests (src/devices/testing/blk-properties.ts)
+ *   net    virtio-net headers, frames, offloads (src/devices/testing/net-properties.ts)
+ *   relay  packet parsers, switch + gateway, TCP NAT (src/net/testing/packet-properties.ts,
+ *          src/relay/fuzz/*-properties.ts)
  *
- * Runs chunks of `--chunk` cases per property round-robin until time is up, each chunk
- * with a fresh seed; prints cases, time, the error reasons provoked, and any failure with
- * its seed and shrunk counterexample. Exits 1 on failure.
+ *   npm run fuzz -- --seconds 600 [--only blk] [--slice 1000] [--seed 42] [--coverage]
+ *   npm run fuzz -- --only "blk: garbage" --replay SEED:PATH      (re-run one failure)
+ *
+ * Round-robin: each campaign in turn gets `--slice` ms of cases for its next property (chunks
+ * sized from the property's own rate, a fresh seed per chunk) until time is up. Prints cases and time per property and
+ * per campaign, and totals; `--coverage` adds what the cases reached (states, drop and
+ * error reasons). A failure prints the seed, the path and the shrunk counterexample, and
+ * exits 1.
  */
 import fc from 'fast-check';
-import { reasonHistogram, virtioProperties } from '../src/virtio/testing/properties.ts';
+import { blkProperties } from '../src/devices/testing/blk-properties.ts';
+import { netProperties } from '../src/devices/testing/net-properties.ts';
+import { deviceTransportProperties } from '../src/devices/testing/transport-subjects.ts';
+import { packetProperties } from '../src/net/testing/packet-properties.ts';
+import { gatewayProperties } from '../src/relay/fuzz/gateway-properties.ts';
+import { tcpNatProperties } from '../src/relay/fuzz/tcp-properties.ts';
+import type { NamedProperty } from '../src/virtio/testing/invariants.ts';
+import { virtioProperties } from '../src/virtio/testing/properties.ts';
+import { transportProperties } from '../src/virtio/testing/transport-properties.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+const campaigns: Array<{ campaign: string; properties: NamedProperty[] }> = [
+  { campaign: 'ring', properties: virtioProperties() },
+  { campaign: 'pci', properties: [...transportProperties(), ...deviceTransportProperties()] },
+  { campaign: 'blk', properties: blkProperties() },
+  { campaign: 'net', properties: netProperties() },
+  { campaign: 'relay', properties: [...packetProperties(), ...gatewayProperties(), ...tcpNatProperties()] },
+];
+
 const seconds = Number(arg('seconds') ?? 30);
-const chunk = Number(arg('chunk') ?? 200);
+const sliceMs = Number(arg('slice') ?? 1000);
 const only = arg('only');
+const replay = arg('replay');
+const showCoverage = process.argv.includes('--coverage');
 let seed = Number(arg('seed') ?? Date.now() % 2 ** 31);
 
-const properties = virtioProperties().filter((p) => !only || p.name.includes(only));
-if (properties.length === 0) {
-  console.error(`no property matches "${only}"`);
+interface Entry extends NamedProperty {
+  campaign: string;
+  cases: number;
+  ms: number;
+  /** Cases per ms, learned as it runs, to size chunks to the slice. */
+  rate: number;
+}
+
+const entries: Entry[] = campaigns.flatMap(({ campaign, properties }) =>
+  properties
+    .filter((p) => !only || campaign === only || p.name.includes(only))
+    .map((p) => ({ ...p, campaign, cases: 0, ms: 0, rate: 0.05 })),
+);
+if (entries.length === 0) {
+  console.error(`no campaign or property matches "${only}"`);
   process.exit(2);
+}
+
+function report(e: Entry, details: fc.RunDetails<unknown>, chunkSeed: number): void {
+  console.error(`\nFAIL [${e.campaign}] ${e.name}`);
+  console.error(`  seed ${chunkSeed}, path ${details.counterexamplePath}`);
+  console.error(`  replay: npm run fuzz -- --only "${e.name}" --replay ${chunkSeed}:${details.counterexamplePath}`);
+  console.error(`  error: ${details.errorInstance instanceof Error ? details.errorInstance.stack : String(details.errorInstance)}`);
+  console.error(`  counterexample: ${fc.stringify(details.counterexample)}`);
+}
+
+if (replay) {
+  const [s, path] = replay.split(':');
+  const e = entries[0];
+  const details = fc.check(e.property, { seed: Number(s), path, endOnFailure: true });
+  if (details.failed) report(e, details, Number(s));
+  else console.log(`[${e.campaign}] ${e.name}: passes at ${replay}`);
+  process.exit(details.failed ? 1 : 0);
 }
 
 const started = performance.now();
 const deadline = started + seconds * 1000;
-const cases = new Map<string, number>(properties.map((p) => [p.name, 0]));
-let failures = 0;
+let failed = false;
+console.log(`fuzzing ${entries.length} properties in ${new Set(entries.map((e) => e.campaign)).size} campaigns for ${seconds}s, ${sliceMs} ms slices, first seed ${seed}`);
 
-console.log(`fuzzing ${properties.length} properties for ${seconds}s, ${chunk} cases per chunk, first seed ${seed}`);
-outer: while (performance.now() < deadline) {
-  for (const { name, property } of properties) {
-    const details = fc.check(property, { numRuns: chunk, seed });
-    cases.set(name, (cases.get(name) ?? 0) + details.numRuns);
-    if (details.failed) {
-      failures++;
-      console.error(`\nFAIL: ${name} (seed ${seed})`);
-      console.error(fc.defaultReportMessage(details) ?? '');
-      break outer;
+const groups = [...new Set(entries.map((e) => e.campaign))].map((c) => entries.filter((e) => e.campaign === c));
+outer: for (let round = 0; performance.now() < deadline; round++) {
+  // Campaigns take turns (equal time each); within one, its properties take turns.
+  for (const group of groups) {
+    const e = group[round % group.length];
+    const sliceEnd = Math.min(deadline, performance.now() + sliceMs);
+    while (performance.now() < sliceEnd) {
+      const numRuns = Math.max(5, Math.min(5000, Math.round(e.rate * (sliceEnd - performance.now()))));
+      const t0 = performance.now();
+      const details = fc.check(e.property, { numRuns, seed });
+      const ms = performance.now() - t0;
+      e.cases += details.numRuns;
+      e.ms += ms;
+      e.rate = e.cases / Math.max(1, e.ms);
+      if (details.failed) {
+        report(e, details, seed);
+        failed = true;
+        break outer;
+      }
+      seed = (seed + 1) % 2 ** 31;
     }
-    seed = (seed + 1) % 2 ** 31;
     if (performance.now() >= deadline) break;
   }
 }
 
 const elapsed = (performance.now() - started) / 1000;
+const pad = (s: string | number, n: number) => String(s).padStart(n);
 let total = 0;
-for (const [name, n] of cases) {
-  total += n;
-  console.log(`  ${String(n).padStart(8)} cases  ${name}`);
+for (const { campaign } of campaigns) {
+  const mine = entries.filter((e) => e.campaign === campaign);
+  if (mine.length === 0) continue;
+  const cases = mine.reduce((n, e) => n + e.cases, 0);
+  const ms = mine.reduce((n, e) => n + e.ms, 0);
+  total += cases;
+  console.log(`\n${campaign}: ${cases} cases in ${(ms / 1000).toFixed(1)}s`);
+  for (const e of mine) {
+    console.log(`  ${pad(e.cases, 8)} cases ${pad((e.ms / 1000).toFixed(1), 6)}s ${pad(Math.round((e.cases * 1000) / Math.max(1, e.ms)), 6)}/s  ${e.name}`);
+    if (!showCoverage || !e.coverage) continue;
+    for (const [what, n] of [...e.coverage].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`        ${pad(n, 9)}  ${what}`);
+  }
 }
-console.log(`${total} cases in ${elapsed.toFixed(1)}s (${Math.round(total / elapsed)}/s), ${failures} failure(s)`);
-const reasons = [...reasonHistogram].sort((a, b) => b[1] - a[1]);
-console.log(`guest errors provoked (${reasons.length} distinct reasons, numbers masked):`);
-for (const [reason, n] of reasons.slice(0, 40)) console.log(`  ${String(n).padStart(7)}  ${reason}`);
-process.exit(failures > 0 ? 1 : 0);
+console.log(`\ntotal: ${total} cases in ${elapsed.toFixed(1)}s (${Math.round(total / elapsed)}/s), ${failed ? 1 : 0} failure(s)`);
+process.exit(failed ? 1 : 0);

@@ -54,6 +54,12 @@ export interface ChainSpec {
   writable?: number[];
   /** Put the chain in an indirect table (needs VIRTIO_F_RING_INDIRECT_DESC). */
   indirect?: boolean;
+  /**
+   * Descriptor order, true = the next writable buffer, false = the next readable one (the
+   * rest follow in the usual order). Lets a test build the layouts §2.7.4.2 forbids, a
+   * readable buffer after a writable one.
+   */
+  order?: readonly boolean[];
 }
 
 export interface Submitted {
@@ -344,19 +350,26 @@ export class DriverQueue {
 
   /** Put a chain in the avail ring (not kicked yet). */
   add(spec: ChainSpec): Submitted {
-    const parts: Array<{ addr: number; len: number; write: boolean }> = [];
+    const readableParts: Array<{ addr: number; len: number; write: boolean }> = [];
     for (const bytes of spec.readable ?? []) {
       const addr = this.driver.buffers.alloc(bytes.length, 8);
       this.memory.write(addr, bytes);
-      parts.push({ addr, len: bytes.length, write: false });
+      readableParts.push({ addr, len: bytes.length, write: false });
     }
     const writable: Region[] = [];
+    const writableParts: typeof readableParts = [];
     for (const len of spec.writable ?? []) {
       const addr = this.driver.buffers.alloc(len, 8);
       this.memory.bytes.fill(0xee, addr, addr + len); // poison: shows what the device did not write
-      parts.push({ addr, len, write: true });
+      writableParts.push({ addr, len, write: true });
       writable.push({ addr, len });
     }
+    const parts: typeof readableParts = [];
+    for (const write of spec.order ?? []) {
+      const next = (write ? writableParts : readableParts).shift();
+      if (next) parts.push(next);
+    }
+    parts.push(...readableParts, ...writableParts);
     if (parts.length === 0) throw new Error('empty chain');
 
     const flagsOf = (p: { write: boolean }, last: boolean) => (p.write ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT);

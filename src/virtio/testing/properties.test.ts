@@ -1,11 +1,4 @@
-import fc from 'fast-check';
-import { describe, it } from 'vitest';
+import { describeProperties } from './describe-properties.ts';
 import { virtioProperties } from './properties.ts';
 
-describe('virtio properties (bounded; `npm run fuzz` runs them longer)', () => {
-  for (const { name, property } of virtioProperties()) {
-    it(name, () => {
-      fc.assert(property, { numRuns: 300 });
-    });
-  }
-});
+describeProperties('virtio split-ring properties', virtioProperties(), 300);

@@ -1,36 +1,18 @@
 /**
- * Property definitions shared by the unit tests (bounded runs) and bench/fuzz.ts (long
- * campaigns). Each returns a fast-check property; callers choose numRuns and seed.
+ * Split-ring properties, shared by the unit tests (bounded runs) and bench/fuzz.ts (long
+ * campaigns). Each returns a fast-check property; callers choose numRuns and seed. The
+ * register-level fuzzing of the transport lives in transport-properties.ts.
  */
 import fc from 'fast-check';
-import { DeviceStatus, Feature, featureBit, hasFeature } from '../constants.ts';
+import { Feature, featureBit } from '../constants.ts';
 import { DriverMock } from './driver-mock.ts';
+import { Timeline } from '../inspect/timeline.ts';
+import { checkInspector, checkInvariants, errorsSinceReset, fail, recordReasons, type NamedProperty } from './invariants.ts';
 import { LoopbackDevice, loopbackOutput } from './loopback-device.ts';
-
-export interface NamedProperty {
-  readonly name: string;
-  readonly property: fc.IProperty<any>;
-}
 
 const VERSION_1 = featureBit(Feature.VIRTIO_F_VERSION_1);
 const INDIRECT = featureBit(Feature.VIRTIO_F_RING_INDIRECT_DESC);
 const EVENT_IDX = featureBit(Feature.VIRTIO_F_RING_EVENT_IDX);
-
-/**
- * Which error reasons the properties provoked (numbers masked), so a campaign can show it
- * reached the validation paths rather than bouncing off the first check.
- */
-export const reasonHistogram = new Map<string, number>();
-function recordReasons(t: DriverMock): void {
-  for (const reason of t.errors) {
-    const key = reason.replace(/0x[0-9a-f_]+|\d+/g, 'N');
-    reasonHistogram.set(key, (reasonHistogram.get(key) ?? 0) + 1);
-  }
-}
-
-function fail(message: string): never {
-  throw new Error(message);
-}
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
@@ -40,32 +22,6 @@ function concat(parts: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-/** Invariants that must hold after anything the guest does. */
-function checkInvariants(t: DriverMock): void {
-  if (t.memory.rejected.length > 0) {
-    const r = t.memory.rejected[0];
-    fail(`device touched memory outside RAM: ${r.op} [0x${r.addr.toString(16)}, +${r.len})`);
-  }
-  if (t.irq.level !== (t.fn.isrStatus !== 0)) {
-    fail(`irq level ${t.irq.level} but ISR 0x${t.fn.isrStatus.toString(16)}`);
-  }
-  const status = t.fn.deviceStatus;
-  if (status & DeviceStatus.FEATURES_OK) {
-    const f = t.fn.negotiatedFeatures;
-    if ((f & ~t.fn.offeredFeatures) !== 0n || !hasFeature(f, Feature.VIRTIO_F_VERSION_1)) {
-      fail(`FEATURES_OK with unacceptable features 0x${f.toString(16)}`);
-    }
-  }
-  if (errorsSinceReset(t) > 0 && !(status & DeviceStatus.DEVICE_NEEDS_RESET)) {
-    fail(`error "${t.errors.at(-1)}" but no DEVICE_NEEDS_RESET`);
-  }
-}
-
-/** Errors reported since the device was last reset (by any means). */
-function errorsSinceReset(t: DriverMock): number {
-  return t.errorResets.filter((r) => r === t.fn.stats.resets).length;
 }
 
 // ---- 1. valid traffic: every chain completes exactly once, with the right bytes ---------
@@ -204,6 +160,8 @@ const garbageArb = fc
     eventIdx: fc.boolean(),
     indirect: fc.boolean(),
     start: fc.oneof(fc.constant(0), fc.integer({ min: 65520, max: 65535 })),
+    /** With the inspector watching: its tracer on every pop, its snapshot after each round. */
+    inspect: fc.boolean(),
   })
   .chain((setup) => {
     const size = 1 << setup.sizeLog;
@@ -240,13 +198,15 @@ function checkRecovery(t: DriverMock, device: LoopbackDevice): void {
   if (errorsSinceReset(t) > 0) fail(`error after recovery: ${t.errors.at(-1)}`);
 }
 
-export function garbageRingProperty(): fc.IProperty<any> {
+export function garbageRingProperty(coverage = new Map<string, number>()): fc.IProperty<any> {
   return fc.property(garbageArb, ({ setup, garbageTable, rounds }) => {
     const device = new LoopbackDevice({ maxQueueSize: 1 << setup.sizeLog });
     const t = DriverMock.create(device, { memorySize: MEM });
     const wanted = VERSION_1 | (setup.indirect ? INDIRECT : 0n) | (setup.eventIdx ? EVENT_IDX : 0n);
     let [q] = t.init({ features: wanted, startIdx: setup.start });
     garbageTable.forEach((d, i) => writeRawDesc(t, GARBAGE_TABLE + 16 * i, d));
+    const timeline = setup.inspect ? new Timeline() : undefined;
+    t.fn.tracer = timeline;
 
     for (const round of rounds) {
       device.autoComplete = !round.held;
@@ -262,6 +222,7 @@ export function garbageRingProperty(): fc.IProperty<any> {
       q.notify();
       device.complete();
       checkInvariants(t);
+      if (timeline) checkInspector(t, {}, timeline);
       if (round.resetAfter) {
         checkRecovery(t, device);
         q = t.queues[0];
@@ -269,75 +230,15 @@ export function garbageRingProperty(): fc.IProperty<any> {
     }
     checkRecovery(t, device);
     checkInvariants(t);
-    recordReasons(t);
+    recordReasons(t, coverage);
   });
 }
 
-// ---- 3. random register traffic: nothing escapes a BAR handler -------------------------
-
-const STATUS_VALUES = [0, 1, 3, 0x0b, 0x0f, 0x07, 0x4f, 0x80, 0xff];
-
-const opArb = fc.oneof(
-  fc.record({
-    op: fc.constant<'read'>('read'),
-    offset: fc.oneof(fc.integer({ min: 0, max: 0x70 }), fc.integer({ min: -4, max: 0x1004 }), fc.constantFrom(0.5, NaN)),
-    width: fc.constantFrom(1, 2, 4, 3, 0, 8),
-  }),
-  fc.record({
-    op: fc.constant<'write'>('write'),
-    offset: fc.oneof(
-      { weight: 4, arbitrary: fc.integer({ min: 0, max: 0x70 }) },
-      { weight: 2, arbitrary: fc.constantFrom(0x08, 0x0c, 0x14, 0x16, 0x18, 0x1c, 0x20, 0x28, 0x30, 0x3c, 0x40) },
-      { weight: 1, arbitrary: fc.integer({ min: -4, max: 0x1004 }) },
-    ),
-    width: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(1, 2, 4) }, { weight: 1, arbitrary: fc.constantFrom(3, 0, 8) }),
-    value: fc.oneof(
-      fc.integer({ min: 0, max: 0xffffffff }),
-      fc.integer({ min: 0, max: 255 }),
-      fc.constantFrom(...STATUS_VALUES, 0x1000, 0x2000, 0x3000, -1, 1.5),
-    ),
-  }),
-  fc.record({
-    op: fc.constant<'poke'>('poke'),
-    addr: fc.integer({ min: 0, max: (MEM >>> 2) - 4 }),
-    value: fc.integer({ min: 0, max: 0xffffffff }),
-  }),
-);
-
-export function registerFuzzProperty(): fc.IProperty<any> {
-  return fc.property(
-    fc.record({
-      initialized: fc.boolean(),
-      queues: fc.integer({ min: 1, max: 3 }),
-      barKind: fc.constantFrom<'io' | 'mem'>('io', 'mem'),
-      ops: fc.array(opArb, { maxLength: 80 }),
-    }),
-    ({ initialized, queues, barKind, ops }) => {
-      const device = new LoopbackDevice({ queues, maxQueueSize: 16 });
-      const t = DriverMock.create(device, { memorySize: MEM, pci: { barKind } });
-      if (initialized) {
-        const qs = t.init();
-        qs.forEach((q, i) => q.add({ readable: [Uint8Array.of(i)], writable: [8] }));
-      }
-      const bar = t.fn.bars[0]!;
-      for (const op of ops) {
-        if (op.op === 'read') bar.read(op.offset, op.width as 1 | 2 | 4);
-        else if (op.op === 'write') bar.write(op.offset, op.width as 1 | 2 | 4, op.value);
-        else t.memory.writeU32(op.addr, op.value);
-        checkInvariants(t);
-      }
-      device.complete();
-      checkInvariants(t);
-      recordReasons(t);
-    },
-  );
-}
-
 export function virtioProperties(): NamedProperty[] {
+  const coverage = new Map<string, number>();
   return [
-    { name: 'valid traffic completes every chain exactly once', property: validTrafficProperty() },
-    { name: 'garbage rings never escape and always recover', property: garbageRingProperty() },
-    { name: 'random register accesses never throw', property: registerFuzzProperty() },
+    { name: 'ring: valid traffic completes every chain exactly once', property: validTrafficProperty() },
+    { name: 'ring: garbage rings never escape and always recover', property: garbageRingProperty(coverage), coverage },
   ];
 }
 

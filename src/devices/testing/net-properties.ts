@@ -1,0 +1,304 @@
+/**
+ * virtio-net under random traffic (fast-check), shared by the unit tests and the long
+ * campaign (bench/fuzz.ts):
+ *  - the device: any mix of tx chains (valid, mutated or garbage frames; plausible or fully
+ *    random virtio_net_hdr; any descriptor split), TSO super-frames (valid or mutated, any
+ *    gso_size), frames from the link, rx buffers of any size with or without MRG_RXBUF, link
+ *    flaps, any negotiated feature set. Nothing throws out of a BAR handler or the link's
+ *    event handler; the device never resets (nothing here breaks the ring); guest memory
+ *    changes only inside posted rx buffers; every frame on the wire fits the MTU; the guest
+ *    receives exactly the bytes of frames the peer sent, in order, and DATA_VALID only on
+ *    frames whose checksums verify; every frame is accounted for. Then a plain tx and rx
+ *    still work.
+ *  - the offload functions alone (net-tso.ts, net-checksum.ts) on random frames.
+ */
+import fc from 'fast-check';
+import type { Region } from '../../virtio/queue/descriptor-chain.ts';
+import { DeviceStatus, Feature, NetFeature, featureBit } from '../../virtio/constants.ts';
+import { Timeline } from '../../virtio/inspect/timeline.ts';
+import { bump, checkInspector, checkInvariants, fail, maskNumbers, type NamedProperty } from '../../virtio/testing/invariants.ts';
+import { anyFrameArb, mutatedFrameArb } from '../../net/testing/frame-arbitraries.ts';
+import { completePartialChecksum, foldSum, onesSum, rxChecksumValid } from '../net-checksum.ts';
+import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from '../net-spec.ts';
+import { segmentTcp4 } from '../net-tso.ts';
+import { inspectorView } from '../inspect.ts';
+import { manualDefer } from './transport-subjects.ts';
+import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, ipv4, partial, tcp } from '../net-testing.ts';
+
+const MAX_FRAME = 1514;
+const OUT = { srcMac: GUEST_MAC, dstMac: PEER_MAC, srcIp: 0x0a00020f, dstIp: 0x0a000202 };
+const IN = { srcMac: PEER_MAC, dstMac: GUEST_MAC, srcIp: 0x0a000202, dstIp: 0x0a00020f };
+
+/** A TCP/IPv4 super-frame as Linux hands it to a TSO device: CHECKSUM_PARTIAL, any size. */
+const superFrameArb = fc
+  .record({ payload: fc.integer({ min: 0, max: 9000 }), seq: fc.integer({ min: 0, max: 0xffffffff }), flags: fc.constantFrom(0x18, 0x19, 0x98, 0x10) })
+  .map((s) => partial(ethernet(ipv4({ protocol: 6, src: GUEST_IP, dst: PEER_IP, payload: tcp({ seq: s.seq, flags: s.flags, payload: Uint8Array.from({ length: s.payload }, (_, i) => i & 0xff) }) }))).frame);
+
+/** virtio_net_hdr: mostly what a driver would write, sometimes any 12 bytes. */
+const hdrArb = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      flags: fc.constantFrom(0, 1, 1, 2, 3),
+      gsoType: fc.constantFrom(0, 0, 1, 0x81, 3, 4, 5),
+      hdrLen: fc.integer({ min: 0, max: 100 }),
+      gsoSize: fc.oneof(fc.integer({ min: 0, max: 1600 }), fc.constantFrom(0, 1, 536, 1448, 1460, 65535)),
+      csumStart: fc.oneof(fc.constantFrom(34, 14, 0), fc.integer({ min: 0, max: 2000 })),
+      csumOffset: fc.oneof(fc.constantFrom(16, 6, 2), fc.integer({ min: 0, max: 40 })),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      flags: fc.integer({ min: 0, max: 0xff }),
+      gsoType: fc.integer({ min: 0, max: 0xff }),
+      hdrLen: fc.integer({ min: 0, max: 0xffff }),
+      gsoSize: fc.integer({ min: 0, max: 0xffff }),
+      csumStart: fc.integer({ min: 0, max: 0xffff }),
+      csumOffset: fc.integer({ min: 0, max: 0xffff }),
+    }),
+  },
+);
+
+const splitArb = fc.array(fc.oneof(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 3000 })), { maxLength: 5 });
+
+const opArb = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('tx' as const),
+      frame: anyFrameArb(OUT, 2000),
+      hdr: hdrArb,
+      /** Descriptor boundaries anywhere, the header's included (ANY_LAYOUT). */
+      split: fc.oneof(splitArb.map((s) => [12, ...s]), splitArb),
+      indirect: fc.boolean(),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('tso' as const),
+      /** Mutated super-frames owe us only bounded output; valid ones exact segments. */
+      valid: fc.boolean(),
+      frame: superFrameArb,
+      mutated: mutatedFrameArb(superFrameArb),
+      // Tiny MSS is legal but makes thousands of segments: rarely.
+      mss: fc.oneof(
+        { weight: 6, arbitrary: fc.integer({ min: 500, max: 1460 }) },
+        { weight: 2, arbitrary: fc.constantFrom(0, 1448, 1461, 1500, 65535) },
+        { weight: 1, arbitrary: fc.integer({ min: 1, max: 500 }) },
+      ),
+      ecn: fc.boolean(),
+      split: splitArb,
+    }),
+  },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('inject' as const), frame: fc.oneof(anyFrameArb(IN, 1600), fc.integer({ min: 0, max: 1600 }).map((n) => new Uint8Array(n).fill(0x5a))) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('post' as const),
+      // Per rx chain, its descriptors' sizes (Linux posts one; any layout is allowed).
+      sizes: fc.array(
+        fc.oneof(
+          { weight: 4, arbitrary: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 1, max: 2000 }), fc.constant(VIRTIO_NET_HDR_SIZE + 1514)).map((n) => [n]) },
+          { weight: 1, arbitrary: fc.array(fc.oneof(fc.integer({ min: 0, max: 16 }), fc.integer({ min: 1, max: 800 })), { minLength: 2, maxLength: 4 }) },
+        ),
+        { minLength: 1, maxLength: 4 },
+      ),
+      kick: fc.boolean(),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('link' as const), up: fc.constantFrom(false, true, true) }) },
+);
+
+const N = NetFeature;
+const OPTIONAL = [N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM, N.VIRTIO_NET_F_HOST_TSO4, N.VIRTIO_NET_F_MRG_RXBUF, N.VIRTIO_NET_F_STATUS];
+const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** What a guest's stack would verify itself (UDP without a checksum is taken as is). */
+function verifiable(frame: Uint8Array): boolean {
+  const ihl = (frame[14] & 15) * 4;
+  return !(frame[23] === 17 && frame[14 + ihl + 6] === 0 && frame[14 + ihl + 7] === 0);
+}
+
+export type NetFuzzOp = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
+
+/** One case (exported for regression tests). */
+export function netTrafficCase(
+  bits: readonly number[],
+  indirectRing: boolean,
+  ops: readonly NetFuzzOp[],
+  inspect = false,
+  deferred = false,
+  coverage = new Map<string, number>(),
+): void {
+  let features = featureBit(Feature.VIRTIO_F_VERSION_1) | featureBit(N.VIRTIO_NET_F_MAC) | featureBit(N.VIRTIO_NET_F_MTU);
+  if (indirectRing) features |= featureBit(Feature.VIRTIO_F_RING_INDIRECT_DESC);
+  for (const b of bits) features |= featureBit(b);
+  const later = deferred ? manualDefer() : undefined;
+  const t = NetHarness.create({ features, rxBacklogFrames: 8, rxBacklogBytes: 6000, memorySize: 1 << 20, defer: later?.defer });
+  const tso = bits.includes(N.VIRTIO_NET_F_HOST_TSO4);
+  const inspector = inspect ? inspectorView(t.device) : undefined;
+  const timeline = inspector && new Timeline(inspector.decoder);
+  t.driver.fn.tracer = timeline;
+  const rxRegions: Region[] = [];
+  /** Total size of each rx chain posted. */
+  const rxChains: number[] = [];
+  const injected: Uint8Array[] = [];
+  const received: Uint8Array[] = [];
+  let injectedCount = 0;
+  const collect = () => {
+    for (const r of t.received()) {
+      if (r.hdr.numBuffers < 1) fail('num_buffers 0');
+      if (r.hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID && verifiable(r.frame) && !checksumsOk(r.frame)) fail('DATA_VALID on a frame whose checksums do not verify');
+      received.push(r.frame);
+    }
+  };
+  for (const o of ops) {
+    const wireBefore = t.wire.length;
+    switch (o.kind) {
+      case 'tx':
+      case 'tso': {
+        if (t.txq.freeDescriptors < 8) t.txDone();
+        const hdr = o.kind === 'tx' ? o.hdr : { flags: 1, csumStart: 34, csumOffset: 16, gsoType: o.ecn ? 0x81 : 1, gsoSize: o.mss };
+        const frame = o.kind === 'tso' && !o.valid ? o.mutated : o.frame;
+        t.add(frame, hdr, o.kind === 'tx' ? o.split : [12, ...o.split], o.kind === 'tx' && o.indirect && indirectRing);
+        t.txq.kick();
+        later?.settle();
+        const out = t.wire.slice(wireBefore);
+        for (const f of out) if (f.length > MAX_FRAME || f.length < 14) fail(`a ${f.length}-byte frame went on the wire`);
+        if (out.length > 0 && hdr.gsoType === 0 && (out.length !== 1 || out[0].length !== frame.length)) fail('a non-GSO packet changed size on the way out');
+        if (o.kind === 'tso' && o.valid && tso && t.peer.up && o.mss >= 1 && o.mss <= 1460) checkSegments(frame, o.mss, out);
+        break;
+      }
+      case 'inject':
+        injectedCount++;
+        if (t.peer.up && o.frame.length >= 14 && o.frame.length <= MAX_FRAME) injected.push(o.frame);
+        t.inject(o.frame);
+        break;
+      case 'post':
+        if (t.rxq.freeDescriptors < o.sizes.flat().length) collect();
+        if (t.rxq.freeDescriptors < o.sizes.flat().length) break;
+        for (const sizes of o.sizes) {
+          rxRegions.push(...t.rxq.add({ writable: sizes }).writable);
+          rxChains.push(sizes.reduce((a, b) => a + b, 0));
+        }
+        if (o.kick) t.rxq.kick();
+        break;
+      case 'link':
+        t.peer.setUp(o.up);
+        break;
+    }
+    checkInvariants(t.driver);
+    const s = t.device.stats;
+    if (s.backlogFrames > 8 || s.backlogBytes > 6000) fail(`rx backlog of ${s.backlogFrames} frames, ${s.backlogBytes} bytes over its bounds`);
+  }
+  collect();
+  if (inspector) checkInspector(t.driver, inspector.view, timeline);
+  const mem = t.driver.memory;
+  for (const w of mem.writtenNotices) {
+    if (!rxRegions.some((r) => w.addr >= r.addr && w.addr + w.len <= r.addr + r.len)) fail(`device wrote [0x${w.addr.toString(16)}, +${w.len}) outside rx buffers`);
+  }
+  if (t.driver.status & DeviceStatus.DEVICE_NEEDS_RESET || t.driver.errors.length > 0) fail(`device reset: ${t.driver.errors[0]}`);
+  // The guest got the peer's frames, unchanged and in order (some dropped, some waiting).
+  let at = 0;
+  for (const r of received) {
+    while (at < injected.length && !equal(injected[at], r)) at++;
+    if (at === injected.length) fail(`the guest received a ${r.length}-byte frame the peer never sent (or out of order)`);
+    at++;
+  }
+  const s = t.device.stats;
+  if (s.rxFrames !== received.length) fail(`${s.rxFrames} frames counted, ${received.length} received`);
+  if (s.rxFrames + s.rxDrops + s.backlogFrames + t.peer.dropped !== injectedCount) fail('an injected frame is unaccounted for');
+  for (const [k, v] of Object.entries(s.toRecord())) if (v && /Drops|Csum|Gso|DataValid|Merged|BadBuffers/.test(k)) bump(coverage, k, v);
+  if (t.device.lastDropReason) bump(coverage, `last drop: ${maskNumbers(t.device.lastDropReason)}`);
+
+  // Plain traffic afterwards.
+  t.peer.setUp(true);
+  t.received();
+  t.txDone();
+  const hello = ethernet(Uint8Array.from({ length: 46 }, (_, i) => i), 0x88b5);
+  const before = t.wire.length;
+  t.send(hello);
+  later?.settle();
+  if (t.wire.length !== before + 1 || !equal(t.wire[before], hello)) fail('a plain frame did not go out after the garbage');
+  t.postRx(t.device.stats.backlogFrames + 1);
+  collect();
+  const back = ethernet(Uint8Array.from({ length: 50 }, (_, i) => 255 - i), 0x88b5, GUEST_MAC, PEER_MAC);
+  t.inject(back);
+  const got = t.received();
+  // Without MRG_RXBUF a buffer under 1526 bytes breaks a SHOULD (§5.1.6.3.1): the device may
+  // keep dropping frames that do not fit it, until the driver resets.
+  const undersized = !bits.includes(N.VIRTIO_NET_F_MRG_RXBUF) && rxChains.some((n) => n >= 26 && n < VIRTIO_NET_HDR_SIZE + MAX_FRAME);
+  if (!undersized && (got.length !== 1 || !equal(got[0].frame, back))) fail('a plain frame did not come in after the garbage');
+  checkInvariants(t.driver);
+}
+
+/** A valid super-frame cut at `mss`: every segment verifies and the payloads add up. */
+function checkSegments(frame: Uint8Array, mss: number, out: Uint8Array[]): void {
+  const ip = 14;
+  const total = (frame[ip + 2] << 8) | frame[ip + 3];
+  const l4 = ip + (frame[ip] & 15) * 4;
+  if (frame.length !== ip + total) fail('the super-frame builder is off');
+  const headers = l4 + (frame[l4 + 12] >> 4) * 4;
+  const payload = frame.subarray(headers);
+  if (headers + Math.min(mss, payload.length) > MAX_FRAME) return;
+  if (out.length !== Math.max(1, Math.ceil(payload.length / mss))) fail(`${out.length} segments for ${payload.length} bytes at MSS ${mss}`);
+  let done = 0;
+  for (const seg of out) {
+    if (!checksumsOk(seg)) fail('a TSO segment has a wrong checksum');
+    const body = seg.subarray(headers);
+    if (!equal(body, payload.subarray(done, done + body.length))) fail('TSO segments do not carry the payload in order');
+    done += body.length;
+  }
+  if (done !== payload.length) fail('TSO segments lost payload');
+}
+
+export function netTrafficProperty(coverage = new Map<string, number>()): fc.IProperty<any> {
+  return fc.property(
+    fc.subarray(OPTIONAL),
+    fc.boolean(),
+    fc.array(opArb, { maxLength: 50 }),
+    fc.boolean(),
+    fc.boolean(),
+    (bits, indirectRing, ops, inspect, deferred) => netTrafficCase(bits, indirectRing, ops, inspect, deferred, coverage),
+  );
+}
+
+/** The offload code alone, on anything. */
+export function netOffloadProperty(): fc.IProperty<any> {
+  const frameArb = fc.oneof(superFrameArb, mutatedFrameArb(superFrameArb), anyFrameArb(OUT, 3000));
+  return fc.property(
+    frameArb,
+    fc.oneof(fc.integer({ min: 0, max: 1600 }), fc.integer({ min: 0, max: 0xffff })),
+    fc.oneof(fc.constant(MAX_FRAME), fc.integer({ min: 0, max: 70000 })),
+    fc.integer({ min: 0, max: 0xffff }),
+    fc.integer({ min: 0, max: 0xffff }),
+    (frame, mss, maxFrame, csumStart, csumOffset) => {
+      const result = segmentTcp4(frame, mss, maxFrame);
+      if (result.ok) {
+        for (const f of result.frames) if (f.length > maxFrame) fail(`TSO made a ${f.length}-byte frame, max ${maxFrame}`);
+        if (result.frames.length > Math.max(1, Math.ceil(frame.length / Math.max(1, mss)))) fail('TSO made more segments than the payload allows');
+      }
+      const copy = frame.slice();
+      const at = csumStart + csumOffset;
+      const old = at + 2 <= frame.length ? (frame[at] << 8) | frame[at + 1] : 0;
+      if (completePartialChecksum(copy, csumStart, csumOffset)) {
+        if (csumStart >= frame.length || at + 2 > frame.length) fail('checksum completed at offsets outside the frame');
+        if (copy.some((b, i) => b !== frame[i] && i !== at && i !== at + 1)) fail('checksum completion changed other bytes');
+        // The stored value, added to the partial sum the field held, verifies (when the
+        // field is word-aligned to csum_start, as every real stack puts it).
+        if (csumOffset % 2 === 0 && foldSum(onesSum(copy, csumStart, copy.length, old)) !== 0xffff) fail('completed checksum does not verify');
+      } else if (!equal(copy, frame)) fail('a refused checksum completion changed the frame');
+      if (rxChecksumValid(frame) && verifiable(frame) && !checksumsOk(frame)) fail('rxChecksumValid on a frame whose checksums do not verify');
+    },
+  );
+}
+
+export function netProperties(): NamedProperty[] {
+  const coverage = new Map<string, number>();
+  return [
+    { name: 'net: random tx chains, headers, TSO, rx frames and buffers, then plain traffic', property: netTrafficProperty(coverage), coverage },
+    { name: 'net: TSO and checksum offloads on random frames', property: netOffloadProperty() },
+  ];
+}
