@@ -37,6 +37,8 @@ export interface LabDeviceOptions {
    * time slice (the default; see bench/blk.ts for what each costs).
    */
   serveKicksInline?: boolean;
+  /** Where deferred kicks are served (default: a microtask after the current slice). */
+  defer?: (job: () => void) => void;
   /** Where virtio-rng's bytes come from (default crypto.getRandomValues). */
   rngSource?: RandomSource;
   /** Attach this disk as a virtio-blk function, after the rng. */
@@ -93,7 +95,7 @@ export function plugLabDevices(bus: PciBus, opts: LabDeviceOptions): LabDevices 
   // The rng stays first: virtio indices follow slot order, and tooling finds it at virtio0.
   const rng = plug(new VirtioPciFunction(new VirtioRng(opts.rngSource), { barKind }));
   const devices: LabDevices = { rng, all: [rng] };
-  const defer = opts.serveKicksInline ? undefined : (drain: () => void) => queueMicrotask(drain);
+  const defer = opts.serveKicksInline ? undefined : (opts.defer ?? ((drain: () => void) => queueMicrotask(drain)));
   if (opts.disk) {
     const { backend, name, onBackendError } = opts.disk;
     devices.blk = plug(new VirtioPciFunction(new VirtioBlk({ backend, serial: name, onBackendError, defer }), { barKind }));

@@ -4,6 +4,7 @@
  */
 import type { PciBus } from '../virtio/bus.ts';
 import type { DeviceStats } from './protocol.ts';
+import { DrainPoint } from './drain-point.ts';
 import { deviceStats, plugLabDevices, type LabDeviceOptions, type LabDevices } from './lab-devices.ts';
 import type { GuestImage } from './guest-image.ts';
 import { SerialBatcher } from './serial-batcher.ts';
@@ -47,7 +48,10 @@ export class Machine {
       wasm: opts.wasm,
       onSerialByte: (b) => serial.push(b),
     });
-    const devices = plugLabDevices(host.pciBus, opts.devices);
+    // Deferred kicks are served at the guest's next HLT or timer check, else after the slice.
+    const drains = new DrainPoint();
+    host.onTimerCheck(drains.atTimerCheck);
+    const devices = plugLabDevices(host.pciBus, { ...opts.devices, defer: opts.devices.defer ?? drains.defer });
     return new Machine(host, serial, devices);
   }
 

@@ -100,6 +100,21 @@ export class V86Host {
     this.emulator.serial_send_bytes(0, bytes);
   }
 
+  /**
+   * Calls `hook` wherever v86 checks its timers: between slices of guest code and at every
+   * HLT (before it decides whether the guest sleeps). An interrupt raised in `hook` is
+   * delivered at once. The hook must not throw (it runs inside the emulator's loop).
+   */
+  onTimerCheck(hook: () => void): void {
+    const cpu = this.emulator.v86.cpu;
+    // v86's wasm imports call cpu.run_hardware_timers through the instance at each call.
+    const runTimers = cpu.run_hardware_timers;
+    cpu.run_hardware_timers = function (this: V86Cpu, acpiEnabled: boolean, now: number): number {
+      hook();
+      return runTimers.call(this, acpiEnabled, now);
+    };
+  }
+
   /** Instructions the guest CPU has executed (wraps at 2^32). */
   instructionCount(): number {
     return this.emulator.get_instruction_counter();
