@@ -9,12 +9,10 @@
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import { createRequire } from 'node:module';
 import WebSocket from 'ws';
-import { V86 } from 'v86';
 import { attachRelay } from '../src/relay/index.ts';
-import { ConsoleSession } from '../src/vm/console-session.ts';
-import { loadGuestImageFromDir, startNodeVm } from '../src/vm/node/node-machine.ts';
+import type { ConsoleSession } from '../src/vm/console-session.ts';
+import { startNodeVm } from '../src/vm/node/node-machine.ts';
 import {
   ETHERTYPE_IPV4,
   ICMP_ECHO_REPLY,
@@ -29,6 +27,7 @@ import {
 } from '../src/net/packets.ts';
 import { median, summary } from './stats.ts';
 import { tcpEndpoint } from './suite/tcp-endpoint.ts';
+import { stockV86InNode } from './suite/stock-node.ts';
 
 const quick = process.argv.includes('--quick');
 const PINGS = quick ? 10 : 50;
@@ -52,26 +51,8 @@ async function ours(): Promise<Guest> {
 }
 
 async function stockV86(nic: 'ne2k' | 'virtio'): Promise<Guest> {
-  (globalThis as unknown as { WebSocket: unknown }).WebSocket ??= WebSocket;
-  const image = await loadGuestImageFromDir();
-  const buf = (b: Uint8Array) => ({ buffer: b.slice().buffer });
-  const emulator = new (V86 as unknown as new (o: object) => {
-    add_listener(e: string, f: (b: number) => void): void;
-    serial0_send(s: string): void;
-    destroy(): Promise<void>;
-  })({
-    wasm_path: createRequire(import.meta.url).resolve('v86/build/v86.wasm'),
-    memory_size: image.manifest.memoryMiB * 1024 * 1024,
-    bios: buf(image.bios),
-    bzimage: buf(image.kernel),
-    initrd: buf(image.initrd),
-    cmdline: image.manifest.cmdline,
-    autostart: true,
-    net_device: { type: nic, relay_url: relayUrl(`bench-stock-${nic}`) },
-  });
-  const session = new ConsoleSession((t) => emulator.serial0_send(t));
-  emulator.add_listener('serial0-output-byte', (b) => session.feed(Uint8Array.of(b)));
-  return { label: `stock v86's ${nic === 'ne2k' ? 'ne2k' : 'virtio-net'}`, session, stop: () => emulator.destroy() };
+  const vm = await stockV86InNode({ net: { type: nic, relay_url: relayUrl(`bench-stock-${nic}`) } });
+  return { label: `stock v86's ${nic === 'ne2k' ? 'ne2k' : 'virtio-net'}`, session: vm.session, stop: () => vm.destroy() };
 }
 
 async function waitLease(g: Guest): Promise<void> {

@@ -7,12 +7,11 @@
  *   npm run bench:profile -- [--job rnd-read-1] [--seconds 5]
  */
 import { Session } from 'node:inspector/promises';
-import { createRequire } from 'node:module';
-import { V86 } from 'v86';
 import { ConsoleSession } from '../src/vm/console-session.ts';
-import { loadGuestImageFromDir, startNodeVm } from '../src/vm/node/node-machine.ts';
+import { startNodeVm } from '../src/vm/node/node-machine.ts';
 import { MemoryBlockBackend } from '../src/backends/memory-block-backend.ts';
 import { DISK_JOBS, fioCommand, parseFioTerse } from './suite/fio.ts';
+import { stockV86InNode } from './suite/stock-node.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -80,25 +79,7 @@ await run('virtio-blk on memory', vm.session, '/dev/vda');
 await vm.stop();
 
 // Stock v86 with its IDE disk over the same zeroed bytes.
-const image = await loadGuestImageFromDir();
-const buf = (b: Uint8Array) => ({ buffer: b.slice().buffer });
-const emulator = new (V86 as unknown as new (o: object) => {
-  add_listener(e: string, f: (b: number) => void): void;
-  serial0_send(s: string): void;
-  destroy(): Promise<void>;
-})({
-  wasm_path: createRequire(import.meta.url).resolve('v86/build/v86.wasm'),
-  memory_size: image.manifest.memoryMiB << 20,
-  bios: buf(image.bios),
-  bzimage: buf(image.kernel),
-  initrd: buf(image.initrd),
-  cmdline: image.manifest.cmdline,
-  hda: { buffer: new ArrayBuffer(DISK_MIB << 20) },
-  net_device: { type: 'none' },
-  autostart: true,
-});
-const session = new ConsoleSession((t) => emulator.serial0_send(t));
-emulator.add_listener('serial0-output-byte', (b) => session.feed(Uint8Array.of(b)));
-await run("v86's IDE disk", session, '/dev/sda');
-await emulator.destroy();
+const stock = await stockV86InNode({ hdaBytes: DISK_MIB << 20 });
+await run("v86's IDE disk", stock.session, '/dev/sda');
+await stock.destroy();
 process.exit(0);

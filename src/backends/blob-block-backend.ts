@@ -8,6 +8,7 @@ import { BlockBackendError, type BlockBackend } from './block-backend.ts';
 
 export class BlobBlockBackend implements BlockBackend {
   readonly readOnly = true;
+  readonly coalesceRequests = true;
   readonly size: number;
   private readonly reader = new FileReaderSync();
 

@@ -28,6 +28,12 @@ export interface BlockBackend {
   /** Capacity in bytes, a multiple of 512. */
   readonly size: number;
   readonly readOnly: boolean;
+  /**
+   * Each call costs more than copying a whole request once (a syscall or an OPFS call per
+   * piece): the device then moves a multi-piece request in one call through a bounce buffer.
+   * Unset for memory, where going piece by piece saves that copy.
+   */
+  readonly coalesceRequests?: boolean;
   /** Fill `dst` from byte `offset`. Throws BlockBackendError. */
   read(offset: number, dst: Uint8Array): void;
   /** Store `src` at byte `offset`. Throws BlockBackendError ('read-only', 'quota', 'io'). */

@@ -24,6 +24,7 @@ export function blockErrorKind(error: unknown, op: 'read' | 'write' | 'flush'): 
 
 export class FileBlockBackend implements BlockBackend {
   readonly size: number;
+  readonly coalesceRequests = true;
   private fd: number | undefined;
 
   private constructor(

@@ -13,6 +13,8 @@ export type BlockFaultHook = (op: BlockOp, offset: number, length: number) => Bl
 export interface MemoryBlockBackendOptions {
   readOnly?: boolean;
   fault?: BlockFaultHook;
+  /** Ask the device to gather multi-piece requests into one call, like a file backend. */
+  coalesceRequests?: boolean;
   /** Keep `durable`: the contents as of the last flush (what would survive a power cut). */
   trackDurability?: boolean;
 }
@@ -23,6 +25,7 @@ export class MemoryBlockBackend implements BlockBackend {
   /** Contents at the last flush, when trackDurability is on. */
   readonly durable: Uint8Array | undefined;
   readonly readOnly: boolean;
+  readonly coalesceRequests: boolean;
   fault: BlockFaultHook | undefined;
   /** Operation counts, for tests. */
   readonly counts: Record<BlockOp, number> = { read: 0, write: 0, flush: 0, discard: 0, writeZeroes: 0 };
@@ -34,6 +37,7 @@ export class MemoryBlockBackend implements BlockBackend {
       throw new RangeError(`memory disk of ${this.bytes.length} bytes: size must be a multiple of 512`);
     }
     this.readOnly = opts.readOnly ?? false;
+    this.coalesceRequests = opts.coalesceRequests ?? false;
     this.fault = opts.fault;
     this.durable = opts.trackDurability ? this.bytes.slice() : undefined;
   }

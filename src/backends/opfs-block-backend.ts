@@ -29,6 +29,7 @@ function asBackendError(e: unknown, what: string): BlockBackendError {
 
 export class OpfsBlockBackend implements BlockBackend {
   readonly size: number;
+  readonly coalesceRequests = true;
 
   private constructor(
     private readonly handle: SyncAccessHandle,

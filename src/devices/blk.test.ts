@@ -504,7 +504,7 @@ describe('virtio-blk: a multi-piece request is one backend call', () => {
   const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
   it('a 1 MiB write in 128 guest pieces reaches the backend as one write, and reads back as one read', () => {
-    const h = BlkHarness.create({ size: 4 << 20 });
+    const h = BlkHarness.create({ backend: new MemoryBlockBackend(4 << 20, { coalesceRequests: true }) });
     const backend = h.backend as MemoryBlockBackend;
     const data = pattern(1 << 20, 3);
     expect(h.write(8, data, split(1 << 20, 2 * PAGE))).toBe(OK);
@@ -520,7 +520,7 @@ describe('virtio-blk: a multi-piece request is one backend call', () => {
   });
 
   it('over the 4 MiB bounce buffer it goes piece by piece, with the same bytes', () => {
-    const h = BlkHarness.create({ size: 8 << 20, memorySize: 16 << 20 });
+    const h = BlkHarness.create({ backend: new MemoryBlockBackend(8 << 20, { coalesceRequests: true }), memorySize: 16 << 20 });
     const backend = h.backend as MemoryBlockBackend;
     const len = (4 << 20) + (64 << 10);
     const data = pattern(len, 5);
@@ -530,7 +530,7 @@ describe('virtio-blk: a multi-piece request is one backend call', () => {
   });
 
   it('a failed coalesced read is IOERR and leaves the guest buffers untouched', () => {
-    const backend = new MemoryBlockBackend(1 << 20, { fault: (op) => (op === 'read' ? 'io' : undefined) });
+    const backend = new MemoryBlockBackend(1 << 20, { coalesceRequests: true, fault: (op) => (op === 'read' ? 'io' : undefined) });
     backend.bytes.set(pattern(8192, 9));
     const h = BlkHarness.create({ backend });
     const r = h.read(0, 8192, [PAGE]);
@@ -540,12 +540,21 @@ describe('virtio-blk: a multi-piece request is one backend call', () => {
 
   it('a failed coalesced write is IOERR, reported to the host, and the next write works', () => {
     let fail = true;
-    const backend = new MemoryBlockBackend(1 << 20, { fault: (op) => (op === 'write' && fail ? 'io' : undefined) });
+    const backend = new MemoryBlockBackend(1 << 20, { coalesceRequests: true, fault: (op) => (op === 'write' && fail ? 'io' : undefined) });
     const h = BlkHarness.create({ backend });
     expect(h.write(0, pattern(8192), [PAGE])).toBe(IOERR);
     expect(h.backendErrors.map((e) => e.kind)).toEqual(['io']);
     fail = false;
     expect(h.write(0, pattern(8192), [PAGE])).toBe(OK);
     expect(backend.bytes.subarray(0, 8192)).toEqual(pattern(8192));
+  });
+
+  it('a backend that does not ask for it (memory) is served piece by piece, zero copy', () => {
+    const h = BlkHarness.create({ size: 1 << 20 });
+    const backend = h.backend as MemoryBlockBackend;
+    expect(h.write(0, pattern(8 * PAGE), split(8 * PAGE, PAGE))).toBe(OK);
+    expect(backend.counts.write).toBe(8);
+    expect(h.read(0, 8 * PAGE, split(8 * PAGE, PAGE)).data).toEqual(pattern(8 * PAGE));
+    expect(backend.counts.read).toBe(8);
   });
 });

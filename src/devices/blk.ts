@@ -140,7 +140,7 @@ export class VirtioBlk implements VirtioDevice {
       readOnly: this.backend.readOnly,
       discard: ctx.hasFeature(BlkFeature.VIRTIO_BLK_F_DISCARD),
       writeZeroes: ctx.hasFeature(BlkFeature.VIRTIO_BLK_F_WRITE_ZEROES),
-      bounce: this.bounce,
+      bounce: this.backend.coalesceRequests ? this.bounce : undefined,
     };
   }
 

@@ -38,6 +38,9 @@ export class RangeAssertingBackend implements BlockBackend {
   get readOnly() {
     return this.inner.readOnly;
   }
+  get coalesceRequests() {
+    return this.inner.coalesceRequests;
+  }
   private check(op: string, offset: number, length: number) {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
       this.violations.push(`${op} [${offset}, +${length})`);
@@ -235,6 +238,8 @@ export function blkGarbageProperty(coverage = new Map<string, number>()): fc.IPr
       inspect: fc.boolean(),
       /** Kicks served later, as the lab's machine does (queueMicrotask). */
       deferred: fc.boolean(),
+      /** Multi-piece requests through the bounce buffer, as file and OPFS disks ask. */
+      coalesce: fc.boolean(),
       /** Discard / write-zeroes limits, default or tight. */
       limits: fc.option(
         fc.record({
@@ -245,8 +250,8 @@ export function blkGarbageProperty(coverage = new Map<string, number>()): fc.IPr
         }),
       ),
     }),
-    ({ requests, readOnly, writeThrough, dropFeatures, faults, honest, inspect, deferred, limits }) => {
-      const inner = new MemoryBlockBackend(DISK, { readOnly });
+    ({ requests, readOnly, writeThrough, dropFeatures, faults, honest, inspect, deferred, coalesce, limits }) => {
+      const inner = new MemoryBlockBackend(DISK, { readOnly, coalesceRequests: coalesce });
       const faultQueue = [...faults];
       inner.fault = () => (faultQueue.shift() ? 'io' : undefined);
       const backend = new RangeAssertingBackend(inner);
@@ -317,8 +322,8 @@ export function blkModelProperty(): fc.IProperty<any> {
     indirect: fc.boolean(),
     kickAfter: fc.boolean(),
   });
-  return fc.property(fc.array(opArb, { minLength: 1, maxLength: 30 }), (ops) => {
-    const backend = new MemoryBlockBackend(DISK);
+  return fc.property(fc.array(opArb, { minLength: 1, maxLength: 30 }), fc.boolean(), (ops, coalesceRequests) => {
+    const backend = new MemoryBlockBackend(DISK, { coalesceRequests });
     const h = BlkHarness.create({ backend, memorySize: 1 << 20 });
     const model = new Uint8Array(DISK);
     let pending: Array<{ sub: Submitted; expect?: Uint8Array }> = [];
