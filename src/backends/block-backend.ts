@@ -47,3 +47,16 @@ export interface BlockBackend {
   /** Release the medium (the OPFS handle lock, the file descriptor). */
   close(): void;
 }
+
+/** Zeroes are written in pieces of this size (neither Node nor OPFS can punch holes). */
+const ZERO_CHUNK = 1 << 20;
+/** Shared and never written to: backends only read it. */
+let zeroChunk: Uint8Array | undefined;
+
+/** Store zeroes over [offset, offset + length) through `write`, at most 1 MiB per call. */
+export function writeZeroesInChunks(write: (offset: number, src: Uint8Array) => void, offset: number, length: number): void {
+  zeroChunk ??= new Uint8Array(ZERO_CHUNK);
+  for (let at = 0; at < length; at += ZERO_CHUNK) {
+    write(offset + at, zeroChunk.subarray(0, Math.min(ZERO_CHUNK, length - at)));
+  }
+}

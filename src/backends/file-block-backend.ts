@@ -3,11 +3,7 @@
  * fs calls on purpose: the device serves a whole kick inside the notify handler.
  */
 import fs from 'node:fs';
-import { BlockBackendError, type BlockBackend, type BlockBackendErrorKind } from './block-backend.ts';
-
-/** Zeroes are written in pieces of this size (no fallocate/punch-hole from Node). */
-const ZERO_CHUNK = 1 << 20;
-let zeroChunk: Uint8Array | undefined;
+import { BlockBackendError, writeZeroesInChunks, type BlockBackend, type BlockBackendErrorKind } from './block-backend.ts';
 
 export interface FileBlockBackendOptions {
   /** Open O_RDONLY: the guest sees VIRTIO_BLK_F_RO. */
@@ -113,10 +109,7 @@ export class FileBlockBackend implements BlockBackend {
 
   writeZeroes(offset: number, length: number): void {
     this.handle('writeZeroes', offset, length, true);
-    zeroChunk ??= new Uint8Array(ZERO_CHUNK);
-    for (let at = 0; at < length; at += ZERO_CHUNK) {
-      this.write(offset + at, zeroChunk.subarray(0, Math.min(ZERO_CHUNK, length - at)));
-    }
+    writeZeroesInChunks((at, zeroes) => this.write(at, zeroes), offset, length);
   }
 
   close(): void {

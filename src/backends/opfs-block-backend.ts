@@ -4,10 +4,8 @@
  * the origin fails with NoModificationAllowedError, which we turn into DiskInUseError, so a
  * second tab can never write under the first one.
  */
-import { BlockBackendError, type BlockBackend } from './block-backend.ts';
+import { BlockBackendError, writeZeroesInChunks, type BlockBackend } from './block-backend.ts';
 import { DISKS_DIR, DiskError, validateDiskName } from '../disks/disk-names.ts';
-
-const ZERO_CHUNK = 1 << 20;
 
 /** The parts of FileSystemSyncAccessHandle we use (typed here: lib.dom lags behind). */
 interface SyncAccessHandle {
@@ -115,10 +113,7 @@ export class OpfsBlockBackend implements BlockBackend {
   writeZeroes(offset: number, length: number): void {
     if (this.readOnly) throw new BlockBackendError('read-only', `disk "${this.name}" is attached read-only`);
     this.check(offset, length);
-    const zeroes = new Uint8Array(Math.min(length, ZERO_CHUNK));
-    for (let at = 0; at < length; at += zeroes.length) {
-      this.write(offset + at, length - at < zeroes.length ? zeroes.subarray(0, length - at) : zeroes);
-    }
+    writeZeroesInChunks((at, zeroes) => this.write(at, zeroes), offset, length);
   }
 
   close(): void {

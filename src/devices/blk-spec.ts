@@ -39,22 +39,3 @@ export const VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP = 1;
 /** GET_ID answers with at most this many bytes (not NUL-terminated when all are used). */
 export const VIRTIO_BLK_ID_BYTES = 20;
 
-/** Short names for stats and logs. */
-export function blkRequestTypeName(type: number): string {
-  switch (type) {
-    case VirtioBlkReqType.VIRTIO_BLK_T_IN:
-      return 'in';
-    case VirtioBlkReqType.VIRTIO_BLK_T_OUT:
-      return 'out';
-    case VirtioBlkReqType.VIRTIO_BLK_T_FLUSH:
-      return 'flush';
-    case VirtioBlkReqType.VIRTIO_BLK_T_GET_ID:
-      return 'getId';
-    case VirtioBlkReqType.VIRTIO_BLK_T_DISCARD:
-      return 'discard';
-    case VirtioBlkReqType.VIRTIO_BLK_T_WRITE_ZEROES:
-      return 'writeZeroes';
-    default:
-      return 'unsupported';
-  }
-}

@@ -3,7 +3,7 @@
  * are the transport's (VirtioPciFunction.stats); these are the device's own.
  */
 import type { BlkOutcome } from './blk-io.ts';
-import { VirtioBlkStatus as S } from './blk-spec.ts';
+import { VirtioBlkReqType as T, VirtioBlkStatus as S } from './blk-spec.ts';
 
 export class BlkStats {
   /** Requests answered, by type. */
@@ -40,15 +40,26 @@ export class BlkStats {
     return this.in + this.out + this.flush + this.getId + this.discard + this.writeZeroes + this.unsupported + this.unanswerable;
   }
 
-  count(typeName: string, out: BlkOutcome): void {
-    switch (typeName) {
-      case 'in':
-      case 'out':
-      case 'flush':
-      case 'getId':
-      case 'discard':
-      case 'writeZeroes':
-        this[typeName]++;
+  /** One answered request of virtio_blk_outhdr.type `type`. */
+  count(type: number, out: BlkOutcome): void {
+    switch (type) {
+      case T.VIRTIO_BLK_T_IN:
+        this.in++;
+        break;
+      case T.VIRTIO_BLK_T_OUT:
+        this.out++;
+        break;
+      case T.VIRTIO_BLK_T_FLUSH:
+        this.flush++;
+        break;
+      case T.VIRTIO_BLK_T_GET_ID:
+        this.getId++;
+        break;
+      case T.VIRTIO_BLK_T_DISCARD:
+        this.discard++;
+        break;
+      case T.VIRTIO_BLK_T_WRITE_ZEROES:
+        this.writeZeroes++;
         break;
       default:
         this.unsupported++;

@@ -18,7 +18,7 @@ import { BlkConfig, DEFAULT_BLK_LIMITS, type BlkLimits } from './blk-config.ts';
 import { executeBlkRequest, type BlkIoTarget } from './blk-io.ts';
 import { BounceBuffer } from './blk-bounce.ts';
 import { parseBlkRequest } from './blk-request.ts';
-import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkStatus as S, blkRequestTypeName } from './blk-spec.ts';
+import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkStatus as S } from './blk-spec.ts';
 import { BlkStats } from './blk-stats.ts';
 import { DeferredKicks } from '../virtio/deferred-kicks.ts';
 
@@ -183,7 +183,7 @@ export class VirtioBlk implements VirtioDevice {
         continue;
       }
       const out = executeBlkRequest(req, target);
-      stats.count(blkRequestTypeName(req.type), out);
+      stats.count(req.type, out);
       if (out.reason !== undefined) this.lastRequestError = out.reason;
       if (out.backendError) this.backendFailed(out.backendError, reported);
       modified ||= out.modified;

@@ -91,6 +91,8 @@ export class VirtioNet implements VirtioDevice {
   private readonly deferred: DeferredKicks | undefined;
   /** rx used entries pushed so far (to know whether a fill needs an interrupt decision). */
   private rxPushed = 0;
+  /** virtio_net_hdr + frame of the rx frame being delivered, reused (frames are ≤ maxFrame). */
+  private readonly rxScratch: Uint8Array<ArrayBuffer>;
   private mergeable = false;
   private guestCsum = false;
   private hostTso4 = false;
@@ -107,6 +109,7 @@ export class VirtioNet implements VirtioDevice {
     const size = opts.queueSize ?? 256;
     this.queueMaxSizes = [size, size];
     this.backlog = new FrameBacklog(opts.rxBacklogFrames ?? 256, opts.rxBacklogBytes ?? 1 << 20);
+    this.rxScratch = new Uint8Array(VIRTIO_NET_HDR_SIZE + this.maxFrame);
     const N = NetFeature;
     let offered = featureMask(N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU, N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM);
     if (opts.tso ?? true) offered |= featureMask(N.VIRTIO_NET_F_HOST_TSO4);
@@ -310,7 +313,8 @@ export class VirtioNet implements VirtioDevice {
     }
 
     const flags = this.guestCsum && rxChecksumValid(frame) ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
-    const bytes = new Uint8Array(need);
+    // receive() admits only frames ≤ maxFrame, so they fit; the header is rewritten whole.
+    const bytes = this.rxScratch.subarray(0, need);
     encodeNetHdr({ flags, gsoType: VIRTIO_NET_HDR_GSO_NONE, numBuffers: chains }, bytes);
     bytes.set(frame, VIRTIO_NET_HDR_SIZE);
     let at = 0;

@@ -1,27 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import {
-  Feature,
   VIRTQ_DESC_F_INDIRECT as INDIRECT,
   VIRTQ_DESC_F_NEXT as NEXT,
   VIRTQ_DESC_F_WRITE as WRITE,
   VRING_AVAIL_F_NO_INTERRUPT,
   VRING_USED_F_NO_NOTIFY,
-  features,
 } from '../constants.ts';
-import { DriverMock } from '../testing/driver-mock.ts';
-import { LoopbackDevice } from '../testing/loopback-device.ts';
+import { NO_EVENT_IDX, loopbackQueue } from '../testing/loopback-driver.ts';
 import { snapshotFunction } from './function-snapshot.ts';
 import { snapshotQueue } from './queue-snapshot.ts';
 import { Timeline } from './timeline.ts';
 import type { AvailView, DescRow, QueueSnapshot, UsedView } from './types.ts';
 
-const ALL = features(Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_RING_INDIRECT_DESC, Feature.VIRTIO_F_RING_EVENT_IDX);
-const NO_EVENT_IDX = features(Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_RING_INDIRECT_DESC);
-
 function setup(opts: { features?: bigint; startIdx?: number; held?: boolean } = {}) {
-  const device = new LoopbackDevice({ maxQueueSize: 8, autoComplete: !opts.held });
-  const t = DriverMock.create(device, { memorySize: 1 << 16 });
-  const [q] = t.init({ features: opts.features ?? ALL, startIdx: opts.startIdx });
+  const { device, t, q } = loopbackQueue(opts);
   const snap = (): QueueSnapshot => snapshotQueue(t.fn.queue(0)!, 'q0', t.fn.queueCounters[0]!);
   return { device, t, q: q!, snap };
 }

@@ -11,21 +11,12 @@ import {
   features,
 } from '../constants.ts';
 import { ArrayMemory } from '../testing/array-memory.ts';
-import { DriverMock, type DriverQueue } from '../testing/driver-mock.ts';
-import { LoopbackDevice } from '../testing/loopback-device.ts';
+import type { DriverMock, DriverQueue } from '../testing/driver-mock.ts';
+import { ALL_RING_FEATURES as ALL, NO_EVENT_IDX, loopbackQueue as setup } from '../testing/loopback-driver.ts';
 import { gatherReadable, scatterWritable } from './descriptor-chain.ts';
 import { VirtqueueError } from './errors.ts';
 import { SplitQueue } from './split-queue.ts';
 
-const ALL = features(Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_RING_INDIRECT_DESC, Feature.VIRTIO_F_RING_EVENT_IDX);
-const NO_EVENT_IDX = features(Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_RING_INDIRECT_DESC);
-
-function setup(opts: { features?: bigint; size?: number; held?: boolean; startIdx?: number } = {}) {
-  const device = new LoopbackDevice({ maxQueueSize: opts.size ?? 8, autoComplete: !opts.held });
-  const t = DriverMock.create(device, { memorySize: 1 << 16 });
-  const [q] = t.init({ features: opts.features ?? ALL, startIdx: opts.startIdx });
-  return { device, t, q };
-}
 
 describe('SplitQueue: normal operation', () => {
   it('pops a chain with readable and writable regions and pushes it used', () => {

@@ -218,7 +218,12 @@ export class SplitQueue {
   /** Number of chains the driver has made available that pop() has not returned yet. */
   pending(): number {
     if (!this.live) return 0;
-    const pending = this.guard(() => (this.readAvailIdx() - this.lastAvailIdx) & 0xffff);
+    let pending: number;
+    try {
+      pending = (this.readAvailIdx() - this.lastAvailIdx) & 0xffff;
+    } catch (error) {
+      return this.unexpected(error);
+    }
     const gate = this.gate;
     return gate?.frozen ? Math.min(pending, gate.credits) : pending;
   }
@@ -228,7 +233,7 @@ export class SplitQueue {
     if (!this.live) return null;
     const gate = this.gate;
     if (gate?.frozen && gate.credits <= 0) return null;
-    return this.guard(() => {
+    try {
       const availIdx = this.readAvailIdx();
       if (availIdx === this.lastAvailIdx) {
         this.publishAvailEvent();
@@ -249,17 +254,18 @@ export class SplitQueue {
       this.publishAvailEvent();
       this.observer?.popped(this, chain);
       return chain;
-    });
+    } catch (error) {
+      return this.unexpected(error);
+    }
   }
 
-  /** Turn anything unexpected (a host memory error despite our checks) into a broken queue. */
-  private guard<T>(body: () => T): T {
-    try {
-      return body();
-    } catch (error) {
-      if (error instanceof VirtqueueError) throw error;
-      return this.fail(`unexpected ${error instanceof Error ? error.message : String(error)}`);
-    }
+  /**
+   * For pop() and pending()'s catch: turn anything unexpected (a host memory error despite
+   * our checks) into a broken queue; a VirtqueueError (already reported) passes through.
+   */
+  private unexpected(error: unknown): never {
+    if (error instanceof VirtqueueError) throw error;
+    return this.fail(`unexpected ${error instanceof Error ? error.message : String(error)}`);
   }
 
   private walkChain(head: number): DescriptorChain {
@@ -274,7 +280,6 @@ export class SplitQueue {
     let tableSize = this.size;
     let i = head;
     let count = 0;
-    const where = () => (indirect ? `indirect descriptor ${i} (chain head ${head})` : `descriptor ${i}`);
 
     for (;;) {
       // Every descriptor in a table visited at most once per chain: more means a loop.
@@ -292,13 +297,13 @@ export class SplitQueue {
       const next = this.memory.readU16(base + DescField.NEXT);
 
       if (flags & VIRTQ_DESC_F_INDIRECT) {
-        if (!this.indirectDesc) this.fail(`${where()}: INDIRECT but VIRTIO_F_RING_INDIRECT_DESC not negotiated`);
-        if (indirect) this.fail(`${where()}: nested INDIRECT inside an indirect table`);
-        if (flags & VIRTQ_DESC_F_NEXT) this.fail(`${where()}: INDIRECT together with NEXT`);
+        if (!this.indirectDesc) this.fail(`${this.where(i, indirect, head)}: INDIRECT but VIRTIO_F_RING_INDIRECT_DESC not negotiated`);
+        if (indirect) this.fail(`${this.where(i, indirect, head)}: nested INDIRECT inside an indirect table`);
+        if (flags & VIRTQ_DESC_F_NEXT) this.fail(`${this.where(i, indirect, head)}: INDIRECT together with NEXT`);
         if (len === 0 || len % DESC_SIZE !== 0) {
-          this.fail(`${where()}: indirect table length ${len} is not a nonzero multiple of ${DESC_SIZE}`);
+          this.fail(`${this.where(i, indirect, head)}: indirect table length ${len} is not a nonzero multiple of ${DESC_SIZE}`);
         }
-        this.checkBuffer(where(), addrLo, addrHi, len);
+        this.checkBuffer(addrLo, addrHi, len, i, indirect, head);
         table = addrLo;
         tableSize = len / DESC_SIZE;
         indirect = true;
@@ -307,32 +312,39 @@ export class SplitQueue {
         continue;
       }
 
-      this.checkBuffer(where(), addrLo, addrHi, len);
+      this.checkBuffer(addrLo, addrHi, len, i, indirect, head);
       if (flags & VIRTQ_DESC_F_WRITE) {
         sawWritable = true;
         if (len > 0) writable.push({ addr: addrLo, len });
         writableLength += len;
       } else {
-        if (sawWritable) this.fail(`${where()}: driver-readable descriptor after a writable one`);
+        if (sawWritable) this.fail(`${this.where(i, indirect, head)}: driver-readable descriptor after a writable one`);
         if (len > 0) readable.push({ addr: addrLo, len });
         readableLength += len;
       }
       if (!(flags & VIRTQ_DESC_F_NEXT)) break;
       if (next >= tableSize) {
-        this.fail(`${where()}: next ${next} ≥ ${indirect ? 'indirect table size' : 'queue size'} ${tableSize}`);
+        this.fail(`${this.where(i, indirect, head)}: next ${next} ≥ ${indirect ? 'indirect table size' : 'queue size'} ${tableSize}`);
       }
       i = next;
     }
     return { headIndex: head, readable, writable, readableLength, writableLength, indirect };
   }
 
+  /** Names descriptor `i` in an error message (built only when one is raised). */
+  private where(i: number, indirect: boolean, head: number): string {
+    return indirect ? `indirect descriptor ${i} (chain head ${head})` : `descriptor ${i}`;
+  }
+
   /** A guest buffer must lie wholly inside RAM; le64 addresses above 4 GiB never do here. */
-  private checkBuffer(where: string, addrLo: number, addrHi: number, len: number): void {
+  private checkBuffer(addrLo: number, addrHi: number, len: number, i: number, indirect: boolean, head: number): void {
     if (addrHi !== 0) {
-      this.fail(`${where}: address ${hex(addrHi)}_${addrLo.toString(16).padStart(8, '0')} is beyond 4 GiB`);
+      this.fail(`${this.where(i, indirect, head)}: address ${hex(addrHi)}_${addrLo.toString(16).padStart(8, '0')} is beyond 4 GiB`);
     }
     if (addrLo + len > this.memory.size) {
-      this.fail(`${where}: buffer [${hex(addrLo)}, +${len}) is outside guest RAM (${hex(this.memory.size)} bytes)`);
+      this.fail(
+        `${this.where(i, indirect, head)}: buffer [${hex(addrLo)}, +${len}) is outside guest RAM (${hex(this.memory.size)} bytes)`,
+      );
     }
   }
 
