@@ -30,17 +30,13 @@ import {
   DHCPDISCOVER,
   DHCPOFFER,
   DHCPREQUEST,
-  DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
   DhcpOption,
   ETHERTYPE_ARP,
-  ETHERTYPE_IPV4,
   ICMP_ECHO_REPLY,
   ICMP_ECHO_REQUEST,
   IPPROTO_ICMP,
   IPPROTO_TCP,
   IPPROTO_UDP,
-  IP_BROADCAST,
   TCP_ACK,
   TCP_PSH,
   TCP_SYN,
@@ -49,7 +45,6 @@ import {
   buildDhcp,
   buildEthernet,
   buildIcmp,
-  buildIpv4,
   buildTcp,
   buildUdp,
   decodeFrame,
@@ -60,14 +55,13 @@ import {
   u32Bytes,
 } from '../src/net/packets.ts';
 import type { RelayOptions, RelayStats } from '../src/relay/index.ts';
+import { GW_IP, GW_MAC, dhcpClientFrame, ipv4Frame } from '../src/relay/testing.ts';
 import { median } from './stats.ts';
 
 const HOST = '127.0.0.1';
 const ROOM = 'abuse';
 const TOKEN = 'abuse-token';
 const GUEST_MAC = '02:ab:00:00:00:01';
-const GW_MAC = parseMac('52:55:0a:00:02:02');
-const GW_IP = parseIp('10.0.2.2');
 const HARD_STOP_MS = 170_000;
 
 /** What the relay runs with: main.ts's limits for non-loopback clients, so they are exercised. */
@@ -94,14 +88,12 @@ function arp(op: number, srcMac: Uint8Array, senderIp: number, targetIp: number,
 }
 
 function dhcp(type: number, mac: Uint8Array, xid: number, extra: Array<[number, Uint8Array]> = []): Uint8Array {
-  const msg = buildDhcp({ op: 1, xid, chaddr: mac, options: [[DhcpOption.MESSAGE_TYPE, new Uint8Array([type])], ...extra] });
-  const udp = buildUdp({ src: 0, dst: IP_BROADCAST, srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload: msg });
-  return buildEthernet({ dst: BROADCAST_MAC, src: mac, etherType: ETHERTYPE_IPV4, payload: buildIpv4({ src: 0, dst: IP_BROADCAST, protocol: IPPROTO_UDP, payload: udp }) });
+  return dhcpClientFrame(mac, buildDhcp({ op: 1, xid, chaddr: mac, options: [[DhcpOption.MESSAGE_TYPE, new Uint8Array([type])], ...extra] }));
 }
 
 function echo(srcMac: Uint8Array, srcIp: number, seq: number, dstMac = GW_MAC, dstIp = GW_IP): Uint8Array {
   const icmp = buildIcmp({ type: ICMP_ECHO_REQUEST, id: 0xab, seq, data: new Uint8Array(32) });
-  return buildEthernet({ dst: dstMac, src: srcMac, etherType: ETHERTYPE_IPV4, payload: buildIpv4({ src: srcIp, dst: dstIp, protocol: IPPROTO_ICMP, payload: icmp }) });
+  return ipv4Frame(srcMac, dstMac, { src: srcIp, dst: dstIp, protocol: IPPROTO_ICMP, payload: icmp });
 }
 
 const junk = (dst: Uint8Array, src: Uint8Array, len: number) => buildEthernet({ dst, src, etherType: 0x88b5, payload: new Uint8Array(Math.max(0, len - 14)) });
@@ -563,16 +555,11 @@ async function phaseNatLeave(t: Target, n = 20): Promise<Figures> {
       const sport = 40000 + i;
       const iss = 1000;
       const seg = (flags: number, seq: number, ack: number, payload?: Uint8Array) =>
-        buildEthernet({
-          dst: GW_MAC,
-          src: mac,
-          etherType: ETHERTYPE_IPV4,
-          payload: buildIpv4({
-            src: ip,
-            dst: GW_IP,
-            protocol: IPPROTO_TCP,
-            payload: buildTcp({ src: ip, dst: GW_IP, srcPort: sport, dstPort: t.holdPort, seq, ack, flags, window: 65535, options: flags & TCP_SYN ? { mss: 1460 } : undefined, payload }),
-          }),
+        ipv4Frame(mac, GW_MAC, {
+          src: ip,
+          dst: GW_IP,
+          protocol: IPPROTO_TCP,
+          payload: buildTcp({ src: ip, dst: GW_IP, srcPort: sport, dstPort: t.holdPort, seq, ack, flags, window: 65535, options: flags & TCP_SYN ? { mss: 1460 } : undefined, payload }),
         });
       const synAck = p.wait((d) => d.tcp?.dstPort === sport && (d.tcp.flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK), 3000);
       p.send(seg(TCP_SYN, iss, 0));
@@ -583,7 +570,7 @@ async function phaseNatLeave(t: Target, n = 20): Promise<Figures> {
         p.send(seg(TCP_ACK | TCP_PSH, iss + 1, (sa.tcp!.seq + 1) >>> 0, new TextEncoder().encode('hello\n')));
       }
       const udp = buildUdp({ src: ip, dst: GW_IP, srcPort: sport, dstPort: t.holdPort, payload: new Uint8Array(8) });
-      p.send(buildEthernet({ dst: GW_MAC, src: mac, etherType: ETHERTYPE_IPV4, payload: buildIpv4({ src: ip, dst: GW_IP, protocol: IPPROTO_UDP, payload: udp }) }));
+      p.send(ipv4Frame(mac, GW_MAC, { src: ip, dst: GW_IP, protocol: IPPROTO_UDP, payload: udp }));
       await sleep(300);
       p.ws.terminate();
     }),

@@ -116,8 +116,9 @@ export function parseEthernet(frame: Uint8Array): EthernetFrame | null {
   };
 }
 
-export function buildEthernet(f: { dst: Uint8Array; src: Uint8Array; etherType: number; payload: Uint8Array }): Uint8Array {
-  const out = new Uint8Array(ETH_HEADER_LEN + f.payload.length);
+/** `minLength`: zero-pad the frame to at least this many bytes (60: Ethernet's minimum without FCS). */
+export function buildEthernet(f: { dst: Uint8Array; src: Uint8Array; etherType: number; payload: Uint8Array }, minLength = 0): Uint8Array {
+  const out = new Uint8Array(Math.max(minLength, ETH_HEADER_LEN + f.payload.length));
   out.set(f.dst.subarray(0, 6), 0);
   out.set(f.src.subarray(0, 6), 6);
   out[12] = f.etherType >>> 8;

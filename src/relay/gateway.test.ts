@@ -26,7 +26,6 @@ import {
   buildEthernet,
   buildIcmp,
   buildIpv4,
-  buildUdp,
   ipToString,
   macToString,
   parseIp,
@@ -35,7 +34,7 @@ import {
 } from '../net/packets.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { SwitchRoom } from './switch.ts';
-import { FakeGuest, GW_IP, GW_MAC } from './testing.ts';
+import { FakeGuest, GW_IP, GW_MAC, dhcpClientFrame } from './testing.ts';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -153,14 +152,7 @@ describe('gateway: DHCP', () => {
     expect(gw.stats().counts['dhcp-pool-exhausted']).toBe(1);
     // A DISCOVER whose chaddr is not the frame's source MAC is refused.
     const msg = buildDhcp({ op: 1, xid: 9, chaddr: gs[0].mac, options: [[DhcpOption.MESSAGE_TYPE, new Uint8Array([1])]] });
-    gs[2].send(
-      buildEthernet({
-        dst: BROADCAST_MAC,
-        src: gs[2].mac,
-        etherType: ETHERTYPE_IPV4,
-        payload: buildIpv4({ src: 0, dst: 0xffffffff, protocol: IPPROTO_UDP, payload: buildUdp({ src: 0, dst: 0xffffffff, srcPort: 68, dstPort: 67, payload: msg }) }),
-      }),
-    );
+    gs[2].send(dhcpClientFrame(gs[2].mac, msg));
     expect(replies()).toEqual([]);
     expect(gw.stats().counts['drop-dhcp-chaddr']).toBe(1);
   });

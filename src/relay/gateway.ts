@@ -238,7 +238,11 @@ export class Gateway implements PortSink {
     this.counts[what] = (this.counts[what] ?? 0) + 1;
   }
 
-  /** From the switch. Always accepts (never "congested"). */
+  /**
+   * From the switch. Always accepts (never "congested"). Payloads handed on to host sockets
+   * (TCP, UDP) are views of `frame`, not copies: frames in the switch never change after
+   * input (client sinks queue them as they are too), and the relay's are their own copies.
+   */
   deliver(frame: Uint8Array): boolean {
     if (this.closed) return true;
     try {
@@ -323,9 +327,7 @@ export class Gateway implements PortSink {
     if (!isMulticastMac(dst) && !this.room.hasMac(macKey(dst))) return this.count('drop-guest-gone');
     // Pad to Ethernet's 60-byte minimum (no FCS), as a real NIC would; guests may expect
     // it. The IP header's total length tells the padding apart.
-    const body = payload.length < 46 ? new Uint8Array(46) : payload;
-    if (body !== payload) body.set(payload);
-    this.port.input(buildEthernet({ dst, src: this.mac, etherType, payload: body }));
+    this.port.input(buildEthernet({ dst, src: this.mac, etherType, payload }, 60));
   }
 
   sendIp(dstMac: Uint8Array, src: number, dst: number, protocol: number, payload: Uint8Array): void {
@@ -586,7 +588,7 @@ export class Gateway implements PortSink {
     }
     flow.timer.refresh();
     this.count('udp-out');
-    flow.socket.send(payload.slice(), target.port, target.host, (err) => {
+    flow.socket.send(payload, target.port, target.host, (err) => {
       if (err) this.count('udp-send-error');
     });
   }

@@ -5,15 +5,10 @@ import { WebSocket } from 'ws';
 import {
   BROADCAST_MAC,
   DHCPDISCOVER,
-  DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
   DhcpOption,
-  ETHERTYPE_IPV4,
   IPPROTO_UDP,
-  IP_BROADCAST,
   buildDhcp,
   buildEthernet,
-  buildIpv4,
   buildUdp,
   decodeFrame,
   ipToString,
@@ -21,6 +16,7 @@ import {
   parseMac,
 } from '../net/packets.ts';
 import { type FrameSocket, type Relay, type RelayOptions, attachRelay, clientSink, ownFrame, roomFromPath } from './relay.ts';
+import { GW_IP, GW_MAC, dhcpClientFrame, ipv4Frame } from './testing.ts';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -236,8 +232,7 @@ describe('relay over WebSocket', () => {
     const a = await connect(`${base}/relay`);
     const me = mac(0x42);
     const msg = buildDhcp({ op: 1, xid: 99, chaddr: me, options: [[DhcpOption.MESSAGE_TYPE, new Uint8Array([DHCPDISCOVER])]] });
-    const udp = buildUdp({ src: 0, dst: IP_BROADCAST, srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload: msg });
-    a.ws.send(buildEthernet({ dst: BROADCAST_MAC, src: me, etherType: ETHERTYPE_IPV4, payload: buildIpv4({ src: 0, dst: IP_BROADCAST, protocol: IPPROTO_UDP, payload: udp }) }));
+    a.ws.send(dhcpClientFrame(me, msg));
     const offer = decodeFrame(await a.next())!;
     expect(offer.dhcp!.messageType).toBe(2);
     expect(ipToString(offer.dhcp!.yiaddr)).toBe('10.0.2.15');
@@ -328,8 +323,9 @@ describe('relay over WebSocket', () => {
     const { base, relay } = await startRelay({ gateway: { leftGraceMs: 30 } });
     const a = await connect(`${base}/relay/n`);
     const me = mac(0x21);
-    const udp = buildUdp({ src: parseIp('10.0.2.15'), dst: parseIp('10.0.2.2'), srcPort: 5000, dstPort: 9, payload: new Uint8Array(4) });
-    a.ws.send(buildEthernet({ dst: parseMac('52:55:0a:00:02:02'), src: me, etherType: ETHERTYPE_IPV4, payload: buildIpv4({ src: parseIp('10.0.2.15'), dst: parseIp('10.0.2.2'), protocol: IPPROTO_UDP, payload: udp }) }));
+    const src = parseIp('10.0.2.15');
+    const udp = buildUdp({ src, dst: GW_IP, srcPort: 5000, dstPort: 9, payload: new Uint8Array(4) });
+    a.ws.send(ipv4Frame(me, GW_MAC, { src, dst: GW_IP, protocol: IPPROTO_UDP, payload: udp }));
     const flows = () => relay.stats().rooms.find((r) => r.name === 'n')!.gateway!.udpFlows;
     for (let i = 0; i < 100 && flows() === 0; i++) await sleep(5);
     expect(flows()).toBe(1);

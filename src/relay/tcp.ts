@@ -146,11 +146,23 @@ class Conn {
     this.rto = opts.rtoInitialMs;
   }
 
-  /** Copies `len` queued bytes starting `offset` bytes after sndUna. */
+  /**
+   * `len` queued bytes starting `offset` bytes after sndUna: a view when they lie in one
+   * chunk (the usual case; buildTcp copies them anyway), else a copy.
+   */
   slice(offset: number, len: number): Uint8Array {
+    let skip = offset;
+    for (const c of this.queue) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      if (skip + len <= c.length) return c.subarray(skip, skip + len);
+      break;
+    }
     const out = new Uint8Array(len);
     let pos = 0;
-    let skip = offset;
+    skip = offset;
     for (const c of this.queue) {
       if (pos >= len) break;
       if (skip >= c.length) {
@@ -198,7 +210,9 @@ export class TcpNat {
 
   /**
    * A segment from the guest (checksum already verified). `resolve` gives the NAT target for
-   * a new connection, or null when policy refuses it.
+   * a new connection, or null when policy refuses it. Its payload is written to the host
+   * socket as is, not copied: the bytes must not change afterwards (the relay's frames are
+   * their own copies, see ownFrame in relay.ts).
    */
   input(guestMac: Uint8Array, src: number, dst: number, seg: TcpSegment, resolve: () => TcpTarget | null): void {
     const key = `${src}:${seg.srcPort}>${dst}:${seg.dstPort}`;
@@ -383,7 +397,7 @@ export class TcpNat {
           if (data.length > 0) {
             c.rcvNxt = (c.rcvNxt + data.length) >>> 0;
             c.stats.bytesFromGuest += data.length;
-            c.socket?.write(data.slice());
+            c.socket?.write(data);
           }
           if (fin && !beyond) {
             c.rcvNxt = (c.rcvNxt + 1) >>> 0;

@@ -11,6 +11,7 @@ import {
   IP_BROADCAST,
   BROADCAST_MAC,
   type DecodedFrame,
+  type Ipv4Build,
   buildDhcp,
   buildEthernet,
   buildIpv4,
@@ -22,10 +23,23 @@ import {
   type TcpBuild,
   u32Bytes,
 } from '../net/packets.ts';
+import { DEFAULT_GATEWAY_OPTIONS } from './gateway.ts';
 import type { SwitchPort, SwitchRoom } from './switch.ts';
 
-export const GW_MAC = parseMac('52:55:0a:00:02:02');
-export const GW_IP = parseIp('10.0.2.2');
+/** The gateway's default addresses (a room's gateway unless configured otherwise). */
+export const GW_MAC = parseMac(DEFAULT_GATEWAY_OPTIONS.mac);
+export const GW_IP = parseIp(DEFAULT_GATEWAY_OPTIONS.ip);
+
+/** An IPv4 packet in an Ethernet frame. */
+export function ipv4Frame(srcMac: Uint8Array, dstMac: Uint8Array, ip: Ipv4Build): Uint8Array {
+  return buildEthernet({ dst: dstMac, src: srcMac, etherType: ETHERTYPE_IPV4, payload: buildIpv4(ip) });
+}
+
+/** A DHCP message from a client without an address: 0.0.0.0:68 → 255.255.255.255:67, Ethernet broadcast. */
+export function dhcpClientFrame(srcMac: Uint8Array, msg: Uint8Array): Uint8Array {
+  const udp = buildUdp({ src: 0, dst: IP_BROADCAST, srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload: msg });
+  return ipv4Frame(srcMac, BROADCAST_MAC, { src: 0, dst: IP_BROADCAST, protocol: IPPROTO_UDP, payload: udp });
+}
 
 export class FakeGuest {
   readonly frames: Uint8Array[] = [];
@@ -89,7 +103,7 @@ export class FakeGuest {
   }
 
   ipFrame(dst: number, protocol: number, payload: Uint8Array, dstMac = GW_MAC): Uint8Array {
-    return buildEthernet({ dst: dstMac, src: this.mac, etherType: ETHERTYPE_IPV4, payload: buildIpv4({ src: this.ip, dst, protocol, payload }) });
+    return ipv4Frame(this.mac, dstMac, { src: this.ip, dst, protocol, payload });
   }
 
   udp(dst: number, srcPort: number, dstPort: number, payload: Uint8Array, dstMac = GW_MAC): void {
@@ -109,14 +123,7 @@ export class FakeGuest {
       flags,
       options: [[DhcpOption.MESSAGE_TYPE, new Uint8Array([type])], ...extra, [DhcpOption.PARAM_REQUEST_LIST, new Uint8Array([1, 3, 6, 15, 51])]],
     });
-    this.send(
-      buildEthernet({
-        dst: BROADCAST_MAC,
-        src: this.mac,
-        etherType: ETHERTYPE_IPV4,
-        payload: buildIpv4({ src: 0, dst: IP_BROADCAST, protocol: IPPROTO_UDP, payload: buildUdp({ src: 0, dst: IP_BROADCAST, srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload: msg }) }),
-      }),
-    );
+    this.send(dhcpClientFrame(this.mac, msg));
   }
 
   /** DISCOVER → OFFER → REQUEST → ACK; sets `ip`. */

@@ -18,9 +18,9 @@ import fc from 'fast-check';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, parseTcp, verifyTransportChecksum, type TcpSegment } from '../../net/packets.ts';
 import { bump, fail, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { TcpNat, type TcpTarget } from '../tcp.ts';
+import { GW_IP } from '../testing.ts';
 
 const GUEST_IP = 0x0a00020f;
-const GW_IP = 0x0a000202;
 const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0, 0, 0, 1);
 const SERVICE_PORT = 8080;
 const MSS = 1460;
