@@ -44,7 +44,6 @@ const campaigns: Array<{ campaign: string; properties: NamedProperty[] }> = [
 ];
 
 const seconds = Number(arg('seconds') ?? 30);
-const sliceMs = Number(arg('slice') ?? 1000);
 const only = arg('only');
 const replay = arg('replay');
 const showCoverage = process.argv.includes('--coverage');
@@ -88,9 +87,10 @@ if (replay) {
 const started = performance.now();
 const deadline = started + seconds * 1000;
 let failed = false;
-console.log(`fuzzing ${entries.length} properties in ${new Set(entries.map((e) => e.campaign)).size} campaigns for ${seconds}s, ${sliceMs} ms slices, first seed ${seed}`);
-
 const groups = [...new Set(entries.map((e) => e.campaign))].map((c) => entries.filter((e) => e.campaign === c));
+// 1 s slices, shorter when the run is too short for every property of every campaign to get one.
+const sliceMs = Number(arg('slice') ?? Math.min(1000, (seconds * 1000) / (groups.length * Math.max(...groups.map((g) => g.length)))));
+console.log(`fuzzing ${entries.length} properties in ${groups.length} campaigns for ${seconds}s, ${Math.round(sliceMs)} ms slices, first seed ${seed}`);
 outer: for (let round = 0; performance.now() < deadline; round++) {
   // Campaigns take turns (equal time each); within one, its properties take turns.
   for (const group of groups) {

@@ -2,6 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { startBenchServer } from '../bench/suite/server.ts';
+import { stockGuest } from '../bench/suite/guests.ts';
 import type { Page } from '@playwright/test';
 import { attachRelay, type Relay } from '../src/relay/index.ts';
 import { decodeFrame } from '../src/net/packets.ts';
@@ -109,65 +111,23 @@ test('the link goes down when the relay stops and comes back when it restarts', 
 
 for (const nic of ['ne2k', 'virtio'] as const) test(`stock v86 with its ${nic} NIC and relay_url gets a DHCP lease from our relay`, async ({ page }) => {
   test.setTimeout(120_000);
-  // A plain page running stock v86 from npm on the main thread, served by a server of the
-  // test's own with our relay mounted (a route-fulfilled page would be treated as public
+  // The benchmark's stock-v86 page (v86 from npm in a worker, nothing of ours) on a server of
+  // the test's own with our relay mounted (a route-fulfilled page would be treated as public
   // and Chromium's local-network checks would block its WebSocket to 127.0.0.1).
-  const files: Record<string, [string, URL]> = {
-    '/libv86.mjs': ['text/javascript', new URL('../node_modules/v86/build/libv86.mjs', import.meta.url)],
-    '/v86.wasm': ['application/wasm', new URL('../node_modules/v86/build/v86.wasm', import.meta.url)],
-  };
-  const server = createServer((req, res) => {
-    const url = req.url ?? '/';
-    if (url === '/') return res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>stock v86</title>');
-    const file = files[url] ?? (url.startsWith('/guest/') ? ['application/octet-stream', new URL(`../public${url}`, import.meta.url)] : undefined);
-    if (!file) return res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': file[0] }).end(readFileSync(file[1]));
-  });
-  const relay = attachRelay(server);
-  const port = await listen(server);
+  const server = await startBenchServer();
   try {
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.evaluate(async ([relayUrl, nicType]) => {
-      const { V86 } = await import(`${location.origin}/libv86.mjs`);
-      const manifest = await (await fetch('/guest/manifest.json')).json();
-      const file = async (role: string) => {
-        const f = manifest.files.find((x: { role: string }) => x.role === role);
-        return { buffer: await (await fetch(`/guest/${f.file}`)).arrayBuffer() };
-      };
-      const w = window as unknown as { log: string; emulator: unknown };
-      w.log = '';
-      const emulator = new V86({
-        wasm_path: `${location.origin}/v86.wasm`,
-        memory_size: manifest.memoryMiB * 1024 * 1024,
-        bios: await file('bios'),
-        bzimage: await file('kernel'),
-        initrd: await file('initrd'),
-        cmdline: manifest.cmdline,
-        autostart: true,
-        net_device: { type: nicType, relay_url: relayUrl },
-      });
-      emulator.add_listener('serial0-output-byte', (b: number) => (w.log += String.fromCharCode(b)));
-      w.emulator = emulator;
-    }, [`ws://127.0.0.1:${port}/relay/compat`, nic] as const);
-    const log = () => page.evaluate(() => (window as unknown as { log: string }).log);
-    await expect.poll(log, { timeout: 60_000 }).toContain('VIRTIO_LAB_READY');
+    const stock = await stockGuest(page.context(), server.origin, `stock ${nic}`, { net: { type: nic, relay_url: server.relayUrl('compat') } });
     // v86's own NIC speaks the same wire format: udhcpc in /init leases from our gateway.
-    await expect
-      .poll(
-        async () => {
-          await page.evaluate(() =>
-            (window as unknown as { emulator: { serial0_send(s: string): void } }).emulator.serial0_send('echo drv=$(basename $(readlink /sys/class/net/eth0/device/driver)); ip -4 addr show eth0\n'),
-          );
-          return log();
-        },
-        { timeout: 30_000, intervals: [1000] },
-      )
-      .toMatch(/inet 10\.0\.2\.\d+\/24/);
-    expect(await log()).toContain(nic === 'ne2k' ? 'drv=ne2k-pci' : 'drv=virtio_net');
-    const leases = relay.stats().rooms.find((r) => r.name === 'compat')?.gateway?.leases ?? [];
+    const lease = await stock.run(
+      'echo drv=$(basename $(readlink /sys/class/net/eth0/device/driver)); ' +
+        'for i in $(seq 150); do ip -4 addr show eth0 | grep -q inet && break; sleep 0.2; done; ip -4 addr show eth0',
+      60_000,
+    );
+    expect(lease.output).toMatch(/inet 10\.0\.2\.\d+\/24/);
+    expect(lease.output).toContain(nic === 'ne2k' ? 'drv=ne2k-pci' : 'drv=virtio_net');
+    const leases = server.relay.stats().rooms.find((r) => r.name === 'compat')?.gateway?.leases ?? [];
     expect(leases).toHaveLength(1);
   } finally {
-    await relay.close();
-    server.close();
+    await server.close();
   }
 });
