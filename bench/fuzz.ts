@@ -5,8 +5,8 @@
  *   ring   split virtqueue (src/virtio/testing/properties.ts)
  *   pci    virtio-pci register accesses (src/virtio/testing/transport-properties.ts,
  *          src/devices/testing/transport-subjects.ts)
- *   blk    virtio-blk requests (src/devices/testing/blk-properties.ts)
- *   net    virtio-net headers, frames, offloads (src/devices/testing/net-properties.ts)
+ *   blk    virtio-blk requests (src/devices/blk/properties.ts)
+ *   net    virtio-net headers, frames, offloads (src/devices/net/properties.ts)
  *   relay  packet parsers, switch + gateway, TCP NAT (src/net/testing/packet-properties.ts,
  *          src/relay/fuzz/*-properties.ts)
  *
@@ -20,8 +20,8 @@
  * exits 1.
  */
 import fc from 'fast-check';
-import { blkProperties } from '../src/devices/testing/blk-properties.ts';
-import { netProperties } from '../src/devices/testing/net-properties.ts';
+import { blkProperties } from '../src/devices/blk/properties.ts';
+import { netProperties } from '../src/devices/net/properties.ts';
 import { deviceTransportProperties } from '../src/devices/testing/transport-subjects.ts';
 import { packetProperties } from '../src/net/testing/packet-properties.ts';
 import { gatewayProperties } from '../src/relay/fuzz/gateway-properties.ts';

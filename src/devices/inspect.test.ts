@@ -4,7 +4,7 @@ import { GuardedMemory } from '../virtio/inspect/guarded-memory.ts';
 import type { DescriptorChain } from '../virtio/queue/descriptor-chain.ts';
 import { ArrayMemory } from '../virtio/testing/array-memory.ts';
 import { blkDecoder, netDecoder, rngDecoder } from './inspect.ts';
-import { encodeNetHdr } from './net-hdr.ts';
+import { encodeNetHdr } from './net/hdr.ts';
 
 const chain = (readable: [number, number][], writable: [number, number][]): DescriptorChain => ({
   headIndex: 3,

@@ -10,13 +10,13 @@ import { readableBytes, writtenBytes, type RequestDecoder } from '../virtio/insp
 import type { ConfigField } from '../virtio/inspect/types.ts';
 import type { DescriptorChain } from '../virtio/queue/descriptor-chain.ts';
 import { decodeFrame } from '../net/packets.ts';
-import { VirtioBlk } from './blk.ts';
-import { BLK_OUTHDR_SIZE, VirtioBlkReqType as T, VirtioBlkStatus as S } from './blk-spec.ts';
-import { formatMac } from './net-config.ts';
-import { parseNetHdr } from './net-hdr.ts';
-import { NET_TRANSMITQ, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_SIZE } from './net-spec.ts';
-import { VirtioNet } from './net.ts';
-import { VirtioRng } from './rng.ts';
+import { VirtioBlk } from './blk/blk.ts';
+import { BLK_OUTHDR_SIZE, VirtioBlkReqType as T, VirtioBlkStatus as S } from './blk/spec.ts';
+import { formatMac } from './net/config.ts';
+import { parseNetHdr } from './net/hdr.ts';
+import { NET_TRANSMITQ, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_SIZE } from './net/spec.ts';
+import { VirtioNet } from './net/net.ts';
+import { VirtioRng } from './rng/rng.ts';
 
 const BLK_TYPES: Record<number, string> = {
   [T.VIRTIO_BLK_T_IN]: 'IN',

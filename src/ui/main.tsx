@@ -7,7 +7,7 @@ import { VmClient } from './vm-client.ts';
 import { installLabApi } from './lab-api.ts';
 import { DEFAULT_DISK, ensureDefaultDisk } from '../disks/disk-store.ts';
 import type { DiskAttachment, NetAttachment } from '../vm/protocol.ts';
-import { formatMac, localMac } from '../devices/net-config.ts';
+import { formatMac, localMac } from '../devices/net/config.ts';
 
 const hasOpfs = typeof navigator.storage?.getDirectory === 'function';
 

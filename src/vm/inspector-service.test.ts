@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Feature, features } from '../virtio/constants.ts';
 import type { InspectorSnapshot } from '../virtio/inspect/types.ts';
 import { DriverMock } from '../virtio/testing/driver-mock.ts';
-import { VirtioRng } from '../devices/rng.ts';
+import { VirtioRng } from '../devices/rng/rng.ts';
 import { InspectorService, SNAPSHOT_INTERVAL_MS } from './inspector-service.ts';
 
 function setup() {

@@ -4,10 +4,10 @@
 import type { PciBus } from '../virtio/bus.ts';
 import type { DeviceStats } from './protocol.ts';
 import { VirtioPciFunction } from '../virtio/pci/virtio-pci-function.ts';
-import { VirtioRng, type RandomSource } from '../devices/rng.ts';
-import { VirtioBlk } from '../devices/blk.ts';
+import { VirtioRng, type RandomSource } from '../devices/rng/rng.ts';
+import { VirtioBlk } from '../devices/blk/blk.ts';
 import type { BlockBackend, BlockBackendErrorKind } from '../backends/block-backend.ts';
-import { VirtioNet, type VirtioNetOptions } from '../devices/net.ts';
+import { VirtioNet, type VirtioNetOptions } from '../devices/net/net.ts';
 
 /** A disk to attach as virtio-blk (/dev/vda). */
 export interface LabDiskOptions {

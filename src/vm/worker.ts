@@ -8,7 +8,7 @@ import { Machine } from './machine.ts';
 import type { DiskAttachment, FromWorker, NetAttachment, NetStatus, ToWorker, VmErrorKind } from './protocol.ts';
 import { WebSocketFrameLink } from '../backends/websocket-frame-link.ts';
 import type { FrameLink, FrameLinkEvents } from '../backends/frame-link.ts';
-import { parseMac } from '../devices/net-config.ts';
+import { parseMac } from '../devices/net/config.ts';
 import { leasedAddress } from '../net/dhcp-snoop.ts';
 import { PcapRing } from '../net/pcap.ts';
 import type { BlockBackend } from '../backends/block-backend.ts';

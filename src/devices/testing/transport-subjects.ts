@@ -8,14 +8,14 @@ import { fail, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { transportSubjectProperty, type TransportSubject } from '../../virtio/testing/transport-properties.ts';
 import { MemoryBlockBackend } from '../../backends/memory-block-backend.ts';
 import { memoryLinkPair } from '../../backends/memory-frame-link.ts';
-import { BlkConfigOffset } from '../blk-config.ts';
-import { VirtioBlkReqType as T } from '../blk-spec.ts';
-import { outhdr } from '../blk-testing.ts';
-import { VirtioBlk } from '../blk.ts';
-import { VIRTIO_NET_HDR_SIZE } from '../net-spec.ts';
-import { GUEST_MAC, PEER_MAC, ethernet } from '../net-testing.ts';
-import { VirtioNet } from '../net.ts';
-import { VirtioRng } from '../rng.ts';
+import { BlkConfigOffset } from '../blk/config.ts';
+import { VirtioBlkReqType as T } from '../blk/spec.ts';
+import { outhdr } from '../blk/testing.ts';
+import { VirtioBlk } from '../blk/blk.ts';
+import { VIRTIO_NET_HDR_SIZE } from '../net/spec.ts';
+import { GUEST_MAC, PEER_MAC, ethernet } from '../net/testing.ts';
+import { VirtioNet } from '../net/net.ts';
+import { VirtioRng } from '../rng/rng.ts';
 
 const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 

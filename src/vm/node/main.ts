@@ -3,7 +3,7 @@
  * Ctrl-A x quits (as in QEMU); Ctrl-A Ctrl-A sends a literal Ctrl-A.
  */
 import { GuestImageError } from '../guest-image.ts';
-import { parseMac } from '../../devices/net-config.ts';
+import { parseMac } from '../../devices/net/config.ts';
 import { diskNameFor, startNodeVm, type NodeDiskFile, type NodeVm } from './node-machine.ts';
 
 const USAGE = `usage: npm run vm [-- [--guest DIR] [--disk IMAGE [--ro]] [--net URL [--mac MAC]]]

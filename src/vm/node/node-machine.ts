@@ -11,7 +11,7 @@ import { Machine } from '../machine.ts';
 import WebSocket from 'ws';
 import type { LabDeviceOptions, LabDiskOptions, LabNetOptions } from '../lab-devices.ts';
 import { WebSocketFrameLink } from '../../backends/websocket-frame-link.ts';
-import { formatMac, localMac, toMac } from '../../devices/net-config.ts';
+import { formatMac, localMac, toMac } from '../../devices/net/config.ts';
 import { FileBlockBackend } from '../../backends/file-block-backend.ts';
 import type { BlockBackendErrorKind } from '../../backends/block-backend.ts';
 import { ConsoleSession } from '../console-session.ts';

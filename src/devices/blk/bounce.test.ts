@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BounceBuffer } from './blk-bounce.ts';
+import { BounceBuffer } from './bounce.ts';
 
 describe('BounceBuffer', () => {
   it('hands out views of one buffer that grows to the largest request, never past its cap', () => {

@@ -1,13 +1,13 @@
 /**
  * A virtio-net driver and packet builders for tests, over DriverMock and a memory link pair.
- * The checksum verifier here is written independently of net-checksum.ts (concatenate the
+ * The checksum verifier here is written independently of checksum.ts (concatenate the
  * pseudo header, sum words with plain arithmetic) so the two check each other.
  */
-import { DriverMock, type DriverQueue } from '../virtio/testing/driver-mock.ts';
-import { memoryLinkPair, type MemoryFrameLink } from '../backends/memory-frame-link.ts';
+import { DriverMock, type DriverQueue } from '../../virtio/testing/driver-mock.ts';
+import { memoryLinkPair, type MemoryFrameLink } from '../../backends/memory-frame-link.ts';
 import { VirtioNet, type VirtioNetOptions } from './net.ts';
-import { encodeNetHdr, parseNetHdr, type VirtioNetHdr } from './net-hdr.ts';
-import { NET_RECEIVEQ, NET_TRANSMITQ, VIRTIO_NET_HDR_SIZE } from './net-spec.ts';
+import { encodeNetHdr, parseNetHdr, type VirtioNetHdr } from './hdr.ts';
+import { NET_RECEIVEQ, NET_TRANSMITQ, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 
 export const GUEST_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0xaa, 0xbb, 0xcc);
 export const PEER_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x11, 0x22, 0x33);

@@ -8,9 +8,9 @@
  * first; here we check what the request asks of the disk. Every defect becomes a verdict
  * (IOERR or UNSUPP) the executor answers with — never an exception, never a disk access.
  */
-import type { GuestMemory } from '../virtio/bus.ts';
-import { RegionCursor, type DescriptorChain, type Region } from '../virtio/queue/descriptor-chain.ts';
-import type { BlkLimits } from './blk-config.ts';
+import type { GuestMemory } from '../../virtio/bus.ts';
+import { RegionCursor, type DescriptorChain, type Region } from '../../virtio/queue/descriptor-chain.ts';
+import type { BlkLimits } from './config.ts';
 import {
   BLK_OUTHDR_SIZE,
   DISCARD_SEGMENT_SIZE,
@@ -19,7 +19,7 @@ import {
   VirtioBlkReqType as T,
   VirtioBlkStatus as S,
   type VirtioBlkStatusValue,
-} from './blk-spec.ts';
+} from './spec.ts';
 
 /** One struct virtio_blk_discard_write_zeroes, already range-checked. */
 export interface BlkSegment {

@@ -9,10 +9,10 @@
  * interrupts, reset — is the transport's and the SplitQueue's job; a device only turns
  * chains into completions.
  */
-import type { AccessWidth } from '../virtio/bus.ts';
-import { DeviceId, PciClass } from '../virtio/constants.ts';
-import type { DeviceContext, VirtioDevice } from '../virtio/device.ts';
-import { RegionCursor } from '../virtio/queue/descriptor-chain.ts';
+import type { AccessWidth } from '../../virtio/bus.ts';
+import { DeviceId, PciClass } from '../../virtio/constants.ts';
+import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
+import { RegionCursor } from '../../virtio/queue/descriptor-chain.ts';
 
 /** crypto.getRandomValues refuses more than 65536 bytes per call. */
 const MAX_RANDOM_CHUNK = 65536;

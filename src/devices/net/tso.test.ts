@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { segmentTcp4 } from './net-tso.ts';
-import { VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4 } from './net-spec.ts';
-import { NetHarness, checksumsOk, ethernet, ipv4, partial, tcp } from './net-testing.ts';
+import { segmentTcp4 } from './tso.ts';
+import { VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4 } from './spec.ts';
+import { NetHarness, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
 
 const FIN = 0x01;
 const PSH = 0x08;

@@ -18,12 +18,12 @@ import { Timeline } from '../../virtio/inspect/timeline.ts';
 import { bump, checkInspector, checkInvariants, fail, maskNumbers, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import type { BlockBackend } from '../../backends/block-backend.ts';
 import { MemoryBlockBackend } from '../../backends/memory-block-backend.ts';
-import { BlkConfigOffset } from '../blk-config.ts';
-import { VirtioBlkReqType as T } from '../blk-spec.ts';
-import { BlkHarness, outhdr, pieces, segment } from '../blk-testing.ts';
-import { VirtioBlk } from '../blk.ts';
+import { BlkConfigOffset } from './config.ts';
+import { VirtioBlkReqType as T } from './spec.ts';
+import { BlkHarness, outhdr, pieces, segment } from './testing.ts';
+import { VirtioBlk } from './blk.ts';
 import { inspectorView } from '../inspect.ts';
-import { manualDefer } from './transport-subjects.ts';
+import { manualDefer } from '../testing/transport-subjects.ts';
 
 export const DISK_SECTORS = 256;
 const DISK = DISK_SECTORS * 512;

@@ -14,16 +14,16 @@
  * Guest mistakes in a packet (short chain, bad offsets, unnegotiated GSO) drop that packet
  * and count it; only ring violations (thrown by SplitQueue) reset the device.
  */
-import type { AccessWidth } from '../virtio/bus.ts';
-import { DeviceId, NetFeature, PciClass, features as featureMask } from '../virtio/constants.ts';
-import type { DeviceContext, VirtioDevice } from '../virtio/device.ts';
-import { RegionCursor, type DescriptorChain } from '../virtio/queue/descriptor-chain.ts';
-import type { SplitQueue } from '../virtio/queue/split-queue.ts';
-import type { FrameLink } from '../backends/frame-link.ts';
-import { FrameBacklog } from './net-backlog.ts';
-import { completePartialChecksum, rxChecksumValid } from './net-checksum.ts';
-import { NetConfig, toMac } from './net-config.ts';
-import { encodeNetHdr, parseNetHdr } from './net-hdr.ts';
+import type { AccessWidth } from '../../virtio/bus.ts';
+import { DeviceId, NetFeature, PciClass, features as featureMask } from '../../virtio/constants.ts';
+import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
+import { RegionCursor, type DescriptorChain } from '../../virtio/queue/descriptor-chain.ts';
+import type { SplitQueue } from '../../virtio/queue/split-queue.ts';
+import type { FrameLink } from '../../backends/frame-link.ts';
+import { FrameBacklog } from './backlog.ts';
+import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
+import { NetConfig, toMac } from './config.ts';
+import { encodeNetHdr, parseNetHdr } from './hdr.ts';
 import {
   DEFAULT_MTU,
   ETH_HLEN,
@@ -36,10 +36,10 @@ import {
   VIRTIO_NET_HDR_GSO_NONE,
   VIRTIO_NET_HDR_GSO_TCPV4,
   VIRTIO_NET_HDR_SIZE,
-} from './net-spec.ts';
-import { NetStats } from './net-stats.ts';
-import { segmentTcp4 } from './net-tso.ts';
-import { DeferredKicks } from '../virtio/deferred-kicks.ts';
+} from './spec.ts';
+import { NetStats } from './stats.ts';
+import { segmentTcp4 } from './tso.ts';
+import { DeferredKicks } from '../../virtio/deferred-kicks.ts';
 
 export type FrameDirection = 'rx' | 'tx';
 

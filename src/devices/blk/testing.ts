@@ -3,12 +3,12 @@
  * allows (header, data and status split across descriptors at will) and reads statuses
  * back from guest memory (a refused request may return len 0, so not from used.data).
  */
-import { DriverMock, type DriverQueue, type Submitted, type UsedElement } from '../virtio/testing/driver-mock.ts';
-import type { BlockBackend } from '../backends/block-backend.ts';
-import { MemoryBlockBackend } from '../backends/memory-block-backend.ts';
-import type { BlkLimits } from './blk-config.ts';
+import { DriverMock, type DriverQueue, type Submitted, type UsedElement } from '../../virtio/testing/driver-mock.ts';
+import type { BlockBackend } from '../../backends/block-backend.ts';
+import { MemoryBlockBackend } from '../../backends/memory-block-backend.ts';
+import type { BlkLimits } from './config.ts';
 import { VirtioBlk, type VirtioBlkOptions } from './blk.ts';
-import { BLK_OUTHDR_SIZE, DISCARD_SEGMENT_SIZE, VirtioBlkReqType as T } from './blk-spec.ts';
+import { BLK_OUTHDR_SIZE, DISCARD_SEGMENT_SIZE, VirtioBlkReqType as T } from './spec.ts';
 
 export function outhdr(type: number, sector: number | bigint = 0): Uint8Array {
   const b = new Uint8Array(BLK_OUTHDR_SIZE);

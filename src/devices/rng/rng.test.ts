@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DeviceStatus, IsrBit } from '../virtio/constants.ts';
-import { DriverMock } from '../virtio/testing/driver-mock.ts';
+import { DeviceStatus, IsrBit } from '../../virtio/constants.ts';
+import { DriverMock } from '../../virtio/testing/driver-mock.ts';
 import { VirtioRng } from './rng.ts';
 
 describe('virtio-rng', () => {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { DeviceStatus, Feature, IsrBit, NetFeature, PciClass, featureBit, features, hasFeature } from '../virtio/constants.ts';
-import { CommonCfg } from '../virtio/pci/layout.ts';
-import { NetConfigOffset, formatMac, localMac, parseMac, toMac } from './net-config.ts';
-import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_UDP, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_S_LINK_UP } from './net-spec.ts';
-import { GUEST_MAC, PEER_MAC, NetHarness, checksumsOk, ethernet, finishL4, ipv4, partial, tcp, udp } from './net-testing.ts';
+import { DeviceStatus, Feature, IsrBit, NetFeature, PciClass, featureBit, features, hasFeature } from '../../virtio/constants.ts';
+import { CommonCfg } from '../../virtio/pci/layout.ts';
+import { NetConfigOffset, formatMac, localMac, parseMac, toMac } from './config.ts';
+import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_UDP, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_S_LINK_UP } from './spec.ts';
+import { GUEST_MAC, PEER_MAC, NetHarness, checksumsOk, ethernet, finishL4, ipv4, partial, tcp, udp } from './testing.ts';
 
 const N = NetFeature;
 const BASE = features(Feature.VIRTIO_F_VERSION_1, N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU);

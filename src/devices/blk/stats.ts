@@ -2,8 +2,8 @@
  * Counters of a virtio-blk device for the inspector and benchmarks. Kicks and interrupts
  * are the transport's (VirtioPciFunction.stats); these are the device's own.
  */
-import type { BlkOutcome } from './blk-io.ts';
-import { VirtioBlkReqType as T, VirtioBlkStatus as S } from './blk-spec.ts';
+import type { BlkOutcome } from './io.ts';
+import { VirtioBlkReqType as T, VirtioBlkStatus as S } from './spec.ts';
 
 export class BlkStats {
   /** Requests answered, by type. */

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { BlkFeature, DeviceStatus, Feature, IsrBit, featureBit, features } from '../virtio/constants.ts';
-import { DriverMock } from '../virtio/testing/driver-mock.ts';
-import { MemoryBlockBackend } from '../backends/memory-block-backend.ts';
-import { BlkConfigOffset, BLK_CONFIG_SIZE } from './blk-config.ts';
+import { BlkFeature, DeviceStatus, Feature, IsrBit, featureBit, features } from '../../virtio/constants.ts';
+import { DriverMock } from '../../virtio/testing/driver-mock.ts';
+import { MemoryBlockBackend } from '../../backends/memory-block-backend.ts';
+import { BlkConfigOffset, BLK_CONFIG_SIZE } from './config.ts';
 import { VirtioBlk } from './blk.ts';
-import { VirtioBlkReqType as T, VirtioBlkStatus as S } from './blk-spec.ts';
-import { BlkHarness, outhdr, pieces, segment } from './blk-testing.ts';
-import { CommonCfg } from '../virtio/pci/layout.ts';
+import { VirtioBlkReqType as T, VirtioBlkStatus as S } from './spec.ts';
+import { BlkHarness, outhdr, pieces, segment } from './testing.ts';
+import { CommonCfg } from '../../virtio/pci/layout.ts';
 
 const OK = S.VIRTIO_BLK_S_OK;
 const IOERR = S.VIRTIO_BLK_S_IOERR;

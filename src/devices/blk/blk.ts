@@ -2,7 +2,7 @@
  * virtio-blk (§5.2) over a BlockBackend: one request queue, served completely inside the
  * kick (the backends are synchronous), like a vhost worker draining its ring.
  *
- * Per kick: pop every available chain, parse it (blk-request.ts), execute it (blk-io.ts),
+ * Per kick: pop every available chain, parse it (request.ts), execute it (io.ts),
  * then — after one flush for the whole batch in write-through mode — write the status
  * bytes, return the chains and ask the transport for at most one interrupt.
  *
@@ -10,17 +10,17 @@
  * DEVICE_NEEDS_RESET: the ring itself is fine, only the request is bad. Backend failures
  * are IOERR to the guest and an `onBackendError` to the host (e.g. "storage full").
  */
-import type { AccessWidth } from '../virtio/bus.ts';
-import { BlkFeature, DeviceId, PciClass, featureBit } from '../virtio/constants.ts';
-import type { DeviceContext, VirtioDevice } from '../virtio/device.ts';
-import { BlockBackendError, type BlockBackend, type BlockBackendErrorKind } from '../backends/block-backend.ts';
-import { BlkConfig, DEFAULT_BLK_LIMITS, type BlkLimits } from './blk-config.ts';
-import { executeBlkRequest, type BlkIoTarget } from './blk-io.ts';
-import { BounceBuffer } from './blk-bounce.ts';
-import { parseBlkRequest } from './blk-request.ts';
-import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkStatus as S } from './blk-spec.ts';
-import { BlkStats } from './blk-stats.ts';
-import { DeferredKicks } from '../virtio/deferred-kicks.ts';
+import type { AccessWidth } from '../../virtio/bus.ts';
+import { BlkFeature, DeviceId, PciClass, featureBit } from '../../virtio/constants.ts';
+import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
+import { BlockBackendError, type BlockBackend, type BlockBackendErrorKind } from '../../backends/block-backend.ts';
+import { BlkConfig, DEFAULT_BLK_LIMITS, type BlkLimits } from './config.ts';
+import { executeBlkRequest, type BlkIoTarget } from './io.ts';
+import { BounceBuffer } from './bounce.ts';
+import { parseBlkRequest } from './request.ts';
+import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkStatus as S } from './spec.ts';
+import { BlkStats } from './stats.ts';
+import { DeferredKicks } from '../../virtio/deferred-kicks.ts';
 
 export interface VirtioBlkOptions {
   backend: BlockBackend;

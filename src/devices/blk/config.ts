@@ -3,8 +3,8 @@
  * driver uses (including v86's byte-split MMIO accesses) reads the same little-endian struct.
  * Only `writeback` is driver-writable (VIRTIO_BLK_F_CONFIG_WCE).
  */
-import { ConfigSpace } from '../virtio/config-space.ts';
-import { SECTOR_SIZE } from './blk-spec.ts';
+import { ConfigSpace } from '../../virtio/config-space.ts';
+import { SECTOR_SIZE } from './spec.ts';
 
 /** Byte offsets of the fields we fill (the struct as laid out in §5.2.4). */
 export const BlkConfigOffset = {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { completePartialChecksum, onesSum, foldSum, rxChecksumValid } from './net-checksum.ts';
-import { checksumsOk, ethernet, finishL4, ipv4, partial, refChecksum, tcp, udp } from './net-testing.ts';
+import { completePartialChecksum, onesSum, foldSum, rxChecksumValid } from './checksum.ts';
+import { checksumsOk, ethernet, finishL4, ipv4, partial, refChecksum, tcp, udp } from './testing.ts';
 
 describe('internet checksum', () => {
   it('matches the RFC 1071 example', () => {

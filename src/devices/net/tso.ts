@@ -15,7 +15,7 @@ import {
   onesSum,
   pseudoHeaderSum,
   setIpv4HeaderChecksum,
-} from './net-checksum.ts';
+} from './checksum.ts';
 
 const TCP_FIN = 0x01;
 const TCP_PSH = 0x08;

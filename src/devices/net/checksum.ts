@@ -4,7 +4,7 @@
  * (VIRTIO_NET_F_GUEST_CSUM). Host JS is cheap next to the emulated guest CPU, so the device
  * verifies instead of trusting whoever is on the other end of the relay.
  */
-import { ETH_HLEN } from './net-spec.ts';
+import { ETH_HLEN } from './spec.ts';
 
 export const ETHERTYPE_IPV4 = 0x0800;
 export const IPPROTO_ICMP = 1;

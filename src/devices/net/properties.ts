@@ -10,7 +10,7 @@
  *    receives exactly the bytes of frames the peer sent, in order, and DATA_VALID only on
  *    frames whose checksums verify; every frame is accounted for. Then a plain tx and rx
  *    still work.
- *  - the offload functions alone (net-tso.ts, net-checksum.ts) on random frames.
+ *  - the offload functions alone (tso.ts, checksum.ts) on random frames.
  */
 import fc from 'fast-check';
 import type { Region } from '../../virtio/queue/descriptor-chain.ts';
@@ -18,12 +18,12 @@ import { DeviceStatus, Feature, NetFeature, featureBit } from '../../virtio/cons
 import { Timeline } from '../../virtio/inspect/timeline.ts';
 import { bump, checkInspector, checkInvariants, fail, maskNumbers, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { anyFrameArb, mutatedFrameArb } from '../../net/testing/frame-arbitraries.ts';
-import { completePartialChecksum, foldSum, onesSum, rxChecksumValid } from '../net-checksum.ts';
-import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from '../net-spec.ts';
-import { segmentTcp4 } from '../net-tso.ts';
+import { completePartialChecksum, foldSum, onesSum, rxChecksumValid } from './checksum.ts';
+import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from './spec.ts';
+import { segmentTcp4 } from './tso.ts';
 import { inspectorView } from '../inspect.ts';
-import { manualDefer } from './transport-subjects.ts';
-import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, ipv4, partial, tcp } from '../net-testing.ts';
+import { manualDefer } from '../testing/transport-subjects.ts';
+import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
 
 const MAX_FRAME = 1514;
 const OUT = { srcMac: GUEST_MAC, dstMac: PEER_MAC, srcIp: 0x0a00020f, dstIp: 0x0a000202 };

@@ -2,8 +2,8 @@
  * struct virtio_net_config (§5.1.4) as bytes in a ConfigSpace, plus MAC address helpers.
  * All fields are read-only to the driver; status changes come from the link.
  */
-import { ConfigSpace } from '../virtio/config-space.ts';
-import { VIRTIO_NET_S_LINK_UP } from './net-spec.ts';
+import { ConfigSpace } from '../../virtio/config-space.ts';
+import { VIRTIO_NET_S_LINK_UP } from './spec.ts';
 
 export const NetConfigOffset = {
   MAC: 0, // u8[6]

@@ -1,5 +1,5 @@
 /** struct virtio_net_hdr (§5.1.6) in the VERSION_1 layout: 12 bytes, little-endian. */
-import { NetHdrOffset as O, VIRTIO_NET_HDR_SIZE } from './net-spec.ts';
+import { NetHdrOffset as O, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 
 export interface VirtioNetHdr {
   flags: number;

@@ -6,17 +6,17 @@
  * the batch is over, because in write-through mode a write only counts as done after the
  * flush that follows it.
  */
-import type { GuestMemory } from '../virtio/bus.ts';
-import type { Region } from '../virtio/queue/descriptor-chain.ts';
-import { BlockBackendError, type BlockBackend, type BlockBackendErrorKind } from '../backends/block-backend.ts';
-import type { BlkRequest } from './blk-request.ts';
+import type { GuestMemory } from '../../virtio/bus.ts';
+import type { Region } from '../../virtio/queue/descriptor-chain.ts';
+import { BlockBackendError, type BlockBackend, type BlockBackendErrorKind } from '../../backends/block-backend.ts';
+import type { BlkRequest } from './request.ts';
 import {
   SECTOR_SIZE,
   VirtioBlkReqType as T,
   VirtioBlkStatus as S,
   type VirtioBlkStatusValue,
-} from './blk-spec.ts';
-import type { BounceBuffer } from './blk-bounce.ts';
+} from './spec.ts';
+import type { BounceBuffer } from './bounce.ts';
 
 export interface BlkIoTarget {
   readonly memory: GuestMemory;
