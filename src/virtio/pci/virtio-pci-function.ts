@@ -124,7 +124,7 @@ export class VirtioPciFunction implements PciFunction {
     this.name = options.name ?? device.name;
     this.offeredFeatures =
       device.deviceFeatures | featureBit(Feature.VIRTIO_F_VERSION_1) | (options.ringFeatures ?? DEFAULT_RING_FEATURES);
-    this.layout = computeBarLayout(device.queueMaxSizes.length, device.configSize);
+    this.layout = computeBarLayout(device.queueMaxSizes.length, device.deviceConfig?.size ?? 0);
     const fits = nextPowerOfTwo(this.layout.end);
     const barSize = options.barSize ?? (barKind === 'mem' ? Math.max(4096, fits) : Math.max(16, fits));
     if (!isPowerOfTwo(barSize) || barSize < this.layout.end || (barKind === 'io' && barSize > 256)) {
@@ -255,9 +255,8 @@ export class VirtioPciFunction implements PciFunction {
     if (this.within(common, offset, width)) return this.readCommon(offset - common.offset, width);
     if (this.within(isr, offset, width)) return offset === isr.offset ? this.readIsr() : 0;
     if (this.within(notify, offset, width)) return 0;
-    if (this.within(device, offset, width)) {
-      return this.device.readConfig(offset - device.offset, width) & MASK[width];
-    }
+    // The layout sized this region to the config space, so `within` is its bounds check.
+    if (this.within(device, offset, width)) return this.device.deviceConfig?.read(offset - device.offset, width) ?? 0;
     // Straddles two structures or a gap: assemble byte by byte.
     if (width === 1) return 0;
     let value = 0;
@@ -275,7 +274,7 @@ export class VirtioPciFunction implements PciFunction {
       if (rel % notify.multiplier === 0) this.kick(rel / notify.multiplier);
       return;
     }
-    if (this.within(device, offset, width)) return this.device.writeConfig(offset - device.offset, width, value);
+    if (this.within(device, offset, width)) return this.device.deviceConfig?.write(offset - device.offset, width, value);
     if (width === 1) return; // ISR is read-only; gaps ignore writes
     for (let i = 0; i < width; i++) this.writeAt(offset + i, 1, (value >>> (8 * i)) & 0xff);
   }

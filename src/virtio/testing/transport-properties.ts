@@ -302,7 +302,7 @@ function runOp(rig: TransportRig, op: TransportOp): void {
 }
 
 function configBytes(t: DriverMock): number[] {
-  return Array.from({ length: t.fn.device.configSize }, (_, i) => t.fn.device.readConfig(i, 1));
+  return Array.from(t.fn.device.deviceConfig?.bytes ?? []);
 }
 
 /** How deep a case got: live queues, chains the device popped, errors by reason. */
