@@ -14,7 +14,7 @@
  * reset and an honest driver's bring-up make valid work complete correctly.
  *
  * Generic over the device (a TransportSubject): the loopback device here, the real ones
- * in src/devices/testing/transport-subjects.ts.
+ * from each registered device's descriptor (src/devices/testing/transport-subjects.ts).
  */
 import fc from 'fast-check';
 import { DeviceStatus, Feature, featureBit } from '../constants.ts';
