@@ -9,7 +9,7 @@ import type { FunctionView } from '../virtio/inspect/function-snapshot.ts';
 import { readableBytes, writtenBytes, type RequestDecoder } from '../virtio/inspect/timeline.ts';
 import type { ConfigField } from '../virtio/inspect/types.ts';
 import type { DescriptorChain } from '../virtio/queue/descriptor-chain.ts';
-import { decodeFrame } from '../net/packets.ts';
+import { decodeFrame } from '../wire/decode.ts';
 import { VirtioBlk } from './blk/blk.ts';
 import { BLK_OUTHDR_SIZE, VirtioBlkReqType as T, VirtioBlkStatus as S } from './blk/spec.ts';
 import { formatMac } from './net/config.ts';

@@ -12,66 +12,16 @@
  */
 import dgram from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns';
-import {
-  ARP_REPLY,
-  ARP_REQUEST,
-  BROADCAST_MAC,
-  DHCPACK,
-  DHCPDISCOVER,
-  DHCPINFORM,
-  DHCPNAK,
-  DHCPOFFER,
-  DHCPRELEASE,
-  DHCPREQUEST,
-  DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
-  DNS_CLASS_IN,
-  DNS_RCODE_FORMERR,
-  DNS_RCODE_NOERROR,
-  DNS_RCODE_NOTIMP,
-  DNS_RCODE_NXDOMAIN,
-  DNS_RCODE_SERVFAIL,
-  DNS_TYPE_A,
-  type DhcpMessage,
-  DhcpOption,
-  type DnsMessage,
-  type DnsRecord,
-  ETHERTYPE_ARP,
-  ETHERTYPE_IPV4,
-  ICMP_DEST_UNREACHABLE,
-  ICMP_ECHO_REPLY,
-  ICMP_ECHO_REQUEST,
-  IPPROTO_ICMP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  IP_BROADCAST,
-  type Ipv4Packet,
-  buildArp,
-  buildDhcp,
-  buildDns,
-  buildEthernet,
-  buildIcmp,
-  buildIpv4,
-  buildUdp,
-  ipToString,
-  isMulticastMac,
-  macEquals,
-  macKey,
-  macToString,
-  parseArp,
-  parseDhcp,
-  parseDns,
-  parseEthernet,
-  parseIcmp,
-  parseIp,
-  parseIpv4,
-  parseMac,
-  parseTcp,
-  parseUdp,
-  readU32,
-  u32Bytes,
-  verifyTransportChecksum,
-} from '../net/packets.ts';
+import { ARP_REPLY, ARP_REQUEST, buildArp, parseArp } from '../wire/arp.ts';
+import { readU32, u32Bytes } from '../wire/bytes.ts';
+import { verifyTransportChecksum } from '../wire/checksum.ts';
+import { DHCPACK, DHCPDISCOVER, DHCPINFORM, DHCPNAK, DHCPOFFER, DHCPRELEASE, DHCPREQUEST, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, type DhcpMessage, DhcpOption, buildDhcp, parseDhcp } from '../wire/dhcp.ts';
+import { DNS_CLASS_IN, DNS_RCODE_FORMERR, DNS_RCODE_NOERROR, DNS_RCODE_NOTIMP, DNS_RCODE_NXDOMAIN, DNS_RCODE_SERVFAIL, DNS_TYPE_A, type DnsMessage, type DnsRecord, buildDns, parseDns } from '../wire/dns.ts';
+import { BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, buildEthernet, isMulticastMac, macEquals, macKey, macToString, parseEthernet, parseMac } from '../wire/ethernet.ts';
+import { ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, buildIcmp, parseIcmp } from '../wire/icmp.ts';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_BROADCAST, type Ipv4Packet, buildIpv4, ipToString, parseIp, parseIpv4 } from '../wire/ipv4.ts';
+import { parseTcp } from '../wire/tcp.ts';
+import { buildUdp, parseUdp } from '../wire/udp.ts';
 import type { DropReason, PortSink, SwitchPort, SwitchRoom } from './switch.ts';
 import { DEFAULT_TCP_OPTIONS, TcpNat, type TcpOptions, type TcpTarget } from './tcp.ts';
 

@@ -1,28 +1,28 @@
 /** Test helpers: a hand-driven guest on a switch port that builds and collects frames. */
 import {
-  DHCPDISCOVER,
-  DHCPREQUEST,
-  DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
-  DhcpOption,
-  ETHERTYPE_IPV4,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  IP_BROADCAST,
   BROADCAST_MAC,
-  type DecodedFrame,
-  type Ipv4Build,
   buildDhcp,
   buildEthernet,
   buildIpv4,
   buildTcp,
   buildUdp,
+  type DecodedFrame,
   decodeFrame,
+  DHCP_CLIENT_PORT,
+  DHCP_SERVER_PORT,
+  DHCPDISCOVER,
+  DhcpOption,
+  DHCPREQUEST,
+  ETHERTYPE_IPV4,
+  IP_BROADCAST,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  type Ipv4Build,
   parseIp,
   parseMac,
   type TcpBuild,
   u32Bytes,
-} from '../net/packets.ts';
+} from '../wire/index.ts';
 import { DEFAULT_GATEWAY_OPTIONS } from './gateway.ts';
 import type { SwitchPort, SwitchRoom } from './switch.ts';
 

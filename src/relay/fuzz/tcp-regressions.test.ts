@@ -4,8 +4,8 @@
  */
 import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { TCP_ACK, TCP_PSH, TCP_SYN, type TcpSegment } from '../../net/packets.ts';
-import { parseTcp } from '../../net/packets.ts';
+import { TCP_ACK, TCP_PSH, TCP_SYN, type TcpSegment } from '../../wire/tcp.ts';
+import { parseTcp } from '../../wire/tcp.ts';
 import { TcpNat } from '../tcp.ts';
 import { GW_IP as GW } from '../testing.ts';
 import { FakeSocket, tcpNatCase, type TcpFuzzOp } from './tcp-properties.ts';
