@@ -13,6 +13,7 @@ import {
   DHCPDISCOVER,
   DhcpOption,
   DHCPREQUEST,
+  ETH_MAX_FRAME,
   ETHERTYPE_IPV4,
   IP_BROADCAST,
   IPPROTO_TCP,
@@ -23,8 +24,8 @@ import {
   type TcpBuild,
   u32Bytes,
 } from '../wire/index.ts';
-import { DEFAULT_GATEWAY_OPTIONS } from './gateway.ts';
-import type { SwitchPort, SwitchRoom } from './switch.ts';
+import { DEFAULT_GATEWAY_OPTIONS, Gateway, type GatewayOptions } from './gateway.ts';
+import { type SwitchPort, SwitchRoom } from './switch.ts';
 
 /** The gateway's default addresses (a room's gateway unless configured otherwise). */
 export const GW_MAC = parseMac(DEFAULT_GATEWAY_OPTIONS.mac);
@@ -39,6 +40,15 @@ export function ipv4Frame(srcMac: Uint8Array, dstMac: Uint8Array, ip: Ipv4Build)
 export function dhcpClientFrame(srcMac: Uint8Array, msg: Uint8Array): Uint8Array {
   const udp = buildUdp({ src: 0, dst: IP_BROADCAST, srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload: msg });
   return ipv4Frame(srcMac, BROADCAST_MAC, { src: 0, dst: IP_BROADCAST, protocol: IPPROTO_UDP, payload: udp });
+}
+
+/** A room with a gateway and one guest (52:54:00:12:34:56); `cleanups` gets the gateway's close. */
+export function gatewayRoom(cleanups: Array<() => void>, opts: Partial<GatewayOptions> = {}): { room: SwitchRoom; gw: Gateway; guest: FakeGuest } {
+  const room = new SwitchRoom('lab', { maxFrameBytes: ETH_MAX_FRAME });
+  const gw = new Gateway(room, opts);
+  cleanups.push(() => gw.close());
+  const guest = new FakeGuest(room, '52:54:00:12:34:56');
+  return { room, gw, guest };
 }
 
 export class FakeGuest {
