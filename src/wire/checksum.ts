@@ -31,7 +31,10 @@ export function checksumOf(sum: number): number {
   return ~foldSum(sum) & 0xffff;
 }
 
-/** Whether bytes[start, end), checksum field included, plus `initial` sum correctly. */
+/**
+ * Whether bytes[start, end), checksum field included, plus `initial` sum correctly. For
+ * parsers; per-frame NIC code writes foldSum(onesSum(…)) === 0xffff (faster, measured).
+ */
 export function sumVerifies(bytes: Uint8Array, start: number, end: number, initial = 0): boolean {
   return foldSum(onesSum(bytes, start, end, initial)) === 0xffff;
 }

@@ -4,7 +4,7 @@
  * Addresses are unsigned 32-bit numbers (10.0.2.2 = 0x0a000202).
  */
 import { readU16, readU32, writeU16, writeU32 } from './bytes.ts';
-import { checksumOf, internetChecksum, onesSum, pseudoHeaderSum, sumVerifies } from './checksum.ts';
+import { checksumOf, foldSum, internetChecksum, onesSum, pseudoHeaderSum, sumVerifies } from './checksum.ts';
 import { ETH_HLEN, ETHERTYPE_IPV4, etherTypeOf } from './ethernet.ts';
 
 /** Header without options; with options it is up to 60 bytes (IHL 15). */
@@ -147,7 +147,7 @@ export function ipv4Layout(frame: Uint8Array): Ipv4Layout | undefined {
 }
 
 export function ipv4HeaderChecksumOk(frame: Uint8Array, l: Ipv4Layout): boolean {
-  return sumVerifies(frame, l.ip, l.l4);
+  return foldSum(onesSum(frame, l.ip, l.l4)) === 0xffff;
 }
 
 /** Recompute the IPv4 header checksum (header at frame[ip, l4)) in place. */

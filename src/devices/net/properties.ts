@@ -19,6 +19,7 @@ import { Timeline } from '../../virtio/inspect/timeline.ts';
 import { bump, checkInspector, checkInvariants, fail, maskNumbers, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { anyFrameArb, mutatedFrameArb } from '../../wire/testing/frame-arbitraries.ts';
 import { foldSum, onesSum } from '../../wire/checksum.ts';
+import { ETH_MAX_FRAME as MAX_FRAME } from '../../wire/ethernet.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 import { segmentTcp4 } from './tso.ts';
@@ -26,7 +27,6 @@ import { inspectorView } from '../inspect.ts';
 import { manualDefer } from '../testing/transport-subjects.ts';
 import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
 
-const MAX_FRAME = 1514;
 const OUT = { srcMac: GUEST_MAC, dstMac: PEER_MAC, srcIp: 0x0a00020f, dstIp: 0x0a000202 };
 const IN = { srcMac: PEER_MAC, dstMac: GUEST_MAC, srcIp: 0x0a000202, dstIp: 0x0a00020f };
 

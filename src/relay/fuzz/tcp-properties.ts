@@ -21,8 +21,8 @@ import { bump, fail, type NamedProperty } from '../../virtio/testing/invariants.
 import { TcpNat, type TcpTarget } from '../tcp.ts';
 import { GW_IP } from '../testing.ts';
 
-const GUEST_IP = 0x0a00020f;
-const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0, 0, 0, 1);
+export const GUEST_IP = 0x0a00020f;
+export const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0, 0, 0, 1);
 const SERVICE_PORT = 8080;
 const MSS = 1460;
 const TARGET: TcpTarget = { host: '127.0.0.1', port: SERVICE_PORT };
