@@ -28,7 +28,9 @@ import {
   DhcpOption,
   DHCPREQUEST,
   DNS_TYPE_A,
+  ETH_HLEN,
   ETH_MAX_FRAME,
+  ETH_MIN_FRAME,
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
   ICMP_ECHO_REPLY,
@@ -62,7 +64,7 @@ const attackArb = (() => {
 
 /** A frame the gateway emitted must be one a guest's stack would accept as well-formed. */
 function checkGatewayFrame(frame: Uint8Array): DecodedFrame {
-  if (frame.length < 60 || frame.length > ETH_MAX_FRAME) fail(`gateway frame of ${frame.length} bytes`);
+  if (frame.length < ETH_MIN_FRAME || frame.length > ETH_MAX_FRAME) fail(`gateway frame of ${frame.length} bytes`);
   const d = decodeFrame(frame) ?? fail('gateway frame does not decode');
   if (d.eth.etherType === ETHERTYPE_ARP) {
     if (!d.arp || d.arp.op !== ARP_REPLY || !macEquals(d.arp.senderMac, GW_MAC)) fail(`bad ARP from the gateway: ${d.summary}`);
@@ -145,7 +147,7 @@ export function gatewayCase(frames: readonly Uint8Array[], attackerLeases: boole
       if (counts['internal-error']) fail('the gateway caught an internal error (set RELAY_DEBUG=1 to see it)');
       [victim, attacker, observer].forEach((g, i) => {
         for (const f of g.frames.slice(seen[i])) {
-          if (f.length < 14 || f.length > ETH_MAX_FRAME) fail(`a guest got a ${f.length}-byte frame`);
+          if (f.length < ETH_HLEN || f.length > ETH_MAX_FRAME) fail(`a guest got a ${f.length}-byte frame`);
           if (macEquals(f, GW_MAC, 6)) checkGatewayFrame(f);
         }
         seen[i] = g.frames.length;

@@ -1,6 +1,6 @@
 /**
  * fast-check arbitraries for Ethernet frames a guest or a network peer could send: valid
- * ones built with packets.ts (ARP, ICMP echo, DHCP, DNS, UDP, TCP with options, IPv4
+ * ones built with src/wire/ (ARP, ICMP echo, DHCP, DNS, UDP, TCP with options, IPv4
  * options and fragments, other ethertypes), the same with bytes flipped, overwritten,
  * cut or extended (mostly in the headers, where parsers look), and plain garbage.
  */

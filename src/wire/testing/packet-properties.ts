@@ -1,5 +1,5 @@
 /**
- * packets.ts's parsers on frames a guest or a peer controls (fast-check), shared by the
+ * src/wire/'s parsers on frames a guest or a peer controls (fast-check), shared by the
  * unit tests and the long campaign (bench/fuzz.ts). The inspector and the page's DHCP
  * snooping run them on every frame crossing the NIC; the relay on every frame it switches.
  *
