@@ -1,28 +1,24 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   buildDhcp,
-  buildDns,
   DHCPACK,
   DHCPINFORM,
   DHCPNAK,
   DHCPOFFER,
   DhcpOption,
   DHCPREQUEST,
-  DNS_TYPE_A,
   ipToString,
   macToString,
   parseIp,
   readU32,
   u32Bytes,
 } from '../wire/index.ts';
-import { FakeGuest, GW_IP, dhcpClientFrame, gatewayRoom } from './testing.ts';
+import { dhcpClientFrame, dnsQuery, FakeGuest, gatewayRoom, GW_IP } from './testing.ts';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   while (cleanups.length) cleanups.pop()!();
 });
-
-const dnsQuery = (name: string, type = DNS_TYPE_A, id = 0x4242) => buildDns({ id, flags: 0x0100, questions: [{ name, type, class: 1 }] });
 
 describe('gateway: DHCP', () => {
   it('DISCOVER/OFFER/REQUEST/ACK with the options udhcpc needs', async () => {

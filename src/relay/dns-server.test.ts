@@ -1,20 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  buildDns,
   DNS_RCODE_NOERROR,
   DNS_RCODE_NXDOMAIN,
   DNS_TYPE_A,
   DNS_TYPE_AAAA,
   parseIp,
 } from '../wire/index.ts';
-import { GW_IP, gatewayRoom } from './testing.ts';
+import { dnsQuery, gatewayRoom, GW_IP } from './testing.ts';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
   while (cleanups.length) cleanups.pop()!();
 });
-
-const dnsQuery = (name: string, type = DNS_TYPE_A, id = 0x4242) => buildDns({ id, flags: 0x0100, questions: [{ name, type, class: 1 }] });
 
 describe('gateway: DNS', () => {
   it('answers lab names and NXDOMAIN for others with nat host', async () => {

@@ -2,6 +2,7 @@
 import {
   BROADCAST_MAC,
   buildDhcp,
+  buildDns,
   buildEthernet,
   buildIpv4,
   buildTcp,
@@ -12,6 +13,7 @@ import {
   DHCP_SERVER_PORT,
   DHCPDISCOVER,
   DhcpOption,
+  DNS_TYPE_A,
   DHCPREQUEST,
   ETH_MAX_FRAME,
   ETHERTYPE_IPV4,
@@ -50,6 +52,9 @@ export function gatewayRoom(cleanups: Array<() => void>, opts: Partial<GatewayOp
   const guest = new FakeGuest(room, '52:54:00:12:34:56');
   return { room, gw, guest };
 }
+
+/** A recursive query for one name (id 0x4242 unless given). */
+export const dnsQuery = (name: string, type = DNS_TYPE_A, id = 0x4242): Uint8Array => buildDns({ id, flags: 0x0100, questions: [{ name, type, class: 1 }] });
 
 export class FakeGuest {
   readonly frames: Uint8Array[] = [];
