@@ -7,7 +7,7 @@
  *          loopback device and on every registered device (src/devices/registry.ts)
  *   blk    virtio-blk requests (src/devices/blk/properties.ts)
  *   net    virtio-net headers, frames, offloads (src/devices/net/properties.ts)
- *   relay  packet parsers, switch + gateway, TCP NAT (src/net/testing/packet-properties.ts,
+ *   relay  packet parsers, switch + gateway, TCP NAT (src/wire/testing/packet-properties.ts,
  *          src/relay/fuzz/*-properties.ts)
  *
  *   npm run fuzz -- --seconds 600 [--only blk] [--slice 1000] [--seed 42] [--coverage]
@@ -23,7 +23,7 @@ import fc from 'fast-check';
 import { blkProperties } from '../src/devices/blk/properties.ts';
 import { netProperties } from '../src/devices/net/properties.ts';
 import { deviceTransportProperties } from '../src/devices/testing/transport-subjects.ts';
-import { packetProperties } from '../src/net/testing/packet-properties.ts';
+import { packetProperties } from '../src/wire/testing/packet-properties.ts';
 import { gatewayProperties } from '../src/relay/fuzz/gateway-properties.ts';
 import { tcpNatProperties } from '../src/relay/fuzz/tcp-properties.ts';
 import type { NamedProperty } from '../src/virtio/testing/invariants.ts';

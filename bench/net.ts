@@ -14,17 +14,17 @@ import { attachRelay } from '../src/relay/index.ts';
 import type { ConsoleSession } from '../src/vm/console-session.ts';
 import { startNodeVm } from '../src/vm/node/node-machine.ts';
 import {
-  ETHERTYPE_IPV4,
-  ICMP_ECHO_REPLY,
-  ICMP_ECHO_REQUEST,
-  IPPROTO_ICMP,
   buildEthernet,
   buildIcmp,
   buildIpv4,
   decodeFrame,
+  ETHERTYPE_IPV4,
+  ICMP_ECHO_REPLY,
+  ICMP_ECHO_REQUEST,
+  IPPROTO_ICMP,
   parseIp,
   parseMac,
-} from '../src/net/packets.ts';
+} from '../src/wire/index.ts';
 import { median, summary } from './stats.ts';
 import { tcpEndpoint } from './suite/tcp-endpoint.ts';
 import { stockV86InNode } from './suite/stock-node.ts';

@@ -6,7 +6,7 @@ import { startBenchServer } from '../bench/suite/server.ts';
 import { stockGuest } from '../bench/suite/guests.ts';
 import type { Page } from '@playwright/test';
 import { attachRelay, type Relay } from '../src/relay/index.ts';
-import { decodeFrame } from '../src/net/packets.ts';
+import { decodeFrame } from '../src/wire/decode.ts';
 import { expect, test } from './fixtures.ts';
 
 const run = (page: Page, cmd: string, timeoutMs = 60_000) =>

@@ -7,7 +7,9 @@ import type { BrowserContext, Page } from '@playwright/test';
 import { figure, median, type Figure } from '../stats.ts';
 import { tcpEndpoint } from './tcp-endpoint.ts';
 import { instructionsBetween, labGuest, stockGuest, type BenchGuest } from './guests.ts';
-import { ETHERTYPE_IPV4, ICMP_ECHO_REQUEST, IPPROTO_ICMP, buildEthernet, buildIcmp, buildIpv4, parseIp, parseMac } from '../../src/net/packets.ts';
+import { ETHERTYPE_IPV4, buildEthernet, parseMac } from '../../src/wire/ethernet.ts';
+import { ICMP_ECHO_REQUEST, buildIcmp } from '../../src/wire/icmp.ts';
+import { IPPROTO_ICMP, buildIpv4, parseIp } from '../../src/wire/ipv4.ts';
 import type { DeviceStats } from '../../src/vm/protocol.ts';
 
 export const NICS = [

@@ -2,18 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { leasedAddress } from './dhcp-snoop.ts';
 import {
   BROADCAST_MAC,
+  buildDhcp,
+  buildEthernet,
+  buildIpv4,
+  buildUdp,
   DHCPACK,
   DHCPOFFER,
   DhcpOption,
   ETHERTYPE_IPV4,
   IPPROTO_UDP,
-  buildDhcp,
-  buildEthernet,
-  buildIpv4,
-  buildUdp,
   parseIp,
   parseMac,
-} from './packets.ts';
+} from '../wire/index.ts';
 
 const guest = parseMac('02:00:00:00:00:01');
 const gateway = parseMac('52:55:0a:00:02:02');

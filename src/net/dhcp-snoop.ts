@@ -2,18 +2,10 @@
  * Which address did the guest lease? Seen from frames crossing the NIC: a DHCPACK for our
  * MAC carries it in yiaddr. Lets the page show the guest's IP without asking the guest.
  */
-import {
-  DHCPACK,
-  DHCP_CLIENT_PORT,
-  ETHERTYPE_IPV4,
-  IPPROTO_UDP,
-  ipToString,
-  macEquals,
-  parseDhcp,
-  parseEthernet,
-  parseIpv4,
-  parseUdp,
-} from './packets.ts';
+import { DHCPACK, DHCP_CLIENT_PORT, parseDhcp } from '../wire/dhcp.ts';
+import { ETHERTYPE_IPV4, macEquals, parseEthernet } from '../wire/ethernet.ts';
+import { IPPROTO_UDP, ipToString, parseIpv4 } from '../wire/ipv4.ts';
+import { parseUdp } from '../wire/udp.ts';
 
 export function leasedAddress(frame: Uint8Array, mac: Uint8Array): string | undefined {
   const eth = parseEthernet(frame);

@@ -1,87 +1,62 @@
 /**
  * The gateway: a virtual host on each room's switch, like QEMU's user networking (slirp).
- * At 10.0.2.2/24 with MAC 52:55:0a:00:02:02 it answers ARP, runs a DHCP server (stable
- * lease per MAC from 10.0.2.15 up), answers ICMP echo, serves DNS on port 53 (lab names;
- * other names through the host's resolver only when NAT policy is 'all'), and NATs UDP
- * (Node dgram sockets) and TCP (terminated here, see tcp.ts) to the relay's host:
- * 10.0.2.2:P → 127.0.0.1:P ('host' and 'all'), any other address by policy 'all'.
+ * At 10.0.2.2/24 with MAC 52:55:0a:00:02:02 it answers ARP and ICMP echo itself and hands
+ * everything else to its services: DHCP (dhcp-server.ts), DNS on port 53 (dns-server.ts),
+ * UDP NAT (udp-nat.ts) and TCP NAT (tcp.ts, terminated here), which reach the relay's host
+ * as nat-policy.ts allows: 10.0.2.2:P → 127.0.0.1:P ('host' and 'all'), any other address
+ * by policy 'all'.
  *
  * It is just another port on the switch: frames reach it by MAC learning and flooding,
  * and its replies enter the switch through its own port. Guest input never throws: every
- * frame it cannot use is counted by reason.
+ * frame it cannot use is counted by reason. Work per frame: one parse per layer (each
+ * bounded by the frame), one checksum pass, then one service call.
  */
-import dgram from 'node:dgram';
-import { lookup as dnsLookup } from 'node:dns';
+import { isEthernetIpv4Arp, ARP_REPLY, ARP_REQUEST, ARP_SENDER_IP, ARP_SENDER_MAC, buildArp, parseArp } from '../wire/arp.ts';
+import { readU32 } from '../wire/bytes.ts';
+import { verifyTransportChecksum } from '../wire/checksum.ts';
+import { DHCP_SERVER_PORT } from '../wire/dhcp.ts';
+import { DNS_PORT } from '../wire/dns.ts';
 import {
-  ARP_REPLY,
-  ARP_REQUEST,
-  BROADCAST_MAC,
-  DHCPACK,
-  DHCPDISCOVER,
-  DHCPINFORM,
-  DHCPNAK,
-  DHCPOFFER,
-  DHCPRELEASE,
-  DHCPREQUEST,
-  DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
-  DNS_CLASS_IN,
-  DNS_RCODE_FORMERR,
-  DNS_RCODE_NOERROR,
-  DNS_RCODE_NOTIMP,
-  DNS_RCODE_NXDOMAIN,
-  DNS_RCODE_SERVFAIL,
-  DNS_TYPE_A,
-  type DhcpMessage,
-  DhcpOption,
-  type DnsMessage,
-  type DnsRecord,
+  ETH_HLEN,
+  ETH_MIN_FRAME,
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
-  ICMP_DEST_UNREACHABLE,
-  ICMP_ECHO_REPLY,
-  ICMP_ECHO_REQUEST,
-  IPPROTO_ICMP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  IP_BROADCAST,
-  type Ipv4Packet,
-  buildArp,
-  buildDhcp,
-  buildDns,
   buildEthernet,
-  buildIcmp,
-  buildIpv4,
-  buildUdp,
-  ipToString,
+  etherTypeOf,
   isMulticastMac,
   macEquals,
   macKey,
   macToString,
-  parseArp,
-  parseDhcp,
-  parseDns,
   parseEthernet,
-  parseIcmp,
+  parseMac,
+} from '../wire/ethernet.ts';
+import { ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, buildIcmp, parseIcmp } from '../wire/icmp.ts';
+import {
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPV4_FLAG_MF,
+  IPV4_HEADER_LEN,
+  IPV4_SRC,
+  IP_BROADCAST,
+  buildIpv4,
+  ipToString,
   parseIp,
   parseIpv4,
-  parseMac,
-  parseTcp,
-  parseUdp,
-  readU32,
-  u32Bytes,
-  verifyTransportChecksum,
-} from '../net/packets.ts';
+} from '../wire/ipv4.ts';
+import { parseTcp } from '../wire/tcp.ts';
+import { buildUdp, parseUdp } from '../wire/udp.ts';
+import { DhcpServer, type Lease } from './dhcp-server.ts';
+import { DnsServer, type LookupFn } from './dns-server.ts';
+import type { GatewayIo } from './gateway-io.ts';
+import { type NatPolicy, natTarget } from './nat-policy.ts';
 import type { DropReason, PortSink, SwitchPort, SwitchRoom } from './switch.ts';
 import { DEFAULT_TCP_OPTIONS, TcpNat, type TcpOptions, type TcpTarget } from './tcp.ts';
+import { UdpNat } from './udp-nat.ts';
 
-export type NatPolicy = 'off' | 'host' | 'all';
-
-/** Largest DNS message over UDP without EDNS (RFC 1035 4.2.1), and the truncation flag. */
-const DNS_UDP_MAX = 512;
-const DNS_FLAG_TC = 0x0200;
-
-export type LookupFn = (name: string) => Promise<number[]>;
+export type { Lease } from './dhcp-server.ts';
+export type { LookupFn } from './dns-server.ts';
+export type { NatPolicy } from './nat-policy.ts';
 
 export interface GatewayOptions {
   /** Default 10.0.2.2. */
@@ -132,12 +107,6 @@ export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
   tcp: {},
 };
 
-export interface Lease {
-  ip: string;
-  mac: string;
-  hostname?: string;
-}
-
 export interface GatewayStats {
   ip: string;
   mac: string;
@@ -149,40 +118,19 @@ export interface GatewayStats {
   tcp: ReturnType<TcpNat['stats']>;
 }
 
-function nodeLookup(name: string): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    dnsLookup(name, { family: 4, all: true }, (err, addrs) => {
-      if (err) reject(err);
-      else resolve(addrs.map((a) => parseIp(a.address)));
-    });
-  });
-}
-
-interface UdpFlow {
-  socket: dgram.Socket;
-  guestMac: Uint8Array;
-  guestIp: number;
-  guestPort: number;
-  timer: NodeJS.Timeout;
-}
-
-export class Gateway implements PortSink {
+export class Gateway implements PortSink, GatewayIo {
   readonly opts: GatewayOptions;
   readonly ip: number;
   readonly mac: Uint8Array;
   readonly dnsIp: number;
   private readonly netmask: number;
-  private readonly dhcpStart: number;
-  private readonly dhcpEnd: number;
   readonly port: SwitchPort;
   private readonly counts: Record<string, number> = {};
-  private readonly leases = new Map<number, { ip: number; hostname?: string }>();
-  private readonly leaseByIp = new Map<number, number>();
-  private readonly udpFlows = new Map<string, UdpFlow>();
   private readonly leftTimers = new Map<number, NodeJS.Timeout>();
+  private readonly dhcp: DhcpServer;
+  private readonly dns: DnsServer;
+  private readonly udp: UdpNat;
   private readonly tcp: TcpNat;
-  private readonly lookup: LookupFn;
-  private pendingLookups = 0;
   private ipId = 1;
   private closed = false;
 
@@ -190,20 +138,26 @@ export class Gateway implements PortSink {
     private readonly room: SwitchRoom,
     opts: Partial<GatewayOptions> = {},
   ) {
-    this.opts = { ...DEFAULT_GATEWAY_OPTIONS, ...opts, tcp: { ...DEFAULT_TCP_OPTIONS, ...opts.tcp } };
-    this.ip = parseIp(this.opts.ip);
-    this.mac = parseMac(this.opts.mac);
-    this.dnsIp = parseIp(this.opts.dnsIp);
-    this.netmask = parseIp(this.opts.netmask);
-    this.dhcpStart = parseIp(this.opts.dhcpStart);
-    this.dhcpEnd = parseIp(this.opts.dhcpEnd);
-    this.lookup = this.opts.lookup ?? nodeLookup;
+    const o = (this.opts = { ...DEFAULT_GATEWAY_OPTIONS, ...opts, tcp: { ...DEFAULT_TCP_OPTIONS, ...opts.tcp } });
+    this.ip = parseIp(o.ip);
+    this.mac = parseMac(o.mac);
+    this.dnsIp = parseIp(o.dnsIp);
+    this.netmask = parseIp(o.netmask);
+    const isOurs = (ip: number) => this.isOurs(ip);
+    this.dhcp = new DhcpServer(
+      this,
+      { netmask: this.netmask, dnsIp: this.dnsIp, start: parseIp(o.dhcpStart), end: parseIp(o.dhcpEnd), leaseSeconds: o.leaseSeconds, domain: o.domain },
+      isOurs,
+      (key) => room.hasMac(key),
+    );
+    this.dns = new DnsServer(this, o, (hostname) => this.dhcp.addressOfHost(hostname));
+    this.udp = new UdpNat(this, o, (dst, port) => this.natTarget(dst, port));
     this.tcp = new TcpNat(
       {
         emit: (mac, src, dst, seg) => this.sendIp(mac, src, dst, IPPROTO_TCP, seg),
         count: (what) => this.count(what),
       },
-      this.opts.tcp,
+      o.tcp,
     );
     this.port = room.attach(this, { label: 'gateway', mac: this.mac });
     room.guard = (frame, srcKey) => this.sourceGuard(frame, srcKey);
@@ -216,13 +170,13 @@ export class Gateway implements PortSink {
    * "10.0.2.2 is at me" moved a real guest's gateway entry to the attacker, 100 % ping loss.
    */
   private sourceGuard(frame: Uint8Array, srcKey: number): DropReason | null {
-    const type = frame.length >= 14 ? (frame[12] << 8) | frame[13] : -1;
-    if (type === ETHERTYPE_ARP && frame.length >= 42 && frame[18] === 6 && frame[19] === 4) {
-      if (macKey(frame, 22) !== srcKey) return 'arp-spoof';
-      return this.claimsOthers(readU32(frame, 28), srcKey) ? 'arp-spoof' : null;
+    const type = frame.length >= ETH_HLEN ? etherTypeOf(frame) : -1;
+    if (type === ETHERTYPE_ARP && isEthernetIpv4Arp(frame, ETH_HLEN)) {
+      if (macKey(frame, ETH_HLEN + ARP_SENDER_MAC) !== srcKey) return 'arp-spoof';
+      return this.claimsOthers(readU32(frame, ETH_HLEN + ARP_SENDER_IP), srcKey) ? 'arp-spoof' : null;
     }
-    if (type === ETHERTYPE_IPV4 && frame.length >= 34) {
-      return this.claimsOthers(readU32(frame, 26), srcKey) ? 'ip-spoof' : null;
+    if (type === ETHERTYPE_IPV4 && frame.length >= ETH_HLEN + IPV4_HEADER_LEN) {
+      return this.claimsOthers(readU32(frame, ETH_HLEN + IPV4_SRC), srcKey) ? 'ip-spoof' : null;
     }
     return null;
   }
@@ -230,11 +184,11 @@ export class Gateway implements PortSink {
   /** Whether `ip` belongs to the gateway or is leased to a MAC other than `macKeyOf`. */
   private claimsOthers(ip: number, macKeyOf: number): boolean {
     if (this.isOurs(ip)) return true;
-    const owner = this.leaseByIp.get(ip);
+    const owner = this.dhcp.ownerOf(ip);
     return owner !== undefined && owner !== macKeyOf;
   }
 
-  private count(what: string): void {
+  count(what: string): void {
     this.counts[what] = (this.counts[what] ?? 0) + 1;
   }
 
@@ -269,7 +223,7 @@ export class Gateway implements PortSink {
     const ip = parseIpv4(eth.payload);
     if (!ip) return this.count('drop-malformed-ipv4');
     if (!ip.checksumOk) return this.count('drop-bad-ip-checksum');
-    if (ip.flags & 1 || ip.fragmentOffset) return this.count('drop-fragment');
+    if (ip.flags & IPV4_FLAG_MF || ip.fragmentOffset) return this.count('drop-fragment');
     const src = eth.src;
 
     if (ip.protocol === IPPROTO_UDP) {
@@ -279,11 +233,11 @@ export class Gateway implements PortSink {
         return this.count('drop-bad-udp-checksum');
       }
       if (udp.dstPort === DHCP_SERVER_PORT && (ip.dst === IP_BROADCAST || this.isOurs(ip.dst))) {
-        return this.handleDhcp(src, udp.payload);
+        return this.dhcp.handle(src, udp.payload);
       }
       if (!toUs) return; // other broadcast/multicast UDP: not for us
-      if (ip.dst === this.dnsIp && udp.dstPort === 53) return this.handleDns(src, ip, udp.srcPort, udp.payload);
-      return this.udpOut(src, ip, udp.srcPort, udp.dstPort, udp.payload);
+      if (ip.dst === this.dnsIp && udp.dstPort === DNS_PORT) return this.dns.handle(src, ip, udp.srcPort, udp.payload);
+      return this.udp.out(src, ip, udp.srcPort, udp.dstPort, udp.payload);
     }
     if (!toUs) return;
     if (ip.protocol === IPPROTO_ICMP) {
@@ -307,16 +261,20 @@ export class Gateway implements PortSink {
     this.count('drop-protocol');
   }
 
+  /** ARP requests for the gateway's addresses; everything else ARP is the guests' business. */
+  private handleArp(b: Uint8Array): void {
+    const arp = parseArp(b);
+    if (!arp) return this.count('drop-malformed-arp');
+    if (arp.op !== ARP_REQUEST || !this.isOurs(arp.targetIp)) return;
+    this.count('arp-reply');
+    const reply = buildArp({ op: ARP_REPLY, senderMac: this.mac, senderIp: arp.targetIp, targetMac: arp.senderMac, targetIp: arp.senderIp });
+    this.sendEth(arp.senderMac, ETHERTYPE_ARP, reply);
+  }
+
   /** Where a guest's packet to (dst, port) goes on the host, or null if policy refuses. */
   natTarget(dst: number, port: number): TcpTarget | null {
-    const policy = this.opts.nat;
-    if (policy === 'off') return null;
-    if (this.isOurs(dst)) return { host: this.opts.hostAddress, port };
-    if (policy !== 'all') return null;
-    const first = dst >>> 24;
-    if (first === 0 || first === 127 || first >= 224) return null; // unspecified, loopback, multicast, broadcast
-    if ((dst & this.netmask) === (this.ip & this.netmask)) return null; // the lab's own subnet
-    return { host: ipToString(dst), port };
+    const scope = { policy: this.opts.nat, hostAddress: this.opts.hostAddress, subnet: this.ip, netmask: this.netmask };
+    return natTarget(scope, this.isOurs(dst), dst, port);
   }
 
   // ------------------------------------------------------------- frames out
@@ -327,7 +285,7 @@ export class Gateway implements PortSink {
     if (!isMulticastMac(dst) && !this.room.hasMac(macKey(dst))) return this.count('drop-guest-gone');
     // Pad to Ethernet's 60-byte minimum (no FCS), as a real NIC would; guests may expect
     // it. The IP header's total length tells the padding apart.
-    this.port.input(buildEthernet({ dst, src: this.mac, etherType, payload }, 60));
+    this.port.input(buildEthernet({ dst, src: this.mac, etherType, payload }, ETH_MIN_FRAME));
   }
 
   sendIp(dstMac: Uint8Array, src: number, dst: number, protocol: number, payload: Uint8Array): void {
@@ -336,297 +294,14 @@ export class Gateway implements PortSink {
     this.sendEth(dstMac, ETHERTYPE_IPV4, buildIpv4({ src, dst, protocol, payload, id: this.ipId }));
   }
 
-  private sendUdp(dstMac: Uint8Array, src: number, dst: number, srcPort: number, dstPort: number, payload: Uint8Array): void {
+  sendUdp(dstMac: Uint8Array, src: number, dst: number, srcPort: number, dstPort: number, payload: Uint8Array): void {
     this.sendIp(dstMac, src, dst, IPPROTO_UDP, buildUdp({ src, dst, srcPort, dstPort, payload }));
   }
 
-  // ------------------------------------------------------------- ARP
-
-  private handleArp(b: Uint8Array): void {
-    const arp = parseArp(b);
-    if (!arp) return this.count('drop-malformed-arp');
-    if (arp.op !== ARP_REQUEST || !this.isOurs(arp.targetIp)) return;
-    this.count('arp-reply');
-    const reply = buildArp({ op: ARP_REPLY, senderMac: this.mac, senderIp: arp.targetIp, targetMac: arp.senderMac, targetIp: arp.senderIp });
-    this.sendEth(arp.senderMac, ETHERTYPE_ARP, reply);
-  }
-
-  // ------------------------------------------------------------- DHCP
-
-  private allocate(mac: number): number | null {
-    const have = this.leases.get(mac);
-    if (have) {
-      // Re-insert: the map's order is least recently used first, for reclaim() below.
-      this.leases.delete(mac);
-      this.leases.set(mac, have);
-      return have.ip;
-    }
-    for (let ip = this.dhcpStart; ip <= this.dhcpEnd; ip++) {
-      if (this.isOurs(ip) || this.leaseByIp.has(ip)) continue;
-      this.leases.set(mac, { ip });
-      this.leaseByIp.set(ip, mac);
-      return ip;
-    }
-    return this.reclaim(mac);
-  }
-
-  /**
-   * The pool is used up: hand out the least recently used lease of a MAC that is not on the
-   * switch now. Leases stay stable for guests that come back, but not at the price of new
-   * guests getting none: 240 short-lived clients, each with a fresh MAC, used to exhaust a
-   * room's pool for good.
-   */
-  private reclaim(mac: number): number | null {
-    for (const [old, lease] of this.leases) {
-      if (this.room.hasMac(old)) continue;
-      this.leases.delete(old);
-      this.count('dhcp-lease-reclaimed');
-      this.leases.set(mac, { ip: lease.ip });
-      this.leaseByIp.set(lease.ip, mac);
-      return lease.ip;
-    }
-    return null;
-  }
-
-  private handleDhcp(ethSrc: Uint8Array, b: Uint8Array): void {
-    const m = parseDhcp(b);
-    if (!m || m.op !== 1 || m.htype !== 1 || m.hlen !== 6) return this.count('drop-malformed-dhcp');
-    // The switch has already checked the frame's source MAC against the port's; a chaddr
-    // that differs would let one client take another's lease.
-    if (!macEquals(m.chaddr, ethSrc)) return this.count('drop-dhcp-chaddr');
-    const key = macKey(m.chaddr);
-    const serverId = m.options.get(DhcpOption.SERVER_ID);
-    const hostname = m.options.get(DhcpOption.HOSTNAME);
-    switch (m.messageType) {
-      case DHCPDISCOVER: {
-        const ip = this.allocate(key);
-        if (ip === null) return this.count('dhcp-pool-exhausted');
-        this.count('dhcp-offer');
-        return this.dhcpReply(m, DHCPOFFER, ip);
-      }
-      case DHCPREQUEST: {
-        if (serverId && serverId.length === 4 && readU32(serverId) !== this.ip) return; // chose another server
-        const req = m.options.get(DhcpOption.REQUESTED_IP);
-        const wanted = req && req.length === 4 ? readU32(req) : m.ciaddr;
-        const ip = this.allocate(key);
-        if (ip === null || (wanted !== 0 && wanted !== ip)) {
-          this.count('dhcp-nak');
-          return this.dhcpReply(m, DHCPNAK, 0);
-        }
-        if (hostname && hostname.length > 0) {
-          const lease = this.leases.get(key);
-          if (lease) lease.hostname = sanitizeHostname(hostname);
-        }
-        this.count('dhcp-ack');
-        return this.dhcpReply(m, DHCPACK, ip);
-      }
-      case DHCPINFORM:
-        this.count('dhcp-inform');
-        return this.dhcpReply(m, DHCPACK, 0);
-      case DHCPRELEASE:
-        // Leases are stable per MAC for the room's lifetime; a release changes nothing.
-        this.count('dhcp-release');
-        return;
-      default:
-        this.count('drop-dhcp-type');
-    }
-  }
-
-  private dhcpReply(m: DhcpMessage, type: number, yiaddr: number): void {
-    const opts: Array<[number, Uint8Array]> = [[DhcpOption.MESSAGE_TYPE, new Uint8Array([type])], [DhcpOption.SERVER_ID, u32Bytes(this.ip)]];
-    if (type !== DHCPNAK) {
-      const bcast = (this.ip & this.netmask) | (~this.netmask >>> 0);
-      if (type !== DHCPACK || yiaddr !== 0) {
-        const lease = this.opts.leaseSeconds;
-        opts.push(
-          [DhcpOption.LEASE_TIME, u32Bytes(lease)],
-          [DhcpOption.RENEWAL_TIME, u32Bytes(Math.floor(lease / 2))],
-          [DhcpOption.REBINDING_TIME, u32Bytes(Math.floor((lease * 7) / 8))],
-        );
-      }
-      opts.push(
-        [DhcpOption.SUBNET_MASK, u32Bytes(this.netmask)],
-        [DhcpOption.ROUTER, u32Bytes(this.ip)],
-        [DhcpOption.DNS, u32Bytes(this.dnsIp)],
-        [DhcpOption.BROADCAST, u32Bytes(bcast >>> 0)],
-      );
-      if (this.opts.domain) opts.push([DhcpOption.DOMAIN_NAME, new TextEncoder().encode(this.opts.domain)]);
-    }
-    const reply = buildDhcp({
-      op: 2,
-      xid: m.xid,
-      chaddr: m.chaddr,
-      flags: m.flags,
-      ciaddr: type === DHCPACK && yiaddr === 0 ? m.ciaddr : 0,
-      yiaddr,
-      siaddr: this.ip,
-      options: opts,
-    });
-    // RFC 2131 4.1: unicast to ciaddr if the client has one; broadcast if it asked for it
-    // (or for a NAK); else to yiaddr at chaddr. The frame always goes to chaddr.
-    let dstIp: number;
-    if (type === DHCPNAK) dstIp = IP_BROADCAST;
-    else if (m.ciaddr !== 0) dstIp = m.ciaddr;
-    else if (m.flags & 0x8000) dstIp = IP_BROADCAST;
-    else dstIp = yiaddr;
-    const dstMac = dstIp === IP_BROADCAST && type === DHCPNAK ? BROADCAST_MAC : m.chaddr;
-    this.sendUdp(dstMac, this.ip, dstIp, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, reply);
-  }
+  // -------------------------------------------------------------
 
   leaseFor(mac: Uint8Array): string | null {
-    const l = this.leases.get(macKey(mac));
-    return l ? ipToString(l.ip) : null;
-  }
-
-  // ------------------------------------------------------------- DNS
-
-  /** A lab name's address, or null: `gateway`, `host`, configured names, DHCP hostnames. */
-  private labName(name: string): number | null | undefined {
-    let n = name.toLowerCase().replace(/\.$/, '');
-    const suffix = this.opts.domain ? `.${this.opts.domain.toLowerCase()}` : '';
-    const inDomain = suffix !== '' && n.endsWith(suffix);
-    if (inDomain) n = n.slice(0, -suffix.length);
-    if (n === 'gateway' || n === 'host') return this.ip;
-    const extra = this.opts.names[n];
-    if (extra) return parseIp(extra);
-    for (const l of this.leases.values()) if (l.hostname && l.hostname === n) return l.ip;
-    // Inside the lab's domain, a name nobody has is known not to exist.
-    if (inDomain || (suffix !== '' && n === this.opts.domain.toLowerCase())) return null;
-    return undefined; // not a lab name
-  }
-
-  private handleDns(dstMac: Uint8Array, ip: Ipv4Packet, srcPort: number, b: Uint8Array): void {
-    const q = parseDns(b);
-    if (!q) {
-      this.count('drop-malformed-dns');
-      if (b.length >= 12) this.dnsReply(dstMac, ip, srcPort, b, null, DNS_RCODE_FORMERR, []);
-      return;
-    }
-    if (q.isResponse) return this.count('drop-dns-response');
-    if (q.opcode !== 0 || q.questions.length !== 1) return this.dnsReply(dstMac, ip, srcPort, b, q, DNS_RCODE_NOTIMP, []);
-    const question = q.questions[0];
-    this.count('dns-query');
-    const answer = (addrs: number[]): DnsRecord[] =>
-      addrs.map((a) => ({ name: question.name, type: DNS_TYPE_A, class: DNS_CLASS_IN, ttl: 60, data: u32Bytes(a) }));
-    const lab = this.labName(question.name);
-    if (lab !== undefined) {
-      if (lab === null) return this.dnsReply(dstMac, ip, srcPort, b, q, DNS_RCODE_NXDOMAIN, [], true);
-      const records = question.type === DNS_TYPE_A && question.class === DNS_CLASS_IN ? answer([lab]) : [];
-      return this.dnsReply(dstMac, ip, srcPort, b, q, DNS_RCODE_NOERROR, records, true);
-    }
-    if (this.opts.nat !== 'all') {
-      this.count('dns-nxdomain-policy');
-      return this.dnsReply(dstMac, ip, srcPort, b, q, DNS_RCODE_NXDOMAIN, []);
-    }
-    if (question.type !== DNS_TYPE_A) return this.dnsReply(dstMac, ip, srcPort, b, q, DNS_RCODE_NOERROR, []);
-    if (this.pendingLookups >= this.opts.maxPendingLookups) {
-      this.count('dns-too-many-pending');
-      return this.dnsReply(dstMac, ip, srcPort, b, q, DNS_RCODE_SERVFAIL, []);
-    }
-    this.pendingLookups++;
-    const mac = dstMac.slice(0, 6);
-    const query = b.slice();
-    this.lookup(question.name).then(
-      (addrs) => {
-        this.pendingLookups--;
-        this.dnsReply(mac, ip, srcPort, query, q, addrs.length ? DNS_RCODE_NOERROR : DNS_RCODE_NXDOMAIN, answer(addrs.slice(0, 16)));
-      },
-      (e: NodeJS.ErrnoException) => {
-        this.pendingLookups--;
-        const nx = e.code === 'ENOTFOUND' || e.code === 'ENODATA';
-        this.dnsReply(mac, ip, srcPort, query, q, nx ? DNS_RCODE_NXDOMAIN : DNS_RCODE_SERVFAIL, []);
-      },
-    );
-  }
-
-  private dnsReply(
-    dstMac: Uint8Array,
-    ip: Ipv4Packet,
-    dstPort: number,
-    raw: Uint8Array,
-    q: DnsMessage | null,
-    rcode: number,
-    answers: DnsRecord[],
-    authoritative = false,
-  ): void {
-    const id = (raw[0] << 8) | raw[1];
-    const rd = q ? q.flags & 0x0100 : 0;
-    const aa = authoritative ? 0x0400 : 0; // the lab's own names
-    const flags = 0x8000 | ((q?.opcode ?? 0) << 11) | aa | rd | 0x0080 | rcode;
-    let msg = buildDns({ id, flags, questions: q ? q.questions : [], answers });
-    if (msg.length > DNS_UDP_MAX) {
-      // RFC 1035 4.2.1: at most 512 bytes over UDP, else TC. Echoing every question of a
-      // query whose names point at one long name made frames over the MTU, and an amplifier
-      // (each 6-byte compressed question came back as up to 259 bytes).
-      const one = q && q.questions.length === 1 ? q.questions : [];
-      msg = buildDns({ id, flags: flags | DNS_FLAG_TC, questions: one });
-      this.count('dns-truncated');
-    }
-    this.count(`dns-rcode-${rcode}`);
-    this.sendUdp(dstMac, ip.dst, ip.src, 53, dstPort, msg);
-  }
-
-  // ------------------------------------------------------------- UDP NAT
-
-  private udpOut(guestMac: Uint8Array, ip: Ipv4Packet, srcPort: number, dstPort: number, payload: Uint8Array): void {
-    const target = this.natTarget(ip.dst, dstPort);
-    if (!target) {
-      this.count('udp-nat-denied');
-      // ICMP destination unreachable, "communication administratively prohibited".
-      const orig = ip.payload.subarray(0, 8);
-      const quoted = new Uint8Array(ip.headerLength + orig.length);
-      quoted.set(this.rawHeader(ip), 0);
-      quoted.set(orig, ip.headerLength);
-      this.sendIp(guestMac, this.ip, ip.src, IPPROTO_ICMP, buildIcmp({ type: ICMP_DEST_UNREACHABLE, code: 13, restOfHeader: 0, data: quoted }));
-      return;
-    }
-    const key = `${ip.src}:${srcPort}`;
-    let flow = this.udpFlows.get(key);
-    if (!flow) {
-      if (this.udpFlows.size >= this.opts.maxUdpFlows) return this.count('udp-too-many-flows');
-      flow = this.openFlow(key, guestMac, ip.src, srcPort);
-    }
-    flow.timer.refresh();
-    this.count('udp-out');
-    flow.socket.send(payload, target.port, target.host, (err) => {
-      if (err) this.count('udp-send-error');
-    });
-  }
-
-  /** The original IPv4 header bytes (for ICMP errors that quote it). */
-  private rawHeader(ip: Ipv4Packet): Uint8Array {
-    const payloadStart = ip.payload.byteOffset;
-    return new Uint8Array(ip.payload.buffer, payloadStart - ip.headerLength, ip.headerLength);
-  }
-
-  private openFlow(key: string, guestMac: Uint8Array, guestIp: number, guestPort: number): UdpFlow {
-    const socket = dgram.createSocket('udp4');
-    const flow: UdpFlow = {
-      socket,
-      guestMac: guestMac.slice(0, 6),
-      guestIp,
-      guestPort,
-      timer: setTimeout(() => this.closeFlow(key), this.opts.udpIdleMs),
-    };
-    flow.timer.unref?.();
-    socket.on('error', () => {
-      this.count('udp-socket-error');
-      this.closeFlow(key);
-    });
-    socket.on('message', (msg, rinfo) => {
-      let from: number;
-      if (rinfo.address === this.opts.hostAddress) from = this.ip;
-      else if (this.opts.nat === 'all' && rinfo.family === 'IPv4') from = parseIp(rinfo.address);
-      else return this.count('udp-in-unexpected');
-      if (msg.length > 1472) return this.count('udp-in-too-big'); // would need IP fragments
-      flow.timer.refresh();
-      this.count('udp-in');
-      this.sendUdp(flow.guestMac, from, flow.guestIp, rinfo.port, flow.guestPort, new Uint8Array(msg.buffer, msg.byteOffset, msg.length));
-    });
-    // 'host' needs only loopback; 'all' sends anywhere.
-    if (this.opts.nat === 'host') socket.bind(0, this.opts.hostAddress);
-    this.udpFlows.set(key, flow);
-    return flow;
+    return this.dhcp.leaseFor(mac);
   }
 
   /**
@@ -643,29 +318,11 @@ export class Gateway implements PortSink {
       this.leftTimers.delete(key);
       if (this.closed || this.room.hasMac(key)) return;
       for (let i = this.tcp.dropGuest(gone); i > 0; i--) this.count('tcp-reset-guest-gone');
-      for (const [k, f] of [...this.udpFlows]) {
-        if (!macEquals(f.guestMac, gone)) continue;
-        this.closeFlow(k);
-        this.count('udp-closed-guest-gone');
-      }
+      for (let i = this.udp.dropGuest(gone); i > 0; i--) this.count('udp-closed-guest-gone');
     }, this.opts.leftGraceMs);
     t.unref?.();
     this.leftTimers.set(key, t);
   }
-
-  private closeFlow(key: string): void {
-    const f = this.udpFlows.get(key);
-    if (!f) return;
-    this.udpFlows.delete(key);
-    clearTimeout(f.timer);
-    try {
-      f.socket.close();
-    } catch {
-      /* already closed */
-    }
-  }
-
-  // -------------------------------------------------------------
 
   stats(): GatewayStats {
     return {
@@ -673,12 +330,8 @@ export class Gateway implements PortSink {
       mac: macToString(this.mac),
       nat: this.opts.nat,
       counts: { ...this.counts },
-      leases: [...this.leases.entries()].map(([k, l]) => ({
-        ip: ipToString(l.ip),
-        mac: macToString(new Uint8Array([k / 2 ** 40, k / 2 ** 32, k >>> 24, k >>> 16, k >>> 8, k].map((x) => Math.floor(x) & 0xff))),
-        ...(l.hostname ? { hostname: l.hostname } : {}),
-      })),
-      udpFlows: this.udpFlows.size,
+      leases: this.dhcp.list(),
+      udpFlows: this.udp.size,
       tcp: this.tcp.stats(),
     };
   }
@@ -686,20 +339,11 @@ export class Gateway implements PortSink {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const key of [...this.udpFlows.keys()]) this.closeFlow(key);
+    this.udp.close();
     for (const t of this.leftTimers.values()) clearTimeout(t);
     this.leftTimers.clear();
     this.tcp.close();
     if (this.room.guard) this.room.guard = null;
     this.port.detach();
   }
-}
-
-function sanitizeHostname(b: Uint8Array): string {
-  let s = '';
-  for (const c of b.subarray(0, 63)) {
-    const ch = String.fromCharCode(c).toLowerCase();
-    if (/[a-z0-9-]/.test(ch)) s += ch;
-  }
-  return s;
 }

@@ -4,17 +4,17 @@ import net from 'node:net';
 import { WebSocket } from 'ws';
 import {
   BROADCAST_MAC,
-  DHCPDISCOVER,
-  DhcpOption,
-  IPPROTO_UDP,
   buildDhcp,
   buildEthernet,
   buildUdp,
   decodeFrame,
+  DHCPDISCOVER,
+  DhcpOption,
+  IPPROTO_UDP,
   ipToString,
   parseIp,
   parseMac,
-} from '../net/packets.ts';
+} from '../wire/index.ts';
 import { type FrameSocket, type Relay, type RelayOptions, attachRelay, clientSink, ownFrame, roomFromPath } from './relay.ts';
 import { GW_IP, GW_MAC, dhcpClientFrame, ipv4Frame } from './testing.ts';
 

@@ -13,6 +13,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { ETH_MAX_FRAME } from '../wire/ethernet.ts';
 import { type GatewayOptions, type GatewayStats, Gateway } from './gateway.ts';
 import { type PortSink, type RateLimit, type RoomStats, SwitchRoom, type SwitchPort, countDrop } from './switch.ts';
 
@@ -60,7 +61,7 @@ export interface RelayOptions {
 export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
   path: '/relay',
   defaultRoom: 'lab',
-  maxFrameBytes: 1514,
+  maxFrameBytes: ETH_MAX_FRAME,
   maxMessageBytes: 65536,
   maxClientsPerRoom: 32,
   maxRooms: 64,

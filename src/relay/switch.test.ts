@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BROADCAST_MAC, ETHERTYPE_IPV4, buildEthernet, macKey, parseMac } from '../net/packets.ts';
+import { BROADCAST_MAC, ETHERTYPE_IPV4, buildEthernet, macKey, parseMac } from '../wire/ethernet.ts';
 import { SwitchRoom } from './switch.ts';
 
 const mac = (n: number) => parseMac(`52:54:00:00:00:${n.toString(16).padStart(2, '0')}`);

@@ -7,7 +7,7 @@
  * guard (the gateway's) may refuse frames that claim others' IP addresses. Nothing a guest
  * sends can throw out of here: bad frames are counted per reason.
  */
-import { ETH_HEADER_LEN, isMulticastMac, macKey, macToString } from '../net/packets.ts';
+import { ETH_HLEN, isMulticastMac, macKey, macToString } from '../wire/ethernet.ts';
 
 export type DropReason =
   | 'runt' // shorter than an Ethernet header
@@ -225,7 +225,7 @@ export class SwitchRoom {
     port.counters.bytesIn += frame.length;
     this.totals.framesIn++;
     this.totals.bytesIn += frame.length;
-    if (frame.length < ETH_HEADER_LEN) return this.drop(port, 'runt');
+    if (frame.length < ETH_HLEN) return this.drop(port, 'runt');
     if (frame.length > this.options.maxFrameBytes) return this.drop(port, 'too-big');
     if (port.bucket && !port.bucket.take(frame.length, this.now())) return this.drop(port, 'rate-limited');
 

@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, parseIp, parseMac } from '../net/packets.ts';
+import { parseMac } from '../wire/ethernet.ts';
+import { parseIp } from '../wire/ipv4.ts';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment } from '../wire/tcp.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { SwitchRoom } from './switch.ts';
 import { FakeGuest, GW_IP } from './testing.ts';

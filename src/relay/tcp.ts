@@ -11,7 +11,9 @@
  * answered with a duplicate ACK (the guest's link to us is ordered, so this is rare).
  */
 import net from 'node:net';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, buildTcp, ipToString, macEquals } from '../net/packets.ts';
+import { macEquals } from '../wire/ethernet.ts';
+import { ipToString } from '../wire/ipv4.ts';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, buildTcp } from '../wire/tcp.ts';
 
 export interface TcpOptions {
   /** Our MSS toward the guest (capped by the guest's). Default 1460. */

@@ -1,30 +1,33 @@
 /** Test helpers: a hand-driven guest on a switch port that builds and collects frames. */
 import {
-  DHCPDISCOVER,
-  DHCPREQUEST,
-  DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
-  DhcpOption,
-  ETHERTYPE_IPV4,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  IP_BROADCAST,
   BROADCAST_MAC,
-  type DecodedFrame,
-  type Ipv4Build,
   buildDhcp,
+  buildDns,
   buildEthernet,
   buildIpv4,
   buildTcp,
   buildUdp,
+  type DecodedFrame,
   decodeFrame,
+  DHCP_CLIENT_PORT,
+  DHCP_SERVER_PORT,
+  DHCPDISCOVER,
+  DhcpOption,
+  DNS_TYPE_A,
+  DHCPREQUEST,
+  ETH_MAX_FRAME,
+  ETHERTYPE_IPV4,
+  IP_BROADCAST,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  type Ipv4Build,
   parseIp,
   parseMac,
   type TcpBuild,
   u32Bytes,
-} from '../net/packets.ts';
-import { DEFAULT_GATEWAY_OPTIONS } from './gateway.ts';
-import type { SwitchPort, SwitchRoom } from './switch.ts';
+} from '../wire/index.ts';
+import { DEFAULT_GATEWAY_OPTIONS, Gateway, type GatewayOptions } from './gateway.ts';
+import { type SwitchPort, SwitchRoom } from './switch.ts';
 
 /** The gateway's default addresses (a room's gateway unless configured otherwise). */
 export const GW_MAC = parseMac(DEFAULT_GATEWAY_OPTIONS.mac);
@@ -40,6 +43,18 @@ export function dhcpClientFrame(srcMac: Uint8Array, msg: Uint8Array): Uint8Array
   const udp = buildUdp({ src: 0, dst: IP_BROADCAST, srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT, payload: msg });
   return ipv4Frame(srcMac, BROADCAST_MAC, { src: 0, dst: IP_BROADCAST, protocol: IPPROTO_UDP, payload: udp });
 }
+
+/** A room with a gateway and one guest (52:54:00:12:34:56); `cleanups` gets the gateway's close. */
+export function gatewayRoom(cleanups: Array<() => void>, opts: Partial<GatewayOptions> = {}): { room: SwitchRoom; gw: Gateway; guest: FakeGuest } {
+  const room = new SwitchRoom('lab', { maxFrameBytes: ETH_MAX_FRAME });
+  const gw = new Gateway(room, opts);
+  cleanups.push(() => gw.close());
+  const guest = new FakeGuest(room, '52:54:00:12:34:56');
+  return { room, gw, guest };
+}
+
+/** A recursive query for one name (id 0x4242 unless given). */
+export const dnsQuery = (name: string, type = DNS_TYPE_A, id = 0x4242): Uint8Array => buildDns({ id, flags: 0x0100, questions: [{ name, type, class: 1 }] });
 
 export class FakeGuest {
   readonly frames: Uint8Array[] = [];

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { buildEthernet, buildIcmp, buildIpv4, ETHERTYPE_IPV4, IPPROTO_ICMP, ICMP_ECHO_REQUEST } from '../../net/packets.ts';
+import { buildEthernet, ETHERTYPE_IPV4 } from '../../wire/ethernet.ts';
+import { buildIcmp, ICMP_ECHO_REQUEST } from '../../wire/icmp.ts';
+import { buildIpv4, IPPROTO_ICMP } from '../../wire/ipv4.ts';
 import { GuardedMemory } from '../../virtio/inspect/guarded-memory.ts';
 import { ArrayMemory } from '../../virtio/testing/array-memory.ts';
 import { chain } from '../testing/chain.ts';

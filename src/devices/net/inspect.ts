@@ -3,7 +3,7 @@
  * for the timeline (§5.1.6: virtio_net_hdr, then an Ethernet/IP summary). Read-only and never
  * throws.
  */
-import { decodeFrame } from '../../net/packets.ts';
+import { decodeFrame } from '../../wire/decode.ts';
 import { readableBytes, writtenBytes, type RequestDecoder } from '../../virtio/inspect/timeline.ts';
 import type { ConfigField } from '../../virtio/inspect/types.ts';
 import { configField as field } from '../config-field.ts';

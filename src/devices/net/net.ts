@@ -24,9 +24,8 @@ import { FrameBacklog } from './backlog.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { NetConfig, toMac } from './config.ts';
 import { encodeNetHdr, parseNetHdr } from './hdr.ts';
+import { DEFAULT_MTU, ETH_HLEN } from '../../wire/ethernet.ts';
 import {
-  DEFAULT_MTU,
-  ETH_HLEN,
   MAX_GSO_FRAME,
   NET_RECEIVEQ,
   NET_TRANSMITQ,

@@ -17,8 +17,10 @@ import type { Region } from '../../virtio/queue/descriptor-chain.ts';
 import { DeviceStatus, Feature, NetFeature, featureBit } from '../../virtio/constants.ts';
 import { Timeline } from '../../virtio/inspect/timeline.ts';
 import { bump, checkInspector, checkInvariants, fail, maskNumbers, type NamedProperty } from '../../virtio/testing/invariants.ts';
-import { anyFrameArb, mutatedFrameArb } from '../../net/testing/frame-arbitraries.ts';
-import { completePartialChecksum, foldSum, onesSum, rxChecksumValid } from './checksum.ts';
+import { anyFrameArb, mutatedFrameArb } from '../../wire/testing/frame-arbitraries.ts';
+import { foldSum, onesSum } from '../../wire/checksum.ts';
+import { ETH_MAX_FRAME as MAX_FRAME } from '../../wire/ethernet.ts';
+import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 import { segmentTcp4 } from './tso.ts';
 import { inspectorView } from '../inspector-view.ts';
@@ -27,7 +29,6 @@ import { equalBytes } from '../testing/equal-bytes.ts';
 import { manualDefer } from '../testing/manual-defer.ts';
 import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
 
-const MAX_FRAME = 1514;
 const OUT = { srcMac: GUEST_MAC, dstMac: PEER_MAC, srcIp: 0x0a00020f, dstIp: 0x0a000202 };
 const IN = { srcMac: PEER_MAC, dstMac: GUEST_MAC, srcIp: 0x0a000202, dstIp: 0x0a00020f };
 

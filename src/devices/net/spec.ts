@@ -1,7 +1,9 @@
 /**
  * Numbers of virtio-net (§5.1) that the device, its tests and the inspector share.
- * Feature bit numbers live in virtio/constants.ts (NetFeature).
+ * Feature bit numbers live in virtio/constants.ts (NetFeature); Ethernet's sizes in
+ * wire/ethernet.ts.
  */
+import { ETH_HLEN } from '../../wire/ethernet.ts';
 
 /** §5.1.2 Virtqueues: receiveq1 and transmitq1 (no control queue, no multiqueue). */
 export const NET_RECEIVEQ = 0;
@@ -39,8 +41,5 @@ export const VIRTIO_NET_HDR_GSO_ECN = 0x80;
 export const VIRTIO_NET_S_LINK_UP = 1;
 export const VIRTIO_NET_S_ANNOUNCE = 2;
 
-/** Ethernet header without VLAN tag, and the MTU the lab's links carry. */
-export const ETH_HLEN = 14;
-export const DEFAULT_MTU = 1500;
 /** Largest frame a TSO send may hand us: an IPv4 datagram is at most 64 KiB. */
 export const MAX_GSO_FRAME = ETH_HLEN + 65535;

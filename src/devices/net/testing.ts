@@ -1,13 +1,37 @@
 /**
  * A virtio-net driver and packet builders for tests, over DriverMock and a memory link pair.
- * The checksum verifier here is written independently of checksum.ts (concatenate the
- * pseudo header, sum words with plain arithmetic) so the two check each other.
+ * Checksums come from src/wire/checksum.ts, which its own tests hold to RFC 1071; the
+ * builders here write raw header fields so tests can make any frame, valid or not.
  */
 import { DriverMock, type DriverQueue } from '../../virtio/testing/driver-mock.ts';
 import { memoryLinkPair, type MemoryFrameLink } from '../../backends/memory-frame-link.ts';
+import {
+  buildEthernet,
+  ETH_HLEN,
+  ETHERTYPE_IPV4,
+  foldSum,
+  internetChecksum,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPV4_DST,
+  IPV4_HEADER_LEN,
+  IPV4_SRC,
+  pseudoHeaderSum,
+  readU16,
+  readU32,
+  sumVerifies,
+  TCP_ACK,
+  TCP_CHECKSUM,
+  TCP_HEADER_LEN,
+  TCP_PSH,
+  UDP_HEADER_LEN,
+  verifyTransportChecksum,
+  writeU16,
+} from '../../wire/index.ts';
 import { VirtioNet, type VirtioNetOptions } from './net.ts';
 import { encodeNetHdr, parseNetHdr, type VirtioNetHdr } from './hdr.ts';
-import { NET_RECEIVEQ, NET_TRANSMITQ, VIRTIO_NET_HDR_SIZE } from './spec.ts';
+import { NET_RECEIVEQ, NET_TRANSMITQ, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 
 export const GUEST_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0xaa, 0xbb, 0xcc);
 export const PEER_MAC = Uint8Array.of(0x02, 0x00, 0x00, 0x11, 0x22, 0x33);
@@ -16,22 +40,8 @@ export const PEER_IP = Uint8Array.of(10, 0, 2, 2);
 
 // ---- packet builders ----------------------------------------------------------------------
 
-export function ethernet(payload: Uint8Array, type = 0x0800, dst: Uint8Array = PEER_MAC, src: Uint8Array = GUEST_MAC): Uint8Array {
-  const f = new Uint8Array(14 + payload.length);
-  f.set(dst, 0);
-  f.set(src, 6);
-  f[12] = type >> 8;
-  f[13] = type & 0xff;
-  f.set(payload, 14);
-  return f;
-}
-
-/** Plain 16-bit word sum, folded, straightforward on purpose. */
-export function refChecksum(bytes: Uint8Array): number {
-  let sum = 0;
-  for (let i = 0; i < bytes.length; i += 2) sum += (bytes[i] << 8) + (i + 1 < bytes.length ? bytes[i + 1] : 0);
-  while (sum > 0xffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
-  return 0xffff - sum;
+export function ethernet(payload: Uint8Array, type = ETHERTYPE_IPV4, dst: Uint8Array = PEER_MAC, src: Uint8Array = GUEST_MAC): Uint8Array {
+  return buildEthernet({ dst, src, etherType: type, payload });
 }
 
 export interface Ipv4Spec {
@@ -45,23 +55,17 @@ export interface Ipv4Spec {
 }
 
 export function ipv4(spec: Ipv4Spec): Uint8Array {
-  const p = new Uint8Array(20 + spec.payload.length);
+  const p = new Uint8Array(IPV4_HEADER_LEN + spec.payload.length);
   p[0] = 0x45;
-  p[2] = p.length >> 8;
-  p[3] = p.length & 0xff;
-  p[4] = (spec.id ?? 0x1234) >> 8;
-  p[5] = (spec.id ?? 0x1234) & 0xff;
-  const frag = spec.frag ?? 0x4000;
-  p[6] = frag >> 8;
-  p[7] = frag & 0xff;
+  writeU16(p, 2, p.length);
+  writeU16(p, 4, spec.id ?? 0x1234);
+  writeU16(p, 6, spec.frag ?? 0x4000);
   p[8] = 64;
   p[9] = spec.protocol;
-  p.set(spec.src ?? GUEST_IP, 12);
-  p.set(spec.dst ?? PEER_IP, 16);
-  const c = refChecksum(p.subarray(0, 20));
-  p[10] = c >> 8;
-  p[11] = c & 0xff;
-  p.set(spec.payload, 20);
+  p.set(spec.src ?? GUEST_IP, IPV4_SRC);
+  p.set(spec.dst ?? PEER_IP, IPV4_DST);
+  writeU16(p, 10, internetChecksum(p.subarray(0, IPV4_HEADER_LEN)));
+  p.set(spec.payload, IPV4_HEADER_LEN);
   return p;
 }
 
@@ -74,56 +78,52 @@ export interface TcpSpec {
   payload?: Uint8Array;
 }
 
+/** A TCP header (no options) and payload, checksum field 0 (finishL4 or partial fill it). */
 export function tcp(spec: TcpSpec): Uint8Array {
   const payload = spec.payload ?? new Uint8Array();
-  const t = new Uint8Array(20 + payload.length);
+  const t = new Uint8Array(TCP_HEADER_LEN + payload.length);
   const dv = new DataView(t.buffer);
   dv.setUint16(0, spec.srcPort ?? 40000);
   dv.setUint16(2, spec.dstPort ?? 80);
   dv.setUint32(4, (spec.seq ?? 1000) >>> 0);
   dv.setUint32(8, (spec.ack ?? 0) >>> 0);
-  t[12] = 5 << 4;
-  t[13] = spec.flags ?? 0x18; // PSH|ACK
+  t[12] = (TCP_HEADER_LEN / 4) << 4;
+  t[13] = spec.flags ?? TCP_PSH | TCP_ACK;
   dv.setUint16(14, 65535);
-  t.set(payload, 20);
+  t.set(payload, TCP_HEADER_LEN);
   return t;
 }
 
+/** A UDP header and payload, checksum field 0. */
 export function udp(payload: Uint8Array, srcPort = 5000, dstPort = 53): Uint8Array {
-  const u = new Uint8Array(8 + payload.length);
+  const u = new Uint8Array(UDP_HEADER_LEN + payload.length);
   const dv = new DataView(u.buffer);
   dv.setUint16(0, srcPort);
   dv.setUint16(2, dstPort);
   dv.setUint16(4, u.length);
-  u.set(payload, 8);
+  u.set(payload, UDP_HEADER_LEN);
   return u;
-}
-
-function pseudo(ip: Uint8Array, l4: Uint8Array): Uint8Array {
-  const p = new Uint8Array(12 + l4.length);
-  p.set(ip.subarray(12, 20), 0);
-  p[9] = ip[9];
-  p[10] = l4.length >> 8;
-  p[11] = l4.length & 0xff;
-  p.set(l4, 12);
-  return p;
 }
 
 /** Offset of the L4 checksum field within the L4 header. */
 export function l4CsumOffset(protocol: number): number {
-  return protocol === 6 ? 16 : protocol === 17 ? 6 : 2;
+  return protocol === IPPROTO_TCP ? TCP_CHECKSUM : protocol === IPPROTO_UDP ? 6 : 2;
+}
+
+/** The IPv4 header (assumed 20 bytes, as every builder here makes) and L4 part of a frame. */
+function layers(frame: Uint8Array): { ip: Uint8Array; l4: Uint8Array; src: number; dst: number; protocol: number } {
+  const ip = frame.subarray(ETH_HLEN);
+  return { ip, l4: ip.subarray(IPV4_HEADER_LEN, readU16(ip, 2)), src: readU32(ip, IPV4_SRC), dst: readU32(ip, IPV4_DST), protocol: ip[9] };
 }
 
 /** Fill in a correct L4 checksum (TCP, UDP or ICMP) of an Ethernet/IPv4 frame in place. */
 export function finishL4(frame: Uint8Array): Uint8Array {
-  const ip = frame.subarray(14);
-  const l4 = ip.subarray(20, (ip[2] << 8) | ip[3]);
-  const at = l4CsumOffset(ip[9]);
+  const { l4, src, dst, protocol } = layers(frame);
+  const at = l4CsumOffset(protocol);
   l4[at] = l4[at + 1] = 0;
-  let c = refChecksum(ip[9] === 1 ? l4 : pseudo(ip, l4));
-  if (c === 0 && ip[9] === 17) c = 0xffff;
-  l4[at] = c >> 8;
-  l4[at + 1] = c & 0xff;
+  let c = internetChecksum(l4, protocol === IPPROTO_ICMP ? 0 : pseudoHeaderSum(src, dst, protocol, l4.length));
+  if (c === 0 && protocol === IPPROTO_UDP) c = 0xffff;
+  writeU16(l4, at, c);
   return frame;
 }
 
@@ -132,26 +132,20 @@ export function finishL4(frame: Uint8Array): Uint8Array {
  * checksum field (not inverted), and csum_start/csum_offset pointing at it.
  */
 export function partial(frame: Uint8Array): { frame: Uint8Array; hdr: Partial<VirtioNetHdr> } {
-  const ip = frame.subarray(14);
-  const l4 = ip.subarray(20, (ip[2] << 8) | ip[3]);
-  const at = l4CsumOffset(ip[9]);
-  const ph = pseudo(ip, new Uint8Array(l4.length)); // pseudo header, zero data
-  const folded = 0xffff - refChecksum(ph.subarray(0, 12));
-  l4[at] = folded >> 8;
-  l4[at + 1] = folded & 0xff;
-  return { frame, hdr: { flags: 1, csumStart: 34, csumOffset: at } };
+  const { l4, src, dst, protocol } = layers(frame);
+  const at = l4CsumOffset(protocol);
+  writeU16(l4, at, foldSum(pseudoHeaderSum(src, dst, protocol, l4.length)));
+  return { frame, hdr: { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, csumStart: ETH_HLEN + IPV4_HEADER_LEN, csumOffset: at } };
 }
 
 /** Whether an Ethernet/IPv4 frame's IP header and L4 checksums verify. */
 export function checksumsOk(frame: Uint8Array): boolean {
-  const ip = frame.subarray(14);
+  const ip = frame.subarray(ETH_HLEN);
   const ihl = (ip[0] & 15) * 4;
-  if (refChecksum(ip.subarray(0, ihl)) !== 0) return false;
-  const l4 = ip.subarray(ihl, (ip[2] << 8) | ip[3]);
-  if (ip[9] === 1) return refChecksum(l4) === 0;
-  const p = pseudo(ip, l4);
-  // pseudo() assumes a 20-byte header for the addresses, as every builder here does.
-  return refChecksum(p) === 0;
+  if (!sumVerifies(ip, 0, ihl)) return false;
+  const l4 = ip.subarray(ihl, readU16(ip, 2));
+  if (ip[9] === IPPROTO_ICMP) return sumVerifies(l4, 0, l4.length);
+  return verifyTransportChecksum(readU32(ip, IPV4_SRC), readU32(ip, IPV4_DST), ip[9], l4);
 }
 
 // ---- the harness --------------------------------------------------------------------------

@@ -1,15 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { readU16 as u16, readU32 as u32 } from '../../wire/bytes.ts';
+import { TCP_ACK as ACK, TCP_CWR as CWR, TCP_FIN as FIN, TCP_PSH as PSH } from '../../wire/tcp.ts';
 import { segmentTcp4 } from './tso.ts';
 import { VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4 } from './spec.ts';
 import { NetHarness, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
 
-const FIN = 0x01;
-const PSH = 0x08;
-const ACK = 0x10;
-const CWR = 0x80;
 const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + (i >> 8)) & 0xff);
-const u16 = (f: Uint8Array, at: number) => (f[at] << 8) | f[at + 1];
-const u32 = (f: Uint8Array, at: number) => ((f[at] << 24) | (f[at + 1] << 16) | (f[at + 2] << 8) | f[at + 3]) >>> 0;
 
 function superFrame(payload: Uint8Array, flags: number, seq = 0xfffff000, id = 0xfffe): Uint8Array {
   return ethernet(ipv4({ protocol: 6, id, payload: tcp({ seq, flags, payload }) }));

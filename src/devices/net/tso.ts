@@ -8,18 +8,10 @@
  *
  * The header lengths come from the packet itself, never from the guest's hdr_len hint.
  */
-import {
-  IPPROTO_TCP,
-  checksumOf,
-  ipv4Layout,
-  onesSum,
-  pseudoHeaderSum,
-  setIpv4HeaderChecksum,
-} from './checksum.ts';
-
-const TCP_FIN = 0x01;
-const TCP_PSH = 0x08;
-const TCP_CWR = 0x80;
+import { readU16, readU32, writeU16, writeU32 } from '../../wire/bytes.ts';
+import { checksumOf, onesSum } from '../../wire/checksum.ts';
+import { IPPROTO_TCP, ipv4Layout, pseudoHeaderSumAt, setIpv4HeaderChecksum } from '../../wire/ipv4.ts';
+import { TCP_CHECKSUM, TCP_CWR, TCP_FIN, TCP_FLAGS, TCP_HEADER_LEN, TCP_PSH, TCP_SEQ } from '../../wire/tcp.ts';
 
 export type TsoResult = { ok: true; frames: Uint8Array[] } | { ok: false; reason: string };
 
@@ -33,9 +25,9 @@ export function segmentTcp4(frame: Uint8Array, mss: number, maxFrame: number): T
   if (l.protocol !== IPPROTO_TCP) return { ok: false, reason: `TSO frame carries IP protocol ${l.protocol}, not TCP` };
   if (l.fragment) return { ok: false, reason: 'TSO frame is an IP fragment' };
   const tcp = l.l4;
-  if (tcp + 20 > l.end) return { ok: false, reason: 'TSO frame too short for a TCP header' };
+  if (tcp + TCP_HEADER_LEN > l.end) return { ok: false, reason: 'TSO frame too short for a TCP header' };
   const doff = (frame[tcp + 12] >> 4) * 4;
-  if (doff < 20 || tcp + doff > l.end) return { ok: false, reason: `bad TCP data offset ${doff}` };
+  if (doff < TCP_HEADER_LEN || tcp + doff > l.end) return { ok: false, reason: `bad TCP data offset ${doff}` };
   const headers = tcp + doff;
   const payload = l.end - headers;
   if (mss <= 0) return { ok: false, reason: 'gso_size 0' };
@@ -45,9 +37,9 @@ export function segmentTcp4(frame: Uint8Array, mss: number, maxFrame: number): T
   }
 
   const ip = l.ip;
-  const id0 = (frame[ip + 4] << 8) | frame[ip + 5];
-  const seq0 = ((frame[tcp + 4] << 24) | (frame[tcp + 5] << 16) | (frame[tcp + 6] << 8) | frame[tcp + 7]) >>> 0;
-  const flags0 = frame[tcp + 13];
+  const id0 = readU16(frame, ip + 4);
+  const seq0 = readU32(frame, tcp + TCP_SEQ);
+  const flags0 = frame[tcp + TCP_FLAGS];
   const count = Math.max(1, Math.ceil(payload / mss));
   const frames: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
@@ -58,29 +50,19 @@ export function segmentTcp4(frame: Uint8Array, mss: number, maxFrame: number): T
     out.set(frame.subarray(from, from + n), headers);
 
     const ipLen = headers - ip + n;
-    out[ip + 2] = ipLen >>> 8;
-    out[ip + 3] = ipLen & 0xff;
-    const id = (id0 + i) & 0xffff;
-    out[ip + 4] = id >>> 8;
-    out[ip + 5] = id & 0xff;
+    writeU16(out, ip + 2, ipLen);
+    writeU16(out, ip + 4, (id0 + i) & 0xffff);
     setIpv4HeaderChecksum(out, ip, tcp);
 
-    const seq = (seq0 + i * mss) >>> 0;
-    out[tcp + 4] = seq >>> 24;
-    out[tcp + 5] = (seq >>> 16) & 0xff;
-    out[tcp + 6] = (seq >>> 8) & 0xff;
-    out[tcp + 7] = seq & 0xff;
+    writeU32(out, tcp + TCP_SEQ, (seq0 + i * mss) >>> 0);
     let flags = flags0;
     if (i < count - 1) flags &= ~(TCP_FIN | TCP_PSH);
     if (i > 0) flags &= ~TCP_CWR;
-    out[tcp + 13] = flags;
+    out[tcp + TCP_FLAGS] = flags;
 
-    out[tcp + 16] = 0;
-    out[tcp + 17] = 0;
+    writeU16(out, tcp + TCP_CHECKSUM, 0);
     const tcpLen = out.length - tcp;
-    const c = checksumOf(onesSum(out, tcp, out.length, pseudoHeaderSum(out, ip, IPPROTO_TCP, tcpLen)));
-    out[tcp + 16] = c >>> 8;
-    out[tcp + 17] = c & 0xff;
+    writeU16(out, tcp + TCP_CHECKSUM, checksumOf(onesSum(out, tcp, out.length, pseudoHeaderSumAt(out, ip, IPPROTO_TCP, tcpLen))));
     frames.push(out);
   }
   return { ok: true, frames };

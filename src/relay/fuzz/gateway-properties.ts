@@ -16,12 +16,21 @@ import fc from 'fast-check';
 import {
   ARP_REPLY,
   ARP_REQUEST,
+  buildArp,
+  buildDns,
+  buildEthernet,
+  buildIcmp,
+  type DecodedFrame,
+  decodeFrame,
   DHCPACK,
   DHCPDISCOVER,
   DHCPOFFER,
+  DhcpOption,
   DHCPREQUEST,
   DNS_TYPE_A,
-  DhcpOption,
+  ETH_HLEN,
+  ETH_MAX_FRAME,
+  ETH_MIN_FRAME,
   ETHERTYPE_ARP,
   ETHERTYPE_IPV4,
   ICMP_ECHO_REPLY,
@@ -29,24 +38,17 @@ import {
   IPPROTO_ICMP,
   IPPROTO_TCP,
   IPPROTO_UDP,
-  buildArp,
-  buildDns,
-  buildEthernet,
-  buildIcmp,
-  decodeFrame,
   macEquals,
   parseMac,
   u32Bytes,
   verifyTransportChecksum,
-  type DecodedFrame,
-} from '../../net/packets.ts';
-import { anyFrameArb } from '../../net/testing/frame-arbitraries.ts';
+} from '../../wire/index.ts';
+import { anyFrameArb } from '../../wire/testing/frame-arbitraries.ts';
 import { bump, fail, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { Gateway } from '../gateway.ts';
 import { SwitchRoom } from '../switch.ts';
 import { FakeGuest, GW_IP, GW_MAC } from '../testing.ts';
 
-const MAX_FRAME = 1514;
 const VICTIM_MAC = '52:54:00:00:00:01';
 const ATTACKER_MAC = '52:54:00:00:00:02';
 const ATTACKER_IP = 0x0a000210;
@@ -62,7 +64,7 @@ const attackArb = (() => {
 
 /** A frame the gateway emitted must be one a guest's stack would accept as well-formed. */
 function checkGatewayFrame(frame: Uint8Array): DecodedFrame {
-  if (frame.length < 60 || frame.length > MAX_FRAME) fail(`gateway frame of ${frame.length} bytes`);
+  if (frame.length < ETH_MIN_FRAME || frame.length > ETH_MAX_FRAME) fail(`gateway frame of ${frame.length} bytes`);
   const d = decodeFrame(frame) ?? fail('gateway frame does not decode');
   if (d.eth.etherType === ETHERTYPE_ARP) {
     if (!d.arp || d.arp.op !== ARP_REPLY || !macEquals(d.arp.senderMac, GW_MAC)) fail(`bad ARP from the gateway: ${d.summary}`);
@@ -130,7 +132,7 @@ function checkVictim(victim: FakeGuest, ip: number): void {
 
 /** One case: the victim leases, the attacker sends `frames`, the victim carries on (exported for regression tests). */
 export function gatewayCase(frames: readonly Uint8Array[], attackerLeases: boolean, coverage = new Map<string, number>()): void {
-  const room = new SwitchRoom('fuzz', { maxFrameBytes: MAX_FRAME, now: () => 0 });
+  const room = new SwitchRoom('fuzz', { maxFrameBytes: ETH_MAX_FRAME, now: () => 0 });
   const gw = new Gateway(room, { nat: 'off', names: { printer: '10.0.2.9' } });
   try {
     const victim = listener(room, VICTIM_MAC, coverage);
@@ -145,7 +147,7 @@ export function gatewayCase(frames: readonly Uint8Array[], attackerLeases: boole
       if (counts['internal-error']) fail('the gateway caught an internal error (set RELAY_DEBUG=1 to see it)');
       [victim, attacker, observer].forEach((g, i) => {
         for (const f of g.frames.slice(seen[i])) {
-          if (f.length < 14 || f.length > MAX_FRAME) fail(`a guest got a ${f.length}-byte frame`);
+          if (f.length < ETH_HLEN || f.length > ETH_MAX_FRAME) fail(`a guest got a ${f.length}-byte frame`);
           if (macEquals(f, GW_MAC, 6)) checkGatewayFrame(f);
         }
         seen[i] = g.frames.length;

@@ -2,7 +2,17 @@
  * Counterexamples the relay fuzz campaign found, replayed exactly (see gateway-properties.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { buildDns, buildEthernet, buildIpv4, buildUdp, decodeFrame, DNS_TYPE_A, ETHERTYPE_IPV4, IPPROTO_UDP, parseIp } from '../../net/packets.ts';
+import {
+  buildDns,
+  buildEthernet,
+  buildIpv4,
+  buildUdp,
+  decodeFrame,
+  DNS_TYPE_A,
+  ETHERTYPE_IPV4,
+  IPPROTO_UDP,
+  parseIp,
+} from '../../wire/index.ts';
 import { Gateway } from '../gateway.ts';
 import { SwitchRoom } from '../switch.ts';
 import { FakeGuest, GW_IP, GW_MAC } from '../testing.ts';

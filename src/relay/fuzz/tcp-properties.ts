@@ -15,13 +15,14 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { mock } from 'node:test';
 import fc from 'fast-check';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, parseTcp, verifyTransportChecksum, type TcpSegment } from '../../net/packets.ts';
+import { verifyTransportChecksum } from '../../wire/checksum.ts';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, parseTcp, type TcpSegment } from '../../wire/tcp.ts';
 import { bump, fail, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { TcpNat, type TcpTarget } from '../tcp.ts';
 import { GW_IP } from '../testing.ts';
 
-const GUEST_IP = 0x0a00020f;
-const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0, 0, 0, 1);
+export const GUEST_IP = 0x0a00020f;
+export const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0, 0, 0, 1);
 const SERVICE_PORT = 8080;
 const MSS = 1460;
 const TARGET: TcpTarget = { host: '127.0.0.1', port: SERVICE_PORT };

@@ -4,14 +4,11 @@
  */
 import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { TCP_ACK, TCP_PSH, TCP_SYN, type TcpSegment } from '../../net/packets.ts';
-import { parseTcp } from '../../net/packets.ts';
+import { TCP_ACK, TCP_PSH, TCP_SYN, type TcpSegment, parseTcp } from '../../wire/tcp.ts';
 import { TcpNat } from '../tcp.ts';
 import { GW_IP as GW } from '../testing.ts';
-import { FakeSocket, tcpNatCase, type TcpFuzzOp } from './tcp-properties.ts';
+import { FakeSocket, GUEST_IP as GUEST, GUEST_MAC as MAC, tcpNatCase, type TcpFuzzOp } from './tcp-properties.ts';
 
-const GUEST = 0x0a00020f;
-const MAC = Uint8Array.of(0x52, 0x54, 0, 0, 0, 1);
 const seg = (flags: number, seq: number, ack: number, payload = new Uint8Array(0)): TcpSegment => ({
   srcPort: 40003, dstPort: 8080, seq, ack, headerLength: 20, flags, window: 65535, checksum: 0, urgent: 0, options: { mss: 1460 }, payload,
 });

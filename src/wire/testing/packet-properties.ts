@@ -1,5 +1,5 @@
 /**
- * packets.ts's parsers on frames a guest or a peer controls (fast-check), shared by the
+ * src/wire/'s parsers on frames a guest or a peer controls (fast-check), shared by the
  * unit tests and the long campaign (bench/fuzz.ts). The inspector and the page's DHCP
  * snooping run them on every frame crossing the NIC; the relay on every frame it switches.
  *
@@ -9,22 +9,16 @@
  * of any length, TCP options).
  */
 import fc from 'fast-check';
-import { leasedAddress } from '../dhcp-snoop.ts';
-import {
-  BROADCAST_MAC,
-  buildDhcp,
-  buildDns,
-  buildTcp,
-  decodeFrame,
-  parseArp,
-  parseDhcp,
-  parseDns,
-  parseIcmp,
-  parseIpv4,
-  parseTcp,
-  parseTcpOptions,
-  parseUdp,
-} from '../packets.ts';
+import { leasedAddress } from '../../net/dhcp-snoop.ts';
+import { parseArp } from '../arp.ts';
+import { decodeFrame } from '../decode.ts';
+import { buildDhcp, parseDhcp } from '../dhcp.ts';
+import { buildDns, parseDns } from '../dns.ts';
+import { BROADCAST_MAC } from '../ethernet.ts';
+import { parseIcmp } from '../icmp.ts';
+import { parseIpv4 } from '../ipv4.ts';
+import { buildTcp, parseTcp, parseTcpOptions } from '../tcp.ts';
+import { parseUdp } from '../udp.ts';
 import { fail, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { anyFrameArb } from './frame-arbitraries.ts';
 

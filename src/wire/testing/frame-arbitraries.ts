@@ -1,37 +1,20 @@
 /**
  * fast-check arbitraries for Ethernet frames a guest or a network peer could send: valid
- * ones built with packets.ts (ARP, ICMP echo, DHCP, DNS, UDP, TCP with options, IPv4
+ * ones built with src/wire/ (ARP, ICMP echo, DHCP, DNS, UDP, TCP with options, IPv4
  * options and fragments, other ethertypes), the same with bytes flipped, overwritten,
  * cut or extended (mostly in the headers, where parsers look), and plain garbage.
  */
 import fc from 'fast-check';
-import {
-  ARP_REPLY,
-  ARP_REQUEST,
-  BROADCAST_MAC,
-  DHCPDISCOVER,
-  DHCPREQUEST,
-  DHCP_CLIENT_PORT,
-  DHCP_SERVER_PORT,
-  DhcpOption,
-  ETHERTYPE_ARP,
-  ETHERTYPE_IPV4,
-  ETHERTYPE_IPV6,
-  ICMP_ECHO_REQUEST,
-  IPPROTO_ICMP,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  buildArp,
-  buildDhcp,
-  buildDns,
-  buildEthernet,
-  buildIcmp,
-  buildIpv4,
-  buildTcp,
-  buildUdp,
-  internetChecksum,
-  u32Bytes,
-} from '../packets.ts';
+import { ARP_REPLY, ARP_REQUEST, buildArp } from '../arp.ts';
+import { u32Bytes } from '../bytes.ts';
+import { internetChecksum } from '../checksum.ts';
+import { DHCPDISCOVER, DHCPREQUEST, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DhcpOption, buildDhcp } from '../dhcp.ts';
+import { buildDns } from '../dns.ts';
+import { BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, buildEthernet } from '../ethernet.ts';
+import { ICMP_ECHO_REQUEST, buildIcmp } from '../icmp.ts';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, buildIpv4 } from '../ipv4.ts';
+import { buildTcp } from '../tcp.ts';
+import { buildUdp } from '../udp.ts';
 
 /** Who a frame is from and to, so valid frames reach the parsers behind a switch. */
 export interface FrameEnds {
