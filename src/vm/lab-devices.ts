@@ -8,6 +8,7 @@ import { VirtioRng, type RandomSource } from '../devices/rng/rng.ts';
 import { VirtioBlk } from '../devices/blk/blk.ts';
 import type { BlockBackend, BlockBackendErrorKind } from '../backends/block-backend.ts';
 import { VirtioNet, type VirtioNetOptions } from '../devices/net/net.ts';
+import { VirtioConsole, type VirtioConsoleOptions } from '../devices/console/console.ts';
 
 /** A disk to attach as virtio-blk (/dev/vda). */
 export interface LabDiskOptions {
@@ -45,6 +46,8 @@ export interface LabDeviceOptions {
   disk?: LabDiskOptions;
   /** Attach this NIC as a virtio-net function, after the rng and the disk. */
   net?: LabNetOptions;
+  /** Attach a virtio-console (hvc0 + these named ports) last, so the others keep their slots. */
+  console?: Pick<VirtioConsoleOptions, 'ports'>;
 }
 
 export interface LabDevices {
@@ -53,6 +56,8 @@ export interface LabDevices {
   blk?: VirtioPciFunction;
   /** The NIC's function, when a link was given (its device: `net.device as VirtioNet`). */
   net?: VirtioPciFunction;
+  /** The console's function, when asked for (its device: `console.device as VirtioConsole`). */
+  console?: VirtioPciFunction;
   /** Every plugged function, in slot order. */
   all: VirtioPciFunction[];
 }
@@ -75,6 +80,7 @@ export function deviceStats(
     extra.linkUp = fn.device.linkUp ? 1 : 0;
     extra.mtu = fn.device.mtu;
   }
+  if (fn.device instanceof VirtioConsole) Object.assign(extra, fn.device.stats.toRecord());
   return {
     name: fn.name,
     status: fn.deviceStatus,
@@ -105,6 +111,11 @@ export function plugLabDevices(bus: PciBus, opts: LabDeviceOptions): LabDevices 
     // tx kicks served at the end of the time slice too: a burst of sends costs one exit.
     devices.net = plug(new VirtioPciFunction(new VirtioNet({ ...opts.net, defer }), { barKind }));
     devices.all.push(devices.net);
+  }
+  if (opts.console) {
+    // Console output (hvc0's put_chars) spins until the buffer is used: served inline, never deferred.
+    devices.console = plug(new VirtioPciFunction(new VirtioConsole(opts.console), { barKind }));
+    devices.all.push(devices.console);
   }
   return devices;
 }
