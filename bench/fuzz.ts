@@ -3,8 +3,8 @@
  * fast-check properties the unit tests run briefly:
  *
  *   ring   split virtqueue (src/virtio/testing/properties.ts)
- *   pci    virtio-pci register accesses (src/virtio/testing/transport-properties.ts,
- *          src/devices/testing/transport-subjects.ts)
+ *   pci    virtio-pci register accesses (src/virtio/testing/transport-properties.ts), on the
+ *          loopback device and on every registered device (src/devices/registry.ts)
  *   blk    virtio-blk requests (src/devices/blk/properties.ts)
  *   net    virtio-net headers, frames, offloads (src/devices/net/properties.ts)
  *   relay  packet parsers, switch + gateway, TCP NAT (src/net/testing/packet-properties.ts,
@@ -37,7 +37,7 @@ function arg(name: string): string | undefined {
 
 const campaigns: Array<{ campaign: string; properties: NamedProperty[] }> = [
   { campaign: 'ring', properties: virtioProperties() },
-  { campaign: 'pci', properties: [...transportProperties(), ...deviceTransportProperties()] },
+  { campaign: 'pci', properties: [...transportProperties(), ...(await deviceTransportProperties())] },
   { campaign: 'blk', properties: blkProperties() },
   { campaign: 'net', properties: netProperties() },
   { campaign: 'relay', properties: [...packetProperties(), ...gatewayProperties(), ...tcpNatProperties()] },

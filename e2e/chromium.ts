@@ -8,7 +8,7 @@ import { chromium, type LaunchOptions } from '@playwright/test';
 
 const SYSTEM_CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-/** Flags from DESIGN.md: without the background-networking ones Chromium floods a closed network. */
+/** See docs/design.md (Chromium in tests): without the background-networking flags Chromium floods a closed network. */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',

@@ -1,7 +1,7 @@
 /**
  * Headers for the built app. The CSP allows exactly what v86 needs in a worker:
  * 'wasm-unsafe-eval' (its JIT compiles wasm) and blob: workers (its scheduler helper);
- * without them the emulator runs 0 instructions and says nothing (DESIGN.md).
+ * without them the emulator runs 0 instructions and says nothing (docs/design.md).
  */
 export function securityHeaders(): Record<string, string> {
   return {

@@ -13,7 +13,7 @@ describe('constants', () => {
       'VIRTIO_NET_F_MAC',
       'VIRTIO_NET_F_SPEED_DUPLEX',
     ]);
-    // Linux's negotiated blk features from DESIGN.md: lo 0x30000244, hi 0x1.
+    // What Linux 6.1's virtio_blk negotiated with our device (docs/design.md): lo 0x30000244, hi 0x1.
     expect(featureNames(0x1_3000_0244n, DeviceId.BLOCK)).toEqual([
       'VIRTIO_BLK_F_SEG_MAX',
       'VIRTIO_BLK_F_BLK_SIZE',

@@ -3,7 +3,8 @@
  * The PCI transport owns negotiation, queue setup and interrupts; a device only sees
  * negotiated features, live queues and a context to signal through.
  */
-import type { AccessWidth, GuestMemory } from './bus.ts';
+import type { GuestMemory } from './bus.ts';
+import type { ConfigSpace } from './config-space.ts';
 import type { SplitQueue } from './queue/split-queue.ts';
 
 export interface VirtioDevice {
@@ -20,11 +21,12 @@ export interface VirtioDevice {
   readonly queueMaxSizes: readonly number[];
   /** PCI class code (class << 16 | subclass << 8 | prog-if); default PciClass.OTHER. */
   readonly pciClass?: number;
-  /** Bytes of device-specific configuration space (0 for none). */
-  readonly configSize: number;
-  /** Read `width` bytes at `offset` of the device config (inside configSize), little-endian. */
-  readConfig(offset: number, width: AccessWidth): number;
-  writeConfig(offset: number, width: AccessWidth, value: number): void;
+  /**
+   * The device-specific configuration (§4.1.4.6), if the type has one. The transport maps it
+   * into BAR0 and does every driver access itself (bounds, widths, writable bytes); the
+   * device fills it and hears about driver writes through the ConfigSpace's hooks.
+   */
+  readonly deviceConfig?: ConfigSpace;
   /** The driver set DRIVER_OK: queues are live. Keep `ctx`; it goes inert on reset. */
   activate(ctx: DeviceContext): void;
   /** The driver kicked queue `queueIndex` (only delivered while active). */

@@ -4,12 +4,20 @@
  * it unsubscribes the tracers come off and the devices are back to bare counters.
  * Freeze/step/resume act on the transport's per-queue gates, subscribed or not.
  */
-import { inspectorView } from '../devices/inspect.ts';
+import { UNKNOWN_DEVICE_VIEW, inspectorView, type InspectorView } from '../devices/inspector-view.ts';
+import { descriptorFor } from '../devices/registry.ts';
 import { snapshotFunction } from '../virtio/inspect/function-snapshot.ts';
 import { Timeline } from '../virtio/inspect/timeline.ts';
 import type { InspectorSnapshot } from '../virtio/inspect/types.ts';
 import type { VirtioPciFunction } from '../virtio/pci/virtio-pci-function.ts';
+import type { VirtioDevice } from '../virtio/device.ts';
 import type { InspectorAction } from './protocol.ts';
+
+/** How the inspector shows a function's device: from its registered descriptor, if any. */
+function viewOf(device: VirtioDevice): InspectorView {
+  const descriptor = descriptorFor(device);
+  return descriptor ? inspectorView(descriptor, device) : UNKNOWN_DEVICE_VIEW;
+}
 
 /** 20 snapshots per second: smooth enough to watch, cheap enough to leave on. */
 export const SNAPSHOT_INTERVAL_MS = 50;
@@ -17,11 +25,14 @@ export const SNAPSHOT_INTERVAL_MS = 50;
 export class InspectorService {
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly timelines = new Map<VirtioPciFunction, Timeline>();
+  private readonly views: ReadonlyMap<VirtioPciFunction, InspectorView>;
 
   constructor(
     private readonly functions: readonly VirtioPciFunction[],
     private readonly post: (snapshot: InspectorSnapshot) => void,
-  ) {}
+  ) {
+    this.views = new Map(functions.map((fn) => [fn, viewOf(fn.device)]));
+  }
 
   get subscribed(): boolean {
     return this.timer !== undefined;
@@ -30,7 +41,7 @@ export class InspectorService {
   subscribe(): void {
     if (this.timer) return;
     for (const fn of this.functions) {
-      const timeline = new Timeline(inspectorView(fn.device).decoder);
+      const timeline = new Timeline(this.views.get(fn)!.decoder);
       this.timelines.set(fn, timeline);
       fn.tracer = timeline;
     }
@@ -48,7 +59,7 @@ export class InspectorService {
   snapshot(): InspectorSnapshot {
     return {
       now: performance.now(),
-      functions: this.functions.map((fn) => snapshotFunction(fn, inspectorView(fn.device).view, this.timelines.get(fn)?.takeNew())),
+      functions: this.functions.map((fn) => snapshotFunction(fn, this.views.get(fn)!.view, this.timelines.get(fn)?.takeNew())),
     };
   }
 

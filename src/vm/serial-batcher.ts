@@ -1,6 +1,6 @@
 /**
  * Collects console bytes and hands them on in batches: v86 emits one event per byte and a
- * postMessage per byte costs more than the byte (DESIGN.md: ~11 KB/s worker serial).
+ * postMessage per byte costs more than the byte (unbatched: ~11 KB/s; docs/design.md).
  */
 export class SerialBatcher {
   private buf = new Uint8Array(4096);

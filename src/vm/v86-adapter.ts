@@ -1,7 +1,7 @@
 /**
  * The ONLY module that touches v86 (public API and internals). Everything else sees
  * `PciBus`, `GuestMemory` and `InterruptLine` (src/virtio/bus.ts), so a v86 upgrade stays
- * contained here. Facts this relies on are measured in DESIGN.md.
+ * contained here. The v86 facts this relies on are in docs/design.md.
  */
 import { V86 } from 'v86';
 import {
@@ -224,7 +224,7 @@ class SharedIrqRouter {
       if (!set || set.size === 0) pci.lower_irq(pciId);
     };
     if (!deferred) return { raise, lower };
-    // Raising inside an MMIO write handler is lost by v86's JIT (DESIGN.md), so a raise waits
+    // Raising inside an MMIO write handler is lost by v86's JIT (docs/design.md), so a raise waits
     // for the end of the handler. Lowering stays immediate (it comes from the ISR read) and
     // cancels a raise still waiting, so the line never ends up high with the ISR clear.
     let pending = false;

@@ -24,7 +24,7 @@ declare const self: DedicatedWorkerGlobalScope;
 let machine: Machine | undefined;
 let disk: BlockBackend | undefined;
 let link: FrameLink | undefined;
-/** The last NET_CAPTURE_BYTES of frames that crossed the NIC, for the page's pcap download. */
+/** The newest 8 MiB of frames that crossed the NIC, for the page's pcap download. */
 const capture = new PcapRing({ maxBytes: 8 * 1024 * 1024 });
 let stopping = false;
 let statsTimer: ReturnType<typeof setInterval> | undefined;
@@ -152,7 +152,7 @@ async function boot(
     onSerial: (bytes) => post({ type: 'serial-out', bytes }, [bytes.buffer]),
     devices: {
       onDeviceError: (device, reason) => post({ type: 'device-error', device, reason }),
-      disk: disk && {
+      blk: disk && {
         backend: disk,
         name: want!.name,
         onBackendError: (kind: string, message: string) => {

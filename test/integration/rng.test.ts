@@ -15,9 +15,11 @@ describe('virtio-rng in the real guest', () => {
   beforeAll(async () => {
     vm = await startNodeVm({
       devices: {
-        rngSource: (buf) => {
-          for (let at = 0; at < buf.length; at += 65536) crypto.getRandomValues(buf.subarray(at, at + 65536) as Uint8Array<ArrayBuffer>);
-          served.push(hex(buf));
+        rng: {
+          source: (buf) => {
+            for (let at = 0; at < buf.length; at += 65536) crypto.getRandomValues(buf.subarray(at, at + 65536) as Uint8Array<ArrayBuffer>);
+            served.push(hex(buf));
+          },
         },
       },
     });

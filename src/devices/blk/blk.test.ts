@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BlkFeature, DeviceStatus, Feature, IsrBit, featureBit, features } from '../../virtio/constants.ts';
 import { DriverMock } from '../../virtio/testing/driver-mock.ts';
 import { MemoryBlockBackend } from '../../backends/memory-block-backend.ts';
@@ -20,6 +20,13 @@ function pattern(len: number, seed = 1): Uint8Array {
     b[i] = x >>> 24;
   }
   return b;
+}
+
+/** Distinct guest bytes covered by `written` notices. */
+function noticedBytes(notices: readonly { addr: number; len: number }[]): number {
+  const covered = new Set<number>();
+  for (const { addr, len } of notices) for (let i = 0; i < len; i++) covered.add(addr + i);
+  return covered.size;
 }
 
 const ALL_BUT = (...drop: number[]) => {
@@ -100,14 +107,18 @@ describe('virtio-blk: data path', () => {
     expect(w.used.len).toBe(1);
     expect((h.backend as MemoryBlockBackend).bytes.subarray(3 * 512, 3 * 512 + 8192)).toEqual(data);
     // Status byte sharing a descriptor with the read data.
+    const notices = h.driver.memory.writtenNotices;
+    const before = notices.length;
     const r = h.run({ readable: [outhdr(T.VIRTIO_BLK_T_IN, 3)], writable: [1000, 8192 - 1000 + 1], indirect: true });
     expect(r.status).toBe(OK);
     expect(r.used.len).toBe(8193);
     expect(r.data).toEqual(data);
+    // The read reported every data byte it wrote into guest RAM (for v86's JIT caches).
+    expect(noticedBytes(notices.slice(before))).toBe(8192);
     expect(h.write(100, pattern(4096, 7), [512, 512], true)).toBe(OK);
+    const beforeSplit = notices.length;
     expect(h.read(100, 4096, [7 * 512]).data).toEqual(pattern(4096, 7));
-    // Reads reported every guest piece they wrote (for v86's JIT caches).
-    expect(h.driver.memory.writtenNotices.length).toBeGreaterThan(0);
+    expect(noticedBytes(notices.slice(beforeSplit))).toBe(4096);
     expect(h.device.stats.bytesWritten).toBe(8192 + 4096);
     expect(h.device.stats.bytesRead).toBe(8192 + 4096);
     expect(h.driver.errors).toEqual([]);
@@ -306,26 +317,26 @@ describe('virtio-blk: DISCARD and WRITE_ZEROES', () => {
 });
 
 describe('virtio-blk: bad requests get a status, never a crash', () => {
-  it.each<[string, { readable: Uint8Array[]; writable: number[] }, number, number]>([
-    // name, request, status, used len
-    ['header of 8 bytes', { readable: [outhdr(T.VIRTIO_BLK_T_IN).subarray(0, 8)], writable: [513] }, IOERR, 0],
-    ['header of 15 bytes, status only', { readable: [outhdr(T.VIRTIO_BLK_T_FLUSH).subarray(0, 15)], writable: [1] }, IOERR, 1],
-    ['no readable bytes at all', { readable: [], writable: [513] }, IOERR, 0],
-    ['IN of 100 bytes', { readable: [outhdr(T.VIRTIO_BLK_T_IN)], writable: [100, 1] }, IOERR, 0],
-    ['OUT of 513 bytes', { readable: [outhdr(T.VIRTIO_BLK_T_OUT), new Uint8Array(513)], writable: [1] }, IOERR, 1],
-    ['IN past capacity', { readable: [outhdr(T.VIRTIO_BLK_T_IN, 2047)], writable: [1024, 1] }, IOERR, 0],
-    ['IN at sector 2^64-1', { readable: [outhdr(T.VIRTIO_BLK_T_IN, 2n ** 64n - 1n)], writable: [512, 1] }, IOERR, 0],
-    ['OUT at sector 2^53', { readable: [outhdr(T.VIRTIO_BLK_T_OUT, 2n ** 53n), new Uint8Array(512)], writable: [1] }, IOERR, 1],
-    ['IN with readable data', { readable: [outhdr(T.VIRTIO_BLK_T_IN), new Uint8Array(512)], writable: [512, 1] }, IOERR, 0],
-    ['OUT with writable data', { readable: [outhdr(T.VIRTIO_BLK_T_OUT), new Uint8Array(512)], writable: [512, 1] }, IOERR, 0],
-    ['FLUSH with data', { readable: [outhdr(T.VIRTIO_BLK_T_FLUSH), new Uint8Array(512)], writable: [1] }, IOERR, 1],
-    ['FLUSH with writable data', { readable: [outhdr(T.VIRTIO_BLK_T_FLUSH)], writable: [512, 1] }, IOERR, 0],
-    ['GET_ID without a buffer', { readable: [outhdr(T.VIRTIO_BLK_T_GET_ID)], writable: [1] }, IOERR, 1],
-    ['GET_ID with readable data', { readable: [outhdr(T.VIRTIO_BLK_T_GET_ID), new Uint8Array(4)], writable: [21] }, IOERR, 0],
-    ['GET_LIFETIME', { readable: [outhdr(T.VIRTIO_BLK_T_GET_LIFETIME)], writable: [9] }, UNSUPP, 0],
-    ['SECURE_ERASE', { readable: [outhdr(T.VIRTIO_BLK_T_SECURE_ERASE), segment(0, 1)], writable: [1] }, UNSUPP, 1],
-    ['type 0xffffffff', { readable: [outhdr(0xffffffff)], writable: [1] }, UNSUPP, 1],
-  ])('%s', (_name, spec, status, len) => {
+  it.each<[string, { readable: Uint8Array[]; writable: number[] }, number, number, RegExp]>([
+    // name, request, status, used len, why (lastRequestError)
+    ['header of 8 bytes', { readable: [outhdr(T.VIRTIO_BLK_T_IN).subarray(0, 8)], writable: [513] }, IOERR, 0, /^header is 8 bytes, not 16$/],
+    ['header of 15 bytes, status only', { readable: [outhdr(T.VIRTIO_BLK_T_FLUSH).subarray(0, 15)], writable: [1] }, IOERR, 1, /^header is 15 bytes/],
+    ['no readable bytes at all', { readable: [], writable: [513] }, IOERR, 0, /^header is 0 bytes/],
+    ['IN of 100 bytes', { readable: [outhdr(T.VIRTIO_BLK_T_IN)], writable: [100, 1] }, IOERR, 0, /data length 100 is not a multiple of 512/],
+    ['OUT of 513 bytes', { readable: [outhdr(T.VIRTIO_BLK_T_OUT), new Uint8Array(513)], writable: [1] }, IOERR, 1, /data length 513 is not a multiple of 512/],
+    ['IN past capacity', { readable: [outhdr(T.VIRTIO_BLK_T_IN, 2047)], writable: [1024, 1] }, IOERR, 0, /sectors \[2047, \+2\) beyond capacity 2048/],
+    ['IN at sector 2^64-1', { readable: [outhdr(T.VIRTIO_BLK_T_IN, 2n ** 64n - 1n)], writable: [512, 1] }, IOERR, 0, /beyond capacity 2048/],
+    ['OUT at sector 2^53', { readable: [outhdr(T.VIRTIO_BLK_T_OUT, 2n ** 53n), new Uint8Array(512)], writable: [1] }, IOERR, 1, /sectors \[9007199254740992, \+1\) beyond capacity/],
+    ['IN with readable data', { readable: [outhdr(T.VIRTIO_BLK_T_IN), new Uint8Array(512)], writable: [512, 1] }, IOERR, 0, /^IN with 512 driver-readable bytes/],
+    ['OUT with writable data', { readable: [outhdr(T.VIRTIO_BLK_T_OUT), new Uint8Array(512)], writable: [512, 1] }, IOERR, 0, /^OUT with 512 driver-writable bytes/],
+    ['FLUSH with data', { readable: [outhdr(T.VIRTIO_BLK_T_FLUSH), new Uint8Array(512)], writable: [1] }, IOERR, 1, /^FLUSH with 512 driver-readable bytes/],
+    ['FLUSH with writable data', { readable: [outhdr(T.VIRTIO_BLK_T_FLUSH)], writable: [512, 1] }, IOERR, 0, /^FLUSH with 512 driver-writable bytes/],
+    ['GET_ID without a buffer', { readable: [outhdr(T.VIRTIO_BLK_T_GET_ID)], writable: [1] }, IOERR, 1, /^GET_ID without a buffer/],
+    ['GET_ID with readable data', { readable: [outhdr(T.VIRTIO_BLK_T_GET_ID), new Uint8Array(4)], writable: [21] }, IOERR, 0, /^GET_ID with 4 driver-readable bytes/],
+    ['GET_LIFETIME', { readable: [outhdr(T.VIRTIO_BLK_T_GET_LIFETIME)], writable: [9] }, UNSUPP, 0, /^request type 10 is not supported$/],
+    ['SECURE_ERASE', { readable: [outhdr(T.VIRTIO_BLK_T_SECURE_ERASE), segment(0, 1)], writable: [1] }, UNSUPP, 1, /^request type 14 is not supported$/],
+    ['type 0xffffffff', { readable: [outhdr(0xffffffff)], writable: [1] }, UNSUPP, 1, /^request type 4294967295 is not supported$/],
+  ])('%s', (_name, spec, status, len, why) => {
     const backend = new MemoryBlockBackend(1 << 20);
     backend.bytes.fill(0x5a);
     const h = BlkHarness.create({ backend });
@@ -336,7 +347,7 @@ describe('virtio-blk: bad requests get a status, never a crash', () => {
     expect(backend.bytes.every((x) => x === 0x5a)).toBe(true);
     expect(h.driver.errors).toEqual([]);
     expect(h.driver.fn.deviceStatus & DeviceStatus.DEVICE_NEEDS_RESET).toBe(0);
-    expect(h.device.lastRequestError).toBeTruthy();
+    expect(h.device.lastRequestError).toMatch(why);
     // The device keeps working.
     expect(h.write(0, pattern(512))).toBe(OK);
   });
@@ -415,6 +426,9 @@ describe('virtio-blk: backend failures', () => {
 describe('virtio-blk: stats', () => {
   it('counts requests by type, bytes, errors and host time', () => {
     const h = BlkHarness.create();
+    // A clock that moves 0.25 ms per reading: each request is timed from pop to completion.
+    let clock = 0;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => (clock += 0.25));
     h.write(0, pattern(1024));
     h.read(0, 1024);
     h.flush();
@@ -433,8 +447,9 @@ describe('virtio-blk: stats', () => {
       unsupp: 1,
       batches: 5,
     });
-    expect(s.hostMs).toBeGreaterThan(0);
-    expect(s.hostUsPerRequest).toBeCloseTo((s.hostMs * 1000) / 5);
+    now.mockRestore();
+    expect(s.hostMs).toBe(5 * 0.25);
+    expect(s.hostUsPerRequest).toBe(250);
   });
 });
 

@@ -10,7 +10,7 @@
  * DEVICE_NEEDS_RESET: the ring itself is fine, only the request is bad. Backend failures
  * are IOERR to the guest and an `onBackendError` to the host (e.g. "storage full").
  */
-import type { AccessWidth } from '../../virtio/bus.ts';
+import type { ConfigSpace } from '../../virtio/config-space.ts';
 import { BlkFeature, DeviceId, PciClass, featureBit } from '../../virtio/constants.ts';
 import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
 import { BlockBackendError, type BlockBackend, type BlockBackendErrorKind } from '../../backends/block-backend.ts';
@@ -59,7 +59,7 @@ export class VirtioBlk implements VirtioDevice {
   readonly deviceFeatures: bigint;
   readonly queueMaxSizes: readonly number[];
   readonly pciClass = PciClass.STORAGE_OTHER;
-  readonly configSize: number;
+  readonly deviceConfig: ConfigSpace;
   readonly config: BlkConfig;
   readonly backend: BlockBackend;
   readonly serial: Uint8Array;
@@ -92,7 +92,7 @@ export class VirtioBlk implements VirtioDevice {
       const failure = writeback ? undefined : this.flushBackend();
       if (failure) this.backendFailed(failure, new Set());
     });
-    this.configSize = this.config.space.size;
+    this.deviceConfig = this.config.space;
     this.queueMaxSizes = [opts.queueSize ?? 256];
     let features =
       featureBit(BlkFeature.VIRTIO_BLK_F_SIZE_MAX) |
@@ -121,14 +121,6 @@ export class VirtioBlk implements VirtioDevice {
     if (!ctx) return this.config.writeback;
     if (ctx.hasFeature(BlkFeature.VIRTIO_BLK_F_CONFIG_WCE)) return this.config.writeback;
     return ctx.hasFeature(BlkFeature.VIRTIO_BLK_F_FLUSH);
-  }
-
-  readConfig(offset: number, width: AccessWidth): number {
-    return this.config.space.read(offset, width);
-  }
-
-  writeConfig(offset: number, width: AccessWidth, value: number): void {
-    this.config.space.write(offset, width, value);
   }
 
   activate(ctx: DeviceContext): void {

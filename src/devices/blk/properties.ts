@@ -22,8 +22,9 @@ import { BlkConfigOffset } from './config.ts';
 import { VirtioBlkReqType as T } from './spec.ts';
 import { BlkHarness, outhdr, pieces, segment } from './testing.ts';
 import { VirtioBlk } from './blk.ts';
-import { inspectorView } from '../inspect.ts';
-import { manualDefer } from '../testing/transport-subjects.ts';
+import { inspectorView } from '../inspector-view.ts';
+import { blkDevice } from './index.ts';
+import { manualDefer } from '../testing/manual-defer.ts';
 
 export const DISK_SECTORS = 256;
 const DISK = DISK_SECTORS * 512;
@@ -260,7 +261,7 @@ export function blkGarbageProperty(coverage = new Map<string, number>()): fc.IPr
       const later = deferred ? manualDefer() : undefined;
       const h = BlkHarness.create({ backend, memorySize: 1 << 19, features, defer: later?.defer, limits: limits ?? undefined });
       const t = h.driver;
-      const inspector = inspect ? inspectorView(h.device) : undefined;
+      const inspector = inspect ? inspectorView(blkDevice, h.device) : undefined;
       const timeline = inspector && new Timeline(inspector.decoder);
       t.fn.tracer = timeline;
       if (writeThrough) t.writeConfig(BlkConfigOffset.WRITEBACK, 1, 0);

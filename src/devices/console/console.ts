@@ -21,7 +21,7 @@
  *    `backlogBytes` per port (host writes beyond it are refused, never queued).
  * Only ring violations (thrown by SplitQueue) reset the device.
  */
-import type { AccessWidth } from '../../virtio/bus.ts';
+import type { ConfigSpace } from '../../virtio/config-space.ts';
 import { DeviceId, PciClass, features as featureMask } from '../../virtio/constants.ts';
 import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
 import { RegionCursor, gatherReadable, scatterWritable } from '../../virtio/queue/descriptor-chain.ts';
@@ -89,8 +89,9 @@ export class VirtioConsole implements VirtioDevice {
   readonly deviceFeatures = featureMask(ConsoleFeature.VIRTIO_CONSOLE_F_SIZE, ConsoleFeature.VIRTIO_CONSOLE_F_MULTIPORT);
   readonly queueMaxSizes: readonly number[];
   readonly pciClass = PciClass.OTHER;
-  readonly configSize: number;
   readonly config: ConsoleConfig;
+  /** All read-only: emerg_wr exists only with VIRTIO_CONSOLE_F_EMERG_WRITE, not offered. */
+  readonly deviceConfig: ConfigSpace;
   readonly ports: readonly ConsolePort[];
   readonly stats = new ConsoleStats();
 
@@ -106,7 +107,7 @@ export class VirtioConsole implements VirtioDevice {
     const backlog = opts.backlogBytes ?? 1 << 20;
     this.ports = [undefined, ...names].map((name, id) => new ConsolePort(this, id, name, backlog));
     this.config = new ConsoleConfig(opts.cols ?? 80, opts.rows ?? 25, this.ports.length);
-    this.configSize = this.config.space.size;
+    this.deviceConfig = this.config.space;
     const size = opts.queueSize ?? 64;
     // receiveq0, transmitq0, control receiveq, control transmitq, then a pair per named port.
     this.queueMaxSizes = Array.from({ length: 2 + 2 * this.ports.length }, () => size);
@@ -115,14 +116,6 @@ export class VirtioConsole implements VirtioDevice {
   /** The named port, if there is one. */
   port(name: string): ConsolePort | undefined {
     return this.ports.find((p) => p.name === name);
-  }
-
-  readConfig(offset: number, width: AccessWidth): number {
-    return this.config.space.read(offset, width);
-  }
-
-  writeConfig(offset: number, width: AccessWidth, value: number): void {
-    this.config.space.write(offset, width, value); // all read-only: ignored
   }
 
   activate(ctx: DeviceContext): void {

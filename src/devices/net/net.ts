@@ -14,7 +14,7 @@
  * Guest mistakes in a packet (short chain, bad offsets, unnegotiated GSO) drop that packet
  * and count it; only ring violations (thrown by SplitQueue) reset the device.
  */
-import type { AccessWidth } from '../../virtio/bus.ts';
+import type { ConfigSpace } from '../../virtio/config-space.ts';
 import { DeviceId, NetFeature, PciClass, features as featureMask } from '../../virtio/constants.ts';
 import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
 import { RegionCursor, type DescriptorChain } from '../../virtio/queue/descriptor-chain.ts';
@@ -73,7 +73,7 @@ export class VirtioNet implements VirtioDevice {
   readonly deviceFeatures: bigint;
   readonly queueMaxSizes: readonly number[];
   readonly pciClass = PciClass.NETWORK_ETHERNET;
-  readonly configSize: number;
+  readonly deviceConfig: ConfigSpace;
   readonly config: NetConfig;
   readonly mac: Uint8Array;
   readonly mtu: number;
@@ -105,7 +105,7 @@ export class VirtioNet implements VirtioDevice {
     this.deferred = opts.defer && new DeferredKicks(opts.defer);
     this.onCapture = opts.onCapture;
     this.config = new NetConfig(this.mac, this.mtu);
-    this.configSize = this.config.space.size;
+    this.deviceConfig = this.config.space;
     const size = opts.queueSize ?? 256;
     this.queueMaxSizes = [size, size];
     this.backlog = new FrameBacklog(opts.rxBacklogFrames ?? 256, opts.rxBacklogBytes ?? 1 << 20);
@@ -130,14 +130,6 @@ export class VirtioNet implements VirtioDevice {
 
   get linkUp(): boolean {
     return this.config.linkUp;
-  }
-
-  readConfig(offset: number, width: AccessWidth): number {
-    return this.config.space.read(offset, width);
-  }
-
-  writeConfig(offset: number, width: AccessWidth, value: number): void {
-    this.config.space.write(offset, width, value);
   }
 
   activate(ctx: DeviceContext): void {

@@ -21,8 +21,10 @@ import { anyFrameArb, mutatedFrameArb } from '../../net/testing/frame-arbitrarie
 import { completePartialChecksum, foldSum, onesSum, rxChecksumValid } from './checksum.ts';
 import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 import { segmentTcp4 } from './tso.ts';
-import { inspectorView } from '../inspect.ts';
-import { manualDefer } from '../testing/transport-subjects.ts';
+import { inspectorView } from '../inspector-view.ts';
+import { netDevice } from './index.ts';
+import { equalBytes } from '../testing/equal-bytes.ts';
+import { manualDefer } from '../testing/manual-defer.ts';
 import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
 
 const MAX_FRAME = 1514;
@@ -113,7 +115,6 @@ const opArb = fc.oneof(
 
 const N = NetFeature;
 const OPTIONAL = [N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM, N.VIRTIO_NET_F_HOST_TSO4, N.VIRTIO_NET_F_MRG_RXBUF, N.VIRTIO_NET_F_STATUS];
-const equal = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** What a guest's stack would verify itself (UDP without a checksum is taken as is). */
 function verifiable(frame: Uint8Array): boolean {
@@ -138,7 +139,7 @@ export function netTrafficCase(
   const later = deferred ? manualDefer() : undefined;
   const t = NetHarness.create({ features, rxBacklogFrames: 8, rxBacklogBytes: 6000, memorySize: 1 << 20, defer: later?.defer });
   const tso = bits.includes(N.VIRTIO_NET_F_HOST_TSO4);
-  const inspector = inspect ? inspectorView(t.device) : undefined;
+  const inspector = inspect ? inspectorView(netDevice, t.device) : undefined;
   const timeline = inspector && new Timeline(inspector.decoder);
   t.driver.fn.tracer = timeline;
   const rxRegions: Region[] = [];
@@ -203,7 +204,7 @@ export function netTrafficCase(
   // The guest got the peer's frames, unchanged and in order (some dropped, some waiting).
   let at = 0;
   for (const r of received) {
-    while (at < injected.length && !equal(injected[at], r)) at++;
+    while (at < injected.length && !equalBytes(injected[at], r)) at++;
     if (at === injected.length) fail(`the guest received a ${r.length}-byte frame the peer never sent (or out of order)`);
     at++;
   }
@@ -221,7 +222,7 @@ export function netTrafficCase(
   const before = t.wire.length;
   t.send(hello);
   later?.settle();
-  if (t.wire.length !== before + 1 || !equal(t.wire[before], hello)) fail('a plain frame did not go out after the garbage');
+  if (t.wire.length !== before + 1 || !equalBytes(t.wire[before], hello)) fail('a plain frame did not go out after the garbage');
   t.postRx(t.device.stats.backlogFrames + 1);
   collect();
   const back = ethernet(Uint8Array.from({ length: 50 }, (_, i) => 255 - i), 0x88b5, GUEST_MAC, PEER_MAC);
@@ -230,7 +231,7 @@ export function netTrafficCase(
   // Without MRG_RXBUF a buffer under 1526 bytes breaks a SHOULD (§5.1.6.3.1): the device may
   // keep dropping frames that do not fit it, until the driver resets.
   const undersized = !bits.includes(N.VIRTIO_NET_F_MRG_RXBUF) && rxChains.some((n) => n >= 26 && n < VIRTIO_NET_HDR_SIZE + MAX_FRAME);
-  if (!undersized && (got.length !== 1 || !equal(got[0].frame, back))) fail('a plain frame did not come in after the garbage');
+  if (!undersized && (got.length !== 1 || !equalBytes(got[0].frame, back))) fail('a plain frame did not come in after the garbage');
   checkInvariants(t.driver);
 }
 
@@ -248,7 +249,7 @@ function checkSegments(frame: Uint8Array, mss: number, out: Uint8Array[]): void 
   for (const seg of out) {
     if (!checksumsOk(seg)) fail('a TSO segment has a wrong checksum');
     const body = seg.subarray(headers);
-    if (!equal(body, payload.subarray(done, done + body.length))) fail('TSO segments do not carry the payload in order');
+    if (!equalBytes(body, payload.subarray(done, done + body.length))) fail('TSO segments do not carry the payload in order');
     done += body.length;
   }
   if (done !== payload.length) fail('TSO segments lost payload');
@@ -289,7 +290,7 @@ export function netOffloadProperty(): fc.IProperty<any> {
         // The stored value, added to the partial sum the field held, verifies (when the
         // field is word-aligned to csum_start, as every real stack puts it).
         if (csumOffset % 2 === 0 && foldSum(onesSum(copy, csumStart, copy.length, old)) !== 0xffff) fail('completed checksum does not verify');
-      } else if (!equal(copy, frame)) fail('a refused checksum completion changed the frame');
+      } else if (!equalBytes(copy, frame)) fail('a refused checksum completion changed the frame');
       if (rxChecksumValid(frame) && verifiable(frame) && !checksumsOk(frame)) fail('rxChecksumValid on a frame whose checksums do not verify');
     },
   );

@@ -9,7 +9,6 @@
  * interrupts, reset — is the transport's and the SplitQueue's job; a device only turns
  * chains into completions.
  */
-import type { AccessWidth } from '../../virtio/bus.ts';
 import { DeviceId, PciClass } from '../../virtio/constants.ts';
 import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
 import { RegionCursor } from '../../virtio/queue/descriptor-chain.ts';
@@ -38,7 +37,6 @@ export class VirtioRng implements VirtioDevice {
   /** One queue: requestq. */
   readonly queueMaxSizes = [64];
   readonly pciClass = PciClass.OTHER;
-  readonly configSize = 0;
   /** Bytes handed to the guest so far (for the UI). */
   bytesServed = 0;
 
@@ -46,12 +44,6 @@ export class VirtioRng implements VirtioDevice {
 
   /** `random` is injectable so tests can be deterministic. */
   constructor(private readonly random: RandomSource = cryptoRandom) {}
-
-  readConfig(_offset: number, _width: AccessWidth): number {
-    return 0;
-  }
-
-  writeConfig(_offset: number, _width: AccessWidth, _value: number): void {}
 
   activate(ctx: DeviceContext): void {
     this.ctx = ctx;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AccessWidth } from '../bus.ts';
+import { ConfigSpace } from '../config-space.ts';
 import { DeviceStatus as S, Feature, IsrBit, PciCapType, featureBit, features } from '../constants.ts';
 import type { DeviceContext, VirtioDevice } from '../device.ts';
 import { ArrayMemory } from '../testing/array-memory.ts';
@@ -271,13 +272,14 @@ describe('the BAR boundary', () => {
     readonly deviceId = 4;
     readonly deviceFeatures = 0n;
     readonly queueMaxSizes = [4];
-    readonly configSize = 4;
-    readConfig(_o: number, _w: AccessWidth): number {
-      throw new Error('config read exploded');
-    }
-    writeConfig(): void {
-      throw new Error('config write exploded');
-    }
+    readonly deviceConfig = new (class extends ConfigSpace {
+      override read(_o: number, _w: AccessWidth): number {
+        throw new Error('config read exploded');
+      }
+      override write(): void {
+        throw new Error('config write exploded');
+      }
+    })(4);
     activate(_ctx: DeviceContext): void {}
     notify(): void {
       throw new TypeError('device bug');

@@ -2,7 +2,8 @@
  * The virtio-over-PCI transport (§4.1), modern only: a PciFunction whose BAR0 holds the
  * common cfg, ISR, notify and device cfg structures. It runs the status state machine and
  * feature negotiation, builds SplitQueues when the driver enables them, routes kicks to
- * the device and delivers interrupts.
+ * the device and delivers interrupts. The common cfg's registers are in common-cfg.ts; the
+ * device cfg is the device's ConfigSpace, read and written here.
  *
  * Nothing thrown by the device or caused by the guest escapes a BAR access: errors are
  * caught at that boundary and turned into DEVICE_NEEDS_RESET + a config-change interrupt
@@ -14,7 +15,6 @@ import {
   Feature,
   IsrBit,
   PciClass,
-  VIRTIO_MSI_NO_VECTOR,
   featureBit,
   features,
   hasFeature,
@@ -23,8 +23,9 @@ import type { DeviceContext, VirtioDevice } from '../device.ts';
 import { VirtqueueError } from '../queue/errors.ts';
 import { isPowerOfTwo } from '../queue/layout.ts';
 import { SplitQueue, type QueueGate, type QueueObserver } from '../queue/split-queue.ts';
+import { CommonCfgRegisters, WIDTH_MASK } from './common-cfg.ts';
 import { buildConfigSpace } from './config-header.ts';
-import { COMMON_CFG_LENGTH, CommonCfg, computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
+import { computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
 
 export interface VirtioPciOptions {
   /** BAR0 in port I/O space (default) or 32-bit memory space. */
@@ -53,29 +54,10 @@ export interface QueueCounters {
   interrupts: number;
 }
 
-/** Driver-written per-queue registers (§4.1.4.3), latched until queue_enable. */
-interface QueueRegisters {
-  readonly maxSize: number;
-  size: number;
-  enabled: boolean;
-  desc: [number, number];
-  driver: [number, number];
-  device: [number, number];
-  queue: SplitQueue | undefined;
-}
-
-interface Register {
-  readonly offset: number;
-  readonly width: AccessWidth;
-  get(): number;
-  set?(value: number): void;
-}
-
 const DEFAULT_RING_FEATURES = features(Feature.VIRTIO_F_RING_INDIRECT_DESC, Feature.VIRTIO_F_RING_EVENT_IDX);
 /** device_status bits a driver sets (§2.1). */
 const DRIVER_STATUS_BITS =
   DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK | DeviceStatus.DRIVER_OK | DeviceStatus.FAILED;
-const MASK = { 1: 0xff, 2: 0xffff, 4: 0xffffffff } as const;
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -101,18 +83,12 @@ export class VirtioPciFunction implements PciFunction {
   private attachment: PciAttachment | undefined;
   private readonly listeners = new Set<ErrorListener>();
   private readonly reported = new WeakSet<object>();
-  private readonly queueRegs: QueueRegisters[];
-  private readonly registers: Array<Register | undefined>;
+  private readonly common: CommonCfgRegisters;
 
   private status = 0;
   private isr = 0;
   private configGeneration = 0;
-  private deviceFeatureSelect = 0;
-  private driverFeatureSelect = 0;
-  /** driver_feature windows 0 (bits 0..31) and 1 (bits 32..63). */
-  private readonly driverFeatureWindows = [0, 0];
   private acceptedFeatures = 0n;
-  private queueSelect = 0;
   /** Bumped on reset so contexts and queues of an earlier activation go inert. */
   private epoch = 0;
 
@@ -124,7 +100,7 @@ export class VirtioPciFunction implements PciFunction {
     this.name = options.name ?? device.name;
     this.offeredFeatures =
       device.deviceFeatures | featureBit(Feature.VIRTIO_F_VERSION_1) | (options.ringFeatures ?? DEFAULT_RING_FEATURES);
-    this.layout = computeBarLayout(device.queueMaxSizes.length, device.configSize);
+    this.layout = computeBarLayout(device.queueMaxSizes.length, device.deviceConfig?.size ?? 0);
     const fits = nextPowerOfTwo(this.layout.end);
     const barSize = options.barSize ?? (barKind === 'mem' ? Math.max(4096, fits) : Math.max(16, fits));
     if (!isPowerOfTwo(barSize) || barSize < this.layout.end || (barKind === 'io' && barSize > 256)) {
@@ -149,10 +125,15 @@ export class VirtioPciFunction implements PciFunction {
       write: (offset, width, value) => this.barWrite(offset, width, value),
     };
     this.bars = [bar];
-    this.queueRegs = device.queueMaxSizes.map((maxSize) => this.freshQueueRegisters(maxSize));
+    this.common = new CommonCfgRegisters(device.queueMaxSizes, {
+      offeredFeatures: this.offeredFeatures,
+      deviceStatus: () => this.status,
+      configGeneration: () => this.configGeneration,
+      writeStatus: (value) => this.writeStatus(value),
+      enableQueue: (index) => this.enableQueue(index),
+    });
     this.queueCounters = device.queueMaxSizes.map(() => ({ kicks: 0, interrupts: 0 }));
     this.gates = device.queueMaxSizes.map(() => ({ frozen: false, credits: 0 }));
-    this.registers = this.buildRegisterMap();
   }
 
   /** Plug into the host: its guest memory and interrupt line. Returns this. */
@@ -186,7 +167,7 @@ export class VirtioPciFunction implements PciFunction {
   }
 
   get numQueues(): number {
-    return this.queueRegs.length;
+    return this.common.queues.length;
   }
 
   get tracer(): FunctionTracer | undefined {
@@ -196,7 +177,7 @@ export class VirtioPciFunction implements PciFunction {
   /** Attach (or with undefined, detach) the inspector's tracer to the transport and every queue. */
   set tracer(tracer: FunctionTracer | undefined) {
     this.tracerRef = tracer;
-    for (const regs of this.queueRegs) if (regs.queue) regs.queue.observer = tracer;
+    for (const regs of this.common.queues) if (regs.queue) regs.queue.observer = tracer;
   }
 
   /**
@@ -213,7 +194,7 @@ export class VirtioPciFunction implements PciFunction {
 
   /** The live queue at `index`, if the driver enabled it. */
   queue(index: number): SplitQueue | undefined {
-    return this.queueRegs[index]?.queue;
+    return this.common.queues[index]?.queue;
   }
 
   // ---- BAR0 boundary: nothing throws past here -------------------------------------
@@ -231,7 +212,7 @@ export class VirtioPciFunction implements PciFunction {
   private barWrite(offset: number, width: AccessWidth, value: number): void {
     try {
       if (!this.validAccess(offset, width)) return;
-      this.writeAt(offset, width, (value & MASK[width]) >>> 0);
+      this.writeAt(offset, width, (value & WIDTH_MASK[width]) >>> 0);
     } catch (error) {
       this.fail(error);
     }
@@ -252,12 +233,11 @@ export class VirtioPciFunction implements PciFunction {
 
   private readAt(offset: number, width: AccessWidth): number {
     const { common, isr, notify, device } = this.layout;
-    if (this.within(common, offset, width)) return this.readCommon(offset - common.offset, width);
+    if (this.within(common, offset, width)) return this.common.read(offset - common.offset, width);
     if (this.within(isr, offset, width)) return offset === isr.offset ? this.readIsr() : 0;
     if (this.within(notify, offset, width)) return 0;
-    if (this.within(device, offset, width)) {
-      return this.device.readConfig(offset - device.offset, width) & MASK[width];
-    }
+    // The layout sized this region to the config space, so `within` is its bounds check.
+    if (this.within(device, offset, width)) return this.device.deviceConfig?.read(offset - device.offset, width) ?? 0;
     // Straddles two structures or a gap: assemble byte by byte.
     if (width === 1) return 0;
     let value = 0;
@@ -267,7 +247,7 @@ export class VirtioPciFunction implements PciFunction {
 
   private writeAt(offset: number, width: AccessWidth, value: number): void {
     const { common, notify, device } = this.layout;
-    if (this.within(common, offset, width)) return this.writeCommon(offset - common.offset, width, value);
+    if (this.within(common, offset, width)) return this.common.write(offset - common.offset, width, value);
     if (this.within(notify, offset, width)) {
       // Notify on the write that covers a queue's slot start; the high byte of a
       // byte-split 16-bit write lands at +1 and is ignored.
@@ -275,7 +255,7 @@ export class VirtioPciFunction implements PciFunction {
       if (rel % notify.multiplier === 0) this.kick(rel / notify.multiplier);
       return;
     }
-    if (this.within(device, offset, width)) return this.device.writeConfig(offset - device.offset, width, value);
+    if (this.within(device, offset, width)) return this.device.deviceConfig?.write(offset - device.offset, width, value);
     if (width === 1) return; // ISR is read-only; gaps ignore writes
     for (let i = 0; i < width; i++) this.writeAt(offset + i, 1, (value >>> (8 * i)) & 0xff);
   }
@@ -302,134 +282,6 @@ export class VirtioPciFunction implements PciFunction {
     this.attachment?.irq.raise();
   }
 
-  // ---- common configuration (§4.1.4.3) ------------------------------------------------
-
-  private selectedQueue(): QueueRegisters | undefined {
-    return this.queueRegs[this.queueSelect];
-  }
-
-  private buildRegisterMap(): Array<Register | undefined> {
-    const q = () => this.selectedQueue();
-    const addressPair = (offset: number, pick: (r: QueueRegisters) => [number, number], half: 0 | 1): Register => ({
-      offset,
-      width: 4,
-      get: () => {
-        const r = q();
-        return r ? pick(r)[half] : 0;
-      },
-      set: (v) => {
-        const r = q();
-        if (r && !r.enabled) pick(r)[half] = v >>> 0;
-      },
-    });
-    const regs: Register[] = [
-      {
-        offset: CommonCfg.DEVICE_FEATURE_SELECT,
-        width: 4,
-        get: () => this.deviceFeatureSelect,
-        set: (v) => (this.deviceFeatureSelect = v >>> 0),
-      },
-      {
-        offset: CommonCfg.DEVICE_FEATURE,
-        width: 4,
-        get: () => this.featureWindow(this.offeredFeatures, this.deviceFeatureSelect),
-      },
-      {
-        offset: CommonCfg.DRIVER_FEATURE_SELECT,
-        width: 4,
-        get: () => this.driverFeatureSelect,
-        set: (v) => (this.driverFeatureSelect = v >>> 0),
-      },
-      {
-        offset: CommonCfg.DRIVER_FEATURE,
-        width: 4,
-        get: () => this.driverFeatureWindows[this.driverFeatureSelect] ?? 0,
-        set: (v) => {
-          // Frozen once FEATURES_OK is set (§3.1.1); windows past 1 do not exist.
-          if (this.status & DeviceStatus.FEATURES_OK) return;
-          if (this.driverFeatureSelect < 2) this.driverFeatureWindows[this.driverFeatureSelect] = v >>> 0;
-        },
-      },
-      // No MSI-X: vectors always read NO_VECTOR and writes are dropped.
-      { offset: CommonCfg.CONFIG_MSIX_VECTOR, width: 2, get: () => VIRTIO_MSI_NO_VECTOR, set: () => {} },
-      { offset: CommonCfg.NUM_QUEUES, width: 2, get: () => this.queueRegs.length },
-      { offset: CommonCfg.DEVICE_STATUS, width: 1, get: () => this.status, set: (v) => this.writeStatus(v) },
-      { offset: CommonCfg.CONFIG_GENERATION, width: 1, get: () => this.configGeneration },
-      {
-        offset: CommonCfg.QUEUE_SELECT,
-        width: 2,
-        get: () => this.queueSelect,
-        set: (v) => (this.queueSelect = v & 0xffff),
-      },
-      {
-        offset: CommonCfg.QUEUE_SIZE,
-        width: 2,
-        get: () => q()?.size ?? 0, // 0 = no such queue
-        set: (v) => {
-          const r = q();
-          if (r && !r.enabled) r.size = v & 0xffff; // validated at queue_enable
-        },
-      },
-      { offset: CommonCfg.QUEUE_MSIX_VECTOR, width: 2, get: () => VIRTIO_MSI_NO_VECTOR, set: () => {} },
-      {
-        offset: CommonCfg.QUEUE_ENABLE,
-        width: 2,
-        get: () => (q()?.enabled ? 1 : 0),
-        set: (v) => {
-          if (v & 1) this.enableQueue(this.queueSelect);
-        },
-      },
-      // queue_notify_off × multiplier = the queue's slot in the notify area.
-      { offset: CommonCfg.QUEUE_NOTIFY_OFF, width: 2, get: () => (q() ? this.queueSelect : 0) },
-      addressPair(CommonCfg.QUEUE_DESC_LO, (r) => r.desc, 0),
-      addressPair(CommonCfg.QUEUE_DESC_HI, (r) => r.desc, 1),
-      addressPair(CommonCfg.QUEUE_DRIVER_LO, (r) => r.driver, 0),
-      addressPair(CommonCfg.QUEUE_DRIVER_HI, (r) => r.driver, 1),
-      addressPair(CommonCfg.QUEUE_DEVICE_LO, (r) => r.device, 0),
-      addressPair(CommonCfg.QUEUE_DEVICE_HI, (r) => r.device, 1),
-    ];
-    const byByte = new Array<Register | undefined>(COMMON_CFG_LENGTH);
-    for (const reg of regs) for (let i = 0; i < reg.width; i++) byByte[reg.offset + i] = reg;
-    return byByte;
-  }
-
-  private featureWindow(mask: bigint, select: number): number {
-    if (select > 1) return 0;
-    return Number((mask >> BigInt(32 * select)) & 0xffffffffn);
-  }
-
-  private readCommon(rel: number, width: AccessWidth): number {
-    const reg = this.registers[rel];
-    if (reg && reg.offset === rel && reg.width === width) return reg.get() & MASK[width];
-    // Any other shape (a byte of a 16-bit register, a 32-bit read over two registers):
-    // byte by byte. Common cfg reads have no side effects, so this is exact.
-    let value = 0;
-    for (let i = width - 1; i >= 0; i--) {
-      const r = this.registers[rel + i];
-      const byte = r ? (r.get() >>> (8 * (rel + i - r.offset))) & 0xff : 0;
-      value = value * 256 + byte;
-    }
-    return value;
-  }
-
-  private writeCommon(rel: number, width: AccessWidth, value: number): void {
-    const reg = this.registers[rel];
-    if (reg && reg.offset === rel && reg.width === width) {
-      reg.set?.(value);
-      return;
-    }
-    // Partial writes merge into the register's current value (read-modify-write), so a
-    // 16-bit register written as two bytes ends up with both.
-    for (let i = 0; i < width; i++) {
-      const r = this.registers[rel + i];
-      if (!r?.set) continue;
-      const shift = 8 * (rel + i - r.offset);
-      const byte = (value >>> (8 * i)) & 0xff;
-      const merged = ((r.get() & ~(0xff << shift)) | (byte << shift)) >>> 0;
-      r.set(merged & MASK[r.width]);
-    }
-  }
-
   // ---- status state machine (§2.1, §3.1) ----------------------------------------------
 
   private writeStatus(value: number): void {
@@ -444,7 +296,7 @@ export class VirtioPciFunction implements PciFunction {
     // times out. DEVICE_NEEDS_RESET is the device's to set, and reserved bits mean nothing.
     let next = old | (value & DRIVER_STATUS_BITS);
     if (next & DeviceStatus.FEATURES_OK && !(old & DeviceStatus.FEATURES_OK)) {
-      const driver = BigInt(this.driverFeatureWindows[0]) | (BigInt(this.driverFeatureWindows[1]) << 32n);
+      const driver = this.common.driverFeatures;
       if (this.featuresAcceptable(driver)) this.acceptedFeatures = driver;
       else next &= ~DeviceStatus.FEATURES_OK; // refused: the driver reads it back and gives up
     }
@@ -506,15 +358,10 @@ export class VirtioPciFunction implements PciFunction {
     this.epoch++;
     this.stats.resets++;
     this.tracerRef?.transport('reset', -1);
-    for (const regs of this.queueRegs) regs.queue?.detach();
-    this.queueRegs.forEach((regs, i) => (this.queueRegs[i] = this.freshQueueRegisters(regs.maxSize)));
+    for (const regs of this.common.queues) regs.queue?.detach();
+    this.common.reset();
     this.status = 0;
-    this.deviceFeatureSelect = 0;
-    this.driverFeatureSelect = 0;
-    this.driverFeatureWindows[0] = 0;
-    this.driverFeatureWindows[1] = 0;
     this.acceptedFeatures = 0n;
-    this.queueSelect = 0;
     if (this.isr !== 0) {
       this.isr = 0;
       this.attachment?.irq.lower();
@@ -526,14 +373,10 @@ export class VirtioPciFunction implements PciFunction {
     }
   }
 
-  private freshQueueRegisters(maxSize: number): QueueRegisters {
-    return { maxSize, size: maxSize, enabled: false, desc: [0, 0], driver: [0, 0], device: [0, 0], queue: undefined };
-  }
-
   // ---- queues -------------------------------------------------------------------------
 
   private enableQueue(index: number): void {
-    const regs = this.queueRegs[index];
+    const regs = this.common.queues[index];
     if (!regs || regs.enabled) return;
     const memory = this.attachment?.memory;
     if (!memory) return this.fail(new VirtqueueError(index, 'enabled before the function was connected to a bus'));
@@ -569,7 +412,7 @@ export class VirtioPciFunction implements PciFunction {
       if (counters) counters.kicks++;
       this.tracerRef?.transport('kick', queueIndex);
     }
-    const queue = this.queueRegs[queueIndex]?.queue;
+    const queue = this.common.queues[queueIndex]?.queue;
     const ready =
       (this.status & (DeviceStatus.DRIVER_OK | DeviceStatus.DEVICE_NEEDS_RESET)) === DeviceStatus.DRIVER_OK;
     if (!ready || !queue?.live) return;

@@ -177,11 +177,6 @@ export class SplitQueue {
     return heads;
   }
 
-  /** Whether the device asked the driver not to kick (NO_NOTIFY or a lagging avail_event). */
-  get notificationsWanted(): boolean {
-    return this.notificationsEnabled;
-  }
-
   /**
    * Resume from saved indices (snapshot restore; tests that start near the 16-bit wrap).
    * Only valid with nothing in flight.

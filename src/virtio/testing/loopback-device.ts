@@ -3,7 +3,6 @@
  * its writable buffers (or, with nothing to read, a pattern derived from the head fills
  * them). Chains can be held back to test completion order, resets mid-flight, batching.
  */
-import type { AccessWidth } from '../bus.ts';
 import { ConfigSpace } from '../config-space.ts';
 import type { DeviceContext, VirtioDevice } from '../device.ts';
 import { RegionCursor, gatherReadable, type DescriptorChain } from '../queue/descriptor-chain.ts';
@@ -35,8 +34,7 @@ export class LoopbackDevice implements VirtioDevice {
   readonly deviceId = 0x3f;
   readonly deviceFeatures: bigint;
   readonly queueMaxSizes: number[];
-  readonly configSize: number;
-  readonly config: ConfigSpace;
+  readonly deviceConfig: ConfigSpace;
   readonly held: HeldChain[] = [];
   /** Every chain popped, in order. */
   readonly popped: HeldChain[] = [];
@@ -48,19 +46,13 @@ export class LoopbackDevice implements VirtioDevice {
   constructor(options: LoopbackOptions = {}) {
     this.queueMaxSizes = new Array(options.queues ?? 1).fill(options.maxQueueSize ?? 256);
     this.deviceFeatures = options.deviceFeatures ?? 0n;
-    this.configSize = options.configSize ?? 8;
+    const configSize = options.configSize ?? 8;
     // Config: bytes 0..3 read-only magic, the rest writable by the driver.
-    this.config = new ConfigSpace(this.configSize, (offset) => offset >= 4);
-    if (this.configSize >= 4) this.config.setU32(0, 0x5a5a0001);
+    this.deviceConfig = new ConfigSpace(configSize, (offset) => offset >= 4);
+    if (configSize >= 4) this.deviceConfig.setU32(0, 0x5a5a0001);
     this.autoComplete = options.autoComplete ?? true;
   }
 
-  readConfig(offset: number, width: AccessWidth): number {
-    return this.config.read(offset, width);
-  }
-  writeConfig(offset: number, width: AccessWidth, value: number): void {
-    this.config.write(offset, width, value);
-  }
   activate(ctx: DeviceContext): void {
     this.ctx = ctx;
     this.activations++;

@@ -14,7 +14,7 @@
  * reset and an honest driver's bring-up make valid work complete correctly.
  *
  * Generic over the device (a TransportSubject): the loopback device here, the real ones
- * in src/devices/testing/transport-subjects.ts.
+ * from each registered device's descriptor (src/devices/testing/transport-subjects.ts).
  */
 import fc from 'fast-check';
 import { DeviceStatus, Feature, featureBit } from '../constants.ts';
@@ -302,7 +302,7 @@ function runOp(rig: TransportRig, op: TransportOp): void {
 }
 
 function configBytes(t: DriverMock): number[] {
-  return Array.from({ length: t.fn.device.configSize }, (_, i) => t.fn.device.readConfig(i, 1));
+  return Array.from(t.fn.device.deviceConfig?.bytes ?? []);
 }
 
 /** How deep a case got: live queues, chains the device popped, errors by reason. */

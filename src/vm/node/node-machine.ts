@@ -9,7 +9,9 @@ import path from 'node:path';
 import { GuestImageError, loadGuestImage, parseManifest, type GuestImage } from '../guest-image.ts';
 import { Machine } from '../machine.ts';
 import WebSocket from 'ws';
-import type { LabDeviceOptions, LabDiskOptions, LabNetOptions } from '../lab-devices.ts';
+import type { LabDeviceOptions } from '../lab-devices.ts';
+import type { BlkLabOptions as LabDiskOptions } from '../../devices/blk/index.ts';
+import type { NetLabOptions as LabNetOptions } from '../../devices/net/index.ts';
 import { WebSocketFrameLink } from '../../backends/websocket-frame-link.ts';
 import { formatMac, localMac, toMac } from '../../devices/net/config.ts';
 import { FileBlockBackend } from '../../backends/file-block-backend.ts';
@@ -85,13 +87,14 @@ export interface NodeVmOptions {
   /** Console bytes as they arrive (e.g. to stdout). */
   onSerial?(bytes: Uint8Array): void;
   /**
-   * Device options beyond error reporting (BAR kind, rng source). The virtio-console with
-   * run()'s port is on unless `console: false` (then run() types into the serial console).
+   * Device options beyond error reporting (BAR kind, `rng: { source }`, …). The
+   * virtio-console with run()'s port is on unless `console: false` (then run() types into
+   * the serial console).
    */
   devices?: Omit<LabDeviceOptions, 'onDeviceError' | 'console'> & { console?: LabDeviceOptions['console'] | false };
   /**
    * A disk: an image file (opened here with FileBlockBackend, closed by stop()), or a
-   * backend the caller owns. Same as devices.disk, which it overrides.
+   * backend the caller owns. Same as devices.blk, which it overrides.
    */
   disk?: NodeDiskFile | LabDiskOptions;
   /**
@@ -117,7 +120,7 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
   } else {
     net = givenNet;
   }
-  const givenDisk = opts.disk ?? opts.devices?.disk;
+  const givenDisk = opts.disk ?? opts.devices?.blk;
   let ownedBackend: FileBlockBackend | undefined;
   let disk: LabDiskOptions | undefined;
   if (givenDisk && 'path' in givenDisk) {
@@ -153,7 +156,7 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
       devices: {
         ...opts.devices,
         console: opts.devices?.console === false ? undefined : (opts.devices?.console ?? { ports: [AGENT_PORT] }),
-        disk: disk && { ...disk, onBackendError },
+        blk: disk && { ...disk, onBackendError },
         net,
         onDeviceError: (device, reason) => deviceErrors.push({ device, reason }),
       },

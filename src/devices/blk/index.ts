@@ -1,0 +1,32 @@
+/** virtio-blk as the lab plugs, shows and fuzzes it (see ../descriptor.ts). */
+import type { BlockBackend, BlockBackendErrorKind } from '../../backends/block-backend.ts';
+import type { DeviceDescriptor } from '../descriptor.ts';
+import { VirtioBlk } from './blk.ts';
+import { blkConfigFields, blkDecoder } from './inspect.ts';
+
+/** A disk to attach as virtio-blk (/dev/vda). */
+export interface BlkLabOptions {
+  backend: BlockBackend;
+  /** The disk's name: its serial (/sys/block/vda/serial), at most 20 bytes. */
+  name: string;
+  /** The backend failed; 'quota' means storage is full. The guest got I/O errors. */
+  onBackendError?(kind: BlockBackendErrorKind, message: string): void;
+}
+
+export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
+  kind: 'blk',
+  name: 'virtio-blk',
+  queueNames: ['requestq'],
+  create: (options, { defer }) =>
+    options && new VirtioBlk({ backend: options.backend, serial: options.name, onBackendError: options.onBackendError, defer }),
+  owns: (device): device is VirtioBlk => device instanceof VirtioBlk,
+  config: blkConfigFields,
+  decoder: blkDecoder,
+  stats: (device) => ({
+    ...device.stats.toRecord(),
+    capacitySectors: device.capacitySectors,
+    writeback: device.writeback ? 1 : 0,
+    readOnly: device.backend.readOnly ? 1 : 0,
+  }),
+  fuzzSubject: async () => (await import('./fuzz-subject.ts')).blkSubject,
+};

@@ -1,0 +1,23 @@
+/** virtio-net as the lab plugs, shows and fuzzes it (see ../descriptor.ts). */
+import type { DeviceDescriptor } from '../descriptor.ts';
+import { netConfigFields, netDecoder } from './inspect.ts';
+import { VirtioNet, type VirtioNetOptions } from './net.ts';
+
+/** A NIC to attach as virtio-net (eth0), over a FrameLink (e.g. a WebSocketFrameLink to the relay). */
+export type NetLabOptions = Pick<
+  VirtioNetOptions,
+  'link' | 'mac' | 'onCapture' | 'mtu' | 'tso' | 'mergeableRxBuffers' | 'rxBacklogFrames' | 'rxBacklogBytes'
+>;
+
+export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
+  kind: 'net',
+  name: 'virtio-net',
+  queueNames: ['receiveq', 'transmitq'],
+  // tx kicks deferred too: a burst of sends costs one exit.
+  create: (options, { defer }) => options && new VirtioNet({ ...options, defer }),
+  owns: (device): device is VirtioNet => device instanceof VirtioNet,
+  config: netConfigFields,
+  decoder: netDecoder,
+  stats: (device) => ({ ...device.stats.toRecord(), linkUp: device.linkUp ? 1 : 0, mtu: device.mtu }),
+  fuzzSubject: async () => (await import('./fuzz-subject.ts')).netSubject,
+};
