@@ -7,6 +7,7 @@
  *          loopback device and on every registered device (src/devices/registry.ts)
  *   blk    virtio-blk requests (src/devices/blk/properties.ts)
  *   net    virtio-net headers, frames, offloads (src/devices/net/properties.ts)
+ *   console  virtio-console control messages and port traffic (src/devices/console/properties.ts)
  *   relay  packet parsers, switch + gateway, TCP NAT (src/net/testing/packet-properties.ts,
  *          src/relay/fuzz/*-properties.ts)
  *
@@ -21,6 +22,7 @@
  */
 import fc from 'fast-check';
 import { blkProperties } from '../src/devices/blk/properties.ts';
+import { consoleProperties } from '../src/devices/console/properties.ts';
 import { netProperties } from '../src/devices/net/properties.ts';
 import { deviceTransportProperties } from '../src/devices/testing/transport-subjects.ts';
 import { packetProperties } from '../src/net/testing/packet-properties.ts';
@@ -40,6 +42,7 @@ const campaigns: Array<{ campaign: string; properties: NamedProperty[] }> = [
   { campaign: 'pci', properties: [...transportProperties(), ...(await deviceTransportProperties())] },
   { campaign: 'blk', properties: blkProperties() },
   { campaign: 'net', properties: netProperties() },
+  { campaign: 'console', properties: consoleProperties() },
   { campaign: 'relay', properties: [...packetProperties(), ...gatewayProperties(), ...tcpNatProperties()] },
 ];
 

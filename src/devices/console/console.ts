@@ -113,6 +113,11 @@ export class VirtioConsole implements VirtioDevice {
     this.queueMaxSizes = Array.from({ length: 2 + 2 * this.ports.length }, () => size);
   }
 
+  /** Device → driver control messages waiting for control receive buffers (≤ MAX_PENDING_CONTROL). */
+  get controlBacklog(): number {
+    return this.pendingControl.length;
+  }
+
   /** The named port, if there is one. */
   port(name: string): ConsolePort | undefined {
     return this.ports.find((p) => p.name === name);
