@@ -6,6 +6,7 @@ import { ConsoleConfigOffset } from './config.ts';
 import { encodeControl } from './control.ts';
 import { ConsoleControl as C, ConsoleFeature, consoleQueueNames } from './spec.ts';
 import { ConsoleHarness, RUN_PORT } from './testing.ts';
+import { manualDefer } from '../testing/manual-defer.ts';
 
 const enc = new TextEncoder();
 const bytes = (n: number, seed = 0) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
@@ -79,6 +80,29 @@ describe('virtio-console', () => {
     expect([...got[0]]).toEqual([...bytes(5), ...bytes(300, 1), ...bytes(1, 2)]);
     expect(new TextDecoder().decode(console[0])).toBe('hvc0\r\n');
     expect(t.device.stats.txBytes).toBe(312);
+  });
+
+  it('with defer, serves a named port\'s writes in one batch per slice (kicks suppressed meanwhile), hvc0 inline', () => {
+    const later = manualDefer();
+    const t = ConsoleHarness.create({ defer: later.defer });
+    t.handshake();
+    const got: Uint8Array[] = [];
+    t.device.port(RUN_PORT)!.onData = (b) => got.push(b);
+    const hvc: Uint8Array[] = [];
+    t.device.ports[0].onData = (b) => hvc.push(b);
+    const q = t.txq(1);
+    q.add({ readable: [bytes(10)] });
+    expect(q.kick()).toBe(true);
+    q.add({ readable: [bytes(20, 1)] });
+    expect(q.kick()).toBe(false); // the device asked for no kicks while a drain is scheduled
+    expect(got).toEqual([]);
+    t.guestWrite(0, enc.encode('x')); // hvc0: at once
+    expect(hvc).toHaveLength(1);
+    later.settle();
+    expect(got.map((b) => b.length)).toEqual([10, 20]);
+    expect(q.used()).toHaveLength(2);
+    q.add({ readable: [bytes(5)] });
+    expect(q.kick()).toBe(true); // kicks wanted again
   });
 
   it('reads at most 64 KiB of one transmit buffer', () => {

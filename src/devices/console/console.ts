@@ -26,6 +26,7 @@ import { DeviceId, PciClass, features as featureMask } from '../../virtio/consta
 import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
 import { RegionCursor, gatherReadable, scatterWritable } from '../../virtio/queue/descriptor-chain.ts';
 import type { SplitQueue } from '../../virtio/queue/split-queue.ts';
+import { DeferredKicks } from '../../virtio/deferred-kicks.ts';
 import { ByteBacklog } from './backlog.ts';
 import { ConsoleConfig } from './config.ts';
 import { encodeControl, parseControl, type ControlMessage } from './control.ts';
@@ -49,6 +50,13 @@ export interface VirtioConsoleOptions {
   queueSize?: number;
   /** Host → guest bytes held per port while the guest has no receive buffer (default 1 MiB). */
   backlogBytes?: number;
+  /**
+   * Serve named ports' transmitq kicks later (e.g. at the emulator's next timer check) with
+   * kicks suppressed meanwhile, so a stream of guest writes costs one exit and one interrupt
+   * per batch instead of per write. Port 0 is always served inline: hvc0's output spins in
+   * the guest until its buffer is used.
+   */
+  defer?: (job: () => void) => void;
 }
 
 /** The host's end of one port. */
@@ -99,6 +107,8 @@ export class VirtioConsole implements VirtioDevice {
   private multiport = false;
   private deviceReady = false;
   private pendingControl: Uint8Array[] = [];
+  /** Per named port: its deferred transmitq drain. */
+  private readonly deferredTx: Array<DeferredKicks | undefined>;
 
   constructor(opts: VirtioConsoleOptions = {}) {
     const names = opts.ports ?? [];
@@ -106,6 +116,7 @@ export class VirtioConsole implements VirtioDevice {
     if (new Set(names).size !== names.length) throw new RangeError('virtio-console: port names must differ');
     const backlog = opts.backlogBytes ?? 1 << 20;
     this.ports = [undefined, ...names].map((name, id) => new ConsolePort(this, id, name, backlog));
+    this.deferredTx = this.ports.map((p) => (opts.defer && p.id > 0 ? new DeferredKicks(opts.defer) : undefined));
     this.config = new ConsoleConfig(opts.cols ?? 80, opts.rows ?? 25, this.ports.length);
     this.deviceConfig = this.config.space;
     const size = opts.queueSize ?? 64;
@@ -132,6 +143,7 @@ export class VirtioConsole implements VirtioDevice {
 
   reset(): void {
     this.ctx = undefined;
+    for (const d of this.deferredTx) d?.cancel();
     this.deviceReady = false;
     this.pendingControl = [];
     const closed: ConsolePort[] = [];
@@ -157,9 +169,13 @@ export class VirtioConsole implements VirtioDevice {
       case 'control-rx':
         this.flushControl(ctx);
         break;
-      case 'tx':
-        this.serveTransmit(ctx, queue, this.ports[role.port]);
+      case 'tx': {
+        const port = this.ports[role.port];
+        const deferred = this.deferredTx[role.port];
+        if (deferred) deferred.schedule(ctx, queue, () => this.serveTransmit(ctx, queue, port));
+        else this.serveTransmit(ctx, queue, port);
         break;
+      }
       case 'rx':
         this.flushPort(ctx, this.ports[role.port]);
         break;

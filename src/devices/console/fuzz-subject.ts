@@ -7,6 +7,7 @@ import { DriverMock } from '../../virtio/testing/driver-mock.ts';
 import { fail } from '../../virtio/testing/invariants.ts';
 import type { TransportSubject } from '../../virtio/testing/transport-properties.ts';
 import { equalBytes } from '../testing/equal-bytes.ts';
+import { manualDefer } from '../testing/manual-defer.ts';
 import { VirtioConsole } from './console.ts';
 import { encodeControl } from './control.ts';
 import { CONTROL_RECEIVEQ, CONTROL_TRANSMITQ, ConsoleControl as C, receiveqOf, transmitqOf } from './spec.ts';
@@ -14,11 +15,13 @@ import { RUN_PORT } from './testing.ts';
 
 export const consoleSubject: TransportSubject = {
   name: 'virtio-console',
-  create({ barKind, memorySize, byteAccess }) {
-    const device = new VirtioConsole({ ports: [RUN_PORT] });
+  create({ barKind, memorySize, byteAccess, deferred }) {
+    const later = deferred ? manualDefer() : undefined;
+    const device = new VirtioConsole({ ports: [RUN_PORT], defer: later?.defer });
     const t = DriverMock.create(device, { memorySize, byteAccess, pci: { barKind } });
     return {
       t,
+      settle: later?.settle,
       configWritable: () => false,
       validWork() {
         const q = t.init();
@@ -39,6 +42,7 @@ export const consoleSubject: TransportSubject = {
         const out = Uint8Array.from({ length: 100 }, (_, i) => i);
         q[transmitqOf(1)].add({ readable: [out] });
         q[transmitqOf(1)].kick();
+        later?.settle();
         if (got.length !== 1 || !equalBytes(got[0], out)) fail('virtio-console: guest → host bytes lost after garbage');
         q[receiveqOf(1)].add({ writable: [256] });
         q[receiveqOf(1)].kick();

@@ -12,8 +12,9 @@ export const consoleDevice: DeviceDescriptor<'console', ConsoleLabOptions, Virti
   name: 'virtio-console',
   // The console and up to three named ports; the lab has one (run()'s).
   queueNames: consoleQueueNames(4),
-  // Never deferred: hvc0's output (put_chars) spins in the guest until its buffer is used.
-  create: (options) => options && new VirtioConsole(options),
+  // Named ports' output is served at the end of the emulator's slice (a stream of writes costs
+  // one exit per batch); hvc0's never: its put_chars spins in the guest until the buffer is used.
+  create: (options, { defer }) => options && new VirtioConsole({ ...options, defer }),
   owns: (device): device is VirtioConsole => device instanceof VirtioConsole,
   config: consoleConfigFields,
   decoder: consoleDecoder,

@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import type { Region } from '../../virtio/queue/descriptor-chain.ts';
 import { bump, checkInvariants, fail, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { equalBytes } from '../testing/equal-bytes.ts';
+import { manualDefer } from '../testing/manual-defer.ts';
 import { MAX_PENDING_CONTROL, MAX_TX_BUFFER } from './console.ts';
 import { encodeControl, parseControl } from './control.ts';
 import { CONTROL_EVENT_NAMES, ConsoleControl as C } from './spec.ts';
@@ -66,8 +67,10 @@ const concat = (parts: Uint8Array[]) => {
 };
 
 /** One case (exported for regression tests). */
-export function consoleCase(ops: readonly ConsoleFuzzOp[], coverage = new Map<string, number>()): void {
-  const t = ConsoleHarness.create({ backlogBytes: BACKLOG, memorySize: 4 << 20 });
+export function consoleCase(ops: readonly ConsoleFuzzOp[], deferred = false, coverage = new Map<string, number>()): void {
+  // Deferred: named ports' transmit kicks are served when the "slice" ends (settle()).
+  const later = deferred ? manualDefer() : undefined;
+  const t = ConsoleHarness.create({ backlogBytes: BACKLOG, memorySize: 4 << 20, defer: later?.defer });
   const ports = [0, 1];
   /** Per port: what the guest sent (as the host must see it), what the host saw. */
   const sent = ports.map((): Uint8Array[] => []);
@@ -137,6 +140,7 @@ export function consoleCase(ops: readonly ConsoleFuzzOp[], coverage = new Map<st
         if (q.freeDescriptors < o.parts.length) break;
         q.add({ readable: o.parts });
         q.kick();
+        later?.settle();
         q.used();
         const all = concat(o.parts);
         if (all.length > 0) sent[o.port].push(all.subarray(0, MAX_TX_BUFFER));
@@ -193,6 +197,7 @@ export function consoleCase(ops: readonly ConsoleFuzzOp[], coverage = new Map<st
   if (!port.guestOpen) fail('the honest handshake did not open the port');
   const before = seen[1].length;
   t.guestWrite(1, Uint8Array.of(1, 2, 3));
+  later?.settle();
   if (seen[1].length !== before + 1 || !equalBytes(seen[1][before], Uint8Array.of(1, 2, 3))) fail('an honest guest write did not arrive');
   t.postRx(1, [64]);
   port.write(Uint8Array.of(9, 8, 7));
@@ -200,8 +205,8 @@ export function consoleCase(ops: readonly ConsoleFuzzOp[], coverage = new Map<st
   checkInvariants(t.driver);
 }
 
-export function consoleProperty(coverage = new Map<string, number>()): fc.IProperty<[ConsoleFuzzOp[]]> {
-  return fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => consoleCase(ops, coverage));
+export function consoleProperty(coverage = new Map<string, number>()): fc.IProperty<[ConsoleFuzzOp[], boolean]> {
+  return fc.property(fc.array(opArb, { maxLength: 40 }), fc.boolean(), (ops, deferred) => consoleCase(ops, deferred, coverage));
 }
 
 export function consoleProperties(): NamedProperty[] {
