@@ -2,18 +2,11 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { ConsoleSession, READY_MARKER } from './console-session.ts';
 import { decodeOutput, encodeRequest, outputBytes } from './console-session-agent.ts';
+import { concatBytes } from '../devices/testing/equal-bytes.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const cat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
+const cat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 type Reply = { output: Uint8Array | string; status: number } | 'hang';
 

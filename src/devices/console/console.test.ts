@@ -11,6 +11,16 @@ import { manualDefer } from '../testing/manual-defer.ts';
 const enc = new TextEncoder();
 const bytes = (n: number, seed = 0) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
+/** A driver past the handshake, and the run port's onOpen reports. */
+function readyRunPort() {
+  const t = ConsoleHarness.create();
+  t.handshake();
+  const port = t.device.port(RUN_PORT)!;
+  const seen: boolean[] = [];
+  port.onOpen = (open) => seen.push(open);
+  return { t, port, seen };
+}
+
 describe('virtio-console', () => {
   it('is a modern PCI function with device id 3, a queue pair per port plus the control pair, and its config', () => {
     const t = DriverMock.create(new VirtioConsole({ ports: [RUN_PORT], cols: 100, rows: 40 }));
@@ -53,11 +63,7 @@ describe('virtio-console', () => {
   });
 
   it('tracks PORT_OPEN from the guest and tells the host on each change only', () => {
-    const t = ConsoleHarness.create();
-    t.handshake();
-    const port = t.device.port(RUN_PORT)!;
-    const seen: boolean[] = [];
-    port.onOpen = (open) => seen.push(open);
+    const { t, port, seen } = readyRunPort();
     t.openPort(1);
     t.openPort(1); // repeated: no news
     expect(port.guestOpen).toBe(true);
@@ -176,11 +182,7 @@ describe('virtio-console', () => {
   });
 
   it('a reset closes open ports towards the host and drops what waited for the old driver', () => {
-    const t = ConsoleHarness.create();
-    t.handshake();
-    const port = t.device.port(RUN_PORT)!;
-    const seen: boolean[] = [];
-    port.onOpen = (open) => seen.push(open);
+    const { t, port, seen } = readyRunPort();
     t.openPort(1);
     port.write(bytes(10));
     t.driver.reset();

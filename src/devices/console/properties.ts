@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import type { Region } from '../../virtio/queue/descriptor-chain.ts';
 import { bump, checkInvariants, fail, type NamedProperty } from '../../virtio/testing/invariants.ts';
-import { equalBytes } from '../testing/equal-bytes.ts';
+import { concatBytes as concat, equalBytes } from '../testing/equal-bytes.ts';
 import { manualDefer } from '../testing/manual-defer.ts';
 import { MAX_PENDING_CONTROL, MAX_TX_BUFFER } from './console.ts';
 import { encodeControl, parseControl } from './control.ts';
@@ -55,16 +55,6 @@ const opArb = fc.oneof(
 );
 
 export type ConsoleFuzzOp = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
-
-const concat = (parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 
 /** One case (exported for regression tests). */
 export function consoleCase(ops: readonly ConsoleFuzzOp[], deferred = false, coverage = new Map<string, number>()): void {

@@ -4,6 +4,7 @@
  * reads what the device answered.
  */
 import { DriverMock, type DriverMockOptions, type DriverQueue } from '../../virtio/testing/driver-mock.ts';
+import { concatBytes } from '../testing/equal-bytes.ts';
 import { VirtioConsole, type VirtioConsoleOptions } from './console.ts';
 import { encodeControl, parseControl, type ControlMessage } from './control.ts';
 import { CONTROL_RECEIVEQ, CONTROL_SIZE, CONTROL_TRANSMITQ, ConsoleControl as C, receiveqOf, transmitqOf } from './spec.ts';
@@ -93,13 +94,6 @@ export class ConsoleHarness {
 
   /** Bytes the device delivered into `port`'s receive buffers since the last call, concatenated. */
   received(port: number): Uint8Array {
-    const parts = this.rxq(port).used().map((u) => u.data);
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concatBytes(this.rxq(port).used().map((u) => u.data));
   }
 }
