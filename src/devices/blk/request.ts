@@ -98,113 +98,136 @@ function inRange(sector: number, sectors: number, capacity: number): boolean {
   return sector <= capacity && sectors <= capacity - sector;
 }
 
+/**
+ * Every parsed request as one literal of one shape. Not `{ ...base, type, … }`: in Node 20's
+ * V8 spreading an object and then adding properties costs ~5 µs per call (Chromium 156:
+ * ~25 ns), which made parsing the largest item of our device code in Node profiles.
+ */
+function blkRequest(
+  statusAddr: number,
+  writableLength: number,
+  type: number,
+  offset: number,
+  data: Region[],
+  dataLength: number,
+  segments: BlkSegment[],
+  error?: BlkRequest['error'],
+): BlkRequest {
+  return { kind: 'request', statusAddr, writableLength, type, offset, data, dataLength, segments, error };
+}
+
+/**
+ * Little-endian u32 at `at` of `bytes`. Not a DataView on `bytes.buffer`: a small typed array
+ * lives on V8's heap until its `.buffer` is asked for, which moves it out at a cost of µs.
+ */
+function le32(bytes: Uint8Array, at: number): number {
+  return (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+}
+
+/** A request answered with `status` without touching the disk. */
+function refused(statusAddr: number, writableLength: number, type: number, status: VirtioBlkStatusValue, reason: string): BlkRequest {
+  return blkRequest(statusAddr, writableLength, type, 0, [], 0, [], { status, reason });
+}
+
+/** Data buffers a request of this direction must not have (`in`: readable data, `out`: writable data). */
+function wrongWayData(direction: 'in' | 'out', readableData: number, writableData: number): string | undefined {
+  if (direction === 'in' && readableData > 0) return `${readableData} driver-readable bytes after the header`;
+  if (direction === 'out' && writableData > 0) return `${writableData} driver-writable bytes before the status`;
+  return undefined;
+}
+
 export function parseBlkRequest(memory: GuestMemory, chain: DescriptorChain, disk: BlkDiskShape): ParsedBlkRequest {
   if (chain.writableLength === 0) return { kind: 'unanswerable', reason: 'no driver-writable status byte' };
 
   const statusAddr = addressAt(chain.writable, chain.writableLength - 1);
   const writableData = chain.writableLength - 1;
   const readableData = chain.readableLength - BLK_OUTHDR_SIZE;
-  const base = { kind: 'request' as const, statusAddr, writableLength: chain.writableLength };
-  const refuse = (type: number, status: VirtioBlkStatusValue, reason: string): BlkRequest => ({
-    ...base,
-    type,
-    offset: 0,
-    data: [],
-    dataLength: 0,
-    segments: [],
-    error: { status, reason },
-  });
+  const { writableLength } = chain;
 
   if (readableData < 0) {
-    return refuse(-1, S.VIRTIO_BLK_S_IOERR, `header is ${chain.readableLength} bytes, not ${BLK_OUTHDR_SIZE}`);
+    return refused(statusAddr, writableLength, -1, S.VIRTIO_BLK_S_IOERR, `header is ${chain.readableLength} bytes, not ${BLK_OUTHDR_SIZE}`);
   }
   const cursor = new RegionCursor(memory, chain.readable);
-  const header = new DataView(cursor.read(BLK_OUTHDR_SIZE).buffer);
-  const type = header.getUint32(0, true);
+  const header = cursor.read(BLK_OUTHDR_SIZE);
+  const type = le32(header, 0);
   // le64 sector as a double: exact below 2^53, and anything larger is beyond any capacity anyway.
-  const sector = header.getUint32(12, true) * 2 ** 32 + header.getUint32(8, true);
-
-  const dataOnly = (direction: 'in' | 'out'): string | undefined => {
-    if (direction === 'in' && readableData > 0) return `${readableData} driver-readable bytes after the header`;
-    if (direction === 'out' && writableData > 0) return `${writableData} driver-writable bytes before the status`;
-    return undefined;
-  };
+  const sector = le32(header, 12) * 2 ** 32 + le32(header, 8);
 
   switch (type) {
     case T.VIRTIO_BLK_T_IN:
     case T.VIRTIO_BLK_T_OUT: {
       const direction = type === T.VIRTIO_BLK_T_IN ? 'in' : 'out';
-      const wrongWay = dataOnly(direction);
-      if (wrongWay) return refuse(type, S.VIRTIO_BLK_S_IOERR, `${direction.toUpperCase()} with ${wrongWay}`);
+      const wrongWay = wrongWayData(direction, readableData, writableData);
+      if (wrongWay) return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `${direction.toUpperCase()} with ${wrongWay}`);
       const dataLength = direction === 'in' ? writableData : readableData;
       if (dataLength % SECTOR_SIZE !== 0) {
-        return refuse(type, S.VIRTIO_BLK_S_IOERR, `data length ${dataLength} is not a multiple of ${SECTOR_SIZE}`);
+        return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `data length ${dataLength} is not a multiple of ${SECTOR_SIZE}`);
       }
       if (!inRange(sector, dataLength / SECTOR_SIZE, disk.capacitySectors)) {
-        return refuse(type, S.VIRTIO_BLK_S_IOERR, `sectors [${sector}, +${dataLength / SECTOR_SIZE}) beyond capacity ${disk.capacitySectors}`);
+        return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `sectors [${sector}, +${dataLength / SECTOR_SIZE}) beyond capacity ${disk.capacitySectors}`);
       }
       const data =
         direction === 'in'
           ? sliceRegions(chain.writable, 0, dataLength)
           : sliceRegions(chain.readable, BLK_OUTHDR_SIZE, dataLength);
-      return { ...base, type, offset: sector * SECTOR_SIZE, data, dataLength, segments: [] };
+      return blkRequest(statusAddr, writableLength, type, sector * SECTOR_SIZE, data, dataLength, []);
     }
 
     case T.VIRTIO_BLK_T_FLUSH: {
-      const extra = dataOnly('in') ?? dataOnly('out');
-      if (extra) return refuse(type, S.VIRTIO_BLK_S_IOERR, `FLUSH with ${extra}`);
-      return { ...base, type, offset: 0, data: [], dataLength: 0, segments: [] };
+      const extra = wrongWayData('in', readableData, writableData) ?? wrongWayData('out', readableData, writableData);
+      if (extra) return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `FLUSH with ${extra}`);
+      return blkRequest(statusAddr, writableLength, type, 0, [], 0, []);
     }
 
     case T.VIRTIO_BLK_T_GET_ID: {
-      const wrongWay = dataOnly('in');
-      if (wrongWay) return refuse(type, S.VIRTIO_BLK_S_IOERR, `GET_ID with ${wrongWay}`);
-      if (writableData === 0) return refuse(type, S.VIRTIO_BLK_S_IOERR, 'GET_ID without a buffer for the id');
-      return { ...base, type, offset: 0, data: sliceRegions(chain.writable, 0, writableData), dataLength: writableData, segments: [] };
+      const wrongWay = wrongWayData('in', readableData, writableData);
+      if (wrongWay) return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `GET_ID with ${wrongWay}`);
+      if (writableData === 0) return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, 'GET_ID without a buffer for the id');
+      return blkRequest(statusAddr, writableLength, type, 0, sliceRegions(chain.writable, 0, writableData), writableData, []);
     }
 
     case T.VIRTIO_BLK_T_DISCARD:
     case T.VIRTIO_BLK_T_WRITE_ZEROES: {
       const discard = type === T.VIRTIO_BLK_T_DISCARD;
       const what = discard ? 'DISCARD' : 'WRITE_ZEROES';
-      const wrongWay = dataOnly('out');
-      if (wrongWay) return refuse(type, S.VIRTIO_BLK_S_IOERR, `${what} with ${wrongWay}`);
+      const wrongWay = wrongWayData('out', readableData, writableData);
+      if (wrongWay) return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `${what} with ${wrongWay}`);
       if (readableData === 0 || readableData % DISCARD_SEGMENT_SIZE !== 0) {
-        return refuse(type, S.VIRTIO_BLK_S_IOERR, `${what} data of ${readableData} bytes is not whole segments`);
+        return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `${what} data of ${readableData} bytes is not whole segments`);
       }
       const count = readableData / DISCARD_SEGMENT_SIZE;
       const maxSeg = discard ? disk.limits.maxDiscardSeg : disk.limits.maxWriteZeroesSeg;
       const maxSectors = discard ? disk.limits.maxDiscardSectors : disk.limits.maxWriteZeroesSectors;
       // Checked before reading them, so a huge chain costs nothing.
-      if (count > maxSeg) return refuse(type, S.VIRTIO_BLK_S_IOERR, `${what} with ${count} segments > ${maxSeg}`);
-      const raw = new DataView(cursor.read(readableData).buffer);
+      if (count > maxSeg) return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `${what} with ${count} segments > ${maxSeg}`);
+      const raw = cursor.read(readableData);
       const segments: BlkSegment[] = [];
       // Flags first: §5.2.6.2 wants UNSUPP for an unknown flag, or for unmap on a DISCARD,
       // whatever else is wrong with the request.
       for (let i = 0; i < count; i++) {
-        const flags = raw.getUint32(i * DISCARD_SEGMENT_SIZE + 12, true);
+        const flags = le32(raw, i * DISCARD_SEGMENT_SIZE + 12);
         const allowed = discard ? 0 : VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP;
         if ((flags & ~allowed) !== 0) {
-          return refuse(type, S.VIRTIO_BLK_S_UNSUPP, `${what} segment ${i} has flags 0x${flags.toString(16)}`);
+          return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_UNSUPP, `${what} segment ${i} has flags 0x${flags.toString(16)}`);
         }
       }
       for (let i = 0; i < count; i++) {
         const at = i * DISCARD_SEGMENT_SIZE;
-        const segSector = raw.getUint32(at + 4, true) * 2 ** 32 + raw.getUint32(at, true);
-        const numSectors = raw.getUint32(at + 8, true);
-        const flags = raw.getUint32(at + 12, true);
+        const segSector = le32(raw, at + 4) * 2 ** 32 + le32(raw, at);
+        const numSectors = le32(raw, at + 8);
+        const flags = le32(raw, at + 12);
         if (numSectors > maxSectors) {
-          return refuse(type, S.VIRTIO_BLK_S_IOERR, `${what} segment ${i}: ${numSectors} sectors > ${maxSectors}`);
+          return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `${what} segment ${i}: ${numSectors} sectors > ${maxSectors}`);
         }
         if (!inRange(segSector, numSectors, disk.capacitySectors)) {
-          return refuse(type, S.VIRTIO_BLK_S_IOERR, `${what} segment ${i}: sectors [${segSector}, +${numSectors}) beyond capacity ${disk.capacitySectors}`);
+          return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `${what} segment ${i}: sectors [${segSector}, +${numSectors}) beyond capacity ${disk.capacitySectors}`);
         }
         segments.push({ sector: segSector, numSectors, unmap: (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) !== 0 });
       }
-      return { ...base, type, offset: 0, data: [], dataLength: 0, segments };
+      return blkRequest(statusAddr, writableLength, type, 0, [], 0, segments);
     }
 
     default:
-      return refuse(type, S.VIRTIO_BLK_S_UNSUPP, `request type ${type} is not supported`);
+      return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_UNSUPP, `request type ${type} is not supported`);
   }
 }
