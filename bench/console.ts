@@ -64,13 +64,17 @@ try {
     fig.serial.push(s.ms);
     fig.truePort.push((await timedRun(port, 'true')).ms);
     fig.trueSerial.push((await timedRun(serial, 'true')).ms);
-    console.log(`round ${i + 1}: guest ${fig.guest[i].toFixed(0)} ms, port ${p.ms.toFixed(0)} ms, serial ${s.ms.toFixed(0)} ms`);
+    console.log(`round ${i + 1}: guest ${fig.guest[i].toFixed(0)} ms, port ${p.ms.toFixed(0)} ms (${(p.ms / fig.guest[i]).toFixed(2)}×), serial ${s.ms.toFixed(0)} ms`);
   }
-  const g = median(fig.guest);
+  // Ratios per round (the guest's time and the run() next to each other), then their median:
+  // on a shared machine the load drifts between rounds far more than within one.
+  const ratio = (xs: number[]) => median(xs.map((x, i) => x / fig.guest[i]));
+  const rp = ratio(fig.port);
+  const rs = ratio(fig.serial);
   console.log(`\nrun() of 1 MB of output (${MAKE}), Chromium ${browser.version()}, median of ${rounds} (min–max):`);
   console.log(`  guest's own time (to /dev/null):  ${fmt(fig.guest)}`);
-  console.log(`  run() over the virtio-console port: ${fmt(fig.port)}  = ${(median(fig.port) / g).toFixed(2)}× the guest's time (+${((median(fig.port) / g - 1) * 100).toFixed(0)} %)`);
-  console.log(`  run() over the serial console:      ${fmt(fig.serial)}  = ${(median(fig.serial) / g).toFixed(2)}× the guest's time; port is ${(median(fig.serial) / median(fig.port)).toFixed(1)}× faster`);
+  console.log(`  run() over the virtio-console port: ${fmt(fig.port)}  = ${rp.toFixed(2)}× the guest's time (+${((rp - 1) * 100).toFixed(0)} %; per-round ratios, median)`);
+  console.log(`  run() over the serial console:      ${fmt(fig.serial)}  = ${rs.toFixed(2)}× the guest's time; the port is ${median(fig.serial.map((x, i) => x / fig.port[i])).toFixed(1)}× faster`);
   console.log(`  run('true'): port ${fmt(fig.truePort)}, serial ${fmt(fig.trueSerial)}`);
   await port.close();
   await serial.close();
