@@ -5,8 +5,8 @@
  *   ring   split virtqueue (src/virtio/testing/properties.ts)
  *   pci    virtio-pci register accesses (src/virtio/testing/transport-properties.ts), on the
  *          loopback device and on every registered device (src/devices/registry.ts)
- *   blk    virtio-blk requests (src/devices/blk/properties.ts)
- *   net    virtio-net headers, frames, offloads (src/devices/net/properties.ts)
+ *   blk, net, console, …  each registered device's own properties (its folder's
+ *          properties.ts, through the descriptor's fuzzProperties)
  *   relay  packet parsers, switch + gateway, TCP NAT (src/wire/testing/packet-properties.ts,
  *          src/relay/fuzz/*-properties.ts)
  *
@@ -20,8 +20,7 @@
  * exits 1.
  */
 import fc from 'fast-check';
-import { blkProperties } from '../src/devices/blk/properties.ts';
-import { netProperties } from '../src/devices/net/properties.ts';
+import { registeredDevices } from '../src/devices/registry.ts';
 import { deviceTransportProperties } from '../src/devices/testing/transport-subjects.ts';
 import { packetProperties } from '../src/wire/testing/packet-properties.ts';
 import { gatewayProperties } from '../src/relay/fuzz/gateway-properties.ts';
@@ -38,8 +37,7 @@ function arg(name: string): string | undefined {
 const campaigns: Array<{ campaign: string; properties: NamedProperty[] }> = [
   { campaign: 'ring', properties: virtioProperties() },
   { campaign: 'pci', properties: [...transportProperties(), ...(await deviceTransportProperties())] },
-  { campaign: 'blk', properties: blkProperties() },
-  { campaign: 'net', properties: netProperties() },
+  ...(await Promise.all(registeredDevices.map(async (d) => ({ campaign: d.kind, properties: (await d.fuzzProperties?.()) ?? [] })))),
   { campaign: 'relay', properties: [...packetProperties(), ...gatewayProperties(), ...tcpNatProperties()] },
 ];
 

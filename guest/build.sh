@@ -275,7 +275,7 @@ file_entry() { # role file package version
     echo "        {\"package\": \"e2fsprogs\", \"version\": \"${SRC[e2fsprogs]}\", \"built\": \"static i386\", \"paths\": [\"/sbin/mke2fs\", \"/sbin/mkfs.ext4\", \"/etc/mke2fs.conf\"]},"
     echo "        {\"package\": \"glibc\", \"version\": \"${DEV[libc6-dev-i386]}\", \"binary\": \"libc6-dev-i386\", \"note\": \"statically linked into fio and e2fsprogs\"},"
     echo "        {\"package\": \"libaio\", \"version\": \"${DEV[libaio-dev:i386]}\", \"binary\": \"libaio-dev:i386\", \"note\": \"statically linked into fio\"},"
-    echo '        {"package": "virtio-lab", "paths": ["/init", "/etc", "/usr/share/udhcpc/default.script"], "note": "guest/rootfs/"}'
+    echo '        {"package": "virtio-lab", "paths": ["/init", "/etc", "/usr/share/udhcpc/default.script", "/usr/sbin/virtio-lab-agent"], "note": "guest/rootfs/"}'
     echo '      ]}'
     echo '  ],'
     echo "  \"toolchain\": {\"gcc-12\": \"$(installed_version gcc-12)\", \"binutils\": \"$(installed_version binutils)\"}"

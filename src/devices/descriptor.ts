@@ -9,6 +9,7 @@ import type { RequestDecoder } from '../virtio/inspect/timeline.ts';
 import type { ConfigField } from '../virtio/inspect/types.ts';
 // Type only (erased): the subject's code is loaded by fuzzSubject(), never by the page.
 import type { TransportSubject } from '../virtio/testing/transport-properties.ts';
+import type { NamedProperty } from '../virtio/testing/invariants.ts';
 
 /** What the lab hands every device it creates, besides the device's own options. */
 export interface DeviceEnvironment {
@@ -58,6 +59,11 @@ export interface DeviceDescriptor<Kind extends string = string, Options = unknow
    * backends, which must stay out of the page's bundle.
    */
   fuzzSubject(): Promise<TransportSubject>;
+  /**
+   * The device's own fuzz campaign (`npm run fuzz -- --only <kind>`): properties of its
+   * request parsing, loaded on demand like the subject. Absent: the transport campaign only.
+   */
+  fuzzProperties?(): Promise<NamedProperty[]>;
 }
 
 /** The options type a descriptor's `create` takes. */

@@ -6,11 +6,12 @@
  */
 import type { VirtioDevice } from '../virtio/device.ts';
 import { blkDevice } from './blk/index.ts';
+import { consoleDevice } from './console/index.ts';
 import type { DeviceDescriptor, DeviceOptionsOf } from './descriptor.ts';
 import { netDevice } from './net/index.ts';
 import { rngDevice } from './rng/index.ts';
 
-export const deviceRegistry = [rngDevice, blkDevice, netDevice] as const;
+export const deviceRegistry = [rngDevice, blkDevice, netDevice, consoleDevice] as const;
 
 export type RegisteredDevice = (typeof deviceRegistry)[number];
 /** "rng" | "blk" | "net" … */

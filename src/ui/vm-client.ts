@@ -4,6 +4,7 @@
  */
 import wasmUrl from 'v86/build/v86.wasm?url';
 import { ConsoleSession } from '../vm/console-session.ts';
+import { AGENT_PORT } from '../vm/console-session-agent.ts';
 import { InspectorStore } from './inspector/store.ts';
 import type {
   AttachedDisk,
@@ -67,6 +68,12 @@ export function supportsModuleWorkers(): boolean {
   return supported;
 }
 
+/** ?console=off boots without the virtio-console: run() then types into the serial console. */
+function consoleFromUrl(): boolean {
+  const value = new URLSearchParams(location.search).get('console');
+  return value !== 'off' && value !== 'none' && value !== '0';
+}
+
 export class VmClient {
   private worker: Worker | undefined;
   private snap: VmSnapshot = { state: 'stopped', uptimeMs: 0, instructions: 0, deviceErrors: [], devices: [], boot: 0, timings: {} };
@@ -104,6 +111,10 @@ export class VmClient {
 
   private newSession(): ConsoleSession {
     const s = new ConsoleSession((text) => this.type(this.enc.encode(text)));
+    s.attachAgent((bytes) => {
+      this.post({ type: 'port-in', port: AGENT_PORT, bytes });
+      return this.worker !== undefined;
+    });
     s.ready.then(
       () => {
         if (this.session !== s) return;
@@ -175,6 +186,7 @@ export class VmClient {
       wasmUrl: new URL(wasmUrl, location.href).href,
       disk: this.diskChoice,
       net: this.netChoice,
+      console: consoleFromUrl(),
     });
     this.inspector.resubscribe();
   }
@@ -246,6 +258,12 @@ export class VmClient {
         }
         this.session.feed(msg.bytes);
         for (const l of this.serialListeners) l(msg.bytes);
+        break;
+      case 'port-out':
+        if (msg.port === AGENT_PORT) this.session.agentData(msg.bytes);
+        break;
+      case 'port-open':
+        if (msg.port === AGENT_PORT) this.session.agentOpen(msg.open);
         break;
       case 'stats':
         this.set({ uptimeMs: msg.uptimeMs, instructions: msg.instructions, devices: msg.devices });

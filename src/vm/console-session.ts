@@ -1,11 +1,15 @@
 /**
- * A shell session over the guest's serial console: the log so far, "ready" at the first
+ * A shell session with the guest: the serial console's log so far, "ready" at the first
  * shell prompt, and `run(cmd)` that returns one command's output and exit status.
  *
- * run() brackets the command with markers the guest prints, written so the typed (echoed)
- * line never contains the joined marker ("__VL_S""id" echoes as typed, prints as __VL_Sid).
- * Prompt matching is never used for results.
+ * run() goes over the guest agent's virtio-console port when the agent has it open
+ * (console-session-agent.ts): nothing appears on the console, output is byte-exact.
+ * Otherwise (an image without the agent, no virtio-console, the port closed) it types into
+ * the serial shell and brackets the command with markers the guest prints, written so the
+ * typed (echoed) line never contains the joined marker ("__VL_S""id" echoes as typed,
+ * prints as __VL_Sid). Prompt matching is never used for results.
  */
+import { AgentChannel } from './console-session-agent.ts';
 
 /** The line the guest's /init prints just before it starts the shell. */
 export const READY_MARKER = 'VIRTIO_LAB_READY';
@@ -39,6 +43,7 @@ export class ConsoleSession {
   readonly ready: Promise<void>;
   private failReady: (err: Error) => void = () => {};
   private failed: Error | undefined;
+  private agent: AgentChannel | undefined;
 
   constructor(
     private readonly send: (text: string) => void,
@@ -60,10 +65,32 @@ export class ConsoleSession {
     this.ready.catch(() => undefined); // a boot nobody waits on may fail quietly
   }
 
+  /**
+   * The guest agent's port: `write` sends it bytes (false: refused). Call `agentOpen` and
+   * `agentData` as the port's events arrive; run() uses the port while it is open.
+   */
+  attachAgent(write: (bytes: Uint8Array) => boolean): void {
+    this.agent = new AgentChannel(write);
+  }
+
+  agentOpen(open: boolean): void {
+    this.agent?.setOpen(open);
+  }
+
+  agentData(bytes: Uint8Array): void {
+    this.agent?.feed(bytes);
+  }
+
+  /** Whether the next run() goes over the agent's port (else the serial console). */
+  get usesAgent(): boolean {
+    return this.agent?.open ?? false;
+  }
+
   /** The machine is gone (fatal error, restart): pending and future calls reject with err. */
   fail(err: Error): void {
     this.failed = err;
     this.failReady(err);
+    this.agent?.fail(err);
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.fail?.(err);
@@ -88,6 +115,8 @@ export class ConsoleSession {
   }
 
   private runNow(cmd: string, timeoutMs: number): Promise<RunResult> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.agent?.open) return this.agent.run(cmd, `${this.tag}_${++this.seq}`, timeoutMs);
     const id = `${this.tag}_${++this.seq}__`;
     const start = `__VL_S${id}`;
     const end = `__VL_E${id}:`;
@@ -95,7 +124,6 @@ export class ConsoleSession {
     // eval keeps comments, '&' and quotes in cmd from eating the end marker.
     const quoted = `'${cmd.replace(/'/g, `'\\''`)}'`;
     const line = ` echo "__VL_S""${id}"; eval ${quoted}; echo "__VL_E""${id}:$?"\n`;
-    if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         fail: (err) => {

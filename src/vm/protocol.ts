@@ -74,10 +74,13 @@ export type InspectorAction = 'freeze' | 'step' | 'resume';
 
 /** Page → worker. */
 export type ToWorker =
-  | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment; net?: NetAttachment }
+  /** `console: false` boots without the virtio-console (run() then types into the serial console). */
+  | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment; net?: NetAttachment; console?: boolean }
   /** Send back what crossed the NIC so far, as a pcap file. */
   | { type: 'capture-get' }
   | { type: 'serial-in'; bytes: Uint8Array }
+  /** Bytes for the guest on a named virtio-console port (run()'s requests to the agent). */
+  | { type: 'port-in'; port: string; bytes: Uint8Array }
   /** Start (true) or stop (false) ring snapshots: only while the inspector panel is shown. */
   | { type: 'inspect'; on: boolean }
   | { type: 'inspect-control'; device: string; queue: number; action: InspectorAction }
@@ -91,6 +94,10 @@ export type FromWorker =
   | { type: 'state'; state: VmState }
   /** A batch of console bytes (never one message per byte). */
   | { type: 'serial-out'; bytes: Uint8Array }
+  /** A batch of bytes the guest wrote to a named virtio-console port. */
+  | { type: 'port-out'; port: string; bytes: Uint8Array }
+  /** A guest process opened or closed a named virtio-console port. */
+  | { type: 'port-open'; port: string; open: boolean }
   /** Periodic: the guest's uptime in ms, instructions run so far, per-device counters. */
   | { type: 'stats'; uptimeMs: number; instructions: number; devices: DeviceStats[]; reply?: boolean }
   /** A device reported a guest violation (e.g. a malformed ring) and needs a reset. */

@@ -32,9 +32,11 @@ export interface V86HostOptions {
 
 /**
  * PCI slots v86 leaves free (it uses 0, 1, 5, 6, 7, 10, 11, 12, 18, 30). Slots 3, 4 and 8 route
- * INTA# to IRQ 11, away from slot 5 (IRQ 10) where v86 would put its ne2k.
+ * INTA# to IRQ 11, away from slot 5 (IRQ 10) where v86 would put its ne2k. Ascending, so
+ * Linux's bus scan meets functions in the order they are plugged (the device registry's):
+ * virtio indices follow it and the rng stays virtio0.
  */
-const FREE_SLOTS = [3, 4, 8, 2, 9, 13, 14, 15, 16, 17];
+const FREE_SLOTS = [3, 4, 8, 9, 13, 14, 15, 16, 17];
 /** Where our I/O BARs are registered first; SeaBIOS relocates them. Must be ≥ 0x1000. */
 const IO_BAR_BASE = 0xe000;
 /** Fixed memory BAR window: clear of the VGA LFB, IO-APIC, LAPIC and BIOS. */

@@ -15,6 +15,9 @@ import type { BlockBackend } from '../backends/block-backend.ts';
 import { DiskError } from '../disks/disk-names.ts';
 import { openDisk } from './open-disk.ts';
 import { InspectorService } from './inspector-service.ts';
+import { AGENT_PORT } from './console-session-agent.ts';
+import { agentPort } from './console-session-port.ts';
+import type { ConsolePort } from '../devices/console/console.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -28,6 +31,8 @@ let statsTimer: ReturnType<typeof setInterval> | undefined;
 let inspector: InspectorService | undefined;
 /** The page asked for snapshots (possibly before the machine existed). */
 let inspectWanted = false;
+/** run()'s virtio-console port, when the machine has one. */
+let runPort: ConsolePort | undefined;
 
 function post(msg: FromWorker, transfer: Transferable[] = []): void {
   self.postMessage(msg, transfer);
@@ -111,6 +116,7 @@ async function boot(
   wasmUrl: string,
   want: DiskAttachment | undefined,
   wantNet: NetAttachment | undefined,
+  wantConsole: boolean,
 ): Promise<void> {
   post({ type: 'state', state: 'loading' });
   if (want) {
@@ -154,8 +160,11 @@ async function boot(
         },
       },
       net,
+      console: wantConsole ? { ports: [AGENT_PORT] } : undefined,
     },
   });
+  runPort = agentPort(machine.devices);
+  if (runPort) relayPort(runPort);
   inspector = new InspectorService(machine.devices.all, (snapshot) => post({ type: 'inspector', snapshot }));
   if (inspectWanted) inspector.subscribe();
   machine.start();
@@ -164,6 +173,38 @@ async function boot(
     if (!machine) return;
     postStats(false);
   }, 500);
+}
+
+/**
+ * The page's session speaks to the guest agent through these messages. Guest bytes go in one
+ * message per emulator slice (a microtask after it), not one per guest write.
+ */
+function relayPort(port: ConsolePort): void {
+  const name = port.name ?? 'hvc0';
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  const flush = () => {
+    const bytes = parts.length === 1 ? parts[0] : new Uint8Array(size);
+    if (parts.length > 1) {
+      let at = 0;
+      for (const p of parts) {
+        bytes.set(p, at);
+        at += p.length;
+      }
+    }
+    parts = [];
+    size = 0;
+    post({ type: 'port-out', port: name, bytes }, [bytes.buffer]);
+  };
+  port.onData = (bytes) => {
+    if (parts.length === 0) queueMicrotask(flush);
+    parts.push(bytes);
+    size += bytes.length;
+  };
+  port.onOpen = (open) => {
+    if (parts.length) flush(); // what the agent wrote before it closed comes first
+    post({ type: 'port-open', port: name, open });
+  };
 }
 
 function postStats(reply: boolean): void {
@@ -182,6 +223,7 @@ async function stop(): Promise<void> {
   link = undefined;
   const m = machine;
   machine = undefined;
+  runPort = undefined;
   await m?.stop().catch(() => undefined);
   try {
     disk?.close();
@@ -196,7 +238,7 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
   switch (msg.type) {
     case 'boot':
-      boot(msg.baseUrl, msg.wasmUrl, msg.disk, msg.net).catch((e: unknown) => {
+      boot(msg.baseUrl, msg.wasmUrl, msg.disk, msg.net, msg.console ?? true).catch((e: unknown) => {
         const err = e as Error;
         const kind: VmErrorKind =
           err instanceof GuestImageError
@@ -210,6 +252,10 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
       break;
     case 'serial-in':
       machine?.typeIn(msg.bytes);
+      break;
+    case 'port-in':
+      // A refused write (backlog full) leaves run() to its timeout, as a lost request would.
+      if (runPort && msg.port === runPort.name) runPort.write(msg.bytes);
       break;
     case 'stop':
       void stop();

@@ -29,4 +29,5 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
     readOnly: device.backend.readOnly ? 1 : 0,
   }),
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).blkSubject,
+  fuzzProperties: async () => (await import('./properties.ts')).blkProperties(),
 };

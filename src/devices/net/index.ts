@@ -20,4 +20,5 @@ export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
   decoder: netDecoder,
   stats: (device) => ({ ...device.stats.toRecord(), linkUp: device.linkUp ? 1 : 0, mtu: device.mtu }),
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).netSubject,
+  fuzzProperties: async () => (await import('./properties.ts')).netProperties(),
 };

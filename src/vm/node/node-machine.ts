@@ -17,6 +17,8 @@ import { formatMac, localMac, toMac } from '../../devices/net/config.ts';
 import { FileBlockBackend } from '../../backends/file-block-backend.ts';
 import type { BlockBackendErrorKind } from '../../backends/block-backend.ts';
 import { ConsoleSession } from '../console-session.ts';
+import { AGENT_PORT } from '../console-session-agent.ts';
+import { agentPort, connectAgentPort } from '../console-session-port.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const defaultGuestDir = path.join(repoRoot, 'public/guest');
@@ -84,8 +86,12 @@ export interface NodeVmOptions {
   guestDir?: string;
   /** Console bytes as they arrive (e.g. to stdout). */
   onSerial?(bytes: Uint8Array): void;
-  /** Device options beyond error reporting (BAR kind, `rng: { source }`, …). */
-  devices?: Omit<LabDeviceOptions, 'onDeviceError'>;
+  /**
+   * Device options beyond error reporting (BAR kind, `rng: { source }`, …). The
+   * virtio-console with run()'s port is on unless `console: false` (then run() types into
+   * the serial console).
+   */
+  devices?: Omit<LabDeviceOptions, 'onDeviceError' | 'console'> & { console?: LabDeviceOptions['console'] | false };
   /**
    * A disk: an image file (opened here with FileBlockBackend, closed by stop()), or a
    * backend the caller owns. Same as devices.blk, which it overrides.
@@ -149,6 +155,7 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
       },
       devices: {
         ...opts.devices,
+        console: opts.devices?.console === false ? undefined : (opts.devices?.console ?? { ports: [AGENT_PORT] }),
         blk: disk && { ...disk, onBackendError },
         net,
         onDeviceError: (device, reason) => deviceErrors.push({ device, reason }),
@@ -158,6 +165,8 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
     closeOwned();
     throw error;
   }
+  const port = agentPort(machine.devices);
+  if (port) connectAgentPort(session, port);
   machine.start();
   const m = machine;
   const stop = async () => {
