@@ -59,7 +59,7 @@ export const blkDecoder: RequestDecoder = {
 };
 
 /** Longest frame worth decoding for a summary (headers are at the front). */
-const NET_DECODE_BYTES = 2048;
+const NET_DECODE_BYTES = 65_550;
 
 function netDecode(bytes: Uint8Array): { detail: string; fields: Record<string, string | number> } | undefined {
   if (bytes.length < VIRTIO_NET_HDR_SIZE) return undefined;

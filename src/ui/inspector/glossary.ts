@@ -34,7 +34,7 @@ export const FIELD_HELP = {
   kicks: '§4.1.4.4 notifications (kicks): writes to the queue notify address. Fewer kicks than requests = suppressed by NO_NOTIFY / avail_event.',
   interrupts: '§2.7.10 / §4.1.4.5 used-buffer notifications. Fewer interrupts than completions = suppressed by NO_INTERRUPT / used_event.',
   frozen: 'Inspector control (not virtio): the device stops consuming this queue; the driver keeps posting.',
-  timeline: 'Events as they happen: kick (driver notify), pop (device takes a chain), complete (used element), interrupt. Times are seconds since the VM’s worker started.',
+  timeline: 'Events as they happen: kick (driver notify), pop (device takes a chain), complete (used element), interrupt, status (the driver wrote device_status), reset. Times are seconds since the VM’s worker started.',
   rateRequests: 'Chains the device took off the available rings per second (§2.7.13), all queues, last minute.',
   rateBytes: 'Bytes of the chains the device took per second (descriptor lengths: headers, data and status), last minute.',
 } as const;
