@@ -1,6 +1,6 @@
 /**
  * `npm run bench:inspector`: what the ring inspector costs the guest — fio 4 KiB random-read
- * IOPS on a memory disk with the panel hidden vs shown, alternating so drift hits both
+ * IOPS on a memory disk with the panel hidden vs shown vs a lesson open, alternating so drift hits both
  * (headless Chromium). `--quick`: one round of 3 s runs. Also part of `npm run bench`.
  */
 import path from 'node:path';
@@ -24,7 +24,9 @@ try {
   console.log(`inspector cost: fio 4k randread qd1, ${seconds} s runs × ${rounds}, Chromium ${browser.version()}`);
   console.log(`  hidden IOPS: ${r.hiddenIops.runs.map((x) => x.toFixed(0)).join(' ')}`);
   console.log(`  shown IOPS:  ${r.shownIops.runs.map((x) => x.toFixed(0)).join(' ')}`);
+  console.log(`  lesson open IOPS: ${r.lessonIops.runs.map((x) => x.toFixed(0)).join(' ')}`);
   console.log(`  shown/hidden per round: ${r.ratio.runs.map((x) => (x * 100).toFixed(1) + ' %').join(', ')}; median ${(r.ratio.median * 100).toFixed(1)} %`);
+  console.log(`  lesson/hidden per round: ${r.lessonRatio.runs.map((x) => (x * 100).toFixed(1) + ' %').join(', ')}; median ${(r.lessonRatio.median * 100).toFixed(1)} %`);
 } finally {
   await browser.close();
   server.close();

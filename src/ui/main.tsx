@@ -60,7 +60,6 @@ const lessons = new LessonEngine(LESSONS, {
   inspector: client.inspector,
   control: (device, queue, action) => client.inspectControl(device, queue, action),
   type: (text) => client.type(enc.encode(text)),
-  run: (cmd) => client.session.run(cmd),
   devices: () => client.snapshot().devices,
   port: Number(location.port || (location.protocol === 'https:' ? 443 : 80)),
 });

@@ -178,7 +178,7 @@ function StepView({ engine }: { engine: LessonEngine }) {
           </form>
         )}
         {state.verdict && (
-          <p className="lesson-verdict" data-testid="lesson-verdict" data-ok={state.verdict.ok ? '1' : '0'}>
+          <p className="lesson-verdict" data-testid="lesson-verdict" data-ok={state.verdict.ok ? '1' : '0'} data-look={state.verdict.ok ? undefined : state.verdict.look}>
             {state.verdict.ok ? '✓ Right. ' : '✗ Not quite. '}
             {inline(state.verdict.ok ? (state.verdict.say ?? '') : state.verdict.why)}
           </p>

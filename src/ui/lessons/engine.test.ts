@@ -39,7 +39,6 @@ function setup(storage = new Map<string, string>()) {
     inspector: store,
     control: (d, q, a) => calls.push(`${a} ${d}:${q}`),
     type: (t) => calls.push(`type ${t}`),
-    run: async (c) => calls.push(`run ${c}`),
     devices: () => [],
     port: 8080,
   };
@@ -87,7 +86,7 @@ describe('LessonEngine', () => {
     engine.run();
     expect(calls.at(-1)).toBe('type echo 15\r');
     engine.close();
-    expect(calls.slice(-2)).toEqual(['resume rng:0', 'run echo restored']);
+    expect(calls.slice(-2)).toEqual(['resume rng:0', 'type echo restored  # leaving the lesson: put back what it changed\r']);
     expect(engine.current.lesson).toBeUndefined();
   });
 

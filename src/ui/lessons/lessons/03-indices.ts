@@ -26,16 +26,20 @@ export const indices: Lesson = {
     },
     {
       title: 'Pending: made available, not taken',
-      text: `Three reads at once (the \`&\` puts each in the background). The driver makes three chains available and bumps avail.idx three times; the frozen device takes none. pending = avail.idx − last_avail_idx, computed modulo 65536 so it stays right across the wrap.`,
+      text: `Read 64 KiB from a part of the disk nobody has read. The driver makes the request's chain available and bumps avail.idx (the kernel's readahead may add a few more requests, each its own chain); the frozen device takes none, and dd waits. pending = avail.idx − last_avail_idx, computed modulo 65536 so it stays right across the wrap.`,
       cite: ['§2.7.6', '§2.7.13'],
       device: 'blk',
-      action: { kind: 'run', command: (v) => { const b = freshBlock(v); return `for i in 1 2 3; do dd if=/dev/vda of=/dev/null bs=4k count=1 skip=$((${b} + i * 64)) 2>/dev/null & done`; } },
+      action: {
+        kind: 'run',
+        command: (v) => `dd if=/dev/vda of=/dev/null bs=64k count=1 skip=${Math.floor(freshBlock(v) / 16)}`,
+        waits: true,
+      },
       highlight: [target.availIdx(0), target.counter(0, 'last_avail_idx'), target.counter(0, 'pending')],
       check: typePending(0, 'How many chains are pending? (avail.idx − last_avail_idx)'),
     },
     {
       title: 'In flight, then used',
-      text: `When the device pops a chain it is "in flight" until the device puts it in the used ring. Our memory-backed disk completes a read inside the pop, so in flight is usually 0 here; a slow disk would show it. Resume: the device takes all three, returns them, and used.idx catches up with avail.idx.`,
+      text: `When the device pops a chain it is "in flight" until the device puts it in the used ring. Our memory-backed disk completes a read inside the pop, so in flight is usually 0 here; a slow disk would show it. Resume: the device takes everything pending, returns it, used.idx catches up with avail.idx, and dd finishes.`,
       cite: ['§2.7.8 The Virtqueue Used Ring', '§2.7.13 Receiving Used Buffers'],
       device: 'blk',
       action: { kind: 'resume', queue: 0 },

@@ -16,7 +16,7 @@ function bigIndirect(v: LessonView): DescRow[] {
 export const indirect: Lesson = {
   id: 'indirect',
   title: 'Indirect descriptors',
-  summary: 'A 256 KiB read: 65 buffers in one ring slot, and why that matters for a 256-entry ring.',
+  summary: 'A 256 KiB read: 65 buffers in one ring slot, and why that matters for a ring of fixed size.',
   steps: [
     {
       title: 'Why indirect tables',
