@@ -46,6 +46,8 @@ export interface LessonState {
 export class LessonEngine {
   private state: LessonState = { lesson: undefined, step: 0, verdict: undefined, answer: undefined, acted: false };
   private start: LessonView['start'];
+  /** The step's command as first shown: what Run types is what the learner read. */
+  private shownCommand: string | undefined;
   private readonly listeners = new Set<() => void>();
   /** Queues the learner froze during this lesson: resumed when they leave it. */
   private readonly frozen = new Set<string>();
@@ -160,6 +162,7 @@ export class LessonEngine {
 
   /** The newest action's view stays the reference in later steps ("since Run"), until the next action. */
   private enterStep(lesson: Lesson, step: number): void {
+    this.shownCommand = undefined;
     const s = lesson.steps[step]!;
     this.host.inspector.setTab(s.device);
     const p = this.progress(lesson.id);
@@ -235,8 +238,11 @@ export class LessonEngine {
     const a = this.step?.action;
     if (a?.kind !== 'run') return undefined;
     if (typeof a.command === 'string') return a.command;
-    const v = this.view();
-    return v ? a.command(v) : undefined;
+    if (this.shownCommand === undefined) {
+      const v = this.view();
+      if (v) this.shownCommand = a.command(v);
+    }
+    return this.shownCommand;
   }
 
   /** Run: types the step's command into the terminal. */

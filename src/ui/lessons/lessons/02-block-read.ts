@@ -56,8 +56,8 @@ Because the driver accepted INDIRECT_DESC, Linux puts the three descriptors in a
     },
     {
       title: 'Step: the device serves it',
-      text: `Step lets exactly one chain through: the device pops it (last_avail_idx moves on), reads the header (VIRTIO_BLK_T_IN, sector), writes the data and the status byte, then puts a used element — the chain's head as \`id\` and the bytes it wrote as \`len\` — in the used ring, bumps used.idx, and interrupts the driver, which finds the element with \`virtqueue_get_buf\`. If more than one chain waits, step until yours is served: dd finishes in the terminal.`,
-      cite: ['§2.7.7 Used Buffer Notification', '§2.7.8 The Virtqueue Used Ring', 'Linux: vring_interrupt, virtqueue_get_buf'],
+      text: `Step lets exactly one chain through: the device pops it (last_avail_idx moves on), reads the header (VIRTIO_BLK_T_IN, sector), writes the data and the status byte, then puts a used element — the chain's head as \`id\` and the bytes it wrote as \`len\` — in the used ring, bumps used.idx, and interrupts the driver (unless the driver asked not to be, lesson 4), which finds the element with \`virtqueue_get_buf\`. If more than one chain waits, step until yours is served: dd finishes in the terminal.`,
+      cite: ['§2.7.8 The Virtqueue Used Ring', '§2.7.14 Receiving Used Buffers From The Device', 'Linux: vring_interrupt, virtqueue_get_buf'],
       device: 'blk',
       action: { kind: 'step', queue: 0 },
       highlight: (v) => {
@@ -93,7 +93,7 @@ Because the driver accepted INDIRECT_DESC, Linux puts the three descriptors in a
     {
       title: 'Resume',
       text: `Resume serves whatever the driver posted meanwhile and leaves the queue running. Leaving a lesson resumes anything it froze, so the VM stays healthy.`,
-      cite: ['§2.7.13 Receiving Used Buffers From The Device'],
+      cite: ['§2.7.13 Supplying Buffers to The Device', '§2.7.14 Receiving Used Buffers From The Device'],
       device: 'blk',
       action: { kind: 'resume', queue: 0 },
       highlight: [target.control(0, 'resume'), target.counter(0, 'pending')],

@@ -21,7 +21,7 @@ export const notifications: Lesson = {
     {
       title: 'Kicks and interrupts',
       text: `A kick is the driver writing the queue's notify address: "look at the available ring". An interrupt is the device saying "look at the used ring". Neither is needed per request: the counters show \`kicks K / R\` (K kicks for R requests taken) and \`interrupts I / C\` (I interrupts for C completions); the rest were suppressed.`,
-      cite: ['§2.7.7 Used Buffer Notification Suppression', '§2.7.10 Available Buffer Notification Suppression', 'Linux: virtqueue_kick_prepare, virtqueue_notify'],
+      cite: ['§2.3 Notifications', '§2.7.13.4 Notifying The Device', '§2.7.7 Used Buffer Notification Suppression', '§2.7.10 Available Buffer Notification Suppression', 'Linux: virtqueue_kick_prepare, virtqueue_notify'],
       device: 'blk',
       highlight: [target.counter(0, 'kicks'), target.counter(0, 'interrupts')],
       check: typeValue('How many requests has requestq taken so far? (the number after the slash in kicks)', target.counter(0, 'kicks'), (v) => queueOf(v.fn, 0)?.counters.requests, 'In `kicks K / R` the second number R counts requests; K counts kicks.'),

@@ -43,7 +43,7 @@ export const netOffloads: Lesson = {
     },
     {
       title: 'Upload 2 MiB',
-      text: `The guest sends 2 MiB to this lab's web server through the relay (it answers 404, we only want the upload). Linux sizes each super-frame to about 1 ms of data at the current rate, which on an emulated CPU is only a few segments; \`tcp_min_tso_segs\` raises that floor to 44 segments (leaving the lesson puts it back to 2).`,
+      text: `The guest sends 2 MiB to this lab's web server through the relay (it answers 404; we only want the upload). Linux sizes each super-frame to about 1 ms of data at the current rate — on an emulated CPU only 2–3 segments — and to what the congestion window allows. \`tcp_min_tso_segs\` raises the first floor to 44 segments, so super-frames grow as the window opens: a few KiB on a busy machine, up to 64 KiB on a fast one. (Leaving the lesson puts it back to 2.)`,
       cite: ['§5.1.6.2', 'Linux: tcp_tso_autosize, start_xmit'],
       device: 'net',
       action: {

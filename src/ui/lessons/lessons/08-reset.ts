@@ -4,16 +4,17 @@ import { clickStatusBit, clickWhere, no, ok, queueOf, typeValue, usedOf } from '
 import type { Lesson, LessonView } from '../types.ts';
 
 const DRIVER = '/sys/bus/virtio/drivers/virtio_rng';
-/** device_status is byte 0x14 of the common configuration, at the start of BAR0 (§4.1.4.3); the ISR byte follows the common cfg at 0x38. */
+/** device_status is byte 0x14 of the common configuration, at the start of BAR0 (§4.1.4.3). */
 const statusPort = (v: LessonView) => `$((0x${(v.fn.pci?.bar0 ?? 0).toString(16)} + 0x14))`;
-const isrPort = (v: LessonView) => `$((0x${(v.fn.pci?.bar0 ?? 0).toString(16)} + 0x38))`;
-const RNG_BAR0 = '$(( $(cut -d" " -f1 /sys/bus/pci/devices/0000:00:03.0/resource | head -1) ))';
+const poke = (v: LessonView, value: number) => `printf '\\${value.toString(8).padStart(3, '0')}' | dd of=/dev/port bs=1 seek=${statusPort(v)} 2>/dev/null`;
+const RNG_STATUS = '$(( $(cut -d" " -f1 /sys/bus/pci/devices/0000:00:03.0/resource | head -1) + 0x14 ))';
 
 export const reset: Lesson = {
   id: 'reset',
   title: 'Reset and errors',
-  summary: 'What DEVICE_NEEDS_RESET means, a driver reset, breaking the status protocol on purpose, and bringing the device back.',
-  restore: `[ -e ${DRIVER}/virtio0 ] || { printf '\\000' | dd of=/dev/port bs=1 seek=$((${RNG_BAR0} + 0x14)) 2>/dev/null; echo virtio0 > ${DRIVER}/bind; }`,
+  summary: 'What DEVICE_NEEDS_RESET means, a reset by hand, breaking the status protocol on purpose, and a driver reset bringing the device back.',
+  // Unless the device is live again (status 15), rebind: the driver's remove resets it.
+  restore: `[ "$(dd if=/dev/port bs=1 skip=${RNG_STATUS} count=1 2>/dev/null | od -An -tu1 | tr -d ' ')" = 15 ] || { echo virtio0 > ${DRIVER}/unbind; echo virtio0 > ${DRIVER}/bind; }`,
   steps: [
     {
       title: 'When the device gives up',
@@ -21,42 +22,42 @@ export const reset: Lesson = {
       cite: ['§2.1.1', '§2.1.2 Device Requirements: Device Status Field', '§4.1.4.5 ISR status'],
       device: 'rng',
       highlight: [target.statusBit('DEVICE_NEEDS_RESET'), target.statusBit('FAILED')],
-      check: clickStatusBit('Click the status bit the device sets when it needs a reset.', 'DEVICE_NEEDS_RESET', 'That one is set by the driver. Look for the bit named after what the device needs.'),
+      check: clickStatusBit('Click the status bit the device sets when it needs a reset.', 'DEVICE_NEEDS_RESET', 'FAILED is set by the driver when it gives up. Look for the bit named after what the device needs.'),
     },
     {
-      title: 'A driver reset',
-      text: `Unbind virtio_rng. Its remove resets the device: the driver writes 0 to device_status, the device drops its queues and features and goes back to its power-on state (the inspector counts resets). Then the core sets ACKNOWLEDGE again.`,
-      cite: ['§2.1.1', '§4.1.4.3.1', 'Linux: virtio_reset_device, vp_reset'],
+      title: 'A reset by hand',
+      text: `Writing 0 to device_status is a reset: the device drops its queues and negotiated features and goes back to its power-on state. Here we write it ourselves, through \`/dev/port\` at BAR0 + 0x14, behind the back of virtio_rng, which stays bound and does not know. (A real driver resets the same way, in \`virtio_reset_device\`.)`,
+      cite: ['§2.4 Device Reset', '§2.1.1', '§4.1.4.3.1', 'Linux: virtio_reset_device, vp_reset'],
       device: 'rng',
-      action: { kind: 'run', command: `echo virtio0 > ${DRIVER}/unbind` },
+      action: { kind: 'run', command: (v) => poke(v, 0) },
       highlight: [target.resets, target.statusValue],
-      check: typeValue('How many resets has virtio-rng had so far?', target.resets, (v) => v.fn.resets, 'Read the outlined `resets` count in the rng tab’s second line.'),
+      check: typeValue('How many resets has virtio-rng had now?', target.resets, (v) => v.fn.resets, 'Read the outlined `resets` count in the rng tab’s second line: it went up by one.'),
     },
     {
       title: 'Break the protocol',
-      text: `Now we play a buggy driver: write DRIVER_OK (with ACKNOWLEDGE and DRIVER, value 7) to device_status through \`/dev/port\`, skipping FEATURES_OK. A device must not go live without negotiated features, so ours refuses: it sets DEVICE_NEEDS_RESET and raises a configuration interrupt. The command then reads the ISR byte, which tells the interrupt's cause (bit 1: configuration change) and clears it.`,
+      text: `Now play a buggy driver: write 7 (ACKNOWLEDGE | DRIVER | DRIVER_OK) and skip FEATURES_OK. A device must not go live without negotiated features, so ours refuses: it sets DEVICE_NEEDS_RESET and raises a configuration interrupt, which virtio_rng's interrupt handler takes (it reads the ISR byte: bit 1, configuration change). The timeline shows the error and the config-interrupt.`,
       cite: ['§3.1.1', '§2.1.2', '§4.1.4.5'],
       device: 'rng',
-      action: { kind: 'run', command: (v) => `printf '\\007' | dd of=/dev/port bs=1 seek=${statusPort(v)} 2>/dev/null; dd if=/dev/port bs=1 skip=${isrPort(v)} count=1 2>/dev/null | od -An -tu1` },
+      action: { kind: 'run', command: (v) => poke(v, 7) },
       highlight: [target.statusBit('DEVICE_NEEDS_RESET'), target.timeline],
       check: clickWhere('Which status bit did the device set? Click it.', (v, t) => {
-        if (!(v.fn.status & DeviceStatus.DEVICE_NEEDS_RESET)) return no('DEVICE_NEEDS_RESET is not set: Run the command (after the unbind of the previous step).', target.statusBit('DEVICE_NEEDS_RESET'));
+        if (!(v.fn.status & DeviceStatus.DEVICE_NEEDS_RESET)) return no('DEVICE_NEEDS_RESET is not set: Run the command (after the reset of the previous step).', target.statusBit('DEVICE_NEEDS_RESET'));
         if (t.kind === 'status' && t.args[0] === 'DEVICE_NEEDS_RESET') return ok(`Red now. The timeline says why: ${v.fn.lastError ?? 'an error event'}.`);
         return no('Look for the red bit in the status row.', target.statusBit('DEVICE_NEEDS_RESET'));
       }),
     },
     {
-      title: 'Recover: reset, then initialise',
-      text: `Only a reset clears DEVICE_NEEDS_RESET. Like virtio_reset_device we write 0 to device_status, then bind the driver, which goes through ACKNOWLEDGE → DRIVER → FEATURES_OK → DRIVER_OK properly. Linux 6.1 does not reset a device by itself when it sees DEVICE_NEEDS_RESET; unbinding and binding is how you do it by hand.`,
-      cite: ['§2.1.2', '§3.1.1', 'Linux: virtio_dev_probe'],
+      title: 'Recover: a driver reset',
+      text: `Only a reset clears DEVICE_NEEDS_RESET, followed by a proper initialisation. Linux 6.1 does not do that by itself when it sees the bit, so we do it by hand: unbinding runs virtio_rng's remove, which resets the device (writes 0); binding runs its probe: ACKNOWLEDGE → DRIVER → FEATURES_OK → DRIVER_OK, as in lesson 1.`,
+      cite: ['§2.1.2', '§2.4 Device Reset', '§3.1.1', 'Linux: virtio_dev_remove, virtio_dev_probe'],
       device: 'rng',
-      action: { kind: 'run', command: (v) => `printf '\\000' | dd of=/dev/port bs=1 seek=${statusPort(v)} 2>/dev/null; echo virtio0 > ${DRIVER}/bind` },
+      action: { kind: 'run', command: `echo virtio0 > ${DRIVER}/unbind; echo virtio0 > ${DRIVER}/bind` },
       highlight: [target.statusValue, target.resets],
       check: {
         kind: 'number',
         question: 'What is device_status now? (hex is fine)',
         verify(v, n) {
-          if (v.fn.status & DeviceStatus.DEVICE_NEEDS_RESET) return no('DEVICE_NEEDS_RESET is still set: Run the command to reset and rebind.', target.statusValue);
+          if (v.fn.status & DeviceStatus.DEVICE_NEEDS_RESET) return no('DEVICE_NEEDS_RESET is still set: Run the command to unbind and bind the driver.', target.statusValue);
           if (n !== v.fn.status) return no('Read the hex value after device_status.', target.statusValue);
           return v.fn.status === 0x0f ? ok('0x0f: ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK — live again.') : ok();
         },
