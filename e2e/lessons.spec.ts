@@ -75,8 +75,20 @@ async function record(name: string, dev: string) {
   writeFileSync(`${SHOTS}/fixtures/${name}.json`, JSON.stringify(data));
 }
 
-async function next() {
+async function nextStep(lesson: string, n: number) {
   await page.getByTestId('lesson-next').click();
+  await atStep(lesson, n);
+}
+
+/** Freeze on queue 0 of the shown device, through the inspector's own button. */
+async function freezeInPanel() {
+  await page.getByTestId('ins-freeze-0').click();
+  await expect(page.getByTestId('ins-step-0')).toBeVisible();
+}
+
+/** A number as the panel shows it (what a learner reads and types). */
+async function shown(testId: string): Promise<string> {
+  return (await page.getByTestId(testId).textContent()) ?? '';
 }
 
 async function open(id: string) {
@@ -117,9 +129,7 @@ test('1 devices: discovery, status bits, unbind/bind history, features; a wrong 
   const bar = /@ (0x[0-9a-f]+)/.exec(await text('bar0'))![1]!;
   await typeAnswer(bar);
   await expectRight('1-1-bar0');
-  await next();
-
-  await atStep('devices', 2);
+  await nextStep('devices', 2);
   // The wrong bit first: the verdict says why and points at the right one.
   await clickAnswer('status:ACKNOWLEDGE');
   await expect(page.getByTestId('lesson-verdict')).toHaveAttribute('data-ok', '0');
@@ -129,25 +139,19 @@ test('1 devices: discovery, status bits, unbind/bind history, features; a wrong 
   await page.screenshot({ path: `${SHOTS}/1-2-wrong.png` });
   await clickAnswer('status:DRIVER_OK');
   await expectRight('1-2-status');
-  await next();
-
-  await atStep('devices', 3);
+  await nextStep('devices', 3);
   await run();
   await expect(lab('status-value')).toHaveText('0x01');
   await typeAnswer(await text('status-value'));
   await expectRight('1-3-unbound');
-  await next();
-
-  await atStep('devices', 4);
+  await nextStep('devices', 4);
   await run();
   await expect.poll(async () => (await device('rng'))!.status).toBe(0x0f);
   const seq = await page.evaluate(() => window.virtioLab.inspector.events('rng').filter((e) => e.kind === 'status' && e.fields?.status === 0x0b).at(-1)!.seq);
   await clickAnswer(`event:${seq}`);
   await expectRight('1-4-negotiated');
   await record('rng-rebound', 'rng');
-  await next();
-
-  await atStep('devices', 5);
+  await nextStep('devices', 5);
   const accepted = await page.getByTestId('inspector').locator('.ins-feature.accepted').count();
   await typeAnswer(accepted);
   await expectRight('1-5-features');
@@ -157,13 +161,10 @@ test('1 devices: discovery, status bits, unbind/bind history, features; a wrong 
 test('2 block-read: freeze, one read, its chain, step, used len, resume', async () => {
   test.setTimeout(240_000);
   await open('block-read');
-  await page.getByTestId('ins-freeze-0').click();
-  await expect(page.getByTestId('ins-step-0')).toBeVisible();
-  await typeAnswer(await page.getByTestId('ins-pending-0').textContent() ?? '');
+  await freezeInPanel();
+  await typeAnswer(await shown('ins-pending-0'));
   await expectRight('2-1-frozen');
-  await next();
-
-  await atStep('block-read', 2);
+  await nextStep('block-read', 2);
   const before = await q0('blk');
   const pendingBefore = new Set(before.chains.filter((c) => c.state === 'pending').map((c) => c.head));
   const from = await page.evaluate(() => window.virtioLab.serialLog().length);
@@ -177,19 +178,16 @@ test('2 block-read: freeze, one read, its chain, step, used len, resume', async 
       return head;
     })
     .toBeGreaterThanOrEqual(0);
+  await expect(page.locator(`tbody.ins-desc.pending [data-lab="desc:0:${head}"]`)).toBeVisible(); // painted as pending
   await clickAnswer(`desc:0:${head}`);
   await expectRight('2-2-head');
   await record('blk-frozen-read', 'blk');
-  await next();
-
-  await atStep('block-read', 3);
+  await nextStep('block-read', 3);
   const rows = (await q0('blk')).descriptors.find((d) => d.index === head)!.indirect as unknown as { index: number; len: number; flags: number }[];
   expect(rows.map((r) => r.len)).toEqual([16, 4096, 1]);
   await clickAnswer(`desc:0:${head}/${rows.findIndex((r) => r.len === 4096)}`);
   await expectRight('2-3-data');
-  await next();
-
-  await atStep('block-read', 4);
+  await nextStep('block-read', 4);
   // Step until the device returned our chain (something older may be ahead of it).
   let pos = -1;
   for (let i = 0; i < 8 && pos < 0; i++) {
@@ -203,20 +201,16 @@ test('2 block-read: freeze, one read, its chain, step, used len, resume', async 
   await clickAnswer(`used:0:${pos}`);
   await expectRight('2-4-used');
   await record('blk-stepped-read', 'blk');
-  await next();
-
-  await atStep('block-read', 5);
+  await nextStep('block-read', 5);
   const len = num((await lab(`used:0:${pos}`).locator('td').nth(3).textContent())!);
   expect(len).toBe(4097);
   await typeAnswer(len);
   await expectRight('2-5-len');
-  await next();
-
-  await atStep('block-read', 6);
+  await nextStep('block-read', 6);
   await page.getByTestId('ins-resume-0').click();
   await expect.poll(async () => (await q0('blk')).frozen).toBe(false);
   await expect(page.getByTestId('ins-freeze-0')).toBeVisible();
-  await typeAnswer(await page.getByTestId('ins-pending-0').textContent() ?? '');
+  await typeAnswer(await shown('ins-pending-0'));
   await expectRight('2-6-resumed');
   await waitPrompt(from);
   await finish('block-read');
@@ -225,36 +219,27 @@ test('2 block-read: freeze, one read, its chain, step, used len, resume', async 
 test('3 indices: avail.idx, last_avail_idx, pending, used.idx and the 16-bit wrap', async () => {
   test.setTimeout(600_000);
   await open('indices');
-  await typeAnswer(await page.getByTestId('ins-avail-idx-0').textContent() ?? '');
+  await typeAnswer(await shown('ins-avail-idx-0'));
   await expectRight('3-1-avail-idx');
-  await next();
-
-  await atStep('indices', 2);
-  await page.getByTestId('ins-freeze-0').click();
-  await expect(page.getByTestId('ins-step-0')).toBeVisible();
+  await nextStep('indices', 2);
+  await freezeInPanel();
   await typeAnswer(num(await text('counter:0:last_avail_idx')));
   await expectRight('3-2-last-avail');
-  await next();
-
-  await atStep('indices', 3);
+  await nextStep('indices', 3);
   const fioFrom = await page.evaluate(() => window.virtioLab.serialLog().length);
   await run({ wait: false });
   await expect.poll(async () => (await q0('blk')).pending).toBeGreaterThanOrEqual(1);
   await expect.poll(async () => num((await page.getByTestId('ins-pending-0').textContent())!)).toBeGreaterThanOrEqual(1);
-  await typeAnswer(await page.getByTestId('ins-pending-0').textContent() ?? '');
+  await typeAnswer(await shown('ins-pending-0'));
   await expectRight('3-3-pending');
-  await next();
-
-  await atStep('indices', 4);
+  await nextStep('indices', 4);
   await page.getByTestId('ins-resume-0').click();
   await expect.poll(async () => (await q0('blk')).pending).toBe(0);
   await expect(page.getByTestId('ins-pending-0')).toHaveText('0');
-  await typeAnswer(await page.getByTestId('ins-used-idx-0').textContent() ?? '');
+  await typeAnswer(await shown('ins-used-idx-0'));
   await expectRight('3-4-used-idx');
   await waitPrompt(fioFrom);
-  await next();
-
-  await atStep('indices', 5);
+  await nextStep('indices', 5);
   const before = await q0('blk');
   const usedBefore = idxOf(before.used);
   await record('blk-before-wrap', 'blk');
@@ -264,7 +249,7 @@ test('3 indices: avail.idx, last_avail_idx, pending, used.idx and the 16-bit wra
   expect(usedBefore + served).toBeGreaterThanOrEqual(65536); // it wrapped…
   expect(idxOf(after.used)).toBe((usedBefore + served) & 0xffff); // …and the index is the count mod 2^16
   await expect.poll(async () => num((await page.getByTestId('ins-used-idx-0').textContent())!)).toBe(idxOf(after.used));
-  await typeAnswer(await page.getByTestId('ins-used-idx-0').textContent() ?? '');
+  await typeAnswer(await shown('ins-used-idx-0'));
   await expectRight('3-5-wrapped');
   await record('blk-wrapped', 'blk');
   await finish('indices');
@@ -284,17 +269,13 @@ test('4 notifications: kicks per request at depth 1 and 32, avail_event, EVENT_I
   const kicks = await text('counter:0:kicks');
   await typeAnswer(num(kicks.split('/')[1]!));
   await expectRight('4-1-requests');
-  await next();
-
-  await atStep('notifications', 2);
+  await nextStep('notifications', 2);
   await run();
   await expect.poll(async () => (await deltas()).requests ?? 0).toBeGreaterThanOrEqual(2000);
   let d = await deltas();
   await typeAnswer((d.kicks! / d.requests!).toFixed(1));
   await expectRight('4-2-qd1');
-  await next();
-
-  await atStep('notifications', 3);
+  await nextStep('notifications', 3);
   await record('blk-before-qd32', 'blk');
   await run();
   await expect.poll(async () => (await deltas()).requests ?? 0).toBeGreaterThanOrEqual(4000);
@@ -303,14 +284,10 @@ test('4 notifications: kicks per request at depth 1 and 32, avail_event, EVENT_I
   await typeAnswer(Math.round(d.requests! / d.kicks!));
   await expectRight('4-3-qd32');
   await record('blk-after-qd32', 'blk');
-  await next();
-
-  await atStep('notifications', 4);
+  await nextStep('notifications', 4);
   await clickAnswer('avail-event:0');
   await expectRight('4-4-avail-event');
-  await next();
-
-  await atStep('notifications', 5);
+  await nextStep('notifications', 5);
   await clickAnswer('feature:VIRTIO_F_RING_EVENT_IDX');
   await expectRight('4-5-event-idx');
   await finish('notifications');
@@ -321,16 +298,11 @@ test('5 indirect: a 256 KiB read in one ring slot', async () => {
   await open('indirect');
   await clickAnswer('feature:VIRTIO_F_RING_INDIRECT_DESC');
   await expectRight('5-1-feature');
-  await next();
-
-  await atStep('indirect', 2);
-  await page.getByTestId('ins-freeze-0').click();
-  await expect(page.getByTestId('ins-step-0')).toBeVisible();
-  await typeAnswer(await page.getByTestId('ins-pending-0').textContent() ?? '');
+  await nextStep('indirect', 2);
+  await freezeInPanel();
+  await typeAnswer(await shown('ins-pending-0'));
   await expectRight('5-2-frozen');
-  await next();
-
-  await atStep('indirect', 3);
+  await nextStep('indirect', 3);
   const from = await page.evaluate(() => window.virtioLab.serialLog().length);
   await run({ wait: false });
   let big = -1;
@@ -342,18 +314,15 @@ test('5 indirect: a 256 KiB read in one ring slot', async () => {
       return big;
     })
     .toBeGreaterThanOrEqual(0);
+  await expect(page.locator(`tbody.ins-desc.pending [data-lab="desc:0:${big}"]`)).toBeVisible(); // painted as pending
   await clickAnswer(`desc:0:${big}`);
   await expectRight('5-3-indirect-head');
   await record('blk-frozen-256k', 'blk');
-  await next();
-
-  await atStep('indirect', 4);
+  await nextStep('indirect', 4);
   const tableLen = num((await lab(`desc:0:${big}`).locator('td').nth(3).textContent())!);
   await typeAnswer(tableLen / 16);
   await expectRight('5-4-table-size');
-  await next();
-
-  await atStep('indirect', 5);
+  await nextStep('indirect', 5);
   await page.getByTestId('ins-resume-0').click();
   await waitPrompt(from);
   let pos = -1;
@@ -377,23 +346,17 @@ test('6 net-receive: posted buffers, a ping reply filling one', async () => {
   await expect(page.getByTestId('net-ip')).toHaveText(/^10\.0\.2\.\d+$/);
   await open('net-receive');
   await expect(page.getByTestId('ins-fn-net')).toBeVisible();
-  await typeAnswer(await page.getByTestId('ins-pending-0').textContent() ?? '');
+  await typeAnswer(await shown('ins-pending-0'));
   await expectRight('6-1-posted');
-  await next();
-
-  await atStep('net-receive', 2);
+  await nextStep('net-receive', 2);
   const q = await q0('net');
   const head = q.chains.find((c) => c.state === 'pending')!.head;
   await typeAnswer(num((await lab(`desc:0:${head}`).locator('td').nth(3).textContent())!));
   await expectRight('6-2-buffer');
-  await next();
-
-  await atStep('net-receive', 3);
+  await nextStep('net-receive', 3);
   await clickAnswer('feature:VIRTIO_NET_F_MRG_RXBUF');
   await expectRight('6-3-mrg');
-  await next();
-
-  await atStep('net-receive', 4);
+  await nextStep('net-receive', 4);
   await run();
   let seq = -1;
   await expect
@@ -405,9 +368,7 @@ test('6 net-receive: posted buffers, a ping reply filling one', async () => {
   await clickAnswer(`event:${seq}`);
   await expectRight('6-4-reply');
   await record('net-ping', 'net');
-  await next();
-
-  await atStep('net-receive', 5);
+  await nextStep('net-receive', 5);
   const len = num((await lab(`event:${seq}`).locator('td').nth(4).textContent())!);
   expect(len).toBe(110);
   await typeAnswer(len);
@@ -420,13 +381,10 @@ test('7 net-offloads: CSUM, TSO, one super-frame becomes many wire frames', asyn
   await open('net-offloads');
   await clickAnswer('feature:VIRTIO_NET_F_CSUM');
   await expectRight('7-1-csum');
-  await next();
-  await atStep('net-offloads', 2);
+  await nextStep('net-offloads', 2);
   await clickAnswer('feature:VIRTIO_NET_F_HOST_TSO4');
   await expectRight('7-2-tso');
-  await next();
-
-  await atStep('net-offloads', 3);
+  await nextStep('net-offloads', 3);
   await record('net-before-upload', 'net');
   await run({ timeoutMs: 120_000 });
   await page.getByTestId('ins-timeline-filter').selectOption('1');
@@ -442,18 +400,14 @@ test('7 net-offloads: CSUM, TSO, one super-frame becomes many wire frames', asyn
   await clickAnswer(`event:${seq}`);
   await expectRight('7-3-superframe');
   await record('net-tso', 'net');
-  await next();
-
-  await atStep('net-offloads', 4);
+  await nextStep('net-offloads', 4);
   const detail = (await lab(`event:${seq}`).locator('td.ins-detail').textContent())!;
   const size = Number(/gso \d+ size (\d+)/.exec(detail)![1]);
   const length = Number(/length (\d+)$/.exec(detail)![1]);
   expect(length).toBeGreaterThan(size); // a super-frame indeed
   await typeAnswer(Math.ceil(length / size));
   await expectRight('7-4-wire-frames');
-  await next();
-
-  await atStep('net-offloads', 5);
+  await nextStep('net-offloads', 5);
   await expect.poll(async () => (await deltas())['NIC tx frames'] ?? 0).toBeGreaterThan(0);
   const d = await deltas();
   expect(d['NIC tx frames']!).toBeGreaterThan(2 * d.requests!); // TSO: several frames per chain
@@ -469,35 +423,27 @@ test('8 reset: DEVICE_NEEDS_RESET set by a protocol violation, cleared by a rese
   await open('reset');
   await clickAnswer('status:DEVICE_NEEDS_RESET');
   await expectRight('8-1-bit');
-  await next();
-
-  await atStep('reset', 2);
+  await nextStep('reset', 2);
   const resets = (await device('rng'))!.resets;
   await run();
   await expect.poll(async () => (await device('rng'))!.resets).toBe(resets + 1);
   await expect(lab('resets')).toHaveText(`resets ${resets + 1}`);
   await typeAnswer(num(await text('resets')));
   await expectRight('8-2-reset');
-  await next();
-
-  await atStep('reset', 3);
+  await nextStep('reset', 3);
   await run();
   await expect.poll(async () => (await device('rng'))!.status & 0x40).toBe(0x40);
   await expect(lab('status:DEVICE_NEEDS_RESET')).toHaveClass(/on/);
   await clickAnswer('status:DEVICE_NEEDS_RESET');
   await expectRight('8-3-needs-reset');
   await record('rng-needs-reset', 'rng');
-  await next();
-
-  await atStep('reset', 4);
+  await nextStep('reset', 4);
   await run();
   await expect.poll(async () => (await device('rng'))!.status).toBe(0x0f);
   await expect(lab('status-value')).toHaveText('0x0f');
   await typeAnswer(await text('status-value'));
   await expectRight('8-4-recovered');
-  await next();
-
-  await atStep('reset', 5);
+  await nextStep('reset', 5);
   const usedBefore = idxOf((await q0('rng')).used);
   await run();
   await expect.poll(async () => idxOf((await q0('rng')).used)).not.toBe(usedBefore);

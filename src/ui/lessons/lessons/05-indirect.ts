@@ -16,7 +16,7 @@ function bigIndirect(v: LessonView): DescRow[] {
 export const indirect: Lesson = {
   id: 'indirect',
   title: 'Indirect descriptors',
-  summary: 'A 256 KiB read: 65 buffers in one ring slot, and why that matters for a ring of fixed size.',
+  summary: 'A 256 KiB read: dozens of buffers in one ring slot, and why that matters for a ring of fixed size.',
   steps: [
     {
       title: 'Why indirect tables',
@@ -39,7 +39,7 @@ export const indirect: Lesson = {
     },
     {
       title: 'One 256 KiB read',
-      text: `One read of 256 KiB. The data buffer is 64 pages the kernel did not allocate contiguously, so the request is a 16-byte header, about 64 data descriptors and the status byte.`,
+      text: `One read of 256 KiB. The data buffer is 64 pages of memory; pages that happen to be adjacent share a descriptor, the rest get one each. So the request is a 16-byte header, up to 64 data descriptors and the status byte.`,
       cite: ['§5.2.6', '§2.7.5.3'],
       device: 'blk',
       action: { kind: 'run', command: (v) => `dd if=/dev/vda of=/dev/null bs=256k count=1 skip=${Math.floor(freshBlock(v) / 64)}`, waits: true },

@@ -39,7 +39,10 @@ export const reset: Lesson = {
       cite: ['§3.1.1', '§2.1.2', '§4.1.4.5'],
       device: 'rng',
       action: { kind: 'run', command: (v) => poke(v, 7) },
-      highlight: [target.statusBit('DEVICE_NEEDS_RESET'), target.timeline],
+      highlight: (v) => {
+        const error = [...v.events].reverse().find((e) => e.kind === 'error');
+        return error ? [target.statusBit('DEVICE_NEEDS_RESET'), target.event(error.seq)] : target.statusBit('DEVICE_NEEDS_RESET');
+      },
       check: clickWhere('Which status bit did the device set? Click it.', (v, t) => {
         if (!(v.fn.status & DeviceStatus.DEVICE_NEEDS_RESET)) return no('DEVICE_NEEDS_RESET is not set: Run the command (after the reset of the previous step).', target.statusBit('DEVICE_NEEDS_RESET'));
         if (t.kind === 'status' && t.args[0] === 'DEVICE_NEEDS_RESET') return ok(`Red now. The timeline says why: ${v.fn.lastError ?? 'an error event'}.`);
