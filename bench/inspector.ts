@@ -1,7 +1,7 @@
 /**
  * `npm run bench:inspector`: what the ring inspector costs the guest — fio 4 KiB random-read
  * IOPS on a memory disk with the panel hidden vs shown vs a lesson open, alternating so drift hits both
- * (headless Chromium). `--quick`: one round of 3 s runs. Also part of `npm run bench`.
+ * (headless Chromium). `--quick`: one round of 3 s runs; `--rounds N --seconds S` for more. Also part of `npm run bench`.
  */
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -12,8 +12,13 @@ import { benchInspector } from './suite/inspector.ts';
 import { ROOT } from './suite/server.ts';
 
 const quick = process.argv.includes('--quick');
-const rounds = quick ? 1 : 3;
-const seconds = quick ? 3 : 6;
+/** `--rounds N` / `--seconds N` for a longer run on a noisy machine. */
+const arg = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : undefined;
+};
+const rounds = arg('--rounds') ?? (quick ? 1 : 3);
+const seconds = arg('--seconds') ?? (quick ? 3 : 6);
 
 const server = createAppServer({ distDir: path.join(ROOT, 'dist'), host: '127.0.0.1', port: 0 });
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -3,7 +3,7 @@
  * common shapes of question ("click the counter", "type the value of…"). Every verdict
  * is computed from the view the learner is looking at, never from a fixed answer.
  */
-import type { AvailView, ChainView, DescRow, FunctionSnapshot, QueueSnapshot, TimelineEvent, UsedView } from '../../virtio/inspect/types.ts';
+import type { AvailView, ChainView, DescRow, FunctionSnapshot, QueueSnapshot, UsedView } from '../../virtio/inspect/types.ts';
 import { parseTarget, target } from '../inspector/targets.ts';
 import type { ClickCheck, LessonView, NumberCheck, Verdict } from './types.ts';
 
@@ -36,11 +36,6 @@ export function chainRows(q: QueueSnapshot, head: number): readonly DescRow[] {
   if (table.length > 0) return table;
   const chain = q.chains.find((c) => c.head === head);
   return (chain?.descriptors ?? [head]).map((i) => descOf(q, i)).filter((d): d is DescRow => d !== undefined);
-}
-/** Events since the step's action (all of them if there was none). */
-export function eventsSinceStart(v: LessonView): readonly TimelineEvent[] {
-  const from = v.start?.lastSeq ?? 0;
-  return v.events.filter((e) => e.seq > from);
 }
 export function stat(devices: LessonView['devices'], device: string, key: string): number {
   return devices.find((d) => d.name === `virtio-${device}`)?.extra[key] ?? 0;
@@ -75,6 +70,15 @@ export function clickWhere(question: string, accept: (v: LessonView, t: ReturnTy
 /** "Click the status bit that…": right when the bit's name is `name`. */
 export function clickStatusBit(question: string, name: string, explain: string): ClickCheck {
   return clickWhere(question, (_v, t) => (t.kind === 'status' && t.args[0] === name ? ok() : no(explain, target.statusBit(name))));
+}
+
+/** "Click the feature bit that…": right when it is `name` (and says whether the driver accepted it). */
+export function clickFeature(question: string, name: string, hint: string): ClickCheck {
+  return clickWhere(question, (v, t) => {
+    if (t.kind !== 'feature') return no('Click one of the feature chips under the status line (hover one for its meaning).', target.feature(name));
+    if (t.args[0] !== name) return no(`${t.args[0]} is about something else. ${hint}`, target.feature(name));
+    return v.fn.features.find((f) => f.name === name)?.accepted ? ok('Offered by the device and accepted by the driver.') : ok('That is the bit, though the driver did not accept it here.');
+  });
 }
 
 /** Within ±`rel` (relative) or ±`abs`, whichever is larger: for counters that move while the learner reads. */

@@ -1,6 +1,6 @@
 import { DeviceStatus } from '../../../virtio/constants.ts';
 import { target } from '../../inspector/targets.ts';
-import { clickStatusBit, clickWhere, no, ok, typeValue } from '../checks.ts';
+import { clickWhere, no, ok, typeValue } from '../checks.ts';
 import type { Lesson } from '../types.ts';
 
 const RNG_PCI = '/sys/bus/pci/devices/0000:00:03.0';

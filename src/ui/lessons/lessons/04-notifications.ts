@@ -1,5 +1,5 @@
 import { target } from '../../inspector/targets.ts';
-import { clickWhere, near, no, ok, queueOf, typeValue } from '../checks.ts';
+import { clickFeature, clickWhere, near, no, ok, queueOf, typeValue } from '../checks.ts';
 import type { Lesson, LessonView } from '../types.ts';
 
 const fio = (depth: number, ios: number) =>
@@ -82,11 +82,7 @@ export const notifications: Lesson = {
       cite: ['§2.7.10', '§6 VIRTIO_F_EVENT_IDX'],
       device: 'blk',
       highlight: [target.feature('VIRTIO_F_RING_EVENT_IDX'), target.usedFlags(0), target.availFlags(0)],
-      check: clickWhere('Click the feature bit that turns on index-based suppression.', (v, t) => {
-        if (t.kind !== 'feature') return no('Click one of the feature chips under the status line.', target.feature('VIRTIO_F_RING_EVENT_IDX'));
-        if (t.args[0] !== 'VIRTIO_F_RING_EVENT_IDX') return no(`${t.args[0]} is about something else (hover it). Look for EVENT_IDX.`, target.feature('VIRTIO_F_RING_EVENT_IDX'));
-        return v.fn.features.find((f) => f.name === t.args[0])?.accepted ? ok('Offered and accepted: so the rings carry avail_event and used_event.') : ok('That is the bit, but the driver did not accept it here.');
-      }),
+      check: clickFeature('Click the feature bit that turns on index-based suppression.', 'VIRTIO_F_RING_EVENT_IDX', 'Look for EVENT_IDX.'),
     },
   ],
 };

@@ -1,6 +1,6 @@
 import { VIRTQ_DESC_F_INDIRECT } from '../../../virtio/constants.ts';
 import { target } from '../../inspector/targets.ts';
-import { chainsIn, clickWhere, descOf, freshBlock, no, ok, queueOf, servedEntry, typePending } from '../checks.ts';
+import { chainsIn, clickFeature, clickWhere, descOf, freshBlock, no, ok, queueOf, servedEntry, typePending } from '../checks.ts';
 import type { DescRow } from '../../../virtio/inspect/types.ts';
 import type { Lesson, LessonView } from '../types.ts';
 
@@ -24,9 +24,7 @@ export const indirect: Lesson = {
       cite: ['§2.7.5.3 Indirect Descriptors', 'Linux: virtqueue_use_indirect'],
       device: 'blk',
       highlight: [target.feature('VIRTIO_F_RING_INDIRECT_DESC')],
-      check: clickWhere('Click the feature bit that allows indirect tables.', (_v, t) =>
-        t.kind === 'feature' && t.args[0] === 'VIRTIO_F_RING_INDIRECT_DESC' ? ok() : no('Hover the feature chips for their meaning; look for INDIRECT.', target.feature('VIRTIO_F_RING_INDIRECT_DESC')),
-      ),
+      check: clickFeature('Click the feature bit that allows indirect tables.', 'VIRTIO_F_RING_INDIRECT_DESC', 'Look for INDIRECT.'),
     },
     {
       title: 'Freeze',

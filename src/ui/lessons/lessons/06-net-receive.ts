@@ -1,5 +1,5 @@
 import { target } from '../../inspector/targets.ts';
-import { chainsIn, clickWhere, descOf, no, ok, queueOf, typePending } from '../checks.ts';
+import { chainsIn, clickFeature, clickWhere, descOf, no, ok, queueOf, typePending } from '../checks.ts';
 import type { TimelineEvent } from '../../../virtio/inspect/types.ts';
 import type { Lesson, LessonView } from '../types.ts';
 
@@ -43,9 +43,7 @@ export const netReceive: Lesson = {
       cite: ['§5.1.6 Device Operation (struct virtio_net_hdr)', '§5.1.6.4 Processing of Incoming Packets'],
       device: 'net',
       highlight: [target.feature('VIRTIO_NET_F_MRG_RXBUF')],
-      check: clickWhere('Click the feature bit that lets one packet span several receive buffers.', (_v, t) =>
-        t.kind === 'feature' && t.args[0] === 'VIRTIO_NET_F_MRG_RXBUF' ? ok() : no('Hover the chips: the one you want merges rx buffers.', target.feature('VIRTIO_NET_F_MRG_RXBUF')),
-      ),
+      check: clickFeature('Click the feature bit that lets one packet span several receive buffers.', 'VIRTIO_NET_F_MRG_RXBUF', 'The one you want merges rx buffers.'),
     },
     {
       title: 'A ping fills one',

@@ -1,5 +1,5 @@
 import { target } from '../../inspector/targets.ts';
-import { clickWhere, near, no, ok, queueOf, stat } from '../checks.ts';
+import { clickFeature, clickWhere, near, no, ok, queueOf, stat } from '../checks.ts';
 import type { TimelineEvent } from '../../../virtio/inspect/types.ts';
 import type { Lesson, LessonView } from '../types.ts';
 
@@ -12,12 +12,6 @@ export function wireFrames(e: TimelineEvent): number | undefined {
 }
 const superFrames = (v: LessonView) => v.events.filter((e) => (wireFrames(e) ?? 0) > 1);
 
-const featureStep = (name: string, question: string, why: string) =>
-  clickWhere(question, (v, t) => {
-    if (t.kind !== 'feature') return no('Click one of the feature chips under the status line of the net tab.', target.feature(name));
-    if (t.args[0] !== name) return no(`${t.args[0]} is not it. ${why}`, target.feature(name));
-    return v.fn.features.find((f) => f.name === name)?.accepted ? ok('Offered and accepted.') : ok('That is the bit, though it was not accepted here.');
-  });
 
 export const netOffloads: Lesson = {
   id: 'net-offloads',
@@ -31,7 +25,7 @@ export const netOffloads: Lesson = {
       cite: ['§5.1.3 Feature bits', '§5.1.6.2 Packet Transmission'],
       device: 'net',
       highlight: [target.feature('VIRTIO_NET_F_CSUM')],
-      check: featureStep('VIRTIO_NET_F_CSUM', 'Click the feature that lets the driver leave checksums to the device.', 'Hover the chips; the transmit one is plain CSUM (GUEST_CSUM is the receive side).'),
+      check: clickFeature('Click the feature that lets the driver leave checksums to the device.', 'VIRTIO_NET_F_CSUM', 'The transmit one is plain CSUM (GUEST_CSUM is the receive side).'),
     },
     {
       title: 'Segmentation offload',
@@ -39,7 +33,7 @@ export const netOffloads: Lesson = {
       cite: ['§5.1.6.2', '§5.1.3 VIRTIO_NET_F_HOST_TSO4'],
       device: 'net',
       highlight: [target.feature('VIRTIO_NET_F_HOST_TSO4')],
-      check: featureStep('VIRTIO_NET_F_HOST_TSO4', 'Click the feature that lets the driver send TCP super-frames.', 'Look for TSO4 offered by the host side.'),
+      check: clickFeature('Click the feature that lets the driver send TCP super-frames.', 'VIRTIO_NET_F_HOST_TSO4', 'Look for TSO4 offered by the host (device) side.'),
     },
     {
       title: 'Upload 2 MiB',
