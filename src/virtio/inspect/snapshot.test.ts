@@ -155,7 +155,7 @@ describe('function snapshot and timeline', () => {
     t.init(); // resets first, as a driver probe does
     const ev = timeline.takeNew().filter((e) => e.kind === 'reset' || e.kind === 'status');
     expect(ev.map((e) => e.fields?.status ?? e.kind)).toEqual(['reset', 0x01, 0x03, 0x0b, 0x0f]);
-    expect(ev.at(-1)!.detail).toBe('ACKNOWLEDGE | DRIVER | DRIVER_OK | FEATURES_OK');
+    expect(ev.at(-1)!.detail).toBe('0x0f: ACKNOWLEDGE | DRIVER | DRIVER_OK | FEATURES_OK');
     // A write that changes nothing (bits only accumulate) records nothing.
     t.status = 0x0f;
     expect(timeline.takeNew()).toEqual([]);

@@ -46,7 +46,8 @@ export class Timeline implements FunctionTracer {
   transport(kind: TransportEventKind, queue: number, detail?: string, status?: number): void {
     if (kind === 'reset') this.inFlight.clear();
     if (status !== undefined) {
-      this.record({ kind, queue, detail: detail ?? (statusNames(status).join(' | ') || '0 (reset)'), fields: { status } });
+      const hex = `0x${status.toString(16).padStart(2, '0')}`;
+      this.record({ kind, queue, detail: detail ?? `${hex}: ${statusNames(status).join(' | ') || 'reset'}`, fields: { status } });
       return;
     }
     this.record(detail === undefined ? { kind, queue } : { kind, queue, detail });
