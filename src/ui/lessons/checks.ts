@@ -3,7 +3,7 @@
  * common shapes of question ("click the counter", "type the value of…"). Every verdict
  * is computed from the view the learner is looking at, never from a fixed answer.
  */
-import type { AvailView, ChainView, DescRow, FunctionSnapshot, QueueSnapshot, UsedView } from '../../virtio/inspect/types.ts';
+import type { AvailView, ChainView, DescRow, FunctionSnapshot, QueueSnapshot, TimelineEvent, UsedView } from '../../virtio/inspect/types.ts';
 import { parseTarget, target } from '../inspector/targets.ts';
 import type { ClickCheck, LessonView, NumberCheck, Verdict } from './types.ts';
 
@@ -39,6 +39,12 @@ export function chainRows(q: QueueSnapshot, head: number): readonly DescRow[] {
 }
 export function stat(devices: LessonView['devices'], device: string, key: string): number {
   return devices.find((d) => d.name === `virtio-${device}`)?.extra[key] ?? 0;
+}
+
+/** The timeline row of the newest event `match` accepts, else the whole timeline: where to look. */
+export function newestEvent(v: LessonView, match: (e: TimelineEvent) => boolean): string {
+  for (let i = v.events.length - 1; i >= 0; i--) if (match(v.events[i]!)) return target.event(v.events[i]!.seq);
+  return target.timeline;
 }
 
 /** Parses what the learner typed: decimal, or hex with 0x. */

@@ -1,6 +1,6 @@
 import { DeviceStatus } from '../../../virtio/constants.ts';
 import { target } from '../../inspector/targets.ts';
-import { clickWhere, no, ok, typeValue } from '../checks.ts';
+import { clickWhere, newestEvent, no, ok, typeValue } from '../checks.ts';
 import type { Lesson } from '../types.ts';
 
 const RNG_PCI = '/sys/bus/pci/devices/0000:00:03.0';
@@ -66,10 +66,7 @@ Each change is a \`status\` event in the timeline (newest first).`,
       cite: ['§3.1.1 steps 1–8', '§2.2 Feature Bits', 'Linux: virtio_dev_probe, virtio_features_ok'],
       device: 'rng',
       action: { kind: 'run', command: `echo virtio0 > ${DRIVER}/bind` },
-      highlight: (v) => {
-        const last = [...v.events].reverse().find((e) => e.kind === 'status' && (Number(e.fields?.status) & DeviceStatus.FEATURES_OK) !== 0 && !(Number(e.fields?.status) & DeviceStatus.DRIVER_OK));
-        return last ? target.event(last.seq) : target.timeline;
-      },
+      highlight: (v) => newestEvent(v, (e) => e.kind === 'status' && (Number(e.fields?.status) & DeviceStatus.FEATURES_OK) !== 0 && !(Number(e.fields?.status) & DeviceStatus.DRIVER_OK)),
       check: clickWhere('In the timeline, click the status event where feature negotiation finished (FEATURES_OK set, DRIVER_OK not yet).', (v, t) => {
         if (t.kind !== 'event') return no('Click a row of the timeline: the `status` rows show each value the driver wrote.', target.timeline);
         const e = v.events.find((x) => x.seq === t.index);

@@ -1,5 +1,5 @@
 import { target } from '../../inspector/targets.ts';
-import { chainsIn, clickFeature, clickWhere, descOf, no, ok, queueOf, typePending } from '../checks.ts';
+import { chainsIn, clickFeature, clickWhere, newestEvent, descOf, no, ok, queueOf, typePending } from '../checks.ts';
 import type { TimelineEvent } from '../../../virtio/inspect/types.ts';
 import type { Lesson, LessonView } from '../types.ts';
 
@@ -51,17 +51,13 @@ export const netReceive: Lesson = {
       cite: ['§5.1.6.4', 'Linux: virtnet_poll, receive_mergeable'],
       device: 'net',
       action: { kind: 'run', command: 'ping -c 1 10.0.2.2' },
-      highlight: (v) => {
-        const r = replies(v).at(-1);
-        return r ? target.event(r.seq) : target.timeline;
-      },
+      highlight: (v) => newestEvent(v, isReply),
       check: clickWhere('In the timeline, click the receiveq completion that carried the echo reply.', (v, t) => {
         const e = t.kind === 'event' ? v.events.find((x) => x.seq === t.index) : undefined;
-        const last = replies(v).at(-1);
-        if (!e) return no('Click a row of the timeline (at the bottom of the net tab).', last ? target.event(last.seq) : target.timeline);
+        if (!e) return no('Click a row of the timeline (at the bottom of the net tab).', newestEvent(v, isReply));
         if (isReply(e)) return ok(`Buffer #${e.head} came back with ${e.len} bytes written.`);
-        if (e.queue === 1) return no('That is transmitq: the request going out. The reply comes in on receiveq.', last ? target.event(last.seq) : undefined);
-        return no('Look for a `complete` row on receiveq whose text says ICMP echo reply.', last ? target.event(last.seq) : undefined);
+        if (e.queue === 1) return no('That is transmitq: the request going out. The reply comes in on receiveq.', newestEvent(v, isReply));
+        return no('Look for a `complete` row on receiveq whose text says ICMP echo reply.', newestEvent(v, isReply));
       }),
     },
     {
@@ -69,10 +65,7 @@ export const netReceive: Lesson = {
       text: `The used element's len is what the device wrote into the buffer: the 12-byte header (num_buffers = 1) plus the Ethernet frame.`,
       cite: ['§2.7.8', '§5.1.6.4'],
       device: 'net',
-      highlight: (v) => {
-        const r = replies(v).at(-1);
-        return r ? target.event(r.seq) : target.timeline;
-      },
+      highlight: (v) => newestEvent(v, isReply),
       check: {
         kind: 'number',
         question: 'What len did the device return with the echo reply?',

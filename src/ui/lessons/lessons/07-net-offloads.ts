@@ -1,5 +1,5 @@
 import { target } from '../../inspector/targets.ts';
-import { clickFeature, clickWhere, near, no, ok, queueOf, stat } from '../checks.ts';
+import { clickFeature, clickWhere, near, newestEvent, no, ok, queueOf, stat } from '../checks.ts';
 import type { TimelineEvent } from '../../../virtio/inspect/types.ts';
 import type { Lesson, LessonView } from '../types.ts';
 
@@ -10,7 +10,8 @@ export function wireFrames(e: TimelineEvent): number | undefined {
   if (!size || !length || e.kind !== 'pop' || e.queue !== 1) return undefined;
   return Math.ceil(Number(length) / Number(size));
 }
-const superFrames = (v: LessonView) => v.events.filter((e) => (wireFrames(e) ?? 0) > 1);
+const isSuperFrame = (e: TimelineEvent) => (wireFrames(e) ?? 0) > 1;
+const superFrames = (v: LessonView) => v.events.filter(isSuperFrame);
 
 
 export const netOffloads: Lesson = {
@@ -46,16 +47,12 @@ export const netOffloads: Lesson = {
           `echo 44 > /proc/sys/net/ipv4/tcp_min_tso_segs; (printf 'POST /upload HTTP/1.1\\r\\nHost: lab\\r\\nContent-Length: 2097152\\r\\n\\r\\n'; dd if=/dev/zero bs=64k count=32 2>/dev/null) | timeout 30 nc 10.0.2.2 ${v.port} | head -1`,
       },
       deltas: 1,
-      highlight: (v) => {
-        const s = superFrames(v).at(-1);
-        return s ? target.event(s.seq) : target.timeline;
-      },
+      highlight: (v) => newestEvent(v, isSuperFrame),
       check: clickWhere('In the timeline (filter: transmitq), click a tx chain marked `gso`: one super-frame.', (v, t) => {
         const e = t.kind === 'event' ? v.events.find((x) => x.seq === t.index) : undefined;
-        const last = superFrames(v).at(-1);
-        if (!e) return no('Click a row of the timeline.', last ? target.event(last.seq) : target.timeline);
-        if ((wireFrames(e) ?? 0) > 1) return ok(`${e.len} bytes in one chain.`);
-        return no('Look for a `pop` row on transmitq whose text starts with [NEEDS_CSUM gso 1 size …].', last ? target.event(last.seq) : undefined);
+        if (!e) return no('Click a row of the timeline.', newestEvent(v, isSuperFrame));
+        if (isSuperFrame(e)) return ok(`${e.len} bytes in one chain.`);
+        return no('Look for a `pop` row on transmitq whose text starts with [NEEDS_CSUM gso 1 size …].', newestEvent(v, isSuperFrame));
       }),
     },
     {
@@ -63,10 +60,7 @@ export const netOffloads: Lesson = {
       text: `The row shows gso size (the MSS) and the TCP payload length. The device cuts the payload into pieces of at most gso_size bytes, each sent as its own Ethernet frame.`,
       cite: ['§5.1.6.2.1 Driver Requirements: Packet Transmission'],
       device: 'net',
-      highlight: (v) => {
-        const s = superFrames(v).at(-1);
-        return s ? target.event(s.seq) : target.timeline;
-      },
+      highlight: (v) => newestEvent(v, isSuperFrame),
       check: {
         kind: 'number',
         question: 'Pick one gso row: how many frames does it become on the wire? (length ÷ gso size, rounded up)',
