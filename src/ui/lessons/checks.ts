@@ -96,7 +96,7 @@ export function near(n: number, want: number, rel: number, abs: number): boolean
 export function freshBlock(v: LessonView): number {
   const cap = v.fn.config.find((f) => f.name === 'capacity')?.value ?? '';
   const blocks = Math.floor(Number(/^(\d+)/.exec(cap)?.[1] ?? 8192) / 8);
-  return 64 + Math.floor(Math.random() * Math.max(1, blocks - 128));
+  return 64 + Math.floor(v.seed * Math.max(1, blocks - 128));
 }
 
 /** "Type how many chains are pending", which also wants the queue frozen. */

@@ -46,8 +46,8 @@ export interface LessonState {
 export class LessonEngine {
   private state: LessonState = { lesson: undefined, step: 0, verdict: undefined, answer: undefined, acted: false };
   private start: LessonView['start'];
-  /** The step's command as first shown: what Run types is what the learner read. */
-  private shownCommand: string | undefined;
+  /** Drawn when a step opens: commands that pick something at random (a fresh disk block) stay the same while it is open. */
+  private seed = Math.random();
   private readonly listeners = new Set<() => void>();
   /** Queues the learner froze during this lesson: resumed when they leave it. */
   private readonly frozen = new Set<string>();
@@ -162,7 +162,7 @@ export class LessonEngine {
 
   /** The newest action's view stays the reference in later steps ("since Run"), until the next action. */
   private enterStep(lesson: Lesson, step: number): void {
-    this.shownCommand = undefined;
+    this.seed = Math.random();
     const s = lesson.steps[step]!;
     this.host.inspector.setTab(s.device);
     const p = this.progress(lesson.id);
@@ -213,7 +213,7 @@ export class LessonEngine {
     for (const d of this.host.inspector.displayed()) {
       if (out.length > 0 && now - d.at > ANSWER_WINDOW_MS) break;
       const fn = d.snapshot.functions.find((f) => f.name === `virtio-${s.device}`);
-      if (fn) out.push({ fn, events, devices, port: this.host.port, ...(this.start ? { start: this.start } : {}) });
+      if (fn) out.push({ fn, events, devices, port: this.host.port, seed: this.seed, ...(this.start ? { start: this.start } : {}) });
     }
     return out;
   }
@@ -233,16 +233,16 @@ export class LessonEngine {
     this.set({ acted: true });
   }
 
-  /** The command the step's Run button types (computed from the live view when it has to be). */
+  /**
+   * The command the step's Run button types, computed from the newest view (a BAR address the
+   * guest may still move while it boots, the used.idx now), so what is shown is what Run types.
+   */
   command(): string | undefined {
     const a = this.step?.action;
     if (a?.kind !== 'run') return undefined;
     if (typeof a.command === 'string') return a.command;
-    if (this.shownCommand === undefined) {
-      const v = this.view();
-      if (v) this.shownCommand = a.command(v);
-    }
-    return this.shownCommand;
+    const v = this.view();
+    return v ? a.command(v) : undefined;
   }
 
   /** Run: types the step's command into the terminal. */

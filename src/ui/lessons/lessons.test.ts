@@ -23,7 +23,7 @@ const load = (name: string): Recorded => JSON.parse(readFileSync(new URL(`./fixt
 
 function view(name: string, startName?: string): LessonView {
   const r = load(name);
-  const v: LessonView = { fn: r.fn, events: r.events, devices: r.devices, port: 8080 };
+  const v: LessonView = { fn: r.fn, events: r.events, devices: r.devices, port: 8080, seed: 0.5 };
   if (!startName) return v;
   const s = load(startName);
   return { ...v, start: { fn: s.fn, devices: s.devices, lastSeq: s.events.at(-1)?.seq ?? 0 } };

@@ -20,6 +20,8 @@ export interface LessonView {
   readonly devices: readonly DeviceStats[];
   /** Where the page is served from (a command can reach the host through the relay's NAT). */
   readonly port: number;
+  /** In [0, 1), drawn when the step opened: for commands that pick something at random. */
+  readonly seed: number;
 }
 
 export type Verdict = { readonly ok: true; readonly say?: string } | { readonly ok: false; readonly why: string; readonly look?: string };
