@@ -140,7 +140,8 @@ export function renderMarkdown(r: BenchResults): string {
     out.push('### Ring inspector', '');
     out.push(
       `fio 4 KiB randread qd1 on a memory disk, ${i.seconds} s × ${i.rounds} per state: hidden ${cell(i.hiddenIops)} IOPS, shown ${cell(i.shownIops)} IOPS; ` +
-        `shown/hidden ${(i.ratio.median * 100).toFixed(1)} % (rounds ${i.ratio.runs.map((x) => (x * 100).toFixed(0) + ' %').join(', ')}).`,
+        `shown/hidden ${(i.ratio.median * 100).toFixed(1)} % (rounds ${i.ratio.runs.map((x) => (x * 100).toFixed(0) + ' %').join(', ')}); ` +
+        `a lesson open ${cell(i.lessonIops)} IOPS, lesson/hidden ${(i.lessonRatio.median * 100).toFixed(1)} % (rounds ${i.lessonRatio.runs.map((x) => (x * 100).toFixed(0) + ' %').join(', ')}).`,
       '',
     );
   }

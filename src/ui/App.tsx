@@ -1,6 +1,8 @@
 import { useSyncExternalStore } from 'react';
 import { DiskPanel } from './DiskPanel.tsx';
 import { InspectorPanel } from './inspector/InspectorPanel.tsx';
+import type { LessonEngine } from './lessons/engine.ts';
+import { LessonPanel } from './lessons/LessonPanel.tsx';
 import { NetPanel } from './NetPanel.tsx';
 import { Terminal } from './Terminal.tsx';
 import type { DiskAttachment } from '../vm/protocol.ts';
@@ -105,12 +107,16 @@ function FatalPanel({ vm, onRestart, onBoot }: { vm: VmSnapshot; onRestart(): vo
   );
 }
 
-export function App({ client, onBoot }: { client: VmClient; onBoot(disk: DiskAttachment | null): void }) {
+export function App({ client, onBoot, lessons }: { client: VmClient; onBoot(disk: DiskAttachment | null): void; lessons: LessonEngine }) {
   const vm = useVm(client);
   const restart = () => client.start();
   const inspecting = useSyncExternalStore(
     (l) => client.inspector.subscribe(l),
     () => client.inspector.visible,
+  );
+  const inLesson = useSyncExternalStore(
+    (l) => lessons.subscribe(l),
+    () => lessons.current.lesson !== undefined,
   );
   const opfs = typeof navigator !== 'undefined' && typeof navigator.storage?.getDirectory === 'function';
   return (
@@ -133,8 +139,9 @@ export function App({ client, onBoot }: { client: VmClient; onBoot(disk: DiskAtt
           <Terminal client={client} boot={vm.boot} />
         </main>
         {inspecting && <InspectorPanel client={client} />}
-        <aside className="side">
-          {opfs && <DiskPanel vm={vm} onBoot={onBoot} />}
+        <aside className={`side ${inLesson ? 'in-lesson' : ''}`}>
+          <LessonPanel engine={lessons} />
+          {opfs && !inLesson && <DiskPanel vm={vm} onBoot={onBoot} />}
           <NetPanel vm={vm} client={client} />
         </aside>
       </div>

@@ -5,6 +5,8 @@
 import type { RunOptions, RunResult } from '../vm/console-session.ts';
 import type { VmClient, VmSnapshot } from './vm-client.ts';
 import type { FunctionSnapshot, TimelineEvent } from '../virtio/inspect/types.ts';
+import type { LessonEngine } from './lessons/engine.ts';
+import type { Verdict } from './lessons/types.ts';
 
 /** The ring inspector, for tests and the curious. `device`: "rng", "blk", "net" (or "virtio-blk"…). */
 export interface InspectorApi {
@@ -23,6 +25,17 @@ export interface InspectorApi {
   resume(device: string, queue: number): void;
 }
 
+/** Guided lessons, for tests and teachers. Steps are numbered from 1, as in `?lesson=ID&step=N`. */
+export interface LessonsApi {
+  list(): { id: string; title: string; steps: { title: string; check: 'click' | 'number' }[] }[];
+  /** Opens a lesson (at `step`, default where the learner left it); false if there is no such lesson. */
+  open(id: string, step?: number): boolean;
+  /** The open lesson and step, the last verdict on it; undefined on the list. */
+  current(): { id: string; title: string; step: number; steps: number; verdict?: Verdict; answer?: string } | undefined;
+  /** Back to the list (resumes what the lesson froze). */
+  close(): void;
+}
+
 export interface VirtioLabApi {
   /** Resolves at the shell prompt of the current boot (a new promise after restart()). */
   readonly ready: Promise<void>;
@@ -37,6 +50,7 @@ export interface VirtioLabApi {
   /** Like status(), with the device counters and instructions read from the worker now. */
   stats(): Promise<VmSnapshot>;
   readonly inspector: InspectorApi;
+  readonly lessons: LessonsApi;
 }
 
 declare global {
@@ -45,7 +59,7 @@ declare global {
   }
 }
 
-export function installLabApi(client: VmClient): VirtioLabApi {
+export function installLabApi(client: VmClient, lessons: LessonEngine): VirtioLabApi {
   const api: VirtioLabApi = {
     get ready() {
       return client.session.ready;
@@ -63,6 +77,23 @@ export function installLabApi(client: VmClient): VirtioLabApi {
       freeze: (device, queue) => client.inspectControl(device, queue, 'freeze'),
       step: (device, queue) => client.inspectControl(device, queue, 'step'),
       resume: (device, queue) => client.inspectControl(device, queue, 'resume'),
+    },
+    lessons: {
+      list: () => lessons.lessons.map((l) => ({ id: l.id, title: l.title, steps: l.steps.map((s) => ({ title: s.title, check: s.check.kind })) })),
+      open: (id, step) => lessons.open(id, step === undefined ? undefined : step - 1),
+      current: () => {
+        const c = lessons.current;
+        if (!c.lesson) return undefined;
+        return {
+          id: c.lesson.id,
+          title: c.lesson.title,
+          step: c.step + 1,
+          steps: c.lesson.steps.length,
+          ...(c.verdict ? { verdict: c.verdict } : {}),
+          ...(c.answer !== undefined ? { answer: c.answer } : {}),
+        };
+      },
+      close: () => lessons.close(),
     },
   };
   window.virtioLab = api;

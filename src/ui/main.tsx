@@ -5,6 +5,8 @@ import './app.css';
 import { App } from './App.tsx';
 import { VmClient } from './vm-client.ts';
 import { installLabApi } from './lab-api.ts';
+import { LessonEngine } from './lessons/engine.ts';
+import { LESSONS } from './lessons/lessons/index.ts';
 import { DEFAULT_DISK, ensureDefaultDisk } from '../disks/disk-store.ts';
 import type { DiskAttachment, NetAttachment } from '../vm/protocol.ts';
 import { formatMac, localMac } from '../devices/net/config.ts';
@@ -53,7 +55,20 @@ function tabMac(): string {
 }
 
 const client = new VmClient(new URL('guest/', document.baseURI).href);
-installLabApi(client);
+const enc = new TextEncoder();
+const lessons = new LessonEngine(LESSONS, {
+  inspector: client.inspector,
+  control: (device, queue, action) => client.inspectControl(device, queue, action),
+  type: (text) => client.type(enc.encode(text)),
+  devices: () => client.snapshot().devices,
+  port: Number(location.port || (location.protocol === 'https:' ? 443 : 80)),
+});
+installLabApi(client, lessons);
+
+/** ?lesson=ID&step=N (N from 1) opens a lesson at a step. */
+const linked = new URLSearchParams(location.search);
+const lessonId = linked.get('lesson');
+if (lessonId) lessons.open(lessonId, linked.has('step') ? Number(linked.get('step')) - 1 : undefined);
 
 const boot = (disk: DiskAttachment | null) => {
   diskToUrl(disk);
@@ -74,6 +89,6 @@ if (first && first.name === DEFAULT_DISK.name && !first.readOnly) {
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <App client={client} onBoot={boot} />
+    <App client={client} onBoot={boot} lessons={lessons} />
   </StrictMode>,
 );

@@ -12,8 +12,8 @@ import { parseNetHdr } from './hdr.ts';
 import type { VirtioNet } from './net.ts';
 import { NET_TRANSMITQ, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 
-/** Longest frame worth decoding for a summary (headers are at the front). */
-const NET_DECODE_BYTES = 2048;
+/** Longest frame decoded for a summary: a whole TSO chain (64 KiB + headers), whose payload size the summary shows. */
+const NET_DECODE_BYTES = 65_550;
 
 function netDecode(bytes: Uint8Array): { detail: string; fields: Record<string, string | number> } | undefined {
   if (bytes.length < VIRTIO_NET_HDR_SIZE) return undefined;

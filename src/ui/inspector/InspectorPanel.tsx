@@ -2,7 +2,7 @@
  * The ring inspector beside the terminal: one tab per device, its transport, each queue's
  * rings and the event timeline. Mounted only while shown; the store subscribes the worker.
  */
-import { useEffect, useState } from 'react';
+import { useEffect, useState, useSyncExternalStore } from 'react';
 import type { InspectorSnapshot } from '../../virtio/inspect/types.ts';
 import type { VmClient } from '../vm-client.ts';
 import { RingView } from './RingView.tsx';
@@ -47,7 +47,13 @@ const SHORT: Record<string, string> = { 'virtio-rng': 'rng', 'virtio-blk': 'blk'
 export function InspectorPanel({ client }: { client: VmClient }) {
   const store = client.inspector;
   const snap = useThrottledSnapshot(client, REPAINT_INTERVAL_MS);
-  const [tab, setTab] = useState('virtio-blk');
+  const tab = useSyncExternalStore(
+    (l) => store.subscribe(l),
+    () => store.tab,
+  );
+  useEffect(() => {
+    if (snap) store.markDisplayed(snap);
+  }, [store, snap]);
   if (!snap) {
     return (
       <aside className="inspector" data-testid="inspector">
@@ -60,7 +66,7 @@ export function InspectorPanel({ client }: { client: VmClient }) {
     <aside className="inspector" data-testid="inspector">
       <nav className="ins-tabs" role="tablist">
         {snap.functions.map((f) => (
-          <button key={f.name} type="button" role="tab" aria-selected={f === fn} className={f === fn ? 'active' : ''} onClick={() => setTab(f.name)} data-testid={`ins-tab-${SHORT[f.name] ?? f.name}`}>
+          <button key={f.name} type="button" role="tab" aria-selected={f === fn} className={f === fn ? 'active' : ''} onClick={() => store.setTab(f.name)} data-testid={`ins-tab-${SHORT[f.name] ?? f.name}`}>
             {SHORT[f.name] ?? f.name}
             {f.queues.some((q) => q.frozen) && ' ❄'}
           </button>

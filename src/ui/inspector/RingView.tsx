@@ -5,6 +5,7 @@
 import type { AvailView, ChainView, DescRow, QueueSnapshot, Unreadable, UsedView } from '../../virtio/inspect/types.ts';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY } from '../../virtio/constants.ts';
 import { help } from './glossary.ts';
+import { target } from './targets.ts';
 
 const isUnreadable = (v: object): v is Unreadable => 'unreadable' in v;
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -19,7 +20,7 @@ function Flags({ flags }: { flags: number }) {
   );
 }
 
-function DescRows({ rows, chainOf, nested }: { rows: readonly DescRow[]; chainOf: Map<number, ChainView>; nested?: boolean }) {
+function DescRows({ q, rows, chainOf, nested }: { q: number; rows: readonly DescRow[]; chainOf: Map<number, ChainView>; nested?: boolean }) {
   return (
     <>
       {rows.map((d) => {
@@ -27,7 +28,7 @@ function DescRows({ rows, chainOf, nested }: { rows: readonly DescRow[]; chainOf
         const state = chain?.state ?? 'nested';
         return (
           <tbody key={d.index} className={`ins-desc ${state}`}>
-            <tr>
+            <tr data-lab={nested ? target.indirectDesc(q, d.head, d.index) : target.desc(q, d.index)}>
               <td className="ins-chainbar" title={chain ? `chain from head ${chain.head} (${chain.state})` : undefined}>
                 {chain && chain.head === d.index ? '●' : chain ? '│' : ''}
               </td>
@@ -47,9 +48,12 @@ function DescRows({ rows, chainOf, nested }: { rows: readonly DescRow[]; chainOf
                     <span className="ins-err">{d.indirect.unreadable}</span>
                   ) : (
                     <details open={d.indirect.length <= 4}>
-                      <summary>indirect table · {d.indirect.length} descriptors</summary>
+                      <summary>
+                        indirect table · {Math.floor(d.len / 16)} descriptors
+                        {d.indirect.length < Math.floor(d.len / 16) ? ` (first ${d.indirect.length} shown)` : ''}
+                      </summary>
                       <table>
-                        <DescRows rows={d.indirect} chainOf={chainOf} nested />
+                        <DescRows q={q} rows={d.indirect} chainOf={chainOf} nested />
                       </table>
                     </details>
                   )}
@@ -69,14 +73,14 @@ function AvailRing({ q, a }: { q: QueueSnapshot; a: AvailView }) {
     <div className="ins-ring" data-testid={`ins-avail-${q.index}`}>
       <h4 title={help('avail')}>Available ring</h4>
       <div className="ins-kv">
-        <span title={help('availFlags')}>
+        <span title={help('availFlags')} data-lab={target.availFlags(q.index)}>
           flags {a.flags}
           {a.flags & VRING_AVAIL_F_NO_INTERRUPT ? <b className="ins-supp"> NO_INTERRUPT</b> : null}
         </span>
-        <span title={help('availIdx')}>
+        <span title={help('availIdx')} data-lab={target.availIdx(q.index)}>
           idx <b data-testid={`ins-avail-idx-${q.index}`}>{a.idx}</b>
         </span>
-        {a.usedEvent !== undefined && <span title={help('usedEvent')}>used_event {a.usedEvent}</span>}
+        {a.usedEvent !== undefined && <span title={help('usedEvent')} data-lab={target.usedEvent(q.index)}>used_event {a.usedEvent}</span>}
       </div>
       <table>
         <thead>
@@ -95,7 +99,7 @@ function AvailRing({ q, a }: { q: QueueSnapshot; a: AvailView }) {
             <td title={help('availIdx')}>◀ avail.idx</td>
           </tr>
           {[...a.entries].reverse().map((e) => (
-            <tr key={e.pos} className={pendingPos(e.pos) ? 'pending' : ''}>
+            <tr key={e.pos} className={pendingPos(e.pos) ? 'pending' : ''} data-lab={target.availEntry(q.index, e.pos)}>
               <td>{e.pos}</td>
               <td>{e.pos & (q.size - 1)}</td>
               <td>{e.head}</td>
@@ -113,14 +117,14 @@ function UsedRing({ q, u }: { q: QueueSnapshot; u: UsedView }) {
     <div className="ins-ring" data-testid={`ins-used-${q.index}`}>
       <h4 title={help('used')}>Used ring</h4>
       <div className="ins-kv">
-        <span title={help('usedFlags')}>
+        <span title={help('usedFlags')} data-lab={target.usedFlags(q.index)}>
           flags {u.flags}
           {u.flags & VRING_USED_F_NO_NOTIFY ? <b className="ins-supp"> NO_NOTIFY</b> : null}
         </span>
-        <span title={help('usedIdx')}>
+        <span title={help('usedIdx')} data-lab={target.usedIdx(q.index)}>
           idx <b data-testid={`ins-used-idx-${q.index}`}>{u.idx}</b>
         </span>
-        {u.availEvent !== undefined && <span title={help('availEvent')}>avail_event {u.availEvent}</span>}
+        {u.availEvent !== undefined && <span title={help('availEvent')} data-lab={target.availEvent(q.index)}>avail_event {u.availEvent}</span>}
       </div>
       <table>
         <thead>
@@ -138,7 +142,7 @@ function UsedRing({ q, u }: { q: QueueSnapshot; u: UsedView }) {
             <td colSpan={2} title={help('usedIdx')}>◀ used.idx</td>
           </tr>
           {[...u.entries].reverse().map((e) => (
-            <tr key={e.pos}>
+            <tr key={e.pos} data-lab={target.usedEntry(q.index, e.pos)}>
               <td>{e.pos}</td>
               <td>{e.pos & (q.size - 1)}</td>
               <td>{e.id}</td>
@@ -151,10 +155,10 @@ function UsedRing({ q, u }: { q: QueueSnapshot; u: UsedView }) {
   );
 }
 
-function Suppressed({ label, done, signalled, helpKey }: { label: string; done: number; signalled: number; helpKey: 'kicks' | 'interrupts' }) {
+function Suppressed({ q, label, done, signalled, helpKey }: { q: number; label: string; done: number; signalled: number; helpKey: 'kicks' | 'interrupts' }) {
   const saved = Math.max(0, done - signalled);
   return (
-    <span className="ins-counter" title={help(helpKey)}>
+    <span className="ins-counter" title={help(helpKey)} data-lab={target.counter(q, helpKey)}>
       {label} <b>{signalled.toLocaleString('en-US')}</b> / {done.toLocaleString('en-US')}
       {saved > 0 && <em> · {saved.toLocaleString('en-US')} suppressed</em>}
     </span>
@@ -180,39 +184,39 @@ export function RingView({ q, controls }: { q: QueueSnapshot; controls: QueueCon
   const chainOf = new Map<number, ChainView>();
   for (const c of q.chains) for (const i of c.descriptors) if (!chainOf.has(i)) chainOf.set(i, c);
   return (
-    <section className={`ins-queue ${q.frozen ? 'frozen' : ''}`} data-testid={`ins-queue-${q.index}`}>
+    <section className={`ins-queue ${q.frozen ? 'frozen' : ''}`} data-testid={`ins-queue-${q.index}`} data-queue={q.index}>
       <h3>
         {q.name} <span className="ins-dim">queue {q.index} · size {q.size}{q.eventIdx ? ' · EVENT_IDX' : ''}</span>
         <span className="spacer" />
         {q.frozen ? (
           <>
             <span className="ins-frozen" title={help('frozen')}>❄ frozen</span>
-            <button type="button" onClick={controls.step} data-testid={`ins-step-${q.index}`} title="Serve exactly one chain">
+            <button type="button" onClick={controls.step} data-testid={`ins-step-${q.index}`} data-lab={target.control(q.index, 'step')} title="Serve exactly one chain">
               Step
             </button>
-            <button type="button" onClick={controls.resume} data-testid={`ins-resume-${q.index}`} title="Serve everything pending and go on">
+            <button type="button" onClick={controls.resume} data-testid={`ins-resume-${q.index}`} data-lab={target.control(q.index, 'resume')} title="Serve everything pending and go on">
               Resume
             </button>
           </>
         ) : (
-          <button type="button" onClick={controls.freeze} data-testid={`ins-freeze-${q.index}`} title={help('frozen')}>
+          <button type="button" onClick={controls.freeze} data-testid={`ins-freeze-${q.index}`} data-lab={target.control(q.index, 'freeze')} title={help('frozen')}>
             Freeze
           </button>
         )}
       </h3>
       {q.broken && <div className="ins-err">queue broken: {q.broken}</div>}
       <div className="ins-counters">
-        <span className="ins-counter" title={help('lastAvailIdx')}>
+        <span className="ins-counter" title={help('lastAvailIdx')} data-lab={target.counter(q.index, 'last_avail_idx')}>
           last_avail_idx <b>{q.lastAvailIdx}</b>
         </span>
-        <span className={`ins-counter ${q.pending ? 'hot' : ''}`} title={help('pending')}>
+        <span className={`ins-counter ${q.pending ? 'hot' : ''}`} title={help('pending')} data-lab={target.counter(q.index, 'pending')}>
           pending <b data-testid={`ins-pending-${q.index}`}>{q.pending}</b>
         </span>
-        <span className="ins-counter" title={help('inFlight')}>
+        <span className="ins-counter" title={help('inFlight')} data-lab={target.counter(q.index, 'in_flight')}>
           in flight <b>{q.inFlight}</b>
         </span>
-        <Suppressed label="kicks" done={q.counters.requests} signalled={q.counters.kicks} helpKey="kicks" />
-        <Suppressed label="interrupts" done={q.counters.completions} signalled={q.counters.interrupts} helpKey="interrupts" />
+        <Suppressed q={q.index} label="kicks" done={q.counters.requests} signalled={q.counters.kicks} helpKey="kicks" />
+        <Suppressed q={q.index} label="interrupts" done={q.counters.completions} signalled={q.counters.interrupts} helpKey="interrupts" />
       </div>
       <div className="ins-rings">
         <div className="ins-ring ins-table">
@@ -230,7 +234,7 @@ export function RingView({ q, controls }: { q: QueueSnapshot; controls: QueueCon
                 <th title={help('next')}>next</th>
               </tr>
             </thead>
-            <DescRows rows={q.descriptors} chainOf={chainOf} />
+            <DescRows q={q.index} rows={q.descriptors} chainOf={chainOf} />
           </table>
           {q.descriptors.length === 0 && <div className="ins-dim ins-empty">no chain pending, in flight or just used</div>}
           {q.chains.length < q.pending + q.inFlight && (

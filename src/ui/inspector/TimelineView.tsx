@@ -2,6 +2,7 @@
 import { useState } from 'react';
 import type { FunctionSnapshot, TimelineEvent } from '../../virtio/inspect/types.ts';
 import { help } from './glossary.ts';
+import { target } from './targets.ts';
 
 const SHOWN = 80;
 
@@ -22,7 +23,7 @@ export function TimelineView({ fn, events }: { fn: FunctionSnapshot; events: rea
   }
   const name = (q: number) => (q < 0 ? '' : (fn.queues[q]?.name ?? `q${q}`));
   return (
-    <section className="ins-timeline" data-testid="ins-timeline">
+    <section className="ins-timeline" data-testid="ins-timeline" data-lab={target.timeline}>
       <h3 title={help('timeline')}>
         Timeline <span className="ins-dim">newest first · {events.length} recorded</span>
         <span className="spacer" />
@@ -38,7 +39,7 @@ export function TimelineView({ fn, events }: { fn: FunctionSnapshot; events: rea
       <table>
         <tbody>
           {shown.map((e) => (
-            <tr key={e.seq} className={`ev-${e.kind}`}>
+            <tr key={e.seq} className={`ev-${e.kind}`} data-lab={target.event(e.seq)}>
               <td className="ins-t">{stamp(e.t)}</td>
               <td>
                 <span className="ins-kind">{e.kind}</span>

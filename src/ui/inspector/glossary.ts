@@ -28,14 +28,14 @@ export const FIELD_HELP = {
   usedIdx: '§2.7.8 used.idx: where the device will put the next used element (free-running, wraps at 65536).',
   usedFlags: '§2.7.8 used.flags: VIRTQ_USED_F_NO_NOTIFY asks the driver not to kick (without EVENT_IDX).',
   availEvent: '§2.7.10 avail_event (EVENT_IDX): "kick me when avail.idx passes this".',
-  lastAvailIdx: "The device's own position in the avail ring (§2.7.13.1 last_avail_idx): the next entry it will consume.",
+  lastAvailIdx: "The device's own position in the avail ring (last_avail_idx, kept by the device, not in shared memory; §2.7.6, §2.7.13): the next entry it will consume.",
   pending: 'avail.idx − last_avail_idx (mod 2^16): chains the driver made available that the device has not taken yet.',
   inFlight: 'Chains the device took and has not returned in the used ring yet.',
   kicks: '§4.1.4.4 notifications (kicks): writes to the queue notify address. Fewer kicks than requests = suppressed by NO_NOTIFY / avail_event.',
   interrupts: '§2.7.10 / §4.1.4.5 used-buffer notifications. Fewer interrupts than completions = suppressed by NO_INTERRUPT / used_event.',
   frozen: 'Inspector control (not virtio): the device stops consuming this queue; the driver keeps posting.',
-  timeline: 'Events as they happen: kick (driver notify), pop (device takes a chain), complete (used element), interrupt. Times are seconds since the VM’s worker started.',
-  rateRequests: 'Chains the device took off the available rings per second (§2.7.13), all queues, last minute.',
+  timeline: 'Events as they happen: kick (driver notify), pop (device takes a chain), complete (used element), interrupt, status (the driver wrote device_status), reset. Times are seconds since the VM’s worker started.',
+  rateRequests: 'Chains the device took off the available rings per second (§2.7.13 Supplying Buffers to The Device), all queues, last minute.',
   rateBytes: 'Bytes of the chains the device took per second (descriptor lengths: headers, data and status), last minute.',
 } as const;
 

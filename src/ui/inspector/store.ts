@@ -8,6 +8,14 @@ import { RateHistory, type Rates } from './rates.ts';
 
 /** Events kept per function on the page (newest win). */
 export const HISTORY_EVENTS = 4000;
+/** Repaints remembered: what the learner saw over the last seconds, for lesson checks. */
+export const DISPLAYED_KEPT = 24;
+
+export interface Displayed {
+  /** Page clock when it was painted. */
+  at: number;
+  snapshot: InspectorSnapshot;
+}
 
 export class InspectorStore {
   private latest: InspectorSnapshot | undefined;
@@ -16,6 +24,8 @@ export class InspectorStore {
   private readonly listeners = new Set<() => void>();
   private shown = false;
   private pageHidden = false;
+  private tabName = 'virtio-blk';
+  private readonly painted: Displayed[] = [];
 
   /** `subscribe(on)` tells the worker to start or stop snapshots. */
   constructor(private readonly setSubscribed: (on: boolean) => void) {
@@ -40,8 +50,33 @@ export class InspectorStore {
     this.emit();
   }
 
+  /** The device tab the panel shows ("virtio-blk"…). */
+  get tab(): string {
+    return this.tabName;
+  }
+
+  setTab(name: string): void {
+    const full = name.startsWith('virtio-') ? name : `virtio-${name}`;
+    if (full === this.tabName) return;
+    this.tabName = full;
+    this.emit();
+  }
+
+  /** The panel painted this snapshot (called after each repaint). */
+  markDisplayed(snapshot: InspectorSnapshot): void {
+    if (this.painted.at(-1)?.snapshot === snapshot) return;
+    this.painted.push({ at: performance.now(), snapshot });
+    if (this.painted.length > DISPLAYED_KEPT) this.painted.shift();
+  }
+
+  /** What the panel painted recently, newest first: what the learner is looking at. */
+  displayed(): readonly Displayed[] {
+    return [...this.painted].reverse();
+  }
+
   /** After a (re)boot the worker is fresh: ask again if the panel is shown. */
   resubscribe(): void {
+    this.painted.length = 0;
     this.latest = undefined;
     this.history.clear();
     this.rateHistory.clear();

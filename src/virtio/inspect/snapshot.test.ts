@@ -147,4 +147,17 @@ describe('function snapshot and timeline', () => {
     expect(q.used().length).toBe(2);
     expect(snap()).toMatchObject({ pending: 0, frozen: false, counters: { kicks: 1, requests: 3 } });
   });
+
+  it('records each device_status change as a status event: reset, ACKNOWLEDGE → DRIVER → FEATURES_OK → DRIVER_OK', () => {
+    const { t } = setup();
+    const timeline = new Timeline({}, 64, () => 0);
+    t.fn.tracer = timeline;
+    t.init(); // resets first, as a driver probe does
+    const ev = timeline.takeNew().filter((e) => e.kind === 'reset' || e.kind === 'status');
+    expect(ev.map((e) => e.fields?.status ?? e.kind)).toEqual(['reset', 0x01, 0x03, 0x0b, 0x0f]);
+    expect(ev.at(-1)!.detail).toBe('0x0f: ACKNOWLEDGE | DRIVER | DRIVER_OK | FEATURES_OK');
+    // A write that changes nothing (bits only accumulate) records nothing.
+    t.status = 0x0f;
+    expect(timeline.takeNew()).toEqual([]);
+  });
 });

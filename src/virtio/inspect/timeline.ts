@@ -3,6 +3,7 @@
  * completions, interrupts, resets and errors, with decoded requests. It exists only while
  * someone inspects (VirtioPciFunction.tracer); otherwise the devices pay nothing for it.
  */
+import { statusNames } from '../constants.ts';
 import type { DescriptorChain } from '../queue/descriptor-chain.ts';
 import type { SplitQueue } from '../queue/split-queue.ts';
 import type { FunctionTracer, TransportEventKind } from '../pci/virtio-pci-function.ts';
@@ -42,8 +43,13 @@ export class Timeline implements FunctionTracer {
     this.ring[seq % this.capacity] = { seq, t: this.clock(), ...ev };
   }
 
-  transport(kind: TransportEventKind, queue: number, detail?: string): void {
+  transport(kind: TransportEventKind, queue: number, detail?: string, status?: number): void {
     if (kind === 'reset') this.inFlight.clear();
+    if (status !== undefined) {
+      const hex = `0x${status.toString(16).padStart(2, '0')}`;
+      this.record({ kind, queue, detail: detail ?? `${hex}: ${statusNames(status).join(' | ') || 'reset'}`, fields: { status } });
+      return;
+    }
     this.record(detail === undefined ? { kind, queue } : { kind, queue, detail });
   }
 

@@ -91,7 +91,8 @@ export interface ConfigField {
   readonly section: string;
 }
 
-export type TimelineKind = 'kick' | 'pop' | 'complete' | 'interrupt' | 'config-interrupt' | 'reset' | 'error';
+/** 'status': device_status changed (fields.status: the new value; detail: its bit names). */
+export type TimelineKind = 'kick' | 'pop' | 'complete' | 'interrupt' | 'config-interrupt' | 'reset' | 'error' | 'status';
 
 export interface TimelineEvent {
   /** Increasing per function, so the page can append only what is new. */

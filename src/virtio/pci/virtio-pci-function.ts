@@ -41,11 +41,12 @@ export interface VirtioPciOptions {
 export type ErrorListener = (reason: string) => void;
 
 /** Transport-level events for the inspector's timeline; `queue` is -1 when none applies. */
-export type TransportEventKind = 'kick' | 'interrupt' | 'config-interrupt' | 'reset' | 'error';
+export type TransportEventKind = 'kick' | 'interrupt' | 'config-interrupt' | 'reset' | 'error' | 'status';
 
 /** The inspector's hook on a function: transport events plus every queue's pops and pushes. */
 export interface FunctionTracer extends QueueObserver {
-  transport(kind: TransportEventKind, queue: number, detail?: string): void;
+  /** `status`: the device_status value after a change (kind 'status', and 'error' when it sets DEVICE_NEEDS_RESET). */
+  transport(kind: TransportEventKind, queue: number, detail?: string, status?: number): void;
 }
 
 /** Per queue index, counted whether or not anyone inspects (they survive queue rebuilds). */
@@ -301,6 +302,8 @@ export class VirtioPciFunction implements PciFunction {
       else next &= ~DeviceStatus.FEATURES_OK; // refused: the driver reads it back and gives up
     }
     this.status = next;
+    // At most one event per driver write that changes a bit: the status history the inspector shows.
+    if (next !== old) this.tracerRef?.transport('status', -1, undefined, next);
     if (next & DeviceStatus.DRIVER_OK && !(old & DeviceStatus.DRIVER_OK)) this.activate();
   }
 
@@ -429,6 +432,7 @@ export class VirtioPciFunction implements PciFunction {
   private fail(error: unknown): void {
     if (!this.report(error)) return;
     this.status |= DeviceStatus.DEVICE_NEEDS_RESET;
+    this.tracerRef?.transport('status', -1, undefined, this.status);
     this.raiseIsr(IsrBit.CONFIG);
   }
 
