@@ -42,7 +42,17 @@ const outDir = path.resolve(arg('out') ?? path.join(ROOT, 'bench/results'));
 const settings = quick
   ? { diskSeconds: 1, diskRounds: 1, diskMiB: 64, pings: 5, mib: 2, netRounds: 1, boots: 1, inspectorSeconds: 2, inspectorRounds: 1 }
   : { diskSeconds: 5, diskRounds: 3, diskMiB: 256, pings: 50, mib: 32, netRounds: 3, boots: 5, inspectorSeconds: 6, inspectorRounds: 3 };
-const log = (s: string) => console.log(s);
+let lastLine = 'starting';
+const log = (s: string) => {
+  lastLine = s;
+  console.log(s);
+};
+// Each step has its own bound; this one catches whatever they miss, naming where it stopped.
+const limitMin = quick ? 20 : 90;
+setTimeout(() => {
+  console.error(`bench: not done after ${limitMin} min; the last step logged was "${lastLine.trim()}"`);
+  process.exit(1);
+}, limitMin * 60_000).unref();
 
 const pkg = (name: string) => JSON.parse(fs.readFileSync(createRequire(import.meta.url).resolve(`${name}/package.json`), 'utf8')).version as string;
 const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'public/guest/manifest.json'), 'utf8'));

@@ -3,6 +3,7 @@
  * first visit): worker start → shell prompt, its parts, and the page's longest main-thread task.
  */
 import type { Browser } from '@playwright/test';
+import { BOOT_LIMIT_MS, within } from './within.ts';
 
 export interface BootKind {
   label: string;
@@ -37,7 +38,7 @@ export async function measureBoots(browser: Browser, url: string, runs: number, 
         }).observe({ type: 'longtask', buffered: true });
       });
       await page.goto(url + kind.query);
-      await page.evaluate(() => window.virtioLab.ready);
+      await within(page.evaluate(() => window.virtioLab.ready), BOOT_LIMIT_MS, `boot ${i + 1}: boot to the prompt`);
       const r = await page.evaluate(() => {
         const t = window.virtioLab.status().timings;
         const tasks = (window as unknown as { __longTasks: number[] }).__longTasks;

@@ -6,6 +6,7 @@
 import type { BrowserContext, Page } from '@playwright/test';
 import { ConsoleSession, type RunResult } from '../../src/vm/console-session.ts';
 import type { DeviceStats } from '../../src/vm/protocol.ts';
+import { BOOT_LIMIT_MS, within } from './within.ts';
 
 export interface GuestCounters {
   /** v86's instruction counter (32 bits, wraps: subtract with `instructionsBetween`). */
@@ -36,7 +37,7 @@ export async function labGuest(ctx: BrowserContext, origin: string, label: strin
   const page = await ctx.newPage();
   watchPage(page, label);
   await page.goto(`${origin}/?${query}`);
-  await page.evaluate(() => window.virtioLab.ready);
+  await within(page.evaluate(() => window.virtioLab.ready), BOOT_LIMIT_MS, `${label}: boot to the prompt`);
   return {
     label,
     page,
@@ -93,8 +94,11 @@ export async function stockPage(ctx: BrowserContext, origin: string, label: stri
 
 export async function stockGuest(ctx: BrowserContext, origin: string, label: string, opts: StockOptions): Promise<BenchGuest> {
   const { page, session } = await stockPage(ctx, origin, label);
-  await page.evaluate((o) => window.stock.boot(o), opts);
-  await session.ready;
+  await within(
+    page.evaluate((o) => window.stock.boot(o), opts).then(() => session.ready),
+    BOOT_LIMIT_MS,
+    `${label}: boot to the prompt`,
+  );
   return {
     label,
     page,

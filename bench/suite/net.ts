@@ -5,12 +5,13 @@
  */
 import type { BrowserContext, Page } from '@playwright/test';
 import { figure, median, type Figure } from '../stats.ts';
-import { tcpEndpoint } from './tcp-endpoint.ts';
+import { tcpEndpoint, type TcpEndpoint } from './tcp-endpoint.ts';
 import { instructionsBetween, labGuest, stockGuest, type BenchGuest } from './guests.ts';
 import { ETHERTYPE_IPV4, buildEthernet, parseMac } from '../../src/wire/ethernet.ts';
 import { ICMP_ECHO_REQUEST, buildIcmp } from '../../src/wire/icmp.ts';
 import { IPPROTO_ICMP, buildIpv4, parseIp } from '../../src/wire/ipv4.ts';
 import type { DeviceStats } from '../../src/vm/protocol.ts';
+import { within } from './within.ts';
 
 export const NICS = [
   { id: 'ours', label: 'virtio-lab virtio-net' },
@@ -48,6 +49,21 @@ async function waitLease(g: BenchGuest): Promise<void> {
   if (!/inet 10\.0\.2\./.test(r.output)) throw new Error(`${g.label}: no DHCP lease:\n${r.output}`);
 }
 
+/** Any transfer gets 10 minutes (a quick one takes seconds, a full 32 MiB one under a minute). */
+const TRANSFER_LIMIT_MS = 600_000;
+
+/**
+ * One TCP transfer through the NAT: `cmd` in the guest, timed by the host's endpoint. A guest
+ * side that fails (no route, a reset) is an error with its output, not a wait for a
+ * connection that never comes.
+ */
+async function transfer(g: BenchGuest, endpoint: TcpEndpoint, cmd: string, what: string): Promise<number> {
+  const seconds = endpoint.next();
+  const r = await g.run(cmd, TRANSFER_LIMIT_MS);
+  if (r.status !== 0) throw new Error(`${g.label} ${what}: \`${cmd}\` exited ${r.status}:\n${r.output}`);
+  return within(seconds, 30_000, `${g.label} ${what}: the host's end of the transfer`);
+}
+
 /** The floor: the page's own WebSocket on the relay, echo requests straight to the gateway. */
 async function rawWsRtts(page: Page, url: string, count: number): Promise<number[]> {
   const frames = Array.from({ length: count }, (_, seq) => {
@@ -59,15 +75,20 @@ async function rawWsRtts(page: Page, url: string, count: number): Promise<number
     async ([u, fs]) => {
       const ws = new WebSocket(u);
       ws.binaryType = 'arraybuffer';
-      await new Promise((r, j) => ((ws.onopen = r), (ws.onerror = j)));
+      await new Promise((r, j) => ((ws.onopen = r), (ws.onerror = () => j(new Error(`raw WebSocket: cannot connect to ${u}`)))));
       const rtts: number[] = [];
       for (let seq = 0; seq < fs.length; seq++) {
         const t0 = performance.now();
-        await new Promise<void>((resolve) => {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`raw WebSocket: no echo reply ${seq} in 10 s`)), 10_000);
+          ws.onclose = () => reject(new Error('raw WebSocket: the relay closed it'));
           ws.onmessage = (ev) => {
             const f = new Uint8Array(ev.data as ArrayBuffer);
             // IPv4 (14-byte Ethernet header), ICMP, echo reply, our sequence number.
-            if (f.length >= 42 && f[23] === 1 && f[34] === 0 && ((f[40] << 8) | f[41]) === seq) resolve();
+            if (f.length >= 42 && f[23] === 1 && f[34] === 0 && ((f[40] << 8) | f[41]) === seq) {
+              clearTimeout(timer);
+              resolve();
+            }
           };
           ws.send(new Uint8Array(fs[seq]));
         });
@@ -105,9 +126,9 @@ export async function benchNet(
       NicId,
       Record<'ping' | 'down' | 'up' | 'downI' | 'upI' | 'kicks' | 'irqs' | 'host', number[]>
     >;
-    await guests.ours.run(`ping -c 3 ${GATEWAY}`); // warm-up: ARP caches, JIT
+    await guests.ours.run(`ping -c 3 ${GATEWAY}`, 60_000); // warm-up: ARP caches, JIT
     for (let round = 0; round < rounds; round++) {
-      raw.push(median(await rawWsRtts(guests.ours.page, relayUrl('bench-raw'), pings)));
+      raw.push(median(await within(rawWsRtts(guests.ours.page, relayUrl('bench-raw'), pings), 120_000, 'raw WebSocket pings')));
       for (const { id } of NICS) {
         const g = guests[id];
         const a = acc[id];
@@ -117,13 +138,9 @@ export async function benchNet(
         a.ping.push(median(rtts));
 
         const c0 = await g.counters();
-        const tDown = source.next();
-        await g.run(`nc ${GATEWAY} ${source.port()} > /dev/null`);
-        const down = await tDown;
+        const down = await transfer(g, source, `nc ${GATEWAY} ${source.port()} > /dev/null`, 'host → guest');
         const c1 = await g.counters();
-        const tUp = sink.next();
-        await g.run(`dd if=/dev/zero bs=64k count=${bytes / 65536} 2>/dev/null | nc ${GATEWAY} ${sink.port()}`);
-        const up = await tUp;
+        const up = await transfer(g, sink, `dd if=/dev/zero bs=64k count=${bytes / 65536} 2>/dev/null | nc ${GATEWAY} ${sink.port()}`, 'guest → host');
         const c2 = await g.counters();
         a.down.push(mib / down);
         a.up.push(mib / up);

@@ -19,7 +19,7 @@ import { Timeline } from '../../virtio/inspect/timeline.ts';
 import { bump, checkInspector, checkInvariants, fail, maskNumbers, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { anyFrameArb, mutatedFrameArb } from '../../wire/testing/frame-arbitraries.ts';
 import { foldSum, onesSum } from '../../wire/checksum.ts';
-import { ETH_MAX_FRAME as MAX_FRAME } from '../../wire/ethernet.ts';
+import { ETH_HLEN, ETH_MAX_FRAME as MAX_FRAME } from '../../wire/ethernet.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 import { segmentTcp4 } from './tso.ts';
@@ -238,7 +238,7 @@ export function netTrafficCase(
 
 /** A valid super-frame cut at `mss`: every segment verifies and the payloads add up. */
 function checkSegments(frame: Uint8Array, mss: number, out: Uint8Array[]): void {
-  const ip = 14;
+  const ip = ETH_HLEN;
   const total = (frame[ip + 2] << 8) | frame[ip + 3];
   const l4 = ip + (frame[ip] & 15) * 4;
   if (frame.length !== ip + total) fail('the super-frame builder is off');

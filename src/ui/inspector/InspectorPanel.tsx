@@ -42,7 +42,6 @@ function useThrottledSnapshot(client: VmClient, interval: number): InspectorSnap
   return snap;
 }
 
-const SHORT: Record<string, string> = { 'virtio-rng': 'rng', 'virtio-blk': 'blk', 'virtio-net': 'net' };
 
 export function InspectorPanel({ client }: { client: VmClient }) {
   const store = client.inspector;
@@ -66,14 +65,14 @@ export function InspectorPanel({ client }: { client: VmClient }) {
     <aside className="inspector" data-testid="inspector">
       <nav className="ins-tabs" role="tablist">
         {snap.functions.map((f) => (
-          <button key={f.name} type="button" role="tab" aria-selected={f === fn} className={f === fn ? 'active' : ''} onClick={() => store.setTab(f.name)} data-testid={`ins-tab-${SHORT[f.name] ?? f.name}`}>
-            {SHORT[f.name] ?? f.name}
+          <button key={f.name} type="button" role="tab" aria-selected={f === fn} className={f === fn ? 'active' : ''} onClick={() => store.setTab(f.name)} data-testid={`ins-tab-${f.shortName}`}>
+            {f.shortName}
             {f.queues.some((q) => q.frozen) && ' ❄'}
           </button>
         ))}
       </nav>
       {fn && (
-        <div className="ins-body" data-testid={`ins-fn-${SHORT[fn.name] ?? fn.name}`}>
+        <div className="ins-body" data-testid={`ins-fn-${fn.shortName}`}>
           <TransportView fn={fn} />
           <RateCharts rates={store.rates(fn.name)} />
           {fn.queues.map((q) => (

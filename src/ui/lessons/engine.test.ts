@@ -7,6 +7,7 @@ import type { Lesson } from './types.ts';
 
 const fn = (status: number): FunctionSnapshot => ({
   name: 'virtio-rng',
+  shortName: 'rng',
   deviceId: 4,
   status,
   statusNames: [],

@@ -5,6 +5,8 @@ import { DEFAULT_LIMITS, disabledQueue, snapshotQueue, type QueueSnapshotLimits 
 import type { ConfigField, FeatureRow, FunctionSnapshot, TimelineEvent } from './types.ts';
 
 export interface FunctionView {
+  /** The device's short name ("blk"), for tabs and test ids. */
+  shortName?: string;
   /** Queue names by index ("requestq", "receiveq"…). */
   queueNames?: readonly string[];
   /** The device's config space, decoded. */
@@ -43,6 +45,7 @@ export function snapshotFunction(fn: VirtioPciFunction, view: FunctionView = {},
   const bar = fn.bars[0]!;
   const snap: FunctionSnapshot = {
     name: fn.name,
+    shortName: view.shortName ?? fn.name,
     deviceId: fn.device.deviceId,
     status: fn.deviceStatus,
     statusNames: statusNames(fn.deviceStatus),

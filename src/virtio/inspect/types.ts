@@ -112,6 +112,8 @@ export interface TimelineEvent {
 
 export interface FunctionSnapshot {
   readonly name: string;
+  /** The device's short name ("blk", "console"; `name` when it has none): tab labels, test ids. */
+  readonly shortName: string;
   readonly deviceId: number;
   readonly status: number;
   readonly statusNames: readonly string[];
