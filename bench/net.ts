@@ -26,7 +26,7 @@ import {
   parseMac,
 } from '../src/wire/index.ts';
 import { median, summary } from './stats.ts';
-import { tcpEndpoint } from './suite/tcp-endpoint.ts';
+import { guestTimed, parseGuestTimed, tcpEndpoint } from './suite/tcp-endpoint.ts';
 import { stockV86InNode } from './suite/stock-node.ts';
 
 const quick = process.argv.includes('--quick');
@@ -113,8 +113,12 @@ try {
   for (const g of guests) results.get(g.label)!.ping = await pingRtts(g);
   for (const g of guests) {
     const t = source.next();
-    await g.session.run(`nc 10.0.2.2 ${source.port()} > /dev/null`, { timeoutMs: 600_000 });
-    results.get(g.label)!.down = BYTES / 1024 / 1024 / (await t);
+    // Timed in the guest: the host's socket closes before the guest has read everything.
+    const r = await g.session.run(guestTimed(`nc 10.0.2.2 ${source.port()} </dev/null >/dev/null`), { timeoutMs: 600_000 });
+    const timed = parseGuestTimed(r.output);
+    if (!timed || timed.status !== 0) throw new Error(`${g.label}: download failed:\n${r.output}`);
+    await t;
+    results.get(g.label)!.down = BYTES / 1024 / 1024 / timed.seconds;
   }
   for (const g of guests) {
     const t = sink.next();

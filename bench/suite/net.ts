@@ -5,7 +5,7 @@
  */
 import type { BrowserContext, Page } from '@playwright/test';
 import { figure, median, type Figure } from '../stats.ts';
-import { tcpEndpoint, type TcpEndpoint } from './tcp-endpoint.ts';
+import { guestTimed, parseGuestTimed, tcpEndpoint, type TcpEndpoint } from './tcp-endpoint.ts';
 import { instructionsBetween, labGuest, stockGuest, type BenchGuest } from './guests.ts';
 import { ETHERTYPE_IPV4, buildEthernet, parseMac } from '../../src/wire/ethernet.ts';
 import { ICMP_ECHO_REQUEST, buildIcmp } from '../../src/wire/icmp.ts';
@@ -53,15 +53,18 @@ async function waitLease(g: BenchGuest): Promise<void> {
 const TRANSFER_LIMIT_MS = 600_000;
 
 /**
- * One TCP transfer through the NAT: `cmd` in the guest, timed by the host's endpoint. A guest
- * side that fails (no route, a reset) is an error with its output, not a wait for a
- * connection that never comes.
+ * One TCP transfer through the NAT, `cmd` in the guest, timed where it ends: an upload when
+ * the host's sink has every byte, a download on the guest's clock (see guestTimed). A guest side
+ * that fails (no route, a reset) is an error with its output, not a wait for a connection
+ * that never comes.
  */
 async function transfer(g: BenchGuest, endpoint: TcpEndpoint, cmd: string, what: string): Promise<number> {
-  const seconds = endpoint.next();
-  const r = await g.run(cmd, TRANSFER_LIMIT_MS);
-  if (r.status !== 0) throw new Error(`${g.label} ${what}: \`${cmd}\` exited ${r.status}:\n${r.output}`);
-  return within(seconds, 30_000, `${g.label} ${what}: the host's end of the transfer`);
+  const hostSeconds = endpoint.next();
+  const r = await g.run(guestTimed(cmd), TRANSFER_LIMIT_MS);
+  const timed = parseGuestTimed(r.output);
+  if (!timed || timed.status !== 0) throw new Error(`${g.label} ${what}: \`${cmd}\` failed:\n${r.output}`);
+  const host = await within(hostSeconds, 30_000, `${g.label} ${what}: the host's end of the transfer`);
+  return endpoint.kind === 'sink' ? host : timed.seconds;
 }
 
 /** The floor: the page's own WebSocket on the relay, echo requests straight to the gateway. */
@@ -138,7 +141,8 @@ export async function benchNet(
         a.ping.push(median(rtts));
 
         const c0 = await g.counters();
-        const down = await transfer(g, source, `nc ${GATEWAY} ${source.port()} > /dev/null`, 'host → guest');
+        // stdin /dev/null for every guest, whichever console runs the command.
+        const down = await transfer(g, source, `nc ${GATEWAY} ${source.port()} </dev/null >/dev/null`, 'host → guest');
         const c1 = await g.counters();
         const up = await transfer(g, sink, `dd if=/dev/zero bs=64k count=${bytes / 65536} 2>/dev/null | nc ${GATEWAY} ${sink.port()}`, 'guest → host');
         const c2 = await g.counters();

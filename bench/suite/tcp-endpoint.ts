@@ -2,6 +2,7 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
 
 export interface TcpEndpoint {
+  kind: 'source' | 'sink';
   server: Server;
   port(): number;
   /** Resolves with the seconds from accept to the last byte of the next transfer. */
@@ -39,8 +40,23 @@ export function tcpEndpoint(kind: 'source' | 'sink', bytes: number): TcpEndpoint
   });
   server.listen(0, '127.0.0.1');
   return {
+    kind,
     server,
     port: () => (server.address() as AddressInfo).port,
     next: () => new Promise((r) => (waiter = r)),
   };
+}
+
+/**
+ * `cmd` timed on the guest's own clock (/proc/uptime, 10 ms steps), for transfers whose end
+ * only the guest sees: busybox nc shuts down its sending side as soon as its stdin ends (a
+ * run() over the console port gives commands /dev/null), the relay passes that FIN on, and the
+ * host's socket closes while the guest is still reading. Ends with a line parseGuestTimed reads.
+ */
+export const guestTimed = (cmd: string) => `read t0 _ </proc/uptime; ${cmd}; s=$?; read t1 _ </proc/uptime; echo "@timed $s $t0 $t1"`;
+
+/** The exit status and guest seconds of a guestTimed command, or undefined if it never printed them. */
+export function parseGuestTimed(output: string): { status: number; seconds: number } | undefined {
+  const m = /@timed (\d+) ([\d.]+) ([\d.]+)/.exec(output);
+  return m ? { status: Number(m[1]), seconds: Number(m[3]) - Number(m[2]) } : undefined;
 }
