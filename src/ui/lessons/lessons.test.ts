@@ -53,6 +53,8 @@ describe('lesson list', () => {
   it('has eight lessons of 4–10 steps, unique ids, each step citing its source', () => {
     expect(LESSONS).toHaveLength(8);
     expect(new Set(LESSONS.map((l) => l.id)).size).toBe(8);
+    // Found by file name, in file-name order: the learner's path.
+    expect(LESSONS.map((l) => l.id)).toEqual(['devices', 'block-read', 'indices', 'notifications', 'indirect', 'net-receive', 'net-offloads', 'reset']);
     for (const l of LESSONS) {
       expect(l.steps.length).toBeGreaterThanOrEqual(4);
       expect(l.steps.length).toBeLessThanOrEqual(10);
