@@ -4,6 +4,9 @@
  *   - guest:  the guest's own time for it, output to /dev/null (busybox `time`, inside the guest)
  *   - port:   run() of it on the lab's page, output returned over the port (page clock)
  *   - serial: the same run() on a page booted with ?console=off (typed into the serial shell)
+ *   - guest → port: the guest's own time when its output goes to the port (busybox `time`
+ *     around the same pipeline in run()): what the guest's kernel spends writing to the port,
+ *     apart from what the host spends after
  * and the cost of an empty command (`true`) both ways. Two VMs, one per path; rounds alternate.
  * Median of `--rounds` (default 3), (min–max).
  */
@@ -30,11 +33,14 @@ async function timedRun(g: BenchGuest, cmd: string): Promise<{ ms: number; lengt
   }, cmd);
 }
 
-/** The guest's own wall time for `cmd` (busybox `time`: "real 0m 1.08s"), ms. */
-async function guestTime(g: BenchGuest, cmd: string): Promise<number> {
-  const r = await g.run(`time sh -c "${cmd.replace(/\\/g, '\\\\')} > /dev/null" 2>&1`);
-  const m = /real\s+(\d+)m\s*([\d.]+)s/.exec(r.output);
-  if (r.status !== 0 || !m) throw new Error(`guest time: ${r.output}`);
+/**
+ * The guest's own wall time for `cmd` (busybox `time`: "real 0m 1.08s"), ms: output to
+ * /dev/null, or with `toPort` to run()'s own stdout, the port (which takes one opener: inherited, never reopened).
+ */
+async function guestTime(g: BenchGuest, cmd: string, toPort = false): Promise<number> {
+  const r = await g.run(`time sh -c "${cmd.replace(/\\/g, '\\\\')}${toPort ? '' : ' > /dev/null'}" 2>&1`);
+  const m = /real\s+(\d+)m\s*([\d.]+)s/.exec(r.output.slice(-200));
+  if (r.status !== 0 || !m) throw new Error(`guest time: ${r.output.slice(-500)}`);
   return (Number(m[1]) * 60 + Number(m[2])) * 1000;
 }
 
@@ -50,7 +56,7 @@ try {
   const serial = await labGuest(ctx, origin, 'serial', 'disk=none&net=none&console=off');
   const agentUp = await port.page.evaluate(() => window.virtioLab.serialLog().includes('run() agent on'));
   if (!agentUp) throw new Error('the port page has no run() agent (old guest image?)');
-  const fig = { guest: [] as number[], port: [] as number[], serial: [] as number[], truePort: [] as number[], trueSerial: [] as number[] };
+  const fig = { guest: [] as number[], guestPort: [] as number[], port: [] as number[], serial: [] as number[], truePort: [] as number[], trueSerial: [] as number[] };
   // Warm-up: v86's JIT and the guest's page cache.
   await guestTime(port, MAKE);
   await timedRun(port, MAKE);
@@ -58,6 +64,7 @@ try {
   for (let i = 0; i < rounds; i++) {
     fig.guest.push(await guestTime(port, MAKE));
     const p = await timedRun(port, MAKE);
+    fig.guestPort.push(await guestTime(port, MAKE, true));
     const s = await timedRun(serial, MAKE);
     if (p.length !== BYTES || s.length !== BYTES) throw new Error(`output lengths ${p.length} (port), ${s.length} (serial), want ${BYTES}`);
     fig.port.push(p.ms);
@@ -74,6 +81,7 @@ try {
   console.log(`\nrun() of 1 MB of output (${MAKE}), Chromium ${browser.version()}, median of ${rounds} (min–max):`);
   console.log(`  guest's own time (to /dev/null):  ${fmt(fig.guest)}`);
   console.log(`  run() over the virtio-console port: ${fmt(fig.port)}  = ${rp.toFixed(2)}× the guest's time (+${((rp - 1) * 100).toFixed(0)} %; per-round ratios, median)`);
+  console.log(`    of which the guest writing to the port: ${fmt(fig.guestPort)}  = ${ratio(fig.guestPort).toFixed(2)}× the guest's time`);
   console.log(`  run() over the serial console:      ${fmt(fig.serial)}  = ${rs.toFixed(2)}× the guest's time; the port is ${median(fig.serial.map((x, i) => x / fig.port[i])).toFixed(1)}× faster`);
   console.log(`  run('true'): port ${fmt(fig.truePort)}, serial ${fmt(fig.trueSerial)}`);
   await port.close();

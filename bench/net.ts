@@ -113,6 +113,7 @@ try {
   for (const g of guests) results.get(g.label)!.ping = await pingRtts(g);
   for (const g of guests) {
     const t = source.next();
+    t.catch(() => undefined); // awaited after the guest's side
     // Timed in the guest: the host's socket closes before the guest has read everything.
     const r = await g.session.run(guestTimed(`nc 10.0.2.2 ${source.port()} </dev/null >/dev/null`), { timeoutMs: 600_000 });
     const timed = parseGuestTimed(r.output);
@@ -122,6 +123,7 @@ try {
   }
   for (const g of guests) {
     const t = sink.next();
+    t.catch(() => undefined); // awaited after the guest's side
     await g.session.run(`dd if=/dev/zero bs=64k count=${BYTES / 65536} 2>/dev/null | nc 10.0.2.2 ${sink.port()}`, { timeoutMs: 600_000 });
     results.get(g.label)!.up = BYTES / 1024 / 1024 / (await t);
   }

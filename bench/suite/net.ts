@@ -60,6 +60,7 @@ const TRANSFER_LIMIT_MS = 600_000;
  */
 async function transfer(g: BenchGuest, endpoint: TcpEndpoint, cmd: string, what: string): Promise<number> {
   const hostSeconds = endpoint.next();
+  hostSeconds.catch(() => undefined); // awaited below, after the guest's side
   const r = await g.run(guestTimed(cmd), TRANSFER_LIMIT_MS);
   const timed = parseGuestTimed(r.output);
   if (!timed || timed.status !== 0) throw new Error(`${g.label} ${what}: \`${cmd}\` failed:\n${r.output}`);

@@ -5,15 +5,26 @@ export interface TcpEndpoint {
   kind: 'source' | 'sink';
   server: Server;
   port(): number;
-  /** Resolves with the seconds from accept to the last byte of the next transfer. */
+  /**
+   * Resolves with the seconds from accept to the end of the next transfer (a source: all its
+   * bytes handed to the socket and the peer gone; a sink: all bytes in); rejects if the
+   * connection ends short.
+   */
   next(): Promise<number>;
 }
 
 export function tcpEndpoint(kind: 'source' | 'sink', bytes: number): TcpEndpoint {
-  let waiter: ((s: number) => void) | undefined;
-  const server = createServer((sock) => {
+  let waiter: { resolve(s: number): void; reject(e: Error): void } | undefined;
+  // Half-open allowed: busybox nc shuts down its sending side when its stdin ends, and a
+  // source must go on sending all its bytes after that, as TCP allows.
+  const server = createServer({ allowHalfOpen: true }, (sock) => {
     const t0 = performance.now();
-    const done = () => waiter?.((performance.now() - t0) / 1000);
+    const settle = (moved: number) => {
+      const w = waiter;
+      waiter = undefined;
+      if (moved >= bytes) w?.resolve((performance.now() - t0) / 1000);
+      else w?.reject(new Error(`${kind}: the connection ended after ${moved} of ${bytes} bytes`));
+    };
     sock.on('error', () => undefined);
     if (kind === 'source') {
       const chunk = Buffer.alloc(64 * 1024, 0x5a);
@@ -25,16 +36,20 @@ export function tcpEndpoint(kind: 'source' | 'sink', bytes: number): TcpEndpoint
         }
         sock.end();
       };
-      sock.on('close', done);
+      sock.on('close', () => settle(sock.bytesWritten));
       pump();
     } else {
       let got = 0;
       sock.on('data', (c: Buffer) => {
         got += c.length;
         if (got >= bytes) {
-          done();
+          settle(got);
           sock.end();
         }
+      });
+      sock.on('end', () => {
+        if (got < bytes) settle(got);
+        sock.end();
       });
     }
   });
@@ -43,7 +58,7 @@ export function tcpEndpoint(kind: 'source' | 'sink', bytes: number): TcpEndpoint
     kind,
     server,
     port: () => (server.address() as AddressInfo).port,
-    next: () => new Promise((r) => (waiter = r)),
+    next: () => new Promise((resolve, reject) => (waiter = { resolve, reject })),
   };
 }
 
