@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { chromium } from '@playwright/test';
 import { createAppServer } from '../src/server/app-server.ts';
 import { chromiumLaunchOptions } from '../e2e/chromium.ts';
-import { labGuest, type BenchGuest } from './suite/guests.ts';
+import { instructionsBetween, labGuest, type BenchGuest } from './suite/guests.ts';
 import { ROOT } from './suite/server.ts';
 import { median } from './stats.ts';
 
@@ -56,14 +56,23 @@ try {
   const serial = await labGuest(ctx, origin, 'serial', 'disk=none&net=none&console=off');
   const agentUp = await port.page.evaluate(() => window.virtioLab.serialLog().includes('run() agent on'));
   if (!agentUp) throw new Error('the port page has no run() agent (old guest image?)');
+  // Guest instructions (v86's counter, 32 bits: subtract with instructionsBetween): the figure
+  // a shared machine's noise does not move.
+  const instructions = async () => (await port.counters()).instructions;
+  const instr = { guest: [] as number[], port: [] as number[] };
   const fig = { guest: [] as number[], guestPort: [] as number[], port: [] as number[], serial: [] as number[], truePort: [] as number[], trueSerial: [] as number[] };
   // Warm-up: v86's JIT and the guest's page cache.
   await guestTime(port, MAKE);
   await timedRun(port, MAKE);
   await timedRun(serial, 'true');
   for (let i = 0; i < rounds; i++) {
+    const i0 = await instructions();
     fig.guest.push(await guestTime(port, MAKE));
+    const i1 = await instructions();
     const p = await timedRun(port, MAKE);
+    const i2 = await instructions();
+    instr.guest.push(instructionsBetween(i0, i1));
+    instr.port.push(instructionsBetween(i1, i2));
     fig.guestPort.push(await guestTime(port, MAKE, true));
     const s = await timedRun(serial, MAKE);
     if (p.length !== BYTES || s.length !== BYTES) throw new Error(`output lengths ${p.length} (port), ${s.length} (serial), want ${BYTES}`);
@@ -82,6 +91,10 @@ try {
   console.log(`  guest's own time (to /dev/null):  ${fmt(fig.guest)}`);
   console.log(`  run() over the virtio-console port: ${fmt(fig.port)}  = ${rp.toFixed(2)}× the guest's time (+${((rp - 1) * 100).toFixed(0)} %; per-round ratios, median)`);
   console.log(`    of which the guest writing to the port: ${fmt(fig.guestPort)}  = ${ratio(fig.guestPort).toFixed(2)}× the guest's time`);
+  console.log(
+    `  guest instructions: ${(median(instr.guest) / 1e6).toFixed(1)} M to /dev/null, ${(median(instr.port) / 1e6).toFixed(1)} M for run() over the port ` +
+      `(${median(instr.port.map((x, i) => x / instr.guest[i])).toFixed(3)}×; run()'s own shell and markers included)`,
+  );
   console.log(`  run() over the serial console:      ${fmt(fig.serial)}  = ${rs.toFixed(2)}× the guest's time; the port is ${median(fig.serial.map((x, i) => x / fig.port[i])).toFixed(1)}× faster`);
   console.log(`  run('true'): port ${fmt(fig.truePort)}, serial ${fmt(fig.trueSerial)}`);
   await port.close();

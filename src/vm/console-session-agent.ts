@@ -121,7 +121,9 @@ class ByteBuffer {
 
 /** Where `marker` starts in `buf` at or after `from`, or -1. */
 function find(buf: ByteBuffer, marker: Uint8Array, from: number): number {
-  const b = buf.bytes;
+  // Only the filled part: past it lie stale bytes of earlier output, which indexOf would
+  // scan to the end of the buffer on every chunk (a megabyte per chunk after a 1 MB run).
+  const b = buf.bytes.subarray(0, buf.length);
   const last = buf.length - marker.length;
   for (let i = b.indexOf(marker[0], from); i >= 0 && i <= last; i = b.indexOf(marker[0], i + 1)) {
     let k = 1;
