@@ -45,6 +45,8 @@ export interface DeviceDescriptor<Kind extends string = string, Options = unknow
   create(options: Options | undefined, env: DeviceEnvironment): Device | undefined;
   /** Whether a function's device is of this type (how stats and the inspector find the descriptor). */
   owns(device: VirtioDevice): device is Device;
+  /** Its device-specific feature bits by name (§5.x.3), for the inspector; absent: virtio/constants.ts's table or "bit N". */
+  readonly featureBits?: Readonly<Record<string, number>>;
   /** The device's config space decoded for the inspector (§5.x.4). Read-only, never throws. */
   config(device: Device): ConfigField[];
   /** Its requests decoded for the inspector's timeline (§5.x.6). */

@@ -3,6 +3,8 @@ import { Feature, features } from '../virtio/constants.ts';
 import type { InspectorSnapshot } from '../virtio/inspect/types.ts';
 import { DriverMock } from '../virtio/testing/driver-mock.ts';
 import { VirtioRng } from '../devices/rng/rng.ts';
+import { VirtioConsole } from '../devices/console/console.ts';
+import { ConsoleFeature } from '../devices/console/spec.ts';
 import { InspectorService, SNAPSHOT_INTERVAL_MS } from './inspector-service.ts';
 
 function setup() {
@@ -52,5 +54,19 @@ describe('InspectorService', () => {
     service.control('virtio-rng', 0, 'resume');
     expect(q.used().length).toBe(1);
     expect(service.control('blk', 0, 'freeze')).toBe(false);
+  });
+});
+
+describe('InspectorService with a registered device', () => {
+  it('names the function by its descriptor: short name and device feature bits', () => {
+    const t = DriverMock.create(new VirtioConsole({ ports: ['org.example.port'] }), { memorySize: 1 << 20 });
+    t.init({ features: features(Feature.VIRTIO_F_VERSION_1, ConsoleFeature.VIRTIO_CONSOLE_F_MULTIPORT) });
+    const posted: InspectorSnapshot[] = [];
+    new InspectorService([t.fn], (s) => posted.push(s)).subscribe();
+    const fn = posted[0]!.functions[0]!;
+    expect(fn.shortName).toBe('console');
+    const multiport = fn.features.find((f) => f.bit === ConsoleFeature.VIRTIO_CONSOLE_F_MULTIPORT);
+    expect(multiport).toEqual({ bit: 1, name: 'VIRTIO_CONSOLE_F_MULTIPORT', offered: true, accepted: true });
+    expect(fn.features.find((f) => f.bit === ConsoleFeature.VIRTIO_CONSOLE_F_SIZE)?.name).toBe('VIRTIO_CONSOLE_F_SIZE');
   });
 });

@@ -2,7 +2,7 @@
 import type { DeviceDescriptor } from '../descriptor.ts';
 import { VirtioConsole, type VirtioConsoleOptions } from './console.ts';
 import { consoleConfigFields, consoleDecoder } from './inspect.ts';
-import { consoleQueueNames } from './spec.ts';
+import { ConsoleFeature, consoleQueueNames } from './spec.ts';
 
 /** Named ports after the console (e.g. run()'s "org.virtio-lab.run"). Absent: no virtio-console. */
 export type ConsoleLabOptions = Pick<VirtioConsoleOptions, 'ports'>;
@@ -16,6 +16,7 @@ export const consoleDevice: DeviceDescriptor<'console', ConsoleLabOptions, Virti
   // one exit per batch); hvc0's never: its put_chars spins in the guest until the buffer is used.
   create: (options, { defer }) => options && new VirtioConsole({ ...options, defer }),
   owns: (device): device is VirtioConsole => device instanceof VirtioConsole,
+  featureBits: ConsoleFeature,
   config: consoleConfigFields,
   decoder: consoleDecoder,
   stats: (device) => device.stats.toRecord(),

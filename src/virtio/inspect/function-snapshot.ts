@@ -7,6 +7,8 @@ import type { ConfigField, FeatureRow, FunctionSnapshot, TimelineEvent } from '.
 export interface FunctionView {
   /** The device's short name ("blk"), for tabs and test ids. */
   shortName?: string;
+  /** Its device-specific feature bits by name, when virtio/constants.ts has no table for it. */
+  featureBits?: Readonly<Record<string, number>>;
   /** Queue names by index ("requestq", "receiveq"…). */
   queueNames?: readonly string[];
   /** The device's config space, decoded. */
@@ -14,7 +16,8 @@ export interface FunctionView {
   limits?: QueueSnapshotLimits;
 }
 
-export function featureRows(fn: VirtioPciFunction): FeatureRow[] {
+export function featureRows(fn: VirtioPciFunction, featureBits?: Readonly<Record<string, number>>): FeatureRow[] {
+  const deviceNames = featureBits && new Map(Object.entries(featureBits).map(([name, bit]) => [bit, name]));
   const offered = fn.offeredFeatures;
   const accepted = fn.negotiatedFeatures;
   const rows: FeatureRow[] = [];
@@ -22,7 +25,7 @@ export function featureRows(fn: VirtioPciFunction): FeatureRow[] {
     const o = hasFeature(offered, bit);
     const a = hasFeature(accepted, bit);
     if (!o && !a) continue;
-    const name = featureNames(1n << BigInt(bit), fn.device.deviceId)[0] ?? `bit ${bit}`;
+    const name = deviceNames?.get(bit) ?? featureNames(1n << BigInt(bit), fn.device.deviceId)[0] ?? `bit ${bit}`;
     rows.push({ bit, name, offered: o, accepted: a });
   }
   return rows;
@@ -49,7 +52,7 @@ export function snapshotFunction(fn: VirtioPciFunction, view: FunctionView = {},
     deviceId: fn.device.deviceId,
     status: fn.deviceStatus,
     statusNames: statusNames(fn.deviceStatus),
-    features: featureRows(fn),
+    features: featureRows(fn, view.featureBits),
     featuresOk: (fn.deviceStatus & DeviceStatus.FEATURES_OK) !== 0,
     bar: { kind: bar.kind, size: bar.size },
     isr: fn.isrStatus,
