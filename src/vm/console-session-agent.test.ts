@@ -90,6 +90,21 @@ describe('run() over the agent port', () => {
     expect(t.output.endsWith('€\n')).toBe(true);
   });
 
+  it("output full of this request's own end marker: taken as output unless 1–3 digits and LF follow", async () => {
+    const { session, requests, emit } = fakeAgent({ spoof: 'hang' });
+    session.agentOpen(true);
+    const run = session.run('spoof');
+    await vi.waitFor(() => expect(requests.some((r) => r.startsWith('X'))).toBe(true));
+    const id = requests.find((r) => r.startsWith('X'))!.slice(1);
+    const fake = `\0__VL_E${id}:`;
+    // 50 000 candidates in one chunk (each once made a recursive call), then longer statuses.
+    const output = `${fake}x`.repeat(50_000) + `${fake}1234\n${fake}\n${fake}99x\n`;
+    emit(enc.encode(`${output}\0__VL_E${id}:255\n`));
+    const r = await run;
+    expect(r.status).toBe(255);
+    expect(r.output).toBe(output);
+  });
+
   it('decodes any bytes losslessly, and valid UTF-8 exactly as TextDecoder does', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {

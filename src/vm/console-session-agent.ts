@@ -92,6 +92,8 @@ export function encodeRequest(cmd: string, id: string): Uint8Array {
 }
 
 const LF = 0x0a;
+/** Digits of the status in an end marker at most: the agent prints an exit status, 0–255. */
+const MAX_STATUS_DIGITS = 3;
 
 /** A growable byte buffer (the output of the request being collected). */
 class ByteBuffer {
@@ -236,34 +238,39 @@ export class AgentChannel {
       p.started = true;
       p.searchFrom = 0;
     }
-    const e = find(this.buf, p.end, p.searchFrom);
-    if (e < 0) {
-      p.searchFrom = Math.max(0, this.buf.length - p.end.length + 1);
-      if (this.buf.length > MAX_AGENT_OUTPUT) {
-        this.write(enc.encode(`K${p.id}\n`));
-        this.abort(new Error(`run(): output over ${MAX_AGENT_OUTPUT} bytes; the command was cancelled`));
-      }
-      return;
-    }
-    // The status: decimal digits, then LF.
-    let i = e + p.end.length;
-    let status = 0;
+    // Output may contain the end marker's text: a candidate counts only with 1–3 digits (an
+    // exit status is 0–255) and LF after it. A loop, not recursion: a guest can print many.
     const b = this.buf.bytes;
-    for (; i < this.buf.length && b[i] >= 0x30 && b[i] <= 0x39; i++) status = status * 10 + (b[i] - 0x30);
-    if (i >= this.buf.length) {
-      p.searchFrom = e; // the status is still on its way
+    for (;;) {
+      const e = find(this.buf, p.end, p.searchFrom);
+      if (e < 0) {
+        p.searchFrom = Math.max(0, this.buf.length - p.end.length + 1);
+        break;
+      }
+      const digits = e + p.end.length;
+      let i = digits;
+      let status = 0;
+      for (; i < this.buf.length && i - digits < MAX_STATUS_DIGITS && b[i] >= 0x30 && b[i] <= 0x39; i++) status = status * 10 + (b[i] - 0x30);
+      if (i >= this.buf.length) {
+        p.searchFrom = e; // the status is still on its way
+        break;
+      }
+      if (b[i] !== LF || i === digits) {
+        p.searchFrom = e + 1;
+        continue;
+      }
+      const output = decodeOutput(b.subarray(0, e));
+      this.strayBytes += this.buf.length - (i + 1);
+      this.pending = undefined;
+      this.buf.clear();
+      clearTimeout(p.timer);
+      p.resolve({ output, status });
       return;
     }
-    if (b[i] !== LF || i === e + p.end.length) {
-      // Not our marker after all (output that happened to contain it): go on looking.
-      p.searchFrom = e + 1;
-      return this.feed(new Uint8Array(0));
+    // Checked on every path that keeps waiting, so output is bounded whatever it contains.
+    if (this.buf.length > MAX_AGENT_OUTPUT) {
+      this.write(enc.encode(`K${p.id}\n`));
+      this.abort(new Error(`run(): output over ${MAX_AGENT_OUTPUT} bytes; the command was cancelled`));
     }
-    const output = decodeOutput(b.subarray(0, e));
-    this.strayBytes += this.buf.length - (i + 1);
-    this.pending = undefined;
-    this.buf.clear();
-    clearTimeout(p.timer);
-    p.resolve({ output, status });
   }
 }
