@@ -21,6 +21,12 @@ export class ArrayMemory implements GuestMemory {
   /** When true, every successful access is appended to `log`. Off by default (cost). */
   tracing = false;
   readonly log: MemoryAccess[] = [];
+  /**
+   * Host work done on this memory, always counted (two additions per access): calls, and
+   * bytes covered by them (a view counts its whole length, as the device may touch it all).
+   * The fuzz campaigns' "bounded work" properties read it around one kick (work-meter.ts).
+   */
+  readonly work = { accesses: 0, bytes: 0 };
 
   constructor(size: number) {
     this.bytes = new Uint8Array(size);
@@ -40,6 +46,8 @@ export class ArrayMemory implements GuestMemory {
       this.rejected.push({ op, addr, len });
       throw new GuestMemoryError(addr, len, reason);
     }
+    this.work.accesses++;
+    this.work.bytes += len;
     if (this.tracing) this.log.push({ op, addr, len });
   }
 
