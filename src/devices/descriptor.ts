@@ -20,6 +20,14 @@ export interface DeviceEnvironment {
   readonly defer?: (job: () => void) => void;
 }
 
+/** Per-kick work limits a device states (see DeviceDescriptor.kickBudget). */
+export interface KickBudget {
+  /** Guest RAM bytes read or written by the device (views count whole). */
+  readonly bytes: number;
+  /** Frames handed to the network (net only). */
+  readonly frames?: number;
+}
+
 /** A device's state in and out of a VM snapshot (slot only: snapshots are a later feature). */
 export interface DeviceStateHooks<Device extends VirtioDevice> {
   save(device: Device): unknown;
@@ -53,6 +61,12 @@ export interface DeviceDescriptor<Kind extends string = string, Options = unknow
   readonly decoder: RequestDecoder;
   /** `DeviceStats.extra`: device-specific counters. Public API: keys are never renamed. */
   stats(device: Device): Record<string, number>;
+  /**
+   * The most host work one kick on any of this device's queues may cause, beyond the queue
+   * engine's own ring walk (README, Reliability): bytes of guest RAM the device touches and,
+   * where it applies, frames it emits. The bounded-work fuzz property holds the device to it.
+   */
+  readonly kickBudget?: KickBudget;
   /** Save/restore for VM snapshots (not implemented by any device yet). */
   readonly state?: DeviceStateHooks<Device>;
   /**

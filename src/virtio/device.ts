@@ -27,6 +27,11 @@ export interface VirtioDevice {
    * device fills it and hears about driver writes through the ConfigSpace's hooks.
    */
   readonly deviceConfig?: ConfigSpace;
+  /**
+   * The transport accepted the driver's features (FEATURES_OK, §3.1.1 step 5): the moment a
+   * device sets config fields that depend on them (blk's writeback per §5.2.5). Optional.
+   */
+  featuresAccepted?(features: bigint): void;
   /** The driver set DRIVER_OK: queues are live. Keep `ctx`; it goes inert on reset. */
   activate(ctx: DeviceContext): void;
   /** The driver kicked queue `queueIndex` (only delivered while active). */
