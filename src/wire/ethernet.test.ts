@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BROADCAST_MAC, ETHERTYPE_IPV4, buildEthernet, isMulticastMac, macFromKey, macKey, macToString, parseEthernet, parseMac } from './ethernet.ts';
+import { BROADCAST_MAC, ETHERTYPE_IPV4, ETHERTYPE_QINQ, ETHERTYPE_VLAN, buildEthernet, isMulticastMac, isVlanTagged, macFromKey, macKey, macToString, maxFrameLength, parseEthernet, parseMac } from './ethernet.ts';
 
 const A = parseMac('52:54:00:12:34:56');
 
@@ -28,5 +28,17 @@ describe('Ethernet', () => {
     const e = parseEthernet(f)!;
     expect([e.etherType, macToString(e.src), e.payload.length, e.payload[1]]).toEqual([ETHERTYPE_IPV4, macToString(A), 46, 2]);
     expect(parseEthernet(f.subarray(0, 13))).toBeNull();
+  });
+});
+
+describe('802.1Q', () => {
+  const frame = (type: number, length: number) => buildEthernet({ dst: BROADCAST_MAC, src: BROADCAST_MAC, etherType: type, payload: new Uint8Array(length - 14) });
+  it('a VLAN tag adds 4 bytes to the longest frame an MTU allows, once', () => {
+    expect(maxFrameLength(frame(ETHERTYPE_IPV4, 100), 1500)).toBe(1514);
+    expect(maxFrameLength(frame(ETHERTYPE_VLAN, 100), 1500)).toBe(1518);
+    expect(maxFrameLength(frame(ETHERTYPE_QINQ, 100), 1500)).toBe(1518);
+    expect(isVlanTagged(frame(ETHERTYPE_VLAN, 60))).toBe(true);
+    expect(isVlanTagged(frame(ETHERTYPE_IPV4, 60))).toBe(false);
+    expect(maxFrameLength(new Uint8Array(10), 1500)).toBe(1514);
   });
 });

@@ -15,6 +15,26 @@ export const ETH_MIN_FRAME = 60;
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_IPV6 = 0x86dd;
+/** IEEE 802.1Q tag protocol id, and 802.1ad's (the outer tag of QinQ). */
+export const ETHERTYPE_VLAN = 0x8100;
+export const ETHERTYPE_QINQ = 0x88a8;
+/** One VLAN tag (TPID + TCI) between the source MAC and the EtherType. */
+export const VLAN_HLEN = 4;
+
+/** Whether the frame carries a VLAN tag where the EtherType would be (callers check ETH_HLEN). */
+export function isVlanTagged(frame: Uint8Array): boolean {
+  const type = etherTypeOf(frame);
+  return type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ;
+}
+
+/**
+ * Longest frame (no FCS) a link of `mtu` carries with `frame`'s header: MTU + 14, or MTU + 18
+ * with one VLAN tag (1518 at MTU 1500, Linux's VLAN_ETH_FRAME_LEN): the tag does not count
+ * against the MTU. One tag only, as Linux's virtio_net sizes its buffers (GOOD_PACKET_LEN).
+ */
+export function maxFrameLength(frame: Uint8Array, mtu: number): number {
+  return mtu + ETH_HLEN + (frame.length >= ETH_HLEN && isVlanTagged(frame) ? VLAN_HLEN : 0);
+}
 
 export const BROADCAST_MAC: Uint8Array = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 export const ZERO_MAC: Uint8Array = new Uint8Array(6);

@@ -286,14 +286,16 @@ describe('virtio-net receive', () => {
     expect(got.buffers).toBe(3);
   });
 
-  it('without MRG_RXBUF a buffer too small for the frame drops the frame, not the buffer', () => {
+  it('without MRG_RXBUF a buffer too small for the frame drops the frame and comes back with len 0', () => {
     const t = NetHarness.create({ features: BASE });
     t.postRx(1, 200);
     t.inject(ethernet(bytes(1000)));
     t.inject(arp());
-    const got = t.received();
-    expect(got.map((g) => g.frame)).toEqual([arp()]);
+    expect(t.rxq.used().map((u) => u.len)).toEqual([0]);
     expect(t.device.stats.rxDropsBufferTooSmall).toBe(1);
+    expect(t.device.stats.backlogFrames).toBe(1);
+    t.postRx(1, 200);
+    expect(t.received().map((g) => g.frame)).toEqual([arp()]);
   });
 
   it('buffers that cannot hold any frame come back empty, counted', () => {

@@ -1,15 +1,19 @@
 /**
  * virtio-net (§5.1) over a FrameLink: one receiveq and one transmitq, no control queue.
  *
- * tx: on a kick (or at the end of the emulator's time slice, see `defer`) pop every chain,
+ * tx: on a kick (or at the end of the emulator's time slice, see `defer`) pop chains,
  * gather virtio_net_hdr + frame, complete a partial checksum (CSUM) or cut a TSO super-frame
  * into MSS-sized frames (HOST_TSO4), hand the frames to the link and return the chain with
- * len 0. One interrupt decision per batch.
+ * len 0. One interrupt decision per pass; a pass stops at its budget (budget.ts) and the
+ * rest of the ring is served by another pass on a later task (tx-passes.ts).
  *
  * rx: a frame from the link goes into the guest's posted buffers at once (header, then the
  * frame; with MRG_RXBUF spread over as many buffers as it takes, num_buffers saying how
  * many). Without a buffer it waits in a bounded backlog and goes in when the guest refills
- * (the rx kick). Past the bound, frames are dropped and counted, as a NIC would.
+ * (the rx kick). Past the bound, frames are dropped and counted, as a NIC would; so one rx
+ * kick delivers at most the backlog's frames and bytes.
+ *
+ * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way.
  *
  * Guest mistakes in a packet (short chain, bad offsets, unnegotiated GSO) drop that packet
  * and count it; only ring violations (thrown by SplitQueue) reset the device.
@@ -24,7 +28,8 @@ import { FrameBacklog } from './backlog.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { NetConfig, toMac } from './config.ts';
 import { encodeNetHdr, parseNetHdr } from './hdr.ts';
-import { DEFAULT_MTU, ETH_HLEN } from '../../wire/ethernet.ts';
+import { DEFAULT_MTU, ETH_HLEN, VLAN_HLEN, maxFrameLength } from '../../wire/ethernet.ts';
+import { DEFAULT_RX_BACKLOG_BYTES, DEFAULT_RX_BACKLOG_FRAMES, TX_PASS_BYTES, TX_PASS_FRAMES } from './budget.ts';
 import {
   MAX_GSO_FRAME,
   NET_RECEIVEQ,
@@ -38,7 +43,7 @@ import {
 } from './spec.ts';
 import { NetStats } from './stats.ts';
 import { segmentTcp4 } from './tso.ts';
-import { DeferredKicks } from '../../virtio/deferred-kicks.ts';
+import { TxPasses } from './tx-passes.ts';
 
 export type FrameDirection = 'rx' | 'tx';
 
@@ -46,7 +51,7 @@ export interface VirtioNetOptions {
   link: FrameLink;
   /** The NIC's address (VIRTIO_NET_F_MAC): stable per disk or tab so DHCP leases are too. */
   mac: Uint8Array | string;
-  /** Advertised MTU (VIRTIO_NET_F_MTU), default 1500. Longer frames are dropped both ways. */
+  /** Advertised MTU (VIRTIO_NET_F_MTU), default 1500. Longer frames (a VLAN tag aside) are dropped both ways. */
   mtu?: number;
   /** Size of each queue, a power of 2 (default 256). */
   queueSize?: number;
@@ -59,7 +64,8 @@ export interface VirtioNetOptions {
   rxBacklogBytes?: number;
   /**
    * Serve tx kicks later (e.g. queueMicrotask: at the end of the emulator's time slice)
-   * with kicks suppressed meanwhile, so a burst of sends costs one exit. Default: inline.
+   * with kicks suppressed meanwhile, so a burst of sends costs one exit. Default: inline
+   * (a pass over budget then continues on a microtask).
    */
   defer?: (drain: () => void) => void;
   /** Every frame that crosses the device: tx as it leaves for the link, rx as it enters the guest. */
@@ -87,7 +93,7 @@ export class VirtioNet implements VirtioDevice {
   private readonly backlog: FrameBacklog;
   /** rx chains popped but not used yet (kept for the next frame; never handed back). */
   private stash: DescriptorChain[] = [];
-  private readonly deferred: DeferredKicks | undefined;
+  private readonly txPasses: TxPasses;
   /** rx used entries pushed so far (to know whether a fill needs an interrupt decision). */
   private rxPushed = 0;
   /** virtio_net_hdr + frame of the rx frame being delivered, reused (frames are ≤ maxFrame). */
@@ -101,13 +107,19 @@ export class VirtioNet implements VirtioDevice {
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new RangeError(`virtio-net: MTU ${this.mtu} out of range`);
     this.link = opts.link;
-    this.deferred = opts.defer && new DeferredKicks(opts.defer);
+    this.txPasses = new TxPasses(opts.defer);
     this.onCapture = opts.onCapture;
     this.config = new NetConfig(this.mac, this.mtu);
     this.deviceConfig = this.config.space;
     const size = opts.queueSize ?? 256;
     this.queueMaxSizes = [size, size];
-    this.backlog = new FrameBacklog(opts.rxBacklogFrames ?? 256, opts.rxBacklogBytes ?? 1 << 20);
+    const backlogFrames = opts.rxBacklogFrames ?? DEFAULT_RX_BACKLOG_FRAMES;
+    const backlogBytes = opts.rxBacklogBytes ?? DEFAULT_RX_BACKLOG_BYTES;
+    // The backlog bounds what one rx kick delivers: it must be a number that bounds.
+    for (const [name, n] of [['rxBacklogFrames', backlogFrames], ['rxBacklogBytes', backlogBytes]] as const) {
+      if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`virtio-net: ${name} ${n} is not a positive integer`);
+    }
+    this.backlog = new FrameBacklog(backlogFrames, backlogBytes);
     this.rxScratch = new Uint8Array(VIRTIO_NET_HDR_SIZE + this.maxFrame);
     const N = NetFeature;
     let offered = featureMask(N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU, N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM);
@@ -122,9 +134,9 @@ export class VirtioNet implements VirtioDevice {
     });
   }
 
-  /** Longest Ethernet frame (no FCS) either way: MTU + header. */
+  /** Longest Ethernet frame (no FCS) either way: MTU + header + one VLAN tag. */
   get maxFrame(): number {
-    return this.mtu + ETH_HLEN;
+    return this.mtu + ETH_HLEN + VLAN_HLEN;
   }
 
   get linkUp(): boolean {
@@ -144,40 +156,53 @@ export class VirtioNet implements VirtioDevice {
     this.stats.rxDropsNotReady += this.backlog.length;
     this.backlog.clear();
     this.syncBacklogStats();
-    this.deferred?.cancel();
+    this.txPasses.cancel();
   }
 
   notify(queueIndex: number): void {
     if (queueIndex === NET_RECEIVEQ) return this.fillRx();
     if (queueIndex !== NET_TRANSMITQ) return;
-    if (!this.deferred) return this.drainTx();
-    const queue = this.ctx?.queue(NET_TRANSMITQ);
-    if (queue) this.deferred.schedule(this.ctx!, queue, () => this.drainTx());
+    const ctx = this.ctx;
+    const queue = ctx?.queue(NET_TRANSMITQ);
+    if (ctx && queue) this.txPasses.kick(ctx, queue, () => this.txPass(ctx, queue));
   }
 
   // ---- transmit -------------------------------------------------------------------------
 
-  private drainTx(): void {
-    const ctx = this.ctx;
-    const queue = ctx?.queue(NET_TRANSMITQ);
-    if (!ctx || !queue) return;
+  /**
+   * Pop and send chains until the ring is empty or the pass has emitted TX_PASS_FRAMES frames
+   * or read TX_PASS_BYTES of guest RAM (the chain that crosses the line is finished). True
+   * when it stopped at the budget: the caller schedules another pass.
+   */
+  private txPass(ctx: DeviceContext, queue: SplitQueue): boolean {
     const t0 = performance.now();
+    const s = this.stats;
+    const frames0 = s.txFrames + s.txDropsLink;
     let count = 0;
+    let bytes = 0;
+    let spent = false;
     // A malformed ring makes pop() throw; the transport turns that into DEVICE_NEEDS_RESET.
-    for (let chain = queue.pop(); chain; chain = queue.pop()) {
-      this.transmit(ctx, chain);
+    for (let chain = queue.pop(); chain; chain = spent ? null : queue.pop()) {
+      bytes += this.transmit(ctx, chain);
       queue.pushUsed(chain.headIndex, 0);
       count++;
+      spent = bytes >= TX_PASS_BYTES || s.txFrames + s.txDropsLink - frames0 >= TX_PASS_FRAMES;
     }
-    if (count === 0) return;
-    this.stats.txBatches++;
-    if (count > this.stats.maxTxBatch) this.stats.maxTxBatch = count;
-    this.stats.hostMs += performance.now() - t0;
+    if (count === 0) return false;
+    s.txBatches++;
+    if (count > s.maxTxBatch) s.maxTxBatch = count;
+    if (spent) s.txPassesCut++;
+    s.hostMs += performance.now() - t0;
     ctx.signalUsed(queue);
+    // Spent with nothing left behind: no need for another pass.
+    return spent && queue.pending() > 0;
   }
 
-  /** One tx chain: header, frame, offloads, out to the link. Never throws for a bad packet. */
-  private transmit(ctx: DeviceContext, chain: DescriptorChain): void {
+  /**
+   * One tx chain: header, frame, offloads, out to the link. Never throws for a bad packet.
+   * Returns the bytes of guest RAM it read.
+   */
+  private transmit(ctx: DeviceContext, chain: DescriptorChain): number {
     const s = this.stats;
     s.txPackets++;
     const frameLen = chain.readableLength - VIRTIO_NET_HDR_SIZE;
@@ -187,26 +212,31 @@ export class VirtioNet implements VirtioDevice {
     const cursor = new RegionCursor(ctx.memory, chain.readable);
     const hdr = parseNetHdr(cursor.read(VIRTIO_NET_HDR_SIZE));
     const frame = cursor.read(frameLen);
+    const read = VIRTIO_NET_HDR_SIZE + frameLen;
     const gso = hdr.gsoType & ~VIRTIO_NET_HDR_GSO_ECN;
 
     if (gso === VIRTIO_NET_HDR_GSO_NONE) {
-      if (frameLen > this.maxFrame) return this.txDrop('txDropsOversized', `tx frame of ${frameLen} bytes (max ${this.maxFrame})`);
+      const max = maxFrameLength(frame, this.mtu);
+      if (frameLen > max) return this.txDrop('txDropsOversized', `tx frame of ${frameLen} bytes (max ${max})`, read);
       if (hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
         if (!completePartialChecksum(frame, hdr.csumStart, hdr.csumOffset)) {
-          return this.txDrop('txDropsBadOffload', `csum_start ${hdr.csumStart} + csum_offset ${hdr.csumOffset} outside a ${frameLen}-byte frame`);
+          return this.txDrop('txDropsBadOffload', `csum_start ${hdr.csumStart} + csum_offset ${hdr.csumOffset} outside a ${frameLen}-byte frame`, read);
         }
         s.txCsumCompleted++;
       }
-      return this.emit(frame);
+      this.emit(frame);
+      return read;
     }
     if (gso !== VIRTIO_NET_HDR_GSO_TCPV4 || !this.hostTso4) {
-      return this.txDrop('txDropsBadOffload', `gso_type ${hdr.gsoType} not negotiated`);
+      return this.txDrop('txDropsBadOffload', `gso_type ${hdr.gsoType} not negotiated`, read);
     }
-    const result = segmentTcp4(frame, hdr.gsoSize, this.maxFrame);
-    if (!result.ok) return this.txDrop('txDropsBadOffload', result.reason);
+    // Segments are untagged IPv4 frames (segmentTcp4 parses no VLAN tag): MTU + 14.
+    const result = segmentTcp4(frame, hdr.gsoSize, this.mtu + ETH_HLEN);
+    if (!result.ok) return this.txDrop(result.tooSmall ? 'txDropsGsoTooSmall' : 'txDropsBadOffload', result.reason, read);
     s.txGsoPackets++;
     s.txGsoSegments += result.frames.length;
     for (const f of result.frames) this.emit(f);
+    return read;
   }
 
   private emit(frame: Uint8Array): void {
@@ -219,9 +249,11 @@ export class VirtioNet implements VirtioDevice {
     }
   }
 
-  private txDrop(counter: 'txDropsMalformed' | 'txDropsOversized' | 'txDropsBadOffload', reason: string): void {
+  /** Count a dropped packet; returns `read` (the guest bytes read before dropping it). */
+  private txDrop(counter: 'txDropsMalformed' | 'txDropsOversized' | 'txDropsBadOffload' | 'txDropsGsoTooSmall', reason: string, read = 0): number {
     this.stats[counter]++;
     this.lastDropReason = reason;
+    return read;
   }
 
   // ---- receive --------------------------------------------------------------------------
@@ -230,7 +262,7 @@ export class VirtioNet implements VirtioDevice {
   private receive(frame: Uint8Array): void {
     const s = this.stats;
     if (frame.length < ETH_HLEN) return void s.rxDropsRunt++;
-    if (frame.length > this.maxFrame) return void s.rxDropsOversized++;
+    if (frame.length > maxFrameLength(frame, this.mtu)) return void s.rxDropsOversized++;
     if (!this.ctx) return void s.rxDropsNotReady++;
     if (!this.backlog.push(frame)) {
       s.rxDropsBacklogFull++;
@@ -294,9 +326,16 @@ export class VirtioNet implements VirtioDevice {
         return 'dropped';
       }
       if (!this.mergeable && chain.writableLength < need) {
-        // Without MRG_RXBUF the frame must fit one buffer (§5.1.6.3.1); keep the buffer for a smaller frame.
+        // Without MRG_RXBUF the frame must fit one buffer (§5.1.6.3.1: the driver SHOULD post
+        // ≥ 1526 bytes). Drop the frame and give the buffer back with len 0, which Linux's
+        // receive_buf frees as a short packet (rx_length_errors) before refilling at its own
+        // size. Kept, a small buffer at the head would drop every larger frame for good;
+        // passed over for the next one, a frame no buffer holds would burn the whole ring.
         this.stats.rxDropsBufferTooSmall++;
         this.lastDropReason = `rx buffer of ${chain.writableLength} bytes cannot hold a ${frame.length}-byte frame`;
+        this.stash.splice(chains, 1);
+        queue.pushUsed(chain.headIndex, 0);
+        this.rxPushed++;
         return 'dropped';
       }
       room += chain.writableLength;

@@ -18,13 +18,17 @@ export class NetStats {
   txDropsLink = 0;
   /** Chains too short for virtio_net_hdr + an Ethernet header. */
   txDropsMalformed = 0;
-  /** Frames longer than MTU + 14 (or 64 KiB for TSO). */
+  /** Frames longer than MTU + 14 (+ 4 with a VLAN tag; 64 KiB for TSO). */
   txDropsOversized = 0;
   /** Checksum offsets outside the frame, GSO we did not negotiate or cannot parse. */
   txDropsBadOffload = 0;
+  /** TSO packets with a gso_size under 8 (TCP_MIN_GSO_SIZE): not a real stack's, only frames to multiply. */
+  txDropsGsoTooSmall = 0;
   /** Kicks (or deferred drains) that sent something, and the most chains in one. */
   txBatches = 0;
   maxTxBatch = 0;
+  /** Tx passes that stopped at their budget (frames or bytes) and left the rest to a later task. */
+  txPassesCut = 0;
 
   // ---- receive (link → guest) ----
   rxFrames = 0;
@@ -36,12 +40,12 @@ export class NetStats {
   rxBuffersUsed = 0;
   /** Dropped: backlog full (no rx buffers for too long). */
   rxDropsBacklogFull = 0;
-  /** Dropped: longer than MTU + 14, or shorter than an Ethernet header. */
+  /** Dropped: longer than MTU + 14 (+ 4 with a VLAN tag), or shorter than an Ethernet header. */
   rxDropsOversized = 0;
   rxDropsRunt = 0;
   /** Dropped: the driver had not set DRIVER_OK (or reset the device). */
   rxDropsNotReady = 0;
-  /** Dropped: the posted buffer cannot hold the frame (only without MRG_RXBUF). */
+  /** Dropped: the posted buffer cannot hold the frame (without MRG_RXBUF it goes back with len 0). */
   rxDropsBufferTooSmall = 0;
   /** Buffers too small for any frame, returned with len 0. */
   rxBadBuffers = 0;
@@ -61,7 +65,7 @@ export class NetStats {
   }
 
   get txDrops(): number {
-    return this.txDropsLink + this.txDropsMalformed + this.txDropsOversized + this.txDropsBadOffload;
+    return this.txDropsLink + this.txDropsMalformed + this.txDropsOversized + this.txDropsBadOffload + this.txDropsGsoTooSmall;
   }
 
   /** Flat numbers, for DeviceStats.extra. */

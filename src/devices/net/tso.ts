@@ -12,12 +12,16 @@ import { readU16, readU32, writeU16, writeU32 } from '../../wire/bytes.ts';
 import { checksumOf, onesSum } from '../../wire/checksum.ts';
 import { IPPROTO_TCP, ipv4Layout, pseudoHeaderSumAt, setIpv4HeaderChecksum } from '../../wire/ipv4.ts';
 import { TCP_CHECKSUM, TCP_CWR, TCP_FIN, TCP_FLAGS, TCP_HEADER_LEN, TCP_PSH, TCP_SEQ } from '../../wire/tcp.ts';
+import { TSO_MIN_GSO_SIZE } from './budget.ts';
 
-export type TsoResult = { ok: true; frames: Uint8Array[] } | { ok: false; reason: string };
+/** `tooSmall`: refused for a gso_size under TSO_MIN_GSO_SIZE (a work budget, not a parse error). */
+export type TsoResult = { ok: true; frames: Uint8Array[] } | { ok: false; reason: string; tooSmall?: boolean };
 
 /**
  * Segments `frame` into frames carrying at most `mss` bytes of TCP payload each, none longer
  * than `maxFrame` bytes. A super-frame that already fits yields one frame (checksums done).
+ * A gso_size under TSO_MIN_GSO_SIZE is refused before anything is allocated, so one call
+ * makes at most MAX_TSO_SEGMENTS frames.
  */
 export function segmentTcp4(frame: Uint8Array, mss: number, maxFrame: number): TsoResult {
   const l = ipv4Layout(frame);
@@ -31,6 +35,7 @@ export function segmentTcp4(frame: Uint8Array, mss: number, maxFrame: number): T
   const headers = tcp + doff;
   const payload = l.end - headers;
   if (mss <= 0) return { ok: false, reason: 'gso_size 0' };
+  if (mss < TSO_MIN_GSO_SIZE) return { ok: false, reason: `gso_size ${mss} under ${TSO_MIN_GSO_SIZE}, the least Linux TCP sends`, tooSmall: true };
   const seg = Math.min(mss, Math.max(payload, 0));
   if (headers + seg > maxFrame) {
     return { ok: false, reason: `gso_size ${mss} makes ${headers + seg}-byte frames (max ${maxFrame})` };

@@ -1,0 +1,52 @@
+/**
+ * The most host work one kick on virtio-net may cause (README, Reliability), and the limits
+ * that enforce it. A guest over a limit gets a dropped packet (counted) or its remaining
+ * chains served on a later task; never a frozen worker.
+ */
+import { DESC_SIZE } from '../../virtio/queue/layout.ts';
+import { MAX_GSO_FRAME, VIRTIO_NET_HDR_SIZE } from './spec.ts';
+
+/**
+ * Smallest gso_size Linux TCP produces: TCP_MIN_GSO_SIZE = TCP_MIN_SND_MSS (48) - 40 bytes of
+ * options (include/net/tcp.h). Anything smaller is not a real stack's send; it only
+ * multiplies frames (gso_size 1 turns 64 KiB into 65 495 of them).
+ */
+export const TSO_MIN_GSO_SIZE = 8;
+/** Most segments one TSO packet can make at that floor: the largest IPv4 payload after 40 bytes of headers. */
+export const MAX_TSO_SEGMENTS = Math.ceil((65535 - 40) / TSO_MIN_GSO_SIZE);
+
+/**
+ * A tx pass stops taking chains once it has emitted this many frames or read this many bytes
+ * of guest RAM; the chain that crosses the line is finished, the rest wait for the next pass.
+ * Far above what the lab's guests send per kick (~14 frames per kick at 5 MiB/s up).
+ */
+export const TX_PASS_FRAMES = 1024;
+export const TX_PASS_BYTES = 256 * 1024;
+/** The most one tx chain makes us read: virtio_net_hdr + a 64 KiB super-frame. */
+export const MAX_TX_CHAIN_BYTES = VIRTIO_NET_HDR_SIZE + MAX_GSO_FRAME;
+
+/** Rx backlog defaults: what may wait for buffers, and so what one rx kick can deliver. */
+export const DEFAULT_RX_BACKLOG_FRAMES = 256;
+export const DEFAULT_RX_BACKLOG_BYTES = 1 << 20;
+
+export interface NetKickBudget {
+  /** Guest RAM bytes one kick touches, the queue engine's walk of the ring included. */
+  bytes: number;
+  /** Frames one tx kick hands to the link. */
+  frames: number;
+  /** Frames one rx kick delivers into the guest. */
+  rxFrames: number;
+}
+
+/**
+ * The budget for a device of `queueSize` with the given backlog bounds. Ring walk: at most
+ * `queueSize` chains per pass (the guest cannot add chains while we run), each of at most
+ * `queueSize` descriptors (§2.7.5.3.1: a chain is no longer than the queue; the engine caps
+ * indirect tables likewise), plus an avail entry and a used element each.
+ */
+export function netKickBudget(queueSize: number, rxBacklogFrames = DEFAULT_RX_BACKLOG_FRAMES, rxBacklogBytes = DEFAULT_RX_BACKLOG_BYTES): NetKickBudget {
+  const ringWalk = queueSize * (queueSize * DESC_SIZE + 2 + 8) + 64;
+  const tx = TX_PASS_BYTES - 1 + MAX_TX_CHAIN_BYTES;
+  const rx = rxBacklogBytes + rxBacklogFrames * VIRTIO_NET_HDR_SIZE;
+  return { bytes: ringWalk + Math.max(tx, rx), frames: TX_PASS_FRAMES - 1 + MAX_TSO_SEGMENTS, rxFrames: rxBacklogFrames };
+}
