@@ -1,5 +1,6 @@
 /** virtio-net as the lab plugs, shows and fuzzes it (see ../descriptor.ts). */
 import type { DeviceDescriptor } from '../descriptor.ts';
+import { netKickBudget } from './budget.ts';
 import { netConfigFields, netDecoder } from './inspect.ts';
 import { VirtioNet, type VirtioNetOptions } from './net.ts';
 
@@ -19,6 +20,8 @@ export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
   config: netConfigFields,
   decoder: netDecoder,
   stats: (device) => ({ ...device.stats.toRecord(), linkUp: device.linkUp ? 1 : 0, mtu: device.mtu }),
+  // At the default queue size and backlog (budget.ts says how each number comes about).
+  kickBudget: (({ bytes, frames }) => ({ bytes, frames }))(netKickBudget(256)),
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).netSubject,
   fuzzProperties: async () => (await import('./properties.ts')).netProperties(),
 };

@@ -11,6 +11,7 @@
  *    frames whose checksums verify; every frame is accounted for. Then a plain tx and rx
  *    still work.
  *  - the offload functions alone (tso.ts, checksum.ts) on random frames.
+ *  - bounded work (bounded-work.ts): adversarial rings, every kick and pass within kickBudget.
  */
 import fc from 'fast-check';
 import type { Region } from '../../virtio/queue/descriptor-chain.ts';
@@ -19,7 +20,9 @@ import { Timeline } from '../../virtio/inspect/timeline.ts';
 import { bump, checkInspector, checkInvariants, fail, maskNumbers, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { anyFrameArb, mutatedFrameArb } from '../../wire/testing/frame-arbitraries.ts';
 import { foldSum, onesSum } from '../../wire/checksum.ts';
-import { ETH_HLEN, ETH_MAX_FRAME as MAX_FRAME } from '../../wire/ethernet.ts';
+import { ETH_HLEN, ETH_MAX_FRAME as MAX_FRAME, VLAN_HLEN, maxFrameLength } from '../../wire/ethernet.ts';
+import { MAX_TSO_SEGMENTS, TSO_MIN_GSO_SIZE } from './budget.ts';
+import { netBoundedWorkProperty } from './bounded-work.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 import { segmentTcp4 } from './tso.ts';
@@ -168,14 +171,15 @@ export function netTrafficCase(
         t.txq.kick();
         later?.settle();
         const out = t.wire.slice(wireBefore);
-        for (const f of out) if (f.length > MAX_FRAME || f.length < 14) fail(`a ${f.length}-byte frame went on the wire`);
+        for (const f of out) if (f.length < 14 || f.length > maxFrameLength(f, 1500)) fail(`a ${f.length}-byte frame went on the wire`);
         if (out.length > 0 && hdr.gsoType === 0 && (out.length !== 1 || out[0].length !== frame.length)) fail('a non-GSO packet changed size on the way out');
-        if (o.kind === 'tso' && o.valid && tso && t.peer.up && o.mss >= 1 && o.mss <= 1460) checkSegments(frame, o.mss, out);
+        if (o.kind === 'tso' && o.valid && tso && t.peer.up && o.mss >= TSO_MIN_GSO_SIZE && o.mss <= 1460) checkSegments(frame, o.mss, out);
+        if (o.kind === 'tso' && o.mss < TSO_MIN_GSO_SIZE && out.length > 0) fail(`gso_size ${o.mss} made ${out.length} frames`);
         break;
       }
       case 'inject':
         injectedCount++;
-        if (t.peer.up && o.frame.length >= 14 && o.frame.length <= MAX_FRAME) injected.push(o.frame);
+        if (t.peer.up && o.frame.length >= 14 && o.frame.length <= maxFrameLength(o.frame, 1500)) injected.push(o.frame);
         t.inject(o.frame);
         break;
       case 'post':
@@ -231,7 +235,7 @@ export function netTrafficCase(
   const got = t.received();
   // Without MRG_RXBUF a buffer under 1526 bytes breaks a SHOULD (§5.1.6.3.1): the device may
   // keep dropping frames that do not fit it, until the driver resets.
-  const undersized = !bits.includes(N.VIRTIO_NET_F_MRG_RXBUF) && rxChains.some((n) => n >= 26 && n < VIRTIO_NET_HDR_SIZE + MAX_FRAME);
+  const undersized = !bits.includes(N.VIRTIO_NET_F_MRG_RXBUF) && rxChains.some((n) => n >= 26 && n < VIRTIO_NET_HDR_SIZE + MAX_FRAME + VLAN_HLEN);
   if (!undersized && (got.length !== 1 || !equalBytes(got[0].frame, back))) fail('a plain frame did not come in after the garbage');
   checkInvariants(t.driver);
 }
@@ -281,6 +285,8 @@ export function netOffloadProperty(): fc.IProperty<any> {
       if (result.ok) {
         for (const f of result.frames) if (f.length > maxFrame) fail(`TSO made a ${f.length}-byte frame, max ${maxFrame}`);
         if (result.frames.length > Math.max(1, Math.ceil(frame.length / Math.max(1, mss)))) fail('TSO made more segments than the payload allows');
+        if (result.frames.length > MAX_TSO_SEGMENTS) fail(`TSO made ${result.frames.length} segments, over its budget ${MAX_TSO_SEGMENTS}`);
+        if (mss < TSO_MIN_GSO_SIZE) fail(`TSO accepted gso_size ${mss}`);
       }
       const copy = frame.slice();
       const at = csumStart + csumOffset;
@@ -302,5 +308,6 @@ export function netProperties(): NamedProperty[] {
   return [
     { name: 'net: random tx chains, headers, TSO, rx frames and buffers, then plain traffic', property: netTrafficProperty(coverage), coverage },
     { name: 'net: TSO and checksum offloads on random frames', property: netOffloadProperty() },
+    { name: 'net: bounded work per kick on adversarial rings (tiny gso_size, 64 KiB sends, aliased buffers, 256 chains, full backlog)', property: netBoundedWorkProperty() },
   ];
 }
