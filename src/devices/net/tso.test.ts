@@ -53,6 +53,16 @@ describe('TSO (HOST_TSO4) segmentation', () => {
     expect(segmentTcp4(new Uint8Array(20), 1448, 1514).ok).toBe(false);
   });
 
+  it('refuses gso_size under 8 (Linux TCP_MIN_GSO_SIZE) before making any segment; 8 itself is fine', () => {
+    for (const mss of [1, 7]) {
+      const r = segmentTcp4(superFrame(bytes(65535 - 40), ACK), mss, 1514);
+      expect(r.ok).toBe(false);
+      expect(!r.ok && r.tooSmall).toBe(true);
+    }
+    const r = segmentTcp4(superFrame(bytes(65535 - 40), ACK), 8, 1514);
+    expect(r.ok && r.frames.length).toBe(Math.ceil(65495 / 8));
+  });
+
   it('through the device: a TSO packet (partial checksum as Linux sends it) leaves as segments', () => {
     const t = NetHarness.create();
     const payload = bytes(20000);
