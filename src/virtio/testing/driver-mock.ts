@@ -75,6 +75,10 @@ export interface AliasedSpec {
   count: number;
   addr: number;
   len: number;
+  /** Where the device-writable ones point instead (default `addr`), e.g. away from a header. */
+  writeAddr?: number;
+  /** Length of the driver-readable ones instead (default `len`), e.g. a request header's. */
+  readLen?: number;
   /** How many of them (the first) are driver-readable; the rest are device-writable. */
   readable: number;
   /** In an indirect table (one ring descriptor) rather than the ring's own table. */
@@ -466,7 +470,10 @@ export class DriverQueue {
 
   /** Aliased buffers (many descriptors over the same RAM): one chain, direct or indirect. */
   addAliased(spec: AliasedSpec): Submitted {
-    const buffers = Array.from({ length: spec.count }, (_, k) => ({ addr: spec.addr, len: spec.len, write: k >= spec.readable }));
+    const buffers = Array.from({ length: spec.count }, (_, k) => {
+      const write = k >= spec.readable;
+      return write ? { addr: spec.writeAddr ?? spec.addr, len: spec.len, write } : { addr: spec.addr, len: spec.readLen ?? spec.len, write };
+    });
     const writable = buffers.filter((b) => b.write && b.len > 0).map(({ addr, len }) => ({ addr, len }));
     if (spec.indirect) return this.addIndirectAt(this.writeTable(buffers), spec.count, writable);
     return this.addDirect(buffers, writable);
