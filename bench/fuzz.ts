@@ -5,6 +5,9 @@
  *   ring   split virtqueue (src/virtio/testing/properties.ts)
  *   pci    virtio-pci register accesses (src/virtio/testing/transport-properties.ts), on the
  *          loopback device and on every registered device (src/devices/registry.ts)
+ *   bounded  host work per kick under adversarial rings on every registered device, held to
+ *          the queue engine's budget (src/virtio/budget.ts) and the device's kickBudget
+ *          (src/virtio/testing/bounded-work-properties.ts; the ring campaign has the loopback's)
  *   blk, net, console, …  each registered device's own properties (its folder's
  *          properties.ts, through the descriptor's fuzzProperties)
  *   relay  packet parsers, switch + gateway, TCP NAT (src/wire/testing/packet-properties.ts,
@@ -16,18 +19,21 @@
  * Round-robin: each campaign in turn gets `--slice` ms of cases for its next property (chunks
  * sized from the property's own rate, a fresh seed per chunk) until time is up. Prints cases and time per property and
  * per campaign, and totals; `--coverage` adds what the cases reached (states, drop and
- * error reasons). A failure prints the seed, the path and the shrunk counterexample, and
- * exits 1.
+ * error reasons), and the worst host work per kick the bounded-work properties measured, per
+ * metric, as "value / budget, where". A failure prints the seed, the path and the shrunk
+ * counterexample, and exits 1.
  */
 import fc from 'fast-check';
 import { registeredDevices } from '../src/devices/registry.ts';
-import { deviceTransportProperties } from '../src/devices/testing/transport-subjects.ts';
+import { deviceTransportProperties, deviceTransportSubjects } from '../src/devices/testing/transport-subjects.ts';
 import { packetProperties } from '../src/wire/testing/packet-properties.ts';
 import { gatewayProperties } from '../src/relay/fuzz/gateway-properties.ts';
 import { tcpNatProperties } from '../src/relay/fuzz/tcp-properties.ts';
 import type { NamedProperty } from '../src/virtio/testing/invariants.ts';
 import { virtioProperties } from '../src/virtio/testing/properties.ts';
 import { transportProperties } from '../src/virtio/testing/transport-properties.ts';
+import { deviceBoundedWorkProperties } from '../src/virtio/testing/bounded-work-properties.ts';
+import { worstCases } from '../src/virtio/testing/work-meter.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -37,6 +43,12 @@ function arg(name: string): string | undefined {
 const campaigns: Array<{ campaign: string; properties: NamedProperty[] }> = [
   { campaign: 'ring', properties: virtioProperties() },
   { campaign: 'pci', properties: [...transportProperties(), ...(await deviceTransportProperties())] },
+  {
+    campaign: 'bounded',
+    properties: deviceBoundedWorkProperties(
+      (await deviceTransportSubjects()).map(({ descriptor, subject }) => ({ subject, kickBudget: descriptor.kickBudget, stats: (device) => descriptor.stats(device) })),
+    ),
+  },
   ...(await Promise.all(registeredDevices.map(async (d) => ({ campaign: d.kind, properties: (await d.fuzzProperties?.()) ?? [] })))),
   { campaign: 'relay', properties: [...packetProperties(), ...gatewayProperties(), ...tcpNatProperties()] },
 ];
@@ -129,5 +141,20 @@ for (const { campaign } of campaigns) {
     for (const [what, n] of [...e.coverage].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`        ${pad(n, 9)}  ${what}`);
   }
 }
+printWorstCases();
 console.log(`\ntotal: ${total} cases in ${elapsed.toFixed(1)}s (${Math.round(total / elapsed)}/s), ${failed ? 1 : 0} failure(s)`);
 process.exit(failed ? 1 : 0);
+
+/** The worst host work per kick the bounded-work properties saw, per metric, with its budget. */
+function printWorstCases(): void {
+  const rows = worstCases.entries();
+  if (rows.length === 0) return;
+  console.log('\nworst case per kick (value / budget, where):');
+  const width = Math.max(...rows.map(([metric]) => metric.length));
+  const num = (n: number) => (Number.isInteger(n) ? n.toLocaleString('en-US') : n.toFixed(1));
+  for (const [metric, { value, budget, where }] of rows) {
+    const share = budget ? ` (${((100 * value) / budget).toFixed(budget && value / budget < 0.01 ? 2 : 0)} %)` : '';
+    const short = where.length > 100 ? `${where.slice(0, 97)}...` : where;
+    console.log(`  ${metric.padEnd(width)}  ${pad(num(value), 14)} / ${pad(budget === undefined ? '-' : num(budget), 14)}${share}  ${short}`);
+  }
+}

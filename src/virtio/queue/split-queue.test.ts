@@ -16,6 +16,9 @@ import { ALL_RING_FEATURES as ALL, NO_EVENT_IDX, loopbackQueue as setup } from '
 import { gatherReadable, scatterWritable } from './descriptor-chain.ts';
 import { VirtqueueError } from './errors.ts';
 import { SplitQueue } from './split-queue.ts';
+import { LoopbackDevice } from '../testing/loopback-device.ts';
+import { DriverMock as Driver } from '../testing/driver-mock.ts';
+import { MAX_CHAIN_BYTES, maxDescriptorReadsPerChain, maxDescriptorReadsPerKick } from '../budget.ts';
 
 
 describe('SplitQueue: normal operation', () => {
@@ -258,6 +261,18 @@ const malformed: Case[] = [
     desc(t, TABLE, 1, { addr: 0x10000, len: 1, flags: WRITE });
     q.publish(0);
   }],
+  ['indirect table longer than the queue size', 'descriptor 0: indirect table of 9 descriptors is longer than the queue size 8', (t, q) => {
+    desc(t, q.addr.desc, 0, { addr: TABLE, len: 16 * 9, flags: INDIRECT });
+    for (let k = 0; k < 9; k++) desc(t, TABLE, k, { addr: BUF, len: 4, flags: k < 8 ? NEXT : 0, next: k + 1 });
+    q.publish(0);
+  }],
+  ['direct + indirect descriptors longer than the queue size', 'chain from head 0 is longer than the queue size 8', (t, q) => {
+    // 3 direct buffers, then a table of 6: 9 buffers in one chain (each part alone is legal).
+    for (let k = 0; k < 3; k++) desc(t, q.addr.desc, k, { addr: BUF, len: 4, flags: NEXT, next: k + 1 });
+    desc(t, q.addr.desc, 3, { addr: TABLE, len: 16 * 6, flags: INDIRECT });
+    for (let k = 0; k < 6; k++) desc(t, TABLE, k, { addr: BUF, len: 4, flags: k < 5 ? NEXT : 0, next: k + 1 });
+    q.publish(0);
+  }],
   ['indirect without the feature', 'descriptor 0: INDIRECT but VIRTIO_F_RING_INDIRECT_DESC not negotiated', (t, q) => {
     desc(t, q.addr.desc, 0, { addr: TABLE, len: 16, flags: INDIRECT });
     q.publish(0);
@@ -307,5 +322,97 @@ describe('SplitQueue: ring placement is validated at queue_enable', () => {
     [{ size: 65536 }, 'queue size 65536 is not a power of 2 ≤ 32768'],
   ])('%o', (patch, reason) => {
     expect(() => new SplitQueue(new ArrayMemory(0x4000), { ...base, ...patch })).toThrow(reason);
+  });
+});
+
+/** A held loopback queue of `size` on `memorySize` bytes: the walk alone, no buffer copied. */
+function budgetSetup(size: number, memorySize: number) {
+  const device = new LoopbackDevice({ maxQueueSize: size, autoComplete: false });
+  const t = Driver.create(device, { memorySize });
+  const [q] = t.init({ features: ALL });
+  return { device, t, q, queue: t.fn.queue(0)! };
+}
+
+describe('SplitQueue: the work budget of one kick (virtio/budget.ts)', () => {
+  it('refuses a 64 MiB indirect table (4M descriptors) after one descriptor read, not a walk', () => {
+    const { t, q, queue, device } = budgetSetup(256, 128 << 20);
+    q.addHugeIndirect((64 << 20) / 16, 0x2000, 16);
+    const before = t.memory.work.accesses;
+    q.notify();
+    expect(t.errors).toEqual(['queue 0: descriptor 0: indirect table of 4194304 descriptors is longer than the queue size 256']);
+    expect(t.fn.deviceStatus & DeviceStatus.DEVICE_NEEDS_RESET).toBeTruthy();
+    expect(queue.descriptorsVisited).toBeLessThanOrEqual(maxDescriptorReadsPerChain(256));
+    expect(queue.regionsAllocated).toBe(0);
+    expect(t.memory.work.accesses - before).toBeLessThan(64);
+    expect(device.popped).toHaveLength(0);
+  });
+
+  it('refuses many chains sharing one over-long indirect table at the first of them', () => {
+    const { t, q, queue } = budgetSetup(64, 1 << 20);
+    const table = q.writeTable(Array.from({ length: 128 }, () => ({ addr: 0x2000, len: 512 })));
+    expect(q.addSharedIndirect(table, 128, 64)).toHaveLength(64);
+    q.notify();
+    expect(t.errors).toEqual(['queue 0: descriptor 0: indirect table of 128 descriptors is longer than the queue size 64']);
+    expect(queue.descriptorsVisited).toBe(1);
+  });
+
+  it('takes a legitimate maximum chain: queue-size descriptors in an indirect table, or in the ring', () => {
+    const { t, q, queue, device } = budgetSetup(256, 1 << 20);
+    q.addLong(0, 256, 0x2000, 512);
+    q.notify();
+    q.addLong(254, 2, 0x2000, 512);
+    q.notify();
+    expect(t.errors).toEqual([]);
+    expect(device.popped.map((p) => [p.chain.readable.length, p.chain.readableLength])).toEqual([[256, 256 * 512], [256, 256 * 512]]);
+    expect(queue.descriptorsVisited).toBe(257 + 257);
+    expect(queue.regionsAllocated).toBe(512);
+    // Every head back to the driver: a direct chain of the full queue size fits too.
+    device.complete();
+    q.used();
+    q.addLong(256, 0, 0x2000, 1);
+    q.notify();
+    expect(t.errors).toEqual([]);
+    expect(device.popped.at(-1)!.chain.readable).toHaveLength(256);
+  });
+
+  it.each([
+    ['an indirect table one longer than the queue size', 0, 257, 'descriptor 0: indirect table of 257 descriptors is longer than the queue size 256'],
+    ['direct and indirect together one longer', 100, 157, 'chain from head 0 is longer than the queue size 256 (direct and indirect descriptors together)'],
+  ])('refuses a chain of one descriptor over the maximum: %s', (_name, direct, indirect, reason) => {
+    const { t, q, device } = budgetSetup(256, 1 << 20);
+    q.addLong(direct, indirect, 0x2000, 512);
+    q.notify();
+    expect(t.errors).toEqual([`queue 0: ${reason}`]);
+    expect(device.popped).toHaveLength(0);
+  });
+
+  it('refuses a chain of aliased buffers that passes 2^32 - 1 bytes in total (§2.7.5.2), and takes one just under', () => {
+    const ram = 16 << 20;
+    const { t, q, device } = budgetSetup(256, ram);
+    // 255 × 16 MiB + (16 MiB − 1) = 2^32 − 1: legal, and what the walk adds up exactly.
+    const table = q.writeTable([...Array.from({ length: 255 }, () => ({ addr: 0, len: ram })), { addr: 0, len: ram - 1, write: true }]);
+    q.addIndirectAt(table, 256);
+    q.notify();
+    expect(t.errors).toEqual([]);
+    expect(device.popped[0].chain.readableLength + device.popped[0].chain.writableLength).toBe(MAX_CHAIN_BYTES);
+    // Half readable, half writable, 16 MiB each: 2^32 bytes, one too many.
+    q.addAliased({ count: 256, addr: 0, len: ram, readable: 128, indirect: true });
+    q.notify();
+    expect(t.errors).toEqual([`queue 0: indirect descriptor 255 (chain head 1): chain from head 1 passes ${MAX_CHAIN_BYTES} bytes in total`]);
+    expect(device.popped).toHaveLength(1);
+  });
+
+  it('keeps a kick of queue-size chains of queue-size descriptors within size × (size + 1) reads', () => {
+    const { t, q, queue, device } = budgetSetup(64, 1 << 20);
+    const table = q.writeTable(Array.from({ length: 64 }, (_, k) => ({ addr: 0x2000, len: 64, write: k >= 32 })));
+    q.addSharedIndirect(table, 64, 64);
+    const before = t.memory.work.accesses;
+    q.notify();
+    expect(t.errors).toEqual([]);
+    expect(device.popped).toHaveLength(64);
+    expect(queue.descriptorsVisited).toBe(64 * 65);
+    expect(queue.descriptorsVisited).toBeLessThanOrEqual(maxDescriptorReadsPerKick(64));
+    expect(queue.regionsAllocated).toBe(64 * 64);
+    expect(t.memory.work.accesses - before).toBeLessThan(6 * 64 * 65 + 8 * 64);
   });
 });

@@ -7,8 +7,14 @@
  * violation throws a VirtqueueError, reports it through `onBroken`, and leaves the queue
  * broken: pop() returns null and pushUsed() is ignored until the transport builds a new
  * queue (after a device reset).
+ *
+ * Every walk is bounded by the written budget (../budget.ts): a chain holds at most `size`
+ * buffer descriptors (§2.7.5.3.1), an indirect table at most `size` entries and a chain
+ * less than 4 GiB (§2.7.5.2). Over budget is a violation like any other, so one kick costs
+ * at most size × (size + 1) descriptor reads whatever the guest wrote.
  */
 import type { GuestMemory } from '../bus.ts';
+import { MAX_CHAIN_BYTES, maxChainDescriptors, maxIndirectEntries } from '../budget.ts';
 import {
   VIRTQ_DESC_F_INDIRECT,
   VIRTQ_DESC_F_NEXT,
@@ -113,6 +119,12 @@ export class SplitQueue {
   /** Chains popped and chains pushed used since the queue was enabled (counters always on). */
   requests = 0;
   completions = 0;
+  /**
+   * Descriptors read and Region objects built by the ring walk since the queue was enabled
+   * (always on, one addition each): the bounded-work properties read them around a kick.
+   */
+  descriptorsVisited = 0;
+  regionsAllocated = 0;
   observer: QueueObserver | undefined;
   gate: QueueGate | undefined;
 
@@ -283,6 +295,9 @@ export class SplitQueue {
     let tableSize = this.size;
     let i = head;
     let count = 0;
+    // Buffer descriptors of the whole chain, direct and indirect together.
+    let buffers = 0;
+    const maxBuffers = maxChainDescriptors(this.size);
 
     for (;;) {
       // Every descriptor in a table visited at most once per chain: more means a loop.
@@ -293,6 +308,7 @@ export class SplitQueue {
         );
       }
       const base = table + DESC_SIZE * i;
+      this.descriptorsVisited++;
       const addrLo = this.memory.readU32(base + DescField.ADDR);
       const addrHi = this.memory.readU32(base + DescField.ADDR + 4);
       const len = this.memory.readU32(base + DescField.LEN);
@@ -306,9 +322,14 @@ export class SplitQueue {
         if (len === 0 || len % DESC_SIZE !== 0) {
           this.fail(`${this.where(i, indirect, head)}: indirect table length ${len} is not a nonzero multiple of ${DESC_SIZE}`);
         }
+        // Refused from its length alone: a huge table costs one read, not a walk.
+        const entries = len / DESC_SIZE;
+        if (entries > maxIndirectEntries(this.size)) {
+          this.fail(`${this.where(i, indirect, head)}: indirect table of ${entries} descriptors is longer than the queue size ${this.size}`);
+        }
         this.checkBuffer(addrLo, addrHi, len, i, indirect, head);
         table = addrLo;
-        tableSize = len / DESC_SIZE;
+        tableSize = entries;
         indirect = true;
         i = 0;
         count = 0;
@@ -316,13 +337,26 @@ export class SplitQueue {
       }
 
       this.checkBuffer(addrLo, addrHi, len, i, indirect, head);
+      if (++buffers > maxBuffers) {
+        this.fail(`chain from head ${head} is longer than the queue size ${this.size} (direct and indirect descriptors together)`);
+      }
+      // Both stay exact below 2^53: at most 32768 lengths of < 2^32 each.
+      if (readableLength + writableLength + len > MAX_CHAIN_BYTES) {
+        this.fail(`${this.where(i, indirect, head)}: chain from head ${head} passes ${MAX_CHAIN_BYTES} bytes in total`);
+      }
       if (flags & VIRTQ_DESC_F_WRITE) {
         sawWritable = true;
-        if (len > 0) writable.push({ addr: addrLo, len });
+        if (len > 0) {
+          writable.push({ addr: addrLo, len });
+          this.regionsAllocated++;
+        }
         writableLength += len;
       } else {
         if (sawWritable) this.fail(`${this.where(i, indirect, head)}: driver-readable descriptor after a writable one`);
-        if (len > 0) readable.push({ addr: addrLo, len });
+        if (len > 0) {
+          readable.push({ addr: addrLo, len });
+          this.regionsAllocated++;
+        }
         readableLength += len;
       }
       if (!(flags & VIRTQ_DESC_F_NEXT)) break;

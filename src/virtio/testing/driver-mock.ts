@@ -62,6 +62,29 @@ export interface ChainSpec {
   order?: readonly boolean[];
 }
 
+/** One buffer descriptor as the adversarial builders write it. */
+export interface RawBuffer {
+  addr: number;
+  len: number;
+  /** VIRTQ_DESC_F_WRITE (device-writable). */
+  write?: boolean;
+}
+
+/** Aliased buffers: `count` descriptors over the same guest bytes [addr, +len). */
+export interface AliasedSpec {
+  count: number;
+  addr: number;
+  len: number;
+  /** Where the device-writable ones point instead (default `addr`), e.g. away from a header. */
+  writeAddr?: number;
+  /** Length of the driver-readable ones instead (default `len`), e.g. a request header's. */
+  readLen?: number;
+  /** How many of them (the first) are driver-readable; the rest are device-writable. */
+  readable: number;
+  /** In an indirect table (one ring descriptor) rather than the ring's own table. */
+  indirect?: boolean;
+}
+
 export interface Submitted {
   head: number;
   writable: Region[];
@@ -390,6 +413,100 @@ export class DriverQueue {
     this.inFlightByHead.set(head, { descriptors, writable });
     this.publish(head);
     return { head, writable };
+  }
+
+  // ---- adversarial rings (bounded-work properties, regression tests) -------------------
+  // A hostile driver's chains, all well-formed enough to reach the walk's budget checks.
+
+  /**
+   * Write `buffers` as one chain (entry k → k + 1) at `table`, or in a fresh table in buffer
+   * memory; returns the table's address. As a ring table it must have as many free entries.
+   */
+  writeTable(buffers: readonly RawBuffer[], table = this.driver.buffers.alloc(16 * buffers.length, 16)): number {
+    buffers.forEach((b, k) => {
+      const last = k === buffers.length - 1;
+      this.writeDesc(table, k, b.addr, b.len, (b.write ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT), last ? 0 : k + 1);
+    });
+    return table;
+  }
+
+  /**
+   * Make available one ring descriptor pointing at an indirect table of `entries` entries at
+   * `table`, whatever lies there (len = 16 × entries: a huge table claims more than it holds).
+   */
+  addIndirectAt(table: number, entries: number, writable: Region[] = []): Submitted {
+    const [head] = this.take(1);
+    this.writeDesc(this.addr.desc, head, table, 16 * entries, VIRTQ_DESC_F_INDIRECT, 0);
+    this.inFlightByHead.set(head, { descriptors: [head], writable });
+    this.publish(head);
+    return { head, writable };
+  }
+
+  /**
+   * A huge indirect table: `entries` chained descriptors, each over [addr, +len), really laid
+   * out, so a walk without a cap on the table's size would follow all of them.
+   */
+  addHugeIndirect(entries: number, addr: number, len: number): Submitted {
+    const table = this.driver.buffers.alloc(16 * entries, 16);
+    const bytes = this.memory.bytes;
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let k = 0; k < entries; k++) {
+      const at = table + 16 * k;
+      dv.setUint32(at, addr, true);
+      dv.setUint32(at + 4, 0, true);
+      dv.setUint32(at + 8, len, true);
+      dv.setUint16(at + 12, k === entries - 1 ? 0 : VIRTQ_DESC_F_NEXT, true);
+      dv.setUint16(at + 14, k + 1, true);
+    }
+    return this.addIndirectAt(table, entries);
+  }
+
+  /** `chains` chains whose ring descriptors all point at the same indirect table. */
+  addSharedIndirect(table: number, entries: number, chains: number): Submitted[] {
+    const out: Submitted[] = [];
+    for (let i = 0; i < chains && this.free.length > 0; i++) out.push(this.addIndirectAt(table, entries));
+    return out;
+  }
+
+  /** Aliased buffers (many descriptors over the same RAM): one chain, direct or indirect. */
+  addAliased(spec: AliasedSpec): Submitted {
+    const buffers = Array.from({ length: spec.count }, (_, k) => {
+      const write = k >= spec.readable;
+      return write ? { addr: spec.writeAddr ?? spec.addr, len: spec.len, write } : { addr: spec.addr, len: spec.readLen ?? spec.len, write };
+    });
+    const writable = buffers.filter((b) => b.write && b.len > 0).map(({ addr, len }) => ({ addr, len }));
+    if (spec.indirect) return this.addIndirectAt(this.writeTable(buffers), spec.count, writable);
+    return this.addDirect(buffers, writable);
+  }
+
+  /**
+   * A chain of `direct` descriptors in the ring's own table followed by one pointing at an
+   * indirect table of `indirect` entries (0: none), each over [addr, +len), driver-readable.
+   * Its length is direct + indirect: the queue size is the most §2.7.5.3.1 allows.
+   */
+  addLong(direct: number, indirect: number, addr: number, len: number): Submitted {
+    const buffers: RawBuffer[] = Array.from({ length: direct }, () => ({ addr, len }));
+    if (indirect === 0) return this.addDirect(buffers, []);
+    const table = this.writeTable(Array.from({ length: indirect }, () => ({ addr, len })));
+    const descriptors = this.take(direct + 1);
+    buffers.forEach((b, k) => this.writeDesc(this.addr.desc, descriptors[k], b.addr, b.len, VIRTQ_DESC_F_NEXT, descriptors[k + 1]));
+    this.writeDesc(this.addr.desc, descriptors[direct], table, 16 * indirect, VIRTQ_DESC_F_INDIRECT, 0);
+    this.inFlightByHead.set(descriptors[0], { descriptors, writable: [] });
+    this.publish(descriptors[0]);
+    return { head: descriptors[0], writable: [] };
+  }
+
+  /** `buffers` as one chain in the ring's own table. */
+  private addDirect(buffers: readonly RawBuffer[], writable: Region[]): Submitted {
+    const descriptors = this.take(buffers.length);
+    buffers.forEach((b, k) => {
+      const last = k === buffers.length - 1;
+      const flags = (b.write ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT);
+      this.writeDesc(this.addr.desc, descriptors[k], b.addr, b.len, flags, last ? 0 : descriptors[k + 1]);
+    });
+    this.inFlightByHead.set(descriptors[0], { descriptors, writable });
+    this.publish(descriptors[0]);
+    return { head: descriptors[0], writable };
   }
 
   /** Put a raw head index in the avail ring and bump avail->idx (for malformed-ring tests). */

@@ -9,6 +9,7 @@ import { DriverMock } from './driver-mock.ts';
 import { Timeline } from '../inspect/timeline.ts';
 import { checkInspector, checkInvariants, errorsSinceReset, fail, recordReasons, type NamedProperty } from './invariants.ts';
 import { LoopbackDevice, loopbackOutput } from './loopback-device.ts';
+import { loopbackBoundedWorkNamedProperty } from './bounded-work-properties.ts';
 
 const VERSION_1 = featureBit(Feature.VIRTIO_F_VERSION_1);
 const INDIRECT = featureBit(Feature.VIRTIO_F_RING_INDIRECT_DESC);
@@ -68,7 +69,8 @@ export function validTrafficProperty(): fc.IProperty<any> {
       for (const spec of batch.chains) {
         const parts = spec.readable.length + spec.writable.length;
         if (parts === 0) continue;
-        const indirect = spec.indirect && c.indirect;
+        // §2.7.5.3.1: no chain longer than the queue size, indirect ones included.
+        const indirect = spec.indirect && c.indirect && parts <= size;
         if (q.freeDescriptors < (indirect ? 1 : parts)) continue;
         const sub = q.add({ readable: spec.readable, writable: spec.writable, indirect });
         const capacity = spec.writable.reduce((s, n) => s + n, 0);
@@ -239,6 +241,7 @@ export function virtioProperties(): NamedProperty[] {
   return [
     { name: 'ring: valid traffic completes every chain exactly once', property: validTrafficProperty() },
     { name: 'ring: garbage rings never escape and always recover', property: garbageRingProperty(coverage), coverage },
+    loopbackBoundedWorkNamedProperty(),
   ];
 }
 
