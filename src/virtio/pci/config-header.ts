@@ -6,7 +6,9 @@ import {
   PCI_CAP_ID_VNDR,
   PciCapType,
   VIRTIO_PCI_MODERN_DEVICE_ID_BASE,
+  PciStatus,
   VIRTIO_PCI_REVISION,
+  VIRTIO_PCI_SUBSYSTEM_ID_BASE,
   VIRTIO_PCI_VENDOR_ID,
 } from '../constants.ts';
 import type { BarLayout } from './layout.ts';
@@ -28,7 +30,7 @@ export const PciHeader = {
   INTERRUPT_PIN: 0x3d,
 } as const;
 /** PCI status register bit 4: a capability list is present. */
-export const PCI_STATUS_CAP_LIST = 0x10;
+export const PCI_STATUS_CAP_LIST = PciStatus.CAP_LIST;
 const FIRST_CAP = 0x40;
 
 export interface HeaderOptions {
@@ -52,7 +54,7 @@ export function buildConfigSpace(opts: HeaderOptions): Uint8Array {
   // BAR type bits; the host writes the address. I/O: bit 0 set. Memory: 32-bit, non-prefetchable.
   dv.setUint32(PciHeader.BAR0, opts.barKind === 'io' ? 1 : 0, true);
   dv.setUint16(PciHeader.SUBSYSTEM_VENDOR_ID, VIRTIO_PCI_VENDOR_ID, true);
-  dv.setUint16(PciHeader.SUBSYSTEM_ID, opts.deviceId, true);
+  dv.setUint16(PciHeader.SUBSYSTEM_ID, VIRTIO_PCI_SUBSYSTEM_ID_BASE + opts.deviceId, true);
   // INTA: with pin 0 Linux's virtio_pci probe fails (-22) since we have no MSI-X.
   bytes[PciHeader.INTERRUPT_PIN] = 1;
 

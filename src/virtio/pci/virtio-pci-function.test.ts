@@ -32,7 +32,7 @@ describe('PCI configuration space', () => {
     expect(c[0x0e]).toBe(0);
     expect(dv.getUint32(0x10, true)).toBe(1); // I/O BAR type bit
     expect(dv.getUint16(0x2c, true)).toBe(0x1af4);
-    expect(dv.getUint16(0x2e, true)).toBe(0x3f);
+    expect(dv.getUint16(0x2e, true)).toBe(0x40 + 0x3f); // ≥ 0x40 for non-transitional devices (§4.1.2.1)
     expect(c[0x3d]).toBe(1);
     expect(c[0x34]).toBe(0x40);
     const caps = DriverMock.parseCaps(c);
@@ -137,6 +137,53 @@ describe('common configuration', () => {
     expect(t.errors).toEqual(['queue 0: queue size 6 is not a power of 2 ≤ 16']);
     expect(t.status & S.DEVICE_NEEDS_RESET).toBeTruthy();
     expect(t.readCommon(C.QUEUE_ENABLE, 2)).toBe(0);
+  });
+
+  it('queue_size presents only a power of 2 ≤ the maximum (§4.1.4.3.1), byte-split writes included', () => {
+    for (const byteAccess of [false, true]) {
+      const { t } = mock({ byteAccess });
+      t.negotiate();
+      t.writeCommon(C.QUEUE_SELECT, 2, 0);
+      for (const bad of [6, 0, 32, 0xffff]) {
+        t.writeCommon(C.QUEUE_SIZE, 2, bad);
+        expect(t.readCommon(C.QUEUE_SIZE, 2)).toBe(16);
+      }
+      t.writeCommon(C.QUEUE_SIZE, 2, 8);
+      expect(t.readCommon(C.QUEUE_SIZE, 2)).toBe(8);
+      // 0x0100 → 0x0080 one byte at a time passes through 0x0180 and still lands on 0x80.
+      const { t: big } = { t: DriverMock.create(new LoopbackDevice({ maxQueueSize: 256 }), { memorySize: 1 << 16, byteAccess }) };
+      big.negotiate();
+      big.writeCommon(C.QUEUE_SIZE, 1, 0x80);
+      big.writeCommon(C.QUEUE_SIZE + 1, 1, 0x00);
+      expect(big.readCommon(C.QUEUE_SIZE, 2)).toBe(0x80);
+      expect(t.errors).toEqual([]);
+    }
+  });
+
+  it('calls the device at FEATURES_OK with the accepted features; a hook that throws refuses them', () => {
+    const seen: bigint[] = [];
+    const device = new LoopbackDevice();
+    const withHook = Object.assign(device, { featuresAccepted: (f: bigint) => void seen.push(f) });
+    const t = DriverMock.create(withHook, { memorySize: 1 << 16 });
+    expect(t.negotiate(V1)).toBe(true);
+    expect(seen).toEqual([V1]);
+    t.status = t.status; // writing FEATURES_OK again does not call it again
+    expect(seen).toHaveLength(1);
+    t.reset();
+    expect(t.negotiate(V1 | featureBit(Feature.VIRTIO_F_RING_PACKED))).toBe(false); // refused by the transport: not called
+    expect(seen).toHaveLength(1);
+
+    const failing = Object.assign(new LoopbackDevice(), {
+      featuresAccepted: () => {
+        throw new Error('cannot take these');
+      },
+    });
+    const f = DriverMock.create(failing, { memorySize: 1 << 16 });
+    expect(f.negotiate(V1)).toBe(false);
+    expect(f.status & S.FEATURES_OK).toBe(0);
+    expect(f.status & S.DEVICE_NEEDS_RESET).toBeTruthy();
+    expect(f.errors).toEqual(['cannot take these']);
+    expect(f.fn.negotiatedFeatures).toBe(0n);
   });
 
   it('rejects queue_enable before FEATURES_OK and DRIVER_OK without FEATURES_OK', () => {

@@ -23,7 +23,7 @@ import type { DeviceContext, VirtioDevice } from '../device.ts';
 import { VirtqueueError } from '../queue/errors.ts';
 import { isPowerOfTwo } from '../queue/layout.ts';
 import { SplitQueue, type QueueGate, type QueueObserver } from '../queue/split-queue.ts';
-import { CommonCfgRegisters, WIDTH_MASK } from './common-cfg.ts';
+import { CommonCfgRegisters, WIDTH_MASK, isValidQueueSize } from './common-cfg.ts';
 import { buildConfigSpace } from './config-header.ts';
 import { computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
 
@@ -298,13 +298,28 @@ export class VirtioPciFunction implements PciFunction {
     let next = old | (value & DRIVER_STATUS_BITS);
     if (next & DeviceStatus.FEATURES_OK && !(old & DeviceStatus.FEATURES_OK)) {
       const driver = this.common.driverFeatures;
-      if (this.featuresAcceptable(driver)) this.acceptedFeatures = driver;
-      else next &= ~DeviceStatus.FEATURES_OK; // refused: the driver reads it back and gives up
+      if (this.featuresAcceptable(driver) && this.deviceAccepts(driver)) this.acceptedFeatures = driver;
+      else next &= ~DeviceStatus.FEATURES_OK; // refused: the driver reads it back and gives up (§3.1.1)
     }
-    this.status = next;
+    this.status = next | (this.status & DeviceStatus.DEVICE_NEEDS_RESET);
     // At most one event per driver write that changes a bit: the status history the inspector shows.
     if (next !== old) this.tracerRef?.transport('status', -1, undefined, next);
     if (next & DeviceStatus.DRIVER_OK && !(old & DeviceStatus.DRIVER_OK)) this.activate();
+  }
+
+  /**
+   * The device's FEATURES_OK hook (blk sets writeback per §5.2.5 here). A hook that throws is
+   * a device failure: reported like any other (DEVICE_NEEDS_RESET, §2.1.2) and FEATURES_OK is
+   * not set, since the device could not take those features.
+   */
+  private deviceAccepts(driver: bigint): boolean {
+    try {
+      this.device.featuresAccepted?.(driver);
+      return true;
+    } catch (error) {
+      this.fail(error);
+      return false;
+    }
   }
 
   private featuresAcceptable(driver: bigint): boolean {
@@ -386,8 +401,8 @@ export class VirtioPciFunction implements PciFunction {
     if (!(this.status & DeviceStatus.FEATURES_OK)) {
       return this.fail(new VirtqueueError(index, 'enabled before FEATURES_OK'));
     }
-    if (!isPowerOfTwo(regs.size) || regs.size > regs.maxSize) {
-      return this.fail(new VirtqueueError(index, `queue size ${regs.size} is not a power of 2 ≤ ${regs.maxSize}`));
+    if (!isValidQueueSize(regs.sizeWritten, regs.maxSize)) {
+      return this.fail(new VirtqueueError(index, `queue size ${regs.sizeWritten} is not a power of 2 ≤ ${regs.maxSize}`));
     }
     const addr = (pair: [number, number]) => pair[1] * 2 ** 32 + pair[0];
     regs.queue = new SplitQueue(
