@@ -266,6 +266,34 @@ describe('ISR and interrupts', () => {
     expect(t.readIsr()).toBe(IsrBit.CONFIG);
   });
 
+  it('a device-side config change before DRIVER_OK still changes config_generation (§4.1.4.3.1), without an interrupt', () => {
+    const { t, device } = mock();
+    t.negotiate();
+    const gen = t.readCommon(C.CONFIG_GENERATION, 1);
+    device.deviceConfig.setU32(0, 0x5a5a0002); // e.g. net's link going down during probe
+    expect(t.readConfig(0, 4)).toBe(0x5a5a0002);
+    expect(t.readCommon(C.CONFIG_GENERATION, 1)).not.toBe(gen);
+    expect(t.irq.raises).toBe(0);
+    // Unchanged bytes are no change; and one bump per batch the driver can see, not per setter.
+    const seen = t.readCommon(C.CONFIG_GENERATION, 1);
+    device.deviceConfig.setU32(0, 0x5a5a0002);
+    expect(t.readCommon(C.CONFIG_GENERATION, 1)).toBe(seen);
+    for (let i = 0; i < 256; i++) device.deviceConfig.setU32(0, i);
+    expect(t.readCommon(C.CONFIG_GENERATION, 1)).toBe((seen + 1) & 0xff);
+  });
+
+  it('config-change interrupts coalesce: at most one pending until the driver reads ISR', () => {
+    const { t, device } = mock();
+    t.init();
+    for (let i = 0; i < 5; i++) device.ctx!.configChanged();
+    for (let i = 0; i < 5; i++) device.deviceConfig.setU32(0, 0x100 + i);
+    expect(t.irq.raises).toBe(1);
+    expect(t.readIsr()).toBe(IsrBit.CONFIG);
+    device.deviceConfig.setU32(0, 7);
+    expect(t.irq.raises).toBe(2);
+    expect(t.errors).toEqual([]);
+  });
+
   it('device config: reads at any width, writes only to writable bytes', () => {
     const { t } = mock({ byteAccess: true });
     expect(t.readConfig(0, 4)).toBe(0x5a5a0001);
@@ -346,6 +374,22 @@ describe('the BAR boundary', () => {
     expect(t.errors).toHaveLength(3);
     expect(fn.deviceStatus & S.DEVICE_NEEDS_RESET).toBeTruthy();
     expect(fn.lastError).toBe('config read exploded');
+  });
+
+  it('DEVICE_NEEDS_RESET: one config interrupt per episode, and only once DRIVER_OK is set (§2.1.2)', () => {
+    const fn = new VirtioPciFunction(new ThrowingDevice());
+    const t = new DriverMock(fn, new ArrayMemory(1 << 16), new TestIrq());
+    t.negotiate();
+    t.readConfig(0, 4); // fails before DRIVER_OK: status tells, no interrupt
+    expect(fn.deviceStatus & S.DEVICE_NEEDS_RESET).toBeTruthy();
+    expect(t.irq.raises).toBe(0);
+    t.init();
+    for (let i = 0; i < 3; i++) {
+      t.readConfig(0, 4);
+      t.readIsr();
+    }
+    expect(t.irq.raises).toBe(1);
+    expect(fn.deviceStatus & S.DEVICE_NEEDS_RESET).toBeTruthy();
   });
 
   it('ignores malformed accesses from the host', () => {

@@ -7,7 +7,7 @@
  *
  * Nothing thrown by the device or caused by the guest escapes a BAR access: errors are
  * caught at that boundary and turned into DEVICE_NEEDS_RESET + a config-change interrupt
- * + an `onError` report (§2.1.2).
+ * (once per episode, with DRIVER_OK) + an `onError` report (§2.1.2).
  */
 import type { AccessWidth, PciAttachment, PciBar, PciFunction, PciLocation } from '../bus.ts';
 import {
@@ -89,6 +89,8 @@ export class VirtioPciFunction implements PciFunction {
   private status = 0;
   private isr = 0;
   private configGeneration = 0;
+  /** Device config changed since the driver last read it or config_generation. */
+  private configPending = false;
   private acceptedFeatures = 0n;
   /** Bumped on reset so contexts and queues of an earlier activation go inert. */
   private epoch = 0;
@@ -129,10 +131,11 @@ export class VirtioPciFunction implements PciFunction {
     this.common = new CommonCfgRegisters(device.queueMaxSizes, {
       offeredFeatures: this.offeredFeatures,
       deviceStatus: () => this.status,
-      configGeneration: () => this.configGeneration,
+      configGeneration: () => this.readConfigGeneration(),
       writeStatus: (value) => this.writeStatus(value),
       enableQueue: (index) => this.enableQueue(index),
     });
+    device.deviceConfig?.onDeviceChange(() => this.deviceConfigChanged());
     this.queueCounters = device.queueMaxSizes.map(() => ({ kicks: 0, interrupts: 0 }));
     this.gates = device.queueMaxSizes.map(() => ({ frozen: false, credits: 0 }));
   }
@@ -238,7 +241,10 @@ export class VirtioPciFunction implements PciFunction {
     if (this.within(isr, offset, width)) return offset === isr.offset ? this.readIsr() : 0;
     if (this.within(notify, offset, width)) return 0;
     // The layout sized this region to the config space, so `within` is its bounds check.
-    if (this.within(device, offset, width)) return this.device.deviceConfig?.read(offset - device.offset, width) ?? 0;
+    if (this.within(device, offset, width)) {
+      this.readConfigGeneration(); // the driver sees a changed generation with the changed value
+      return this.device.deviceConfig?.read(offset - device.offset, width) ?? 0;
+    }
     // Straddles two structures or a gap: assemble byte by byte.
     if (width === 1) return 0;
     let value = 0;
@@ -273,6 +279,37 @@ export class VirtioPciFunction implements PciFunction {
       this.attachment?.irq.lower();
     }
     return value;
+  }
+
+  // ---- device configuration changes (§4.1.4.3.1, §4.1.5.3) -------------------------------
+
+  /** A device-side config field changed, whatever the status: from the ConfigSpace or ctx.configChanged(). */
+  private deviceConfigChanged(): void {
+    this.configPending = true;
+    if (this.status & DeviceStatus.DRIVER_OK) this.raiseConfigInterrupt();
+  }
+
+  /**
+   * config_generation changes once per batch of changes the driver can observe, as the spec's
+   * note under §4.1.4.3.1 suggests: bumped on the first read (of it or of device config) after
+   * a change, so it cannot wrap back to a value the driver saw between two of its reads.
+   */
+  private readConfigGeneration(): number {
+    if (this.configPending) {
+      this.configPending = false;
+      this.configGeneration = (this.configGeneration + 1) & 0xff;
+    }
+    return this.configGeneration;
+  }
+
+  /**
+   * At most one config-change interrupt pending: while ISR's CONFIG bit is still set the line
+   * is already up for it, so further changes (a flapping link, repeated errors) add nothing
+   * until the driver reads ISR. The guest's own ISR reads bound the rate.
+   */
+  private raiseConfigInterrupt(): void {
+    if (this.isr & IsrBit.CONFIG) return;
+    this.raiseIsr(IsrBit.CONFIG);
   }
 
   private raiseIsr(bits: number, queue = -1): void {
@@ -361,9 +398,7 @@ export class VirtioPciFunction implements PciFunction {
         return true;
       },
       configChanged: () => {
-        if (!current()) return;
-        this.configGeneration = (this.configGeneration + 1) & 0xff;
-        this.raiseIsr(IsrBit.CONFIG);
+        if (current()) this.deviceConfigChanged();
       },
       fail: (error) => {
         if (current()) this.fail(error);
@@ -446,9 +481,11 @@ export class VirtioPciFunction implements PciFunction {
    */
   private fail(error: unknown): void {
     if (!this.report(error)) return;
+    if (this.status & DeviceStatus.DEVICE_NEEDS_RESET) return; // one episode: already signalled
     this.status |= DeviceStatus.DEVICE_NEEDS_RESET;
     this.tracerRef?.transport('status', -1, undefined, this.status);
-    this.raiseIsr(IsrBit.CONFIG);
+    // §2.1.2: the notification is due once DRIVER_OK is set; before that the driver reads status.
+    if (this.status & DeviceStatus.DRIVER_OK) this.raiseConfigInterrupt();
   }
 
   private report(error: unknown): boolean {
