@@ -7,6 +7,7 @@ import { ArrayMemory } from '../testing/array-memory.ts';
 import { DriverMock } from '../testing/driver-mock.ts';
 import { LoopbackDevice } from '../testing/loopback-device.ts';
 import { TestIrq } from '../testing/test-irq.ts';
+import { ErrorCoalescer, errorKind, maxReportsFor } from './error-reports.ts';
 import { CommonCfg as C } from './layout.ts';
 import { VirtioPciFunction } from './virtio-pci-function.ts';
 
@@ -422,5 +423,46 @@ describe('the BAR boundary', () => {
     t.status = S.DRIVER_OK;
     expect(seen).toHaveLength(1);
     expect(t.errors).toHaveLength(2);
+  });
+});
+
+describe('error reports cannot flood', () => {
+  it('a guest repeating one bad write in a loop: listeners hear 1 + log2(N) reports', () => {
+    const { t } = mock();
+    const N = 1000;
+    for (let i = 0; i < N; i++) {
+      t.status = 0;
+      t.status = S.ACKNOWLEDGE | S.DRIVER_OK; // DRIVER_OK without FEATURES_OK, every time
+    }
+    expect(t.fn.stats.errors).toBe(N);
+    expect(t.errors).toHaveLength(1 + Math.floor(Math.log2(N)));
+    expect(t.errors[0]).toBe('DRIVER_OK set without FEATURES_OK');
+    expect(t.errors[1]).toBe('DRIVER_OK set without FEATURES_OK (2 errors of this kind so far)');
+    expect(t.errors.at(-1)).toMatch(/\(512 errors/);
+    expect(t.fn.lastError).toBe('DRIVER_OK set without FEATURES_OK');
+    expect(t.fn.errorReports.suppressed).toBe(N - t.errors.length);
+  });
+
+  it('errors that differ only in their numbers are one kind; the table of kinds is bounded', () => {
+    const { t } = mock();
+    t.negotiate();
+    for (let size = 3; size < 3 + 64; size += 2) {
+      t.writeCommon(C.QUEUE_SIZE, 2, size);
+      t.writeCommon(C.QUEUE_ENABLE, 2, 1);
+    }
+    expect(t.errors[0]).toBe('queue 0: queue size 3 is not a power of 2 ≤ 16');
+    expect(t.errors).toHaveLength(1 + Math.floor(Math.log2(32)));
+  });
+});
+
+describe('ErrorCoalescer', () => {
+  it('reports at most maxReportsFor(N) of N errors of any mix of kinds', () => {
+    const c = new ErrorCoalescer();
+    let reports = 0;
+    const N = 5000;
+    for (let i = 0; i < N; i++) if (c.admit(`kind ${String.fromCharCode(65 + (i % 40))} #${i}`) !== undefined) reports++;
+    expect(reports).toBeLessThanOrEqual(maxReportsFor(N));
+    expect(reports).toBeGreaterThanOrEqual(40);
+    expect(errorKind('x'.repeat(10_000)).length).toBe(200);
   });
 });

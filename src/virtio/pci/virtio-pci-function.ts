@@ -25,6 +25,7 @@ import { isPowerOfTwo } from '../queue/layout.ts';
 import { SplitQueue, type QueueGate, type QueueObserver } from '../queue/split-queue.ts';
 import { CommonCfgRegisters, WIDTH_MASK, isValidQueueSize } from './common-cfg.ts';
 import { buildConfigSpace } from './config-header.ts';
+import { ErrorCoalescer } from './error-reports.ts';
 import { computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
 
 export interface VirtioPciOptions {
@@ -75,6 +76,8 @@ export class VirtioPciFunction implements PciFunction {
   readonly stats = { notifies: 0, interrupts: 0, isrReads: 0, errors: 0, resets: 0 };
   /** The most recent error reason, if any. */
   lastError: string | undefined;
+  /** What listeners are told of errors: repeated kinds coalesced (see error-reports.ts). */
+  readonly errorReports = new ErrorCoalescer();
   /** Kicks and used-buffer interrupts per queue index. */
   readonly queueCounters: QueueCounters[];
   /** Freeze/step state per queue index. */
@@ -151,7 +154,10 @@ export class VirtioPciFunction implements PciFunction {
     return this.attachment?.location?.();
   }
 
-  /** Be told the decoded reason of every guest/device error. Returns an unsubscribe function. */
+  /**
+   * Be told the decoded reason of guest/device errors: the first of each kind, then the 2nd,
+   * 4th, 8th … with their count (error-reports.ts). Returns an unsubscribe function.
+   */
   onError(listener: ErrorListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -488,6 +494,7 @@ export class VirtioPciFunction implements PciFunction {
     if (this.status & DeviceStatus.DRIVER_OK) this.raiseConfigInterrupt();
   }
 
+  /** Counts the error; tells listeners and the tracer only as the coalescer allows. False: seen before. */
   private report(error: unknown): boolean {
     if (typeof error === 'object' && error !== null) {
       if (this.reported.has(error)) return false;
@@ -495,11 +502,13 @@ export class VirtioPciFunction implements PciFunction {
     }
     const reason = describe(error);
     this.stats.errors++;
-    this.tracerRef?.transport('error', error instanceof VirtqueueError ? error.queueIndex : -1, reason);
     this.lastError = reason;
+    const text = this.errorReports.admit(reason);
+    if (text === undefined) return true;
+    this.tracerRef?.transport('error', error instanceof VirtqueueError ? error.queueIndex : -1, text);
     for (const listener of this.listeners) {
       try {
-        listener(reason);
+        listener(text);
       } catch {
         // a listener's bug must not become the guest's problem
       }
