@@ -40,7 +40,24 @@ export interface HeaderOptions {
   readonly layout: BarLayout;
 }
 
-export function buildConfigSpace(opts: HeaderOptions): Uint8Array {
+/** virtio_pci_cap offsets (§4.1.4). */
+export const VirtioPciCap = {
+  CFG_TYPE: 3,
+  BAR: 4,
+  OFFSET: 8,
+  LENGTH: 12,
+  /** virtio_pci_cfg_cap.pci_cfg_data[4] (§4.1.4.9), after the 16-byte virtio_pci_cap. */
+  PCI_CFG_DATA: 16,
+} as const;
+
+export interface ConfigHeader {
+  /** The 256 bytes. */
+  readonly bytes: Uint8Array;
+  /** Where the VIRTIO_PCI_CAP_PCI_CFG capability starts. */
+  readonly pciCfgCap: number;
+}
+
+export function buildConfigSpace(opts: HeaderOptions): ConfigHeader {
   const bytes = new Uint8Array(256);
   const dv = new DataView(bytes.buffer);
   dv.setUint16(PciHeader.VENDOR_ID, VIRTIO_PCI_VENDOR_ID, true);
@@ -72,6 +89,10 @@ export function buildConfigSpace(opts: HeaderOptions): Uint8Array {
   if (layout.device.length > 0) {
     caps.push({ type: PciCapType.DEVICE_CFG, offset: layout.device.offset, length: layout.device.length });
   }
+  // Last: the window into BAR0 through config space (§4.1.4.9), cap.bar/offset/length 0 until
+  // the driver sets them; `extra` stands for pci_cfg_data, initially 0.
+  caps.push({ type: PciCapType.PCI_CFG, offset: 0, length: 0, extra: 0 });
+  let pciCfgCap = 0;
 
   bytes[PciHeader.CAPABILITIES_POINTER] = FIRST_CAP;
   let at = FIRST_CAP;
@@ -87,8 +108,9 @@ export function buildConfigSpace(opts: HeaderOptions): Uint8Array {
     bytes[at + 5] = 0; // id: one structure of each type
     dv.setUint32(at + 8, cap.offset, true);
     dv.setUint32(at + 12, cap.length, true);
-    if (cap.extra !== undefined) dv.setUint32(at + 16, cap.extra, true); // notify_off_multiplier
+    if (cap.extra !== undefined) dv.setUint32(at + 16, cap.extra, true); // notify_off_multiplier / pci_cfg_data
+    if (cap.type === PciCapType.PCI_CFG) pciCfgCap = at;
     at = next;
   });
-  return bytes;
+  return { bytes, pciCfgCap };
 }

@@ -6,6 +6,7 @@ import type { DeviceContext, VirtioDevice } from '../device.ts';
 import { ArrayMemory } from '../testing/array-memory.ts';
 import { DriverMock } from '../testing/driver-mock.ts';
 import { LoopbackDevice } from '../testing/loopback-device.ts';
+import { PciConfigDriver } from '../testing/pci-config-driver.ts';
 import { TestIrq } from '../testing/test-irq.ts';
 import { ErrorCoalescer, errorKind, maxReportsFor } from './error-reports.ts';
 import { CommonCfg as C } from './layout.ts';
@@ -45,7 +46,82 @@ describe('PCI configuration space', () => {
     // cap types in chain order
     const types: number[] = [];
     for (let at = c[0x34]; at; at = c[at + 1]) types.push(c[at + 3]);
-    expect(types).toEqual([PciCapType.COMMON_CFG, PciCapType.NOTIFY_CFG, PciCapType.ISR_CFG, PciCapType.DEVICE_CFG]);
+    expect(types).toEqual([PciCapType.COMMON_CFG, PciCapType.NOTIFY_CFG, PciCapType.ISR_CFG, PciCapType.DEVICE_CFG, PciCapType.PCI_CFG]);
+  });
+
+  it('has a VIRTIO_PCI_CAP_PCI_CFG window into BAR0 (§4.1.4.9): negotiation and a request through config space only', () => {
+    const { t, device } = mock({ queues: 1 });
+    const pci = new PciConfigDriver(t.fn);
+    expect(pci.read(pci.cap + 2, 1)).toBe(20); // cap_len: virtio_pci_cfg_cap
+    const common = (reg: number) => t.caps.common.offset + reg;
+    expect(pci.windowRead(common(C.NUM_QUEUES), 2)).toBe(1);
+    pci.windowWrite(common(C.DEVICE_FEATURE_SELECT), 4, 1);
+    expect(pci.windowRead(common(C.DEVICE_FEATURE), 4)).toBe(1); // VERSION_1
+    expect(pci.windowRead(common(C.DEVICE_FEATURE) + 1, 1)).toBe(0);
+    pci.windowWrite(common(C.DEVICE_STATUS), 1, S.ACKNOWLEDGE);
+    expect(t.status).toBe(S.ACKNOWLEDGE);
+    expect(pci.windowRead(t.caps.device!.offset, 4)).toBe(0x5a5a0001);
+    // A request: rings set up directly, the kick and the ISR read through the window.
+    const [q] = t.init();
+    q.add({ writable: [2] });
+    pci.windowWrite(t.caps.notify.offset, 2, 0);
+    expect(device.popped).toHaveLength(1);
+    expect(pci.interruptStatus()).toBe(true);
+    expect(pci.windowRead(t.caps.isr.offset, 1)).toBe(IsrBit.QUEUE); // read-to-clear, as a direct read
+    expect(t.irq.level).toBe(false);
+    expect(t.fn.isrStatus).toBe(0);
+    expect(t.errors).toEqual([]);
+  });
+
+  it('PCI_CFG window: settings §4.1.4.9.2 forbids make no BAR access and read as 0', () => {
+    const { t } = mock();
+    const pci = new PciConfigDriver(t.fn);
+    t.status = S.ACKNOWLEDGE;
+    const data = pci.cap + 16;
+    const statusAt = t.caps.common.offset + C.DEVICE_STATUS;
+    for (const [bar, offset, length] of [
+      [1, statusAt, 1], // only BAR0 holds virtio structures
+      [0, statusAt, 3], // length 1, 2 or 4
+      [0, statusAt + 1, 2], // misaligned
+      [0, t.fn.bars[0]!.size - 2, 4], // outside every structure
+      [0, t.caps.isr.offset + 2, 4], // straddles ISR and notify
+    ]) {
+      pci.aim(bar!, offset!, length!);
+      pci.write(data, 4, 0xff);
+      expect(pci.read(data, 4)).toBe(0);
+    }
+    expect(t.status).toBe(S.ACKNOWLEDGE);
+    expect(t.fn.pciCfg.rejected).toBe(10);
+    expect(t.errors).toEqual([]);
+    // Read-only config bytes stay; the window's own fields read back.
+    pci.write(0, 4, 0);
+    pci.write(0x2c, 4, 0);
+    expect(pci.read(0, 2)).toBe(0x1af4);
+    pci.aim(0, 0x12, 2);
+    expect(pci.read(pci.cap + 8, 4)).toBe(0x12);
+    expect(pci.read(pci.cap + 12, 4)).toBe(2);
+    expect(pci.read(300, 4)).toBe(0);
+    expect(pci.read(254, 4)).toBe(0);
+  });
+
+  it('the PCI status Interrupt Status bit mirrors ISR (§4.1.4.5.1)', () => {
+    const { t, device } = mock();
+    const pci = new PciConfigDriver(t.fn);
+    const [q] = t.init();
+    expect(pci.interruptStatus()).toBe(false);
+    expect(pci.read(0x06, 2) & 0x10).toBe(0x10); // the capability list bit stays
+    q.add({ writable: [1] });
+    q.kick();
+    expect(pci.interruptStatus()).toBe(true);
+    expect(pci.read(0x04, 4) >>> 16 & 0x08).toBe(0x08); // in a 32-bit read of command + status too
+    t.readIsr();
+    expect(pci.interruptStatus()).toBe(false);
+    device.ctx!.configChanged();
+    expect(pci.interruptStatus()).toBe(true);
+    pci.write(0x06, 2, 0xffff); // status bits are not the driver's to set or clear here
+    expect(pci.interruptStatus()).toBe(true);
+    t.status = 0;
+    expect(pci.interruptStatus()).toBe(false);
   });
 
   it('memory BAR: type bits 0, 4 KiB by default; sizes are checked', () => {

@@ -15,6 +15,7 @@ import {
   Feature,
   IsrBit,
   PciClass,
+  PciStatus,
   featureBit,
   features,
   hasFeature,
@@ -24,8 +25,9 @@ import { VirtqueueError } from '../queue/errors.ts';
 import { isPowerOfTwo } from '../queue/layout.ts';
 import { SplitQueue, type QueueGate, type QueueObserver } from '../queue/split-queue.ts';
 import { CommonCfgRegisters, WIDTH_MASK, isValidQueueSize } from './common-cfg.ts';
-import { buildConfigSpace } from './config-header.ts';
+import { PciHeader, buildConfigSpace } from './config-header.ts';
 import { ErrorCoalescer } from './error-reports.ts';
+import { PciCfgWindow } from './pci-cfg-window.ts';
 import { computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
 
 export interface VirtioPciOptions {
@@ -61,6 +63,10 @@ const DEFAULT_RING_FEATURES = features(Feature.VIRTIO_F_RING_INDIRECT_DESC, Feat
 const DRIVER_STATUS_BITS =
   DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK | DeviceStatus.DRIVER_OK | DeviceStatus.FAILED;
 
+function validConfigAccess(offset: number, width: number): boolean {
+  return (width === 1 || width === 2 || width === 4) && Number.isInteger(offset) && offset >= 0 && offset + width <= 256;
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -88,6 +94,8 @@ export class VirtioPciFunction implements PciFunction {
   private readonly listeners = new Set<ErrorListener>();
   private readonly reported = new WeakSet<object>();
   private readonly common: CommonCfgRegisters;
+  /** The VIRTIO_PCI_CAP_PCI_CFG window (§4.1.4.9). */
+  readonly pciCfg: PciCfgWindow;
 
   private status = 0;
   private isr = 0;
@@ -118,12 +126,13 @@ export class VirtioPciFunction implements PciFunction {
     for (const max of device.queueMaxSizes) {
       if (!isPowerOfTwo(max) || max > 32768) throw new RangeError(`${this.name}: queue max size ${max}`);
     }
-    this.configSpace = buildConfigSpace({
+    const header = buildConfigSpace({
       deviceId: device.deviceId,
       pciClass: device.pciClass ?? PciClass.OTHER,
       barKind,
       layout: this.layout,
     });
+    this.configSpace = header.bytes;
     const bar: PciBar = {
       kind: barKind,
       size: barSize,
@@ -131,6 +140,8 @@ export class VirtioPciFunction implements PciFunction {
       write: (offset, width, value) => this.barWrite(offset, width, value),
     };
     this.bars = [bar];
+    const { common, isr, notify, device: deviceCfg } = this.layout;
+    this.pciCfg = new PciCfgWindow(this.configSpace, header.pciCfgCap, bar, [common, isr, notify, deviceCfg].filter((r) => r.length > 0));
     this.common = new CommonCfgRegisters(device.queueMaxSizes, {
       offeredFeatures: this.offeredFeatures,
       deviceStatus: () => this.status,
@@ -205,6 +216,38 @@ export class VirtioPciFunction implements PciFunction {
   /** The live queue at `index`, if the driver enabled it. */
   queue(index: number): SplitQueue | undefined {
     return this.common.queues[index]?.queue;
+  }
+
+  // ---- PCI config space (PciFunction's hooks): nothing throws past here ----------------
+
+  /** A guest config read: `configSpace` as it is now, after the PCI_CFG window's BAR read if it reaches pci_cfg_data. */
+  configRead(offset: number, width: AccessWidth): number {
+    if (!validConfigAccess(offset, width)) return 0;
+    if (this.pciCfg.touchesData(offset, width)) this.guarded(() => this.pciCfg.load());
+    let value = 0;
+    for (let i = width - 1; i >= 0; i--) value = value * 256 + this.configSpace[offset + i]!;
+    return value;
+  }
+
+  /** A guest config write: only the PCI_CFG window's fields are writable; pci_cfg_data writes go to BAR0. */
+  configWrite(offset: number, width: AccessWidth, value: number): void {
+    if (!validConfigAccess(offset, width)) return;
+    let data = false;
+    for (let i = 0; i < width; i++) {
+      const at = offset + i;
+      if (!this.pciCfg.writable(at)) continue; // read-only, or RW1C bits we never set
+      this.configSpace[at] = (value >>> (8 * i)) & 0xff;
+      data ||= this.pciCfg.touchesData(at, 1);
+    }
+    if (data) this.guarded(() => this.pciCfg.store());
+  }
+
+  private guarded(action: () => void): void {
+    try {
+      action();
+    } catch (error) {
+      this.fail(error);
+    }
   }
 
   // ---- BAR0 boundary: nothing throws past here -------------------------------------
@@ -282,9 +325,16 @@ export class VirtioPciFunction implements PciFunction {
     // we never raised could drop another device's interrupt on a shared INTx.
     if (value !== 0) {
       this.isr = 0;
+      this.syncInterruptStatus();
       this.attachment?.irq.lower();
     }
     return value;
+  }
+
+  /** PCI status bit 3 is the OR of the ISR bits when there is no MSI-X (§4.1.4.5.1). */
+  private syncInterruptStatus(): void {
+    const status = this.configSpace[PciHeader.STATUS]!;
+    this.configSpace[PciHeader.STATUS] = this.isr !== 0 ? status | PciStatus.INTERRUPT_STATUS : status & ~PciStatus.INTERRUPT_STATUS;
   }
 
   // ---- device configuration changes (§4.1.4.3.1, §4.1.5.3) -------------------------------
@@ -320,6 +370,7 @@ export class VirtioPciFunction implements PciFunction {
 
   private raiseIsr(bits: number, queue = -1): void {
     this.isr |= bits;
+    this.syncInterruptStatus();
     this.stats.interrupts++;
     if (queue >= 0) this.queueCounters[queue]!.interrupts++;
     this.tracerRef?.transport(queue >= 0 ? 'interrupt' : 'config-interrupt', queue);
@@ -423,6 +474,7 @@ export class VirtioPciFunction implements PciFunction {
     this.acceptedFeatures = 0n;
     if (this.isr !== 0) {
       this.isr = 0;
+      this.syncInterruptStatus();
       this.attachment?.irq.lower();
     }
     try {
