@@ -3,7 +3,9 @@
  * common cfg, ISR, notify and device cfg structures. It runs the status state machine and
  * feature negotiation, builds SplitQueues when the driver enables them, routes kicks to
  * the device and delivers interrupts. The common cfg's registers are in common-cfg.ts; the
- * device cfg is the device's ConfigSpace, read and written here.
+ * device cfg is the device's ConfigSpace, read and written here. PCI config space answers
+ * through the PciFunction hooks: a live Interrupt Status bit and the PCI_CFG window
+ * (pci-cfg-window.ts).
  *
  * Nothing thrown by the device or caused by the guest escapes a BAR access: errors are
  * caught at that boundary and turned into DEVICE_NEEDS_RESET + a config-change interrupt
