@@ -55,7 +55,7 @@ export class ConfigSpace {
 
   /**
    * Be told whenever a device-side setter changes a byte (the transport: config_generation
-   * and the config-change interrupt, §4.1.4.3.1 / §2.5.1), at any time, even before the driver
+   * and the config-change interrupt, §4.1.4.3.1, §4.1.5.4), at any time, even before the driver
    * is done. One listener; a later call replaces it.
    */
   onDeviceChange(listener: (() => void) | undefined): void {

@@ -339,7 +339,7 @@ export class VirtioPciFunction implements PciFunction {
     this.configSpace[PciHeader.STATUS] = this.isr !== 0 ? status | PciStatus.INTERRUPT_STATUS : status & ~PciStatus.INTERRUPT_STATUS;
   }
 
-  // ---- device configuration changes (§4.1.4.3.1, §4.1.5.3) -------------------------------
+  // ---- device configuration changes (§4.1.4.3.1, §4.1.5.4) -------------------------------
 
   /** A device-side config field changed, whatever the status: from the ConfigSpace or ctx.configChanged(). */
   private deviceConfigChanged(): void {
