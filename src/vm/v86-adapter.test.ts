@@ -86,6 +86,8 @@ describe('V86PciBus: config space through the real v86', () => {
     device.deviceConfig.setU32(0, 0x5a5a0003);
     expect(cfgRead(0x06, 2) & 0x08).toBe(0x08);
     expect((cfgRead(0x04, 4) >>> 16) & 0x18).toBe(0x18);
+    windowAccess(fn.layout.isr.offset, 1, 0); // a write (ISR ignores it) must not read, so must not clear
+    expect(fn.isrStatus).toBe(IsrBit.CONFIG);
     expect(windowAccess(fn.layout.isr.offset, 1)).toBe(IsrBit.CONFIG);
     expect(cfgRead(0x06, 2) & 0x08).toBe(0);
     expect(fn.stats.errors).toBe(0);
