@@ -69,6 +69,31 @@ export interface PciFunction {
   readonly configSpace: Uint8Array;
   /** BARs by index 0..5 (undefined = unused). */
   readonly bars: ReadonlyArray<PciBar | undefined>;
+  /**
+   * Optional: the guest's config-space accesses, for hosts that route them (the v86 adapter
+   * does). The host keeps the bytes it owns (`hostOwnsConfigByte`); every other access comes
+   * here, so reads see live values (the status register's Interrupt Status bit) and writes
+   * reach the function (the VIRTIO_PCI_CAP_PCI_CFG window). `offset + width` ≤ 256. Never throw.
+   */
+  configRead?(offset: number, width: AccessWidth): number;
+  configWrite?(offset: number, width: AccessWidth, value: number): void;
+}
+
+/**
+ * Config-space bytes the host answers from its own copy, even for a function with config
+ * hooks: command (0x04–0x05), cache line size and latency timer (0x0c–0x0d), the BARs
+ * (0x10–0x27), the expansion ROM base (0x30–0x33) and the interrupt line (0x3c).
+ */
+export function hostOwnsConfigByte(offset: number): boolean {
+  return (
+    offset === 0x04 ||
+    offset === 0x05 ||
+    offset === 0x0c ||
+    offset === 0x0d ||
+    (offset >= 0x10 && offset < 0x28) ||
+    (offset >= 0x30 && offset < 0x34) ||
+    offset === 0x3c
+  );
 }
 
 /** Where the host placed a function: for display (the inspector), never for I/O. */

@@ -7,6 +7,9 @@ import type { AccessWidth } from './bus.ts';
 export class ConfigSpace {
   readonly bytes: Uint8Array;
   private readonly dv: DataView;
+  private deviceChangeListener: (() => void) | undefined;
+  /** Inside a driver write: what the device sets there is part of that write, not a change of its own. */
+  private inDriverWrite = false;
 
   /**
    * @param writable which byte offsets the driver may write (most config is read-only);
@@ -41,21 +44,48 @@ export class ConfigSpace {
         changed = true;
       }
     }
-    if (changed) this.onWrite(offset, width);
+    if (!changed) return;
+    this.inDriverWrite = true;
+    try {
+      this.onWrite(offset, width);
+    } finally {
+      this.inDriverWrite = false;
+    }
   }
 
-  // Device-side setters (not subject to `writable`).
+  /**
+   * Be told whenever a device-side setter changes a byte (the transport: config_generation
+   * and the config-change interrupt, §4.1.4.3.1, §4.1.5.4), at any time, even before the driver
+   * is done. One listener; a later call replaces it.
+   */
+  onDeviceChange(listener: (() => void) | undefined): void {
+    this.deviceChangeListener = listener;
+  }
+
+  // Device-side setters (not subject to `writable`); each reports a change of the bytes.
   setU8(offset: number, v: number): void {
+    const before = this.dv.getUint8(offset);
     this.dv.setUint8(offset, v);
+    this.changedFrom(before !== this.dv.getUint8(offset));
   }
   setU16(offset: number, v: number): void {
+    const before = this.dv.getUint16(offset, true);
     this.dv.setUint16(offset, v, true);
+    this.changedFrom(before !== this.dv.getUint16(offset, true));
   }
   setU32(offset: number, v: number): void {
+    const before = this.dv.getUint32(offset, true);
     this.dv.setUint32(offset, v >>> 0, true);
+    this.changedFrom(before !== this.dv.getUint32(offset, true));
   }
   setU64(offset: number, v: bigint): void {
+    const before = this.dv.getBigUint64(offset, true);
     this.dv.setBigUint64(offset, v, true);
+    this.changedFrom(before !== this.dv.getBigUint64(offset, true));
+  }
+
+  private changedFrom(changed: boolean): void {
+    if (changed && !this.inDriverWrite) this.deviceChangeListener?.();
   }
   getU8(offset: number): number {
     return this.dv.getUint8(offset);

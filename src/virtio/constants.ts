@@ -39,6 +39,11 @@ export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
 /** Modern (non-transitional) devices: 0x1040 + virtio device id. */
 export const VIRTIO_PCI_MODERN_DEVICE_ID_BASE = 0x1040;
 export const VIRTIO_PCI_REVISION = 1;
+/**
+ * Subsystem device id = this + virtio device id: non-transitional devices SHOULD use 0x40 or
+ * higher (§4.1.2.1) so a legacy driver never takes them; Linux's modern probe ignores it.
+ */
+export const VIRTIO_PCI_SUBSYSTEM_ID_BASE = 0x40;
 
 /** PCI class codes (class << 16 | subclass << 8 | prog-if). */
 export const PciClass = {
@@ -56,6 +61,14 @@ export const PciCapType = {
   PCI_CFG: 5,
   SHARED_MEMORY_CFG: 8,
   VENDOR_CFG: 9,
+} as const;
+
+/** PCI status register (config offset 0x06) bits the function sets. */
+export const PciStatus = {
+  /** INTx is asserted: the OR of the ISR bits without MSI-X (§4.1.4.5.1). */
+  INTERRUPT_STATUS: 0x08,
+  /** A capability list is present at CAPABILITIES_POINTER. */
+  CAP_LIST: 0x10,
 } as const;
 
 /** PCI capability id for vendor-specific capabilities (every virtio_pci_cap). */

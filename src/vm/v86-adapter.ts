@@ -6,6 +6,7 @@
 import { V86 } from 'v86';
 import {
   GuestMemoryError,
+  hostOwnsConfigByte,
   type AccessWidth,
   type GuestMemory,
   type InterruptLine,
@@ -248,6 +249,101 @@ class SharedIrqRouter {
   }
 }
 
+/** PCI configuration mechanism #1: the data ports follow the address port (0xcf8). */
+const PCI_CONFIG_DATA = 0xcfc;
+
+interface RoutedFunction {
+  readonly fn: PciFunction;
+  /** v86's live copy of the config space (it owns the BARs and the command register there). */
+  readonly live: Uint8Array;
+}
+
+/**
+ * Sends the guest's config-space accesses to our functions' hooks (PciFunction.configRead /
+ * configWrite), leaving v86 the bytes the host owns and every other device. v86 answers a
+ * config read from a dword latched when the guest writes 0xcf8; for our functions we answer
+ * when the guest reads 0xcfc–0xcff instead, so a read with side effects (the PCI_CFG window)
+ * happens once, at the read, and a config write never causes one.
+ */
+class ConfigSpaceRouter {
+  private readonly routed = new Map<number, RoutedFunction>();
+
+  constructor(private readonly cpu: V86Cpu) {
+    const pci = cpu.devices.pci;
+    const ports = cpu.io.ports;
+    // Data-port reads, in the shapes v86 registered (bytes at each port, words at 0 and 2, a dword at 0).
+    for (let port = 0; port < 4; port++) {
+      const entry = ports[PCI_CONFIG_DATA + port];
+      for (const [width, key] of [
+        [1, 'read8'],
+        [2, 'read16'],
+        [4, 'read32'],
+      ] as const) {
+        if (port % width !== 0) continue;
+        const original = entry[key];
+        entry[key] = () => {
+          const target = this.target(pci.pci_addr[2] << 8 | pci.pci_addr[1]);
+          if (!target) return original.call(pci);
+          const value = this.read(target, (pci.pci_addr[0] & 0xfc) + port, width);
+          return width === 4 ? value | 0 : value; // v86 hands dwords to the CPU as int32
+        };
+      }
+    }
+    // Writes: v86's data-port handlers call these on the PCI object with the full address.
+    for (const [width, key] of [
+      [1, 'pci_write8'],
+      [2, 'pci_write16'],
+      [4, 'pci_write32'],
+    ] as const) {
+      const original = pci[key];
+      pci[key] = (address: number, value: number) => {
+        const target = this.target((address >> 8) & 0xffff);
+        if (!target) return original.call(pci, address, value);
+        this.write(target, address & 0xff, width, value, () => original.call(pci, address, value));
+      };
+    }
+  }
+
+  add(pciId: number, fn: PciFunction, live: Int32Array): void {
+    this.routed.set(pciId, { fn, live: new Uint8Array(live.buffer, live.byteOffset, live.byteLength) });
+  }
+
+  private target(bdf: number): RoutedFunction | undefined {
+    return this.routed.get(bdf);
+  }
+
+  private read({ fn, live }: RoutedFunction, offset: number, width: AccessWidth): number {
+    if (offset + width > 256) return 0;
+    if (!touchesHostBytes(offset, width)) return fn.configRead!(offset, width) >>> 0;
+    let value = 0;
+    for (let i = width - 1; i >= 0; i--) {
+      const at = offset + i;
+      value = value * 256 + (hostOwnsConfigByte(at) ? live[at]! : fn.configRead!(at, 1) & 0xff);
+    }
+    return value >>> 0;
+  }
+
+  private write({ fn, live }: RoutedFunction, offset: number, width: AccessWidth, value: number, hostWrite: () => void): void {
+    if (offset + width > 256) return;
+    if (!touchesHostBytes(offset, width)) return fn.configWrite!(offset, width, value >>> 0);
+    // v86 decodes BAR sizing and moves I/O BARs; the function's bytes of the same access go to
+    // the function, and v86's copy of them stays as registered (it reads the interrupt pin there).
+    const kept = live.slice(offset, offset + width);
+    hostWrite();
+    for (let i = 0; i < width; i++) {
+      const at = offset + i;
+      if (hostOwnsConfigByte(at)) continue;
+      live[at] = kept[i]!;
+      fn.configWrite!(at, 1, (value >>> (8 * i)) & 0xff);
+    }
+  }
+}
+
+function touchesHostBytes(offset: number, width: number): boolean {
+  for (let i = 0; i < width; i++) if (hostOwnsConfigByte(offset + i)) return true;
+  return false;
+}
+
 /** Per-function counters of BAR accesses: each is a VM exit in a real hypervisor. */
 export interface BarAccessCounts {
   reads: number;
@@ -257,6 +353,7 @@ export interface BarAccessCounts {
 export class V86PciBus implements PciBus {
   private readonly memory: V86GuestMemory;
   private readonly irqs: SharedIrqRouter;
+  private configRouter: ConfigSpaceRouter | undefined;
   private nextSlot = 0;
   private nextIoBase = IO_BAR_BASE;
   private nextMemBase = MEM_BAR_BASE;
@@ -297,6 +394,10 @@ export class V86PciBus implements PciBus {
     const device = { pci_id: pciId, pci_space: space, pci_bars: bars, name: fn.name };
     // v86 copies the config space and hands back its live copy (the guest programs BARs there).
     const live: Int32Array = this.cpu.devices.pci.register_device(device);
+    if (fn.configRead && fn.configWrite) {
+      this.configRouter ??= new ConfigSpaceRouter(this.cpu);
+      this.configRouter.add(pciId, fn, live);
+    }
     return {
       memory: this.memory,
       irq: this.irqs.line(pciId, anyMem),

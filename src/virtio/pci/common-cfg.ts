@@ -15,7 +15,13 @@ export const WIDTH_MASK = { 1: 0xff, 2: 0xffff, 4: 0xffffffff } as const;
 /** Driver-written per-queue registers (§4.1.4.3), latched until queue_enable. */
 export interface QueueRegisters {
   readonly maxSize: number;
+  /** What queue_size presents: always a power of 2 ≤ maxSize (§4.1.4.3.1). */
   size: number;
+  /**
+   * The last value the driver wrote, valid or not: partial (byte-split) writes merge into it,
+   * so 256 → 128 written as two bytes passes through 0x180 and still lands on 128.
+   */
+  sizeWritten: number;
   enabled: boolean;
   desc: [number, number];
   driver: [number, number];
@@ -38,10 +44,17 @@ interface Register {
   readonly width: AccessWidth;
   get(): number;
   set?(value: number): void;
+  /** What a partial write merges into, when it differs from what reads present. */
+  latched?(): number;
 }
 
 function freshQueueRegisters(maxSize: number): QueueRegisters {
-  return { maxSize, size: maxSize, enabled: false, desc: [0, 0], driver: [0, 0], device: [0, 0], queue: undefined };
+  return { maxSize, size: maxSize, sizeWritten: maxSize, enabled: false, desc: [0, 0], driver: [0, 0], device: [0, 0], queue: undefined };
+}
+
+/** A split queue's size: a power of 2 (§2.7) no larger than the device's maximum. */
+export function isValidQueueSize(size: number, maxSize: number): boolean {
+  return size > 0 && (size & (size - 1)) === 0 && size <= maxSize;
 }
 
 function featureWindow(mask: bigint, select: number): number {
@@ -110,7 +123,7 @@ export class CommonCfgRegisters {
       if (!r?.set) continue;
       const shift = 8 * (rel + i - r.offset);
       const byte = (value >>> (8 * i)) & 0xff;
-      const merged = ((r.get() & ~(0xff << shift)) | (byte << shift)) >>> 0;
+      const merged = (((r.latched ?? r.get)() & ~(0xff << shift)) | (byte << shift)) >>> 0;
       r.set(merged & WIDTH_MASK[r.width]);
     }
   }
@@ -177,10 +190,16 @@ export class CommonCfgRegisters {
         offset: CommonCfg.QUEUE_SIZE,
         width: 2,
         get: () => q()?.size ?? 0, // 0 = no such queue
+        // The device MUST present 0 or a power of 2 here (§4.1.4.3.1) and the driver MUST NOT
+        // write anything else (§4.1.4.3.2): other values are latched but not presented, and
+        // queue_enable refuses them (the driver would lay its rings out for that size).
         set: (v) => {
           const r = q();
-          if (r && !r.enabled) r.size = v & 0xffff; // validated at queue_enable
+          if (!r || r.enabled) return;
+          r.sizeWritten = v & 0xffff;
+          if (isValidQueueSize(r.sizeWritten, r.maxSize)) r.size = r.sizeWritten;
         },
+        latched: () => q()?.sizeWritten ?? 0,
       },
       { offset: CommonCfg.QUEUE_MSIX_VECTOR, width: 2, get: () => VIRTIO_MSI_NO_VECTOR, set: () => {} },
       {

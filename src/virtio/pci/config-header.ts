@@ -6,7 +6,9 @@ import {
   PCI_CAP_ID_VNDR,
   PciCapType,
   VIRTIO_PCI_MODERN_DEVICE_ID_BASE,
+  PciStatus,
   VIRTIO_PCI_REVISION,
+  VIRTIO_PCI_SUBSYSTEM_ID_BASE,
   VIRTIO_PCI_VENDOR_ID,
 } from '../constants.ts';
 import type { BarLayout } from './layout.ts';
@@ -28,7 +30,7 @@ export const PciHeader = {
   INTERRUPT_PIN: 0x3d,
 } as const;
 /** PCI status register bit 4: a capability list is present. */
-export const PCI_STATUS_CAP_LIST = 0x10;
+export const PCI_STATUS_CAP_LIST = PciStatus.CAP_LIST;
 const FIRST_CAP = 0x40;
 
 export interface HeaderOptions {
@@ -38,7 +40,24 @@ export interface HeaderOptions {
   readonly layout: BarLayout;
 }
 
-export function buildConfigSpace(opts: HeaderOptions): Uint8Array {
+/** virtio_pci_cap offsets (§4.1.4). */
+export const VirtioPciCap = {
+  CFG_TYPE: 3,
+  BAR: 4,
+  OFFSET: 8,
+  LENGTH: 12,
+  /** virtio_pci_cfg_cap.pci_cfg_data[4] (§4.1.4.9), after the 16-byte virtio_pci_cap. */
+  PCI_CFG_DATA: 16,
+} as const;
+
+export interface ConfigHeader {
+  /** The 256 bytes. */
+  readonly bytes: Uint8Array;
+  /** Where the VIRTIO_PCI_CAP_PCI_CFG capability starts. */
+  readonly pciCfgCap: number;
+}
+
+export function buildConfigSpace(opts: HeaderOptions): ConfigHeader {
   const bytes = new Uint8Array(256);
   const dv = new DataView(bytes.buffer);
   dv.setUint16(PciHeader.VENDOR_ID, VIRTIO_PCI_VENDOR_ID, true);
@@ -52,7 +71,7 @@ export function buildConfigSpace(opts: HeaderOptions): Uint8Array {
   // BAR type bits; the host writes the address. I/O: bit 0 set. Memory: 32-bit, non-prefetchable.
   dv.setUint32(PciHeader.BAR0, opts.barKind === 'io' ? 1 : 0, true);
   dv.setUint16(PciHeader.SUBSYSTEM_VENDOR_ID, VIRTIO_PCI_VENDOR_ID, true);
-  dv.setUint16(PciHeader.SUBSYSTEM_ID, opts.deviceId, true);
+  dv.setUint16(PciHeader.SUBSYSTEM_ID, VIRTIO_PCI_SUBSYSTEM_ID_BASE + opts.deviceId, true);
   // INTA: with pin 0 Linux's virtio_pci probe fails (-22) since we have no MSI-X.
   bytes[PciHeader.INTERRUPT_PIN] = 1;
 
@@ -70,6 +89,10 @@ export function buildConfigSpace(opts: HeaderOptions): Uint8Array {
   if (layout.device.length > 0) {
     caps.push({ type: PciCapType.DEVICE_CFG, offset: layout.device.offset, length: layout.device.length });
   }
+  // Last: the window into BAR0 through config space (§4.1.4.9), cap.bar/offset/length 0 until
+  // the driver sets them; `extra` stands for pci_cfg_data, initially 0.
+  caps.push({ type: PciCapType.PCI_CFG, offset: 0, length: 0, extra: 0 });
+  let pciCfgCap = 0;
 
   bytes[PciHeader.CAPABILITIES_POINTER] = FIRST_CAP;
   let at = FIRST_CAP;
@@ -85,8 +108,9 @@ export function buildConfigSpace(opts: HeaderOptions): Uint8Array {
     bytes[at + 5] = 0; // id: one structure of each type
     dv.setUint32(at + 8, cap.offset, true);
     dv.setUint32(at + 12, cap.length, true);
-    if (cap.extra !== undefined) dv.setUint32(at + 16, cap.extra, true); // notify_off_multiplier
+    if (cap.extra !== undefined) dv.setUint32(at + 16, cap.extra, true); // notify_off_multiplier / pci_cfg_data
+    if (cap.type === PciCapType.PCI_CFG) pciCfgCap = at;
     at = next;
   });
-  return bytes;
+  return { bytes, pciCfgCap };
 }

@@ -6,7 +6,9 @@ import type { DeviceContext, VirtioDevice } from '../device.ts';
 import { ArrayMemory } from '../testing/array-memory.ts';
 import { DriverMock } from '../testing/driver-mock.ts';
 import { LoopbackDevice } from '../testing/loopback-device.ts';
+import { PciConfigDriver } from '../testing/pci-config-driver.ts';
 import { TestIrq } from '../testing/test-irq.ts';
+import { ErrorCoalescer, errorKind, maxReportsFor } from './error-reports.ts';
 import { CommonCfg as C } from './layout.ts';
 import { VirtioPciFunction } from './virtio-pci-function.ts';
 
@@ -32,7 +34,7 @@ describe('PCI configuration space', () => {
     expect(c[0x0e]).toBe(0);
     expect(dv.getUint32(0x10, true)).toBe(1); // I/O BAR type bit
     expect(dv.getUint16(0x2c, true)).toBe(0x1af4);
-    expect(dv.getUint16(0x2e, true)).toBe(0x3f);
+    expect(dv.getUint16(0x2e, true)).toBe(0x40 + 0x3f); // ≥ 0x40 for non-transitional devices (§4.1.2.1)
     expect(c[0x3d]).toBe(1);
     expect(c[0x34]).toBe(0x40);
     const caps = DriverMock.parseCaps(c);
@@ -44,7 +46,82 @@ describe('PCI configuration space', () => {
     // cap types in chain order
     const types: number[] = [];
     for (let at = c[0x34]; at; at = c[at + 1]) types.push(c[at + 3]);
-    expect(types).toEqual([PciCapType.COMMON_CFG, PciCapType.NOTIFY_CFG, PciCapType.ISR_CFG, PciCapType.DEVICE_CFG]);
+    expect(types).toEqual([PciCapType.COMMON_CFG, PciCapType.NOTIFY_CFG, PciCapType.ISR_CFG, PciCapType.DEVICE_CFG, PciCapType.PCI_CFG]);
+  });
+
+  it('has a VIRTIO_PCI_CAP_PCI_CFG window into BAR0 (§4.1.4.9): negotiation and a request through config space only', () => {
+    const { t, device } = mock({ queues: 1 });
+    const pci = new PciConfigDriver(t.fn);
+    expect(pci.read(pci.cap + 2, 1)).toBe(20); // cap_len: virtio_pci_cfg_cap
+    const common = (reg: number) => t.caps.common.offset + reg;
+    expect(pci.windowRead(common(C.NUM_QUEUES), 2)).toBe(1);
+    pci.windowWrite(common(C.DEVICE_FEATURE_SELECT), 4, 1);
+    expect(pci.windowRead(common(C.DEVICE_FEATURE), 4)).toBe(1); // VERSION_1
+    expect(pci.windowRead(common(C.DEVICE_FEATURE) + 1, 1)).toBe(0);
+    pci.windowWrite(common(C.DEVICE_STATUS), 1, S.ACKNOWLEDGE);
+    expect(t.status).toBe(S.ACKNOWLEDGE);
+    expect(pci.windowRead(t.caps.device!.offset, 4)).toBe(0x5a5a0001);
+    // A request: rings set up directly, the kick and the ISR read through the window.
+    const [q] = t.init();
+    q.add({ writable: [2] });
+    pci.windowWrite(t.caps.notify.offset, 2, 0);
+    expect(device.popped).toHaveLength(1);
+    expect(pci.interruptStatus()).toBe(true);
+    expect(pci.windowRead(t.caps.isr.offset, 1)).toBe(IsrBit.QUEUE); // read-to-clear, as a direct read
+    expect(t.irq.level).toBe(false);
+    expect(t.fn.isrStatus).toBe(0);
+    expect(t.errors).toEqual([]);
+  });
+
+  it('PCI_CFG window: settings §4.1.4.9.2 forbids make no BAR access and read as 0', () => {
+    const { t } = mock();
+    const pci = new PciConfigDriver(t.fn);
+    t.status = S.ACKNOWLEDGE;
+    const data = pci.cap + 16;
+    const statusAt = t.caps.common.offset + C.DEVICE_STATUS;
+    for (const [bar, offset, length] of [
+      [1, statusAt, 1], // only BAR0 holds virtio structures
+      [0, statusAt, 3], // length 1, 2 or 4
+      [0, statusAt + 1, 2], // misaligned
+      [0, t.fn.bars[0]!.size - 2, 4], // outside every structure
+      [0, t.caps.isr.offset + 2, 4], // straddles ISR and notify
+    ]) {
+      pci.aim(bar!, offset!, length!);
+      pci.write(data, 4, 0xff);
+      expect(pci.read(data, 4)).toBe(0);
+    }
+    expect(t.status).toBe(S.ACKNOWLEDGE);
+    expect(t.fn.pciCfg.rejected).toBe(10);
+    expect(t.errors).toEqual([]);
+    // Read-only config bytes stay; the window's own fields read back.
+    pci.write(0, 4, 0);
+    pci.write(0x2c, 4, 0);
+    expect(pci.read(0, 2)).toBe(0x1af4);
+    pci.aim(0, 0x12, 2);
+    expect(pci.read(pci.cap + 8, 4)).toBe(0x12);
+    expect(pci.read(pci.cap + 12, 4)).toBe(2);
+    expect(pci.read(300, 4)).toBe(0);
+    expect(pci.read(254, 4)).toBe(0);
+  });
+
+  it('the PCI status Interrupt Status bit mirrors ISR (§4.1.4.5.1)', () => {
+    const { t, device } = mock();
+    const pci = new PciConfigDriver(t.fn);
+    const [q] = t.init();
+    expect(pci.interruptStatus()).toBe(false);
+    expect(pci.read(0x06, 2) & 0x10).toBe(0x10); // the capability list bit stays
+    q.add({ writable: [1] });
+    q.kick();
+    expect(pci.interruptStatus()).toBe(true);
+    expect(pci.read(0x04, 4) >>> 16 & 0x08).toBe(0x08); // in a 32-bit read of command + status too
+    t.readIsr();
+    expect(pci.interruptStatus()).toBe(false);
+    device.ctx!.configChanged();
+    expect(pci.interruptStatus()).toBe(true);
+    pci.write(0x06, 2, 0xffff); // status bits are not the driver's to set or clear here
+    expect(pci.interruptStatus()).toBe(true);
+    t.status = 0;
+    expect(pci.interruptStatus()).toBe(false);
   });
 
   it('memory BAR: type bits 0, 4 KiB by default; sizes are checked', () => {
@@ -139,6 +216,53 @@ describe('common configuration', () => {
     expect(t.readCommon(C.QUEUE_ENABLE, 2)).toBe(0);
   });
 
+  it('queue_size presents only a power of 2 ≤ the maximum (§4.1.4.3.1), byte-split writes included', () => {
+    for (const byteAccess of [false, true]) {
+      const { t } = mock({ byteAccess });
+      t.negotiate();
+      t.writeCommon(C.QUEUE_SELECT, 2, 0);
+      for (const bad of [6, 0, 32, 0xffff]) {
+        t.writeCommon(C.QUEUE_SIZE, 2, bad);
+        expect(t.readCommon(C.QUEUE_SIZE, 2)).toBe(16);
+      }
+      t.writeCommon(C.QUEUE_SIZE, 2, 8);
+      expect(t.readCommon(C.QUEUE_SIZE, 2)).toBe(8);
+      // 0x0100 → 0x0080 one byte at a time passes through 0x0180 and still lands on 0x80.
+      const { t: big } = { t: DriverMock.create(new LoopbackDevice({ maxQueueSize: 256 }), { memorySize: 1 << 16, byteAccess }) };
+      big.negotiate();
+      big.writeCommon(C.QUEUE_SIZE, 1, 0x80);
+      big.writeCommon(C.QUEUE_SIZE + 1, 1, 0x00);
+      expect(big.readCommon(C.QUEUE_SIZE, 2)).toBe(0x80);
+      expect(t.errors).toEqual([]);
+    }
+  });
+
+  it('calls the device at FEATURES_OK with the accepted features; a hook that throws refuses them', () => {
+    const seen: bigint[] = [];
+    const device = new LoopbackDevice();
+    const withHook = Object.assign(device, { featuresAccepted: (f: bigint) => void seen.push(f) });
+    const t = DriverMock.create(withHook, { memorySize: 1 << 16 });
+    expect(t.negotiate(V1)).toBe(true);
+    expect(seen).toEqual([V1]);
+    t.status = t.status; // writing FEATURES_OK again does not call it again
+    expect(seen).toHaveLength(1);
+    t.reset();
+    expect(t.negotiate(V1 | featureBit(Feature.VIRTIO_F_RING_PACKED))).toBe(false); // refused by the transport: not called
+    expect(seen).toHaveLength(1);
+
+    const failing = Object.assign(new LoopbackDevice(), {
+      featuresAccepted: () => {
+        throw new Error('cannot take these');
+      },
+    });
+    const f = DriverMock.create(failing, { memorySize: 1 << 16 });
+    expect(f.negotiate(V1)).toBe(false);
+    expect(f.status & S.FEATURES_OK).toBe(0);
+    expect(f.status & S.DEVICE_NEEDS_RESET).toBeTruthy();
+    expect(f.errors).toEqual(['cannot take these']);
+    expect(f.fn.negotiatedFeatures).toBe(0n);
+  });
+
   it('rejects queue_enable before FEATURES_OK and DRIVER_OK without FEATURES_OK', () => {
     const { t } = mock();
     t.status = S.ACKNOWLEDGE | S.DRIVER;
@@ -217,6 +341,34 @@ describe('ISR and interrupts', () => {
     device.ctx!.configChanged();
     expect(t.readCommon(C.CONFIG_GENERATION, 1)).toBe(gen + 1);
     expect(t.readIsr()).toBe(IsrBit.CONFIG);
+  });
+
+  it('a device-side config change before DRIVER_OK still changes config_generation (§4.1.4.3.1), without an interrupt', () => {
+    const { t, device } = mock();
+    t.negotiate();
+    const gen = t.readCommon(C.CONFIG_GENERATION, 1);
+    device.deviceConfig.setU32(0, 0x5a5a0002); // e.g. net's link going down during probe
+    expect(t.readConfig(0, 4)).toBe(0x5a5a0002);
+    expect(t.readCommon(C.CONFIG_GENERATION, 1)).not.toBe(gen);
+    expect(t.irq.raises).toBe(0);
+    // Unchanged bytes are no change; and one bump per batch the driver can see, not per setter.
+    const seen = t.readCommon(C.CONFIG_GENERATION, 1);
+    device.deviceConfig.setU32(0, 0x5a5a0002);
+    expect(t.readCommon(C.CONFIG_GENERATION, 1)).toBe(seen);
+    for (let i = 0; i < 256; i++) device.deviceConfig.setU32(0, i);
+    expect(t.readCommon(C.CONFIG_GENERATION, 1)).toBe((seen + 1) & 0xff);
+  });
+
+  it('config-change interrupts coalesce: at most one pending until the driver reads ISR', () => {
+    const { t, device } = mock();
+    t.init();
+    for (let i = 0; i < 5; i++) device.ctx!.configChanged();
+    for (let i = 0; i < 5; i++) device.deviceConfig.setU32(0, 0x100 + i);
+    expect(t.irq.raises).toBe(1);
+    expect(t.readIsr()).toBe(IsrBit.CONFIG);
+    device.deviceConfig.setU32(0, 7);
+    expect(t.irq.raises).toBe(2);
+    expect(t.errors).toEqual([]);
   });
 
   it('device config: reads at any width, writes only to writable bytes', () => {
@@ -301,6 +453,22 @@ describe('the BAR boundary', () => {
     expect(fn.lastError).toBe('config read exploded');
   });
 
+  it('DEVICE_NEEDS_RESET: one config interrupt per episode, and only once DRIVER_OK is set (§2.1.2)', () => {
+    const fn = new VirtioPciFunction(new ThrowingDevice());
+    const t = new DriverMock(fn, new ArrayMemory(1 << 16), new TestIrq());
+    t.negotiate();
+    t.readConfig(0, 4); // fails before DRIVER_OK: status tells, no interrupt
+    expect(fn.deviceStatus & S.DEVICE_NEEDS_RESET).toBeTruthy();
+    expect(t.irq.raises).toBe(0);
+    t.init();
+    for (let i = 0; i < 3; i++) {
+      t.readConfig(0, 4);
+      t.readIsr();
+    }
+    expect(t.irq.raises).toBe(1);
+    expect(fn.deviceStatus & S.DEVICE_NEEDS_RESET).toBeTruthy();
+  });
+
   it('ignores malformed accesses from the host', () => {
     const fn = new VirtioPciFunction(new LoopbackDevice());
     const bar = fn.bars[0]!;
@@ -331,5 +499,46 @@ describe('the BAR boundary', () => {
     t.status = S.DRIVER_OK;
     expect(seen).toHaveLength(1);
     expect(t.errors).toHaveLength(2);
+  });
+});
+
+describe('error reports cannot flood', () => {
+  it('a guest repeating one bad write in a loop: listeners hear 1 + log2(N) reports', () => {
+    const { t } = mock();
+    const N = 1000;
+    for (let i = 0; i < N; i++) {
+      t.status = 0;
+      t.status = S.ACKNOWLEDGE | S.DRIVER_OK; // DRIVER_OK without FEATURES_OK, every time
+    }
+    expect(t.fn.stats.errors).toBe(N);
+    expect(t.errors).toHaveLength(1 + Math.floor(Math.log2(N)));
+    expect(t.errors[0]).toBe('DRIVER_OK set without FEATURES_OK');
+    expect(t.errors[1]).toBe('DRIVER_OK set without FEATURES_OK (2 errors of this kind so far)');
+    expect(t.errors.at(-1)).toMatch(/\(512 errors/);
+    expect(t.fn.lastError).toBe('DRIVER_OK set without FEATURES_OK');
+    expect(t.fn.errorReports.suppressed).toBe(N - t.errors.length);
+  });
+
+  it('errors that differ only in their numbers are one kind; the table of kinds is bounded', () => {
+    const { t } = mock();
+    t.negotiate();
+    for (let size = 3; size < 3 + 64; size += 2) {
+      t.writeCommon(C.QUEUE_SIZE, 2, size);
+      t.writeCommon(C.QUEUE_ENABLE, 2, 1);
+    }
+    expect(t.errors[0]).toBe('queue 0: queue size 3 is not a power of 2 ≤ 16');
+    expect(t.errors).toHaveLength(1 + Math.floor(Math.log2(32)));
+  });
+});
+
+describe('ErrorCoalescer', () => {
+  it('reports at most maxReportsFor(N) of N errors of any mix of kinds', () => {
+    const c = new ErrorCoalescer();
+    let reports = 0;
+    const N = 5000;
+    for (let i = 0; i < N; i++) if (c.admit(`kind ${String.fromCharCode(65 + (i % 40))} #${i}`) !== undefined) reports++;
+    expect(reports).toBeLessThanOrEqual(maxReportsFor(N));
+    expect(reports).toBeGreaterThanOrEqual(40);
+    expect(errorKind('x'.repeat(10_000)).length).toBe(200);
   });
 });

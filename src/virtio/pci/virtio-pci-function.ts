@@ -3,11 +3,13 @@
  * common cfg, ISR, notify and device cfg structures. It runs the status state machine and
  * feature negotiation, builds SplitQueues when the driver enables them, routes kicks to
  * the device and delivers interrupts. The common cfg's registers are in common-cfg.ts; the
- * device cfg is the device's ConfigSpace, read and written here.
+ * device cfg is the device's ConfigSpace, read and written here. PCI config space answers
+ * through the PciFunction hooks: a live Interrupt Status bit and the PCI_CFG window
+ * (pci-cfg-window.ts).
  *
  * Nothing thrown by the device or caused by the guest escapes a BAR access: errors are
  * caught at that boundary and turned into DEVICE_NEEDS_RESET + a config-change interrupt
- * + an `onError` report (§2.1.2).
+ * (once per episode, with DRIVER_OK) + an `onError` report (§2.1.2).
  */
 import type { AccessWidth, PciAttachment, PciBar, PciFunction, PciLocation } from '../bus.ts';
 import {
@@ -15,6 +17,7 @@ import {
   Feature,
   IsrBit,
   PciClass,
+  PciStatus,
   featureBit,
   features,
   hasFeature,
@@ -23,8 +26,10 @@ import type { DeviceContext, VirtioDevice } from '../device.ts';
 import { VirtqueueError } from '../queue/errors.ts';
 import { isPowerOfTwo } from '../queue/layout.ts';
 import { SplitQueue, type QueueGate, type QueueObserver } from '../queue/split-queue.ts';
-import { CommonCfgRegisters, WIDTH_MASK } from './common-cfg.ts';
-import { buildConfigSpace } from './config-header.ts';
+import { CommonCfgRegisters, WIDTH_MASK, isValidQueueSize } from './common-cfg.ts';
+import { PciHeader, buildConfigSpace } from './config-header.ts';
+import { ErrorCoalescer } from './error-reports.ts';
+import { PciCfgWindow } from './pci-cfg-window.ts';
 import { computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
 
 export interface VirtioPciOptions {
@@ -60,6 +65,10 @@ const DEFAULT_RING_FEATURES = features(Feature.VIRTIO_F_RING_INDIRECT_DESC, Feat
 const DRIVER_STATUS_BITS =
   DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK | DeviceStatus.DRIVER_OK | DeviceStatus.FAILED;
 
+function validConfigAccess(offset: number, width: number): boolean {
+  return (width === 1 || width === 2 || width === 4) && Number.isInteger(offset) && offset >= 0 && offset + width <= 256;
+}
+
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -75,6 +84,8 @@ export class VirtioPciFunction implements PciFunction {
   readonly stats = { notifies: 0, interrupts: 0, isrReads: 0, errors: 0, resets: 0 };
   /** The most recent error reason, if any. */
   lastError: string | undefined;
+  /** What listeners are told of errors: repeated kinds coalesced (see error-reports.ts). */
+  readonly errorReports = new ErrorCoalescer();
   /** Kicks and used-buffer interrupts per queue index. */
   readonly queueCounters: QueueCounters[];
   /** Freeze/step state per queue index. */
@@ -85,10 +96,14 @@ export class VirtioPciFunction implements PciFunction {
   private readonly listeners = new Set<ErrorListener>();
   private readonly reported = new WeakSet<object>();
   private readonly common: CommonCfgRegisters;
+  /** The VIRTIO_PCI_CAP_PCI_CFG window (§4.1.4.9). */
+  readonly pciCfg: PciCfgWindow;
 
   private status = 0;
   private isr = 0;
   private configGeneration = 0;
+  /** Device config changed since the driver last read it or config_generation. */
+  private configPending = false;
   private acceptedFeatures = 0n;
   /** Bumped on reset so contexts and queues of an earlier activation go inert. */
   private epoch = 0;
@@ -113,12 +128,13 @@ export class VirtioPciFunction implements PciFunction {
     for (const max of device.queueMaxSizes) {
       if (!isPowerOfTwo(max) || max > 32768) throw new RangeError(`${this.name}: queue max size ${max}`);
     }
-    this.configSpace = buildConfigSpace({
+    const header = buildConfigSpace({
       deviceId: device.deviceId,
       pciClass: device.pciClass ?? PciClass.OTHER,
       barKind,
       layout: this.layout,
     });
+    this.configSpace = header.bytes;
     const bar: PciBar = {
       kind: barKind,
       size: barSize,
@@ -126,13 +142,16 @@ export class VirtioPciFunction implements PciFunction {
       write: (offset, width, value) => this.barWrite(offset, width, value),
     };
     this.bars = [bar];
+    const { common, isr, notify, device: deviceCfg } = this.layout;
+    this.pciCfg = new PciCfgWindow(this.configSpace, header.pciCfgCap, bar, [common, isr, notify, deviceCfg].filter((r) => r.length > 0));
     this.common = new CommonCfgRegisters(device.queueMaxSizes, {
       offeredFeatures: this.offeredFeatures,
       deviceStatus: () => this.status,
-      configGeneration: () => this.configGeneration,
+      configGeneration: () => this.readConfigGeneration(),
       writeStatus: (value) => this.writeStatus(value),
       enableQueue: (index) => this.enableQueue(index),
     });
+    device.deviceConfig?.onDeviceChange(() => this.deviceConfigChanged());
     this.queueCounters = device.queueMaxSizes.map(() => ({ kicks: 0, interrupts: 0 }));
     this.gates = device.queueMaxSizes.map(() => ({ frozen: false, credits: 0 }));
   }
@@ -148,7 +167,10 @@ export class VirtioPciFunction implements PciFunction {
     return this.attachment?.location?.();
   }
 
-  /** Be told the decoded reason of every guest/device error. Returns an unsubscribe function. */
+  /**
+   * Be told the decoded reason of guest/device errors: the first of each kind, then the 2nd,
+   * 4th, 8th … with their count (error-reports.ts). Returns an unsubscribe function.
+   */
   onError(listener: ErrorListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -198,6 +220,38 @@ export class VirtioPciFunction implements PciFunction {
     return this.common.queues[index]?.queue;
   }
 
+  // ---- PCI config space (PciFunction's hooks): nothing throws past here ----------------
+
+  /** A guest config read: `configSpace` as it is now, after the PCI_CFG window's BAR read if it reaches pci_cfg_data. */
+  configRead(offset: number, width: AccessWidth): number {
+    if (!validConfigAccess(offset, width)) return 0;
+    if (this.pciCfg.touchesData(offset, width)) this.guarded(() => this.pciCfg.load());
+    let value = 0;
+    for (let i = width - 1; i >= 0; i--) value = value * 256 + this.configSpace[offset + i]!;
+    return value;
+  }
+
+  /** A guest config write: only the PCI_CFG window's fields are writable; pci_cfg_data writes go to BAR0. */
+  configWrite(offset: number, width: AccessWidth, value: number): void {
+    if (!validConfigAccess(offset, width)) return;
+    let data = false;
+    for (let i = 0; i < width; i++) {
+      const at = offset + i;
+      if (!this.pciCfg.writable(at)) continue; // read-only, or RW1C bits we never set
+      this.configSpace[at] = (value >>> (8 * i)) & 0xff;
+      data ||= this.pciCfg.touchesData(at, 1);
+    }
+    if (data) this.guarded(() => this.pciCfg.store());
+  }
+
+  private guarded(action: () => void): void {
+    try {
+      action();
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
   // ---- BAR0 boundary: nothing throws past here -------------------------------------
 
   private barRead(offset: number, width: AccessWidth): number {
@@ -238,7 +292,10 @@ export class VirtioPciFunction implements PciFunction {
     if (this.within(isr, offset, width)) return offset === isr.offset ? this.readIsr() : 0;
     if (this.within(notify, offset, width)) return 0;
     // The layout sized this region to the config space, so `within` is its bounds check.
-    if (this.within(device, offset, width)) return this.device.deviceConfig?.read(offset - device.offset, width) ?? 0;
+    if (this.within(device, offset, width)) {
+      this.readConfigGeneration(); // the driver sees a changed generation with the changed value
+      return this.device.deviceConfig?.read(offset - device.offset, width) ?? 0;
+    }
     // Straddles two structures or a gap: assemble byte by byte.
     if (width === 1) return 0;
     let value = 0;
@@ -270,13 +327,52 @@ export class VirtioPciFunction implements PciFunction {
     // we never raised could drop another device's interrupt on a shared INTx.
     if (value !== 0) {
       this.isr = 0;
+      this.syncInterruptStatus();
       this.attachment?.irq.lower();
     }
     return value;
   }
 
+  /** PCI status bit 3 is the OR of the ISR bits when there is no MSI-X (§4.1.4.5.1). */
+  private syncInterruptStatus(): void {
+    const status = this.configSpace[PciHeader.STATUS]!;
+    this.configSpace[PciHeader.STATUS] = this.isr !== 0 ? status | PciStatus.INTERRUPT_STATUS : status & ~PciStatus.INTERRUPT_STATUS;
+  }
+
+  // ---- device configuration changes (§4.1.4.3.1, §4.1.5.4) -------------------------------
+
+  /** A device-side config field changed, whatever the status: from the ConfigSpace or ctx.configChanged(). */
+  private deviceConfigChanged(): void {
+    this.configPending = true;
+    if (this.status & DeviceStatus.DRIVER_OK) this.raiseConfigInterrupt();
+  }
+
+  /**
+   * config_generation changes once per batch of changes the driver can observe, as the spec's
+   * note under §4.1.4.3.1 suggests: bumped on the first read (of it or of device config) after
+   * a change, so it cannot wrap back to a value the driver saw between two of its reads.
+   */
+  private readConfigGeneration(): number {
+    if (this.configPending) {
+      this.configPending = false;
+      this.configGeneration = (this.configGeneration + 1) & 0xff;
+    }
+    return this.configGeneration;
+  }
+
+  /**
+   * At most one config-change interrupt pending: while ISR's CONFIG bit is still set the line
+   * is already up for it, so further changes (a flapping link, repeated errors) add nothing
+   * until the driver reads ISR. The guest's own ISR reads bound the rate.
+   */
+  private raiseConfigInterrupt(): void {
+    if (this.isr & IsrBit.CONFIG) return;
+    this.raiseIsr(IsrBit.CONFIG);
+  }
+
   private raiseIsr(bits: number, queue = -1): void {
     this.isr |= bits;
+    this.syncInterruptStatus();
     this.stats.interrupts++;
     if (queue >= 0) this.queueCounters[queue]!.interrupts++;
     this.tracerRef?.transport(queue >= 0 ? 'interrupt' : 'config-interrupt', queue);
@@ -298,13 +394,28 @@ export class VirtioPciFunction implements PciFunction {
     let next = old | (value & DRIVER_STATUS_BITS);
     if (next & DeviceStatus.FEATURES_OK && !(old & DeviceStatus.FEATURES_OK)) {
       const driver = this.common.driverFeatures;
-      if (this.featuresAcceptable(driver)) this.acceptedFeatures = driver;
-      else next &= ~DeviceStatus.FEATURES_OK; // refused: the driver reads it back and gives up
+      if (this.featuresAcceptable(driver) && this.deviceAccepts(driver)) this.acceptedFeatures = driver;
+      else next &= ~DeviceStatus.FEATURES_OK; // refused: the driver reads it back and gives up (§3.1.1)
     }
-    this.status = next;
+    this.status = next | (this.status & DeviceStatus.DEVICE_NEEDS_RESET);
     // At most one event per driver write that changes a bit: the status history the inspector shows.
     if (next !== old) this.tracerRef?.transport('status', -1, undefined, next);
     if (next & DeviceStatus.DRIVER_OK && !(old & DeviceStatus.DRIVER_OK)) this.activate();
+  }
+
+  /**
+   * The device's FEATURES_OK hook (blk sets writeback per §5.2.5 here). A hook that throws is
+   * a device failure: reported like any other (DEVICE_NEEDS_RESET, §2.1.2) and FEATURES_OK is
+   * not set, since the device could not take those features.
+   */
+  private deviceAccepts(driver: bigint): boolean {
+    try {
+      this.device.featuresAccepted?.(driver);
+      return true;
+    } catch (error) {
+      this.fail(error);
+      return false;
+    }
   }
 
   private featuresAcceptable(driver: bigint): boolean {
@@ -346,9 +457,7 @@ export class VirtioPciFunction implements PciFunction {
         return true;
       },
       configChanged: () => {
-        if (!current()) return;
-        this.configGeneration = (this.configGeneration + 1) & 0xff;
-        this.raiseIsr(IsrBit.CONFIG);
+        if (current()) this.deviceConfigChanged();
       },
       fail: (error) => {
         if (current()) this.fail(error);
@@ -367,6 +476,7 @@ export class VirtioPciFunction implements PciFunction {
     this.acceptedFeatures = 0n;
     if (this.isr !== 0) {
       this.isr = 0;
+      this.syncInterruptStatus();
       this.attachment?.irq.lower();
     }
     try {
@@ -386,8 +496,8 @@ export class VirtioPciFunction implements PciFunction {
     if (!(this.status & DeviceStatus.FEATURES_OK)) {
       return this.fail(new VirtqueueError(index, 'enabled before FEATURES_OK'));
     }
-    if (!isPowerOfTwo(regs.size) || regs.size > regs.maxSize) {
-      return this.fail(new VirtqueueError(index, `queue size ${regs.size} is not a power of 2 ≤ ${regs.maxSize}`));
+    if (!isValidQueueSize(regs.sizeWritten, regs.maxSize)) {
+      return this.fail(new VirtqueueError(index, `queue size ${regs.sizeWritten} is not a power of 2 ≤ ${regs.maxSize}`));
     }
     const addr = (pair: [number, number]) => pair[1] * 2 ** 32 + pair[0];
     regs.queue = new SplitQueue(
@@ -431,11 +541,14 @@ export class VirtioPciFunction implements PciFunction {
    */
   private fail(error: unknown): void {
     if (!this.report(error)) return;
+    if (this.status & DeviceStatus.DEVICE_NEEDS_RESET) return; // one episode: already signalled
     this.status |= DeviceStatus.DEVICE_NEEDS_RESET;
     this.tracerRef?.transport('status', -1, undefined, this.status);
-    this.raiseIsr(IsrBit.CONFIG);
+    // §2.1.2: the notification is due once DRIVER_OK is set; before that the driver reads status.
+    if (this.status & DeviceStatus.DRIVER_OK) this.raiseConfigInterrupt();
   }
 
+  /** Counts the error; tells listeners and the tracer only as the coalescer allows. False: seen before. */
   private report(error: unknown): boolean {
     if (typeof error === 'object' && error !== null) {
       if (this.reported.has(error)) return false;
@@ -443,11 +556,13 @@ export class VirtioPciFunction implements PciFunction {
     }
     const reason = describe(error);
     this.stats.errors++;
-    this.tracerRef?.transport('error', error instanceof VirtqueueError ? error.queueIndex : -1, reason);
     this.lastError = reason;
+    const text = this.errorReports.admit(reason);
+    if (text === undefined) return true;
+    this.tracerRef?.transport('error', error instanceof VirtqueueError ? error.queueIndex : -1, text);
     for (const listener of this.listeners) {
       try {
-        listener(reason);
+        listener(text);
       } catch {
         // a listener's bug must not become the guest's problem
       }

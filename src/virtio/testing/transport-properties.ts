@@ -5,23 +5,34 @@
  * bring-up mid-sequence, chains on whatever queues are live, garbage aimed at live rings,
  * kicks a deferring device serves later).
  *
- * Invariants: nothing throws out of a BAR access; reads return a value of their width, and
+ * PCI configuration space too: any offset, width and value through the function's config
+ * hooks, and the VIRTIO_PCI_CAP_PCI_CFG window (§4.1.4.9) aimed at BAR0 (mostly valid settings,
+ * sometimes not), so every BAR path is also reached the slow way.
+ *
+ * Invariants: nothing throws out of a BAR or config access; reads return a value of their width, and
  * registers with a known answer (device_feature windows, num_queues, a missing queue, the
  * notify offset) give it in every access shape; the device never touches memory outside
  * guest RAM (ArrayMemory refuses and records it); IRQ level follows ISR; an error always
  * comes with DEVICE_NEEDS_RESET; a reset returns the power-on state; read-only device
- * config never changes; the inspector's snapshot comes out whole; and after all of it, a
+ * config never changes; the PCI header changes only in the window's fields and the status
+ * register's Interrupt Status bit, which mirrors ISR (§4.1.4.5.1); error reports stay within
+ * the flood budget (≤ maxReportsFor(errors) listener calls) and config-change interrupts within
+ * one per ISR read or reset (coalesced, one per DEVICE_NEEDS_RESET episode); the inspector's
+ * snapshot comes out whole; and after all of it, a
  * reset and an honest driver's bring-up make valid work complete correctly.
  *
  * Generic over the device (a TransportSubject): the loopback device here, the real ones
  * from each registered device's descriptor (src/devices/testing/transport-subjects.ts).
  */
 import fc from 'fast-check';
-import { DeviceStatus, Feature, featureBit } from '../constants.ts';
+import { DeviceStatus, Feature, PciStatus, featureBit } from '../constants.ts';
+import { PciHeader } from '../pci/config-header.ts';
+import { errorKind, maxReportsFor } from '../pci/error-reports.ts';
 import { CommonCfg } from '../pci/layout.ts';
 import { DriverMock } from './driver-mock.ts';
 import { bump, checkInspector, checkInvariants, errorsSinceReset, fail, recordReasons, type NamedProperty } from './invariants.ts';
 import { LoopbackDevice, loopbackOutput } from './loopback-device.ts';
+import { PciConfigDriver } from './pci-config-driver.ts';
 
 /** One device on one function, on fresh memory, as a fuzz case needs it. */
 export interface TransportRig {
@@ -142,6 +153,38 @@ const opArb = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('reset' as const) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('settle' as const) }) },
+  // PCI config space: anywhere, any width; and the PCI_CFG window aimed at a BAR0 structure.
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('config' as const),
+      write: fc.boolean(),
+      offset: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 0, max: 0xff }) }, { weight: 1, arbitrary: fc.integer({ min: -4, max: 0x104 }) }),
+      width: widthArb,
+      value: valueArb,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('window' as const),
+      bar: fc.oneof({ weight: 8, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xff }) }),
+      region: regionArb,
+      rel: relArb,
+      length: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(1, 2, 4) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) }),
+      write: fc.boolean(),
+      value: valueArb,
+    }),
+  },
+  // A guest repeating one bad thing in a loop: the error-flood budget must hold.
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('flood' as const),
+      kind: fc.constantFrom<'bring-up' | 'enable'>('bring-up', 'enable'),
+      times: fc.integer({ min: 1, max: 300 }),
+    }),
+  },
   // Read-backs with a known answer, in the shapes drivers use (one access, halves, bytes).
   {
     weight: 2,
@@ -201,10 +244,32 @@ function plausibleLayout(size: number): { desc: number; driver: number; device: 
   return { desc, driver, device: (driver + 6 + 2 * size + 3) & ~3 };
 }
 
-function runOp(rig: TransportRig, op: TransportOp): void {
+function runOp(rig: TransportRig, op: TransportOp, pci: PciConfigDriver): void {
   const { t } = rig;
   const bar = t.fn.bars[0]!;
   switch (op.op) {
+    case 'config':
+      if (op.write) t.fn.configWrite(op.offset, op.width as 1 | 2 | 4, op.value);
+      else checkRead(t.fn.configRead(op.offset, op.width as 1 | 2 | 4), op.width, `config 0x${op.offset.toString(16)}`);
+      return;
+    case 'flood':
+      for (let i = 0; i < op.times; i++) {
+        if (op.kind === 'bring-up') {
+          t.writeCommon(CommonCfg.DEVICE_STATUS, 1, 0);
+          t.writeCommon(CommonCfg.DEVICE_STATUS, 1, DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER_OK); // no FEATURES_OK
+        } else {
+          t.writeCommon(CommonCfg.QUEUE_SIZE, 2, 3);
+          t.writeCommon(CommonCfg.QUEUE_ENABLE, 2, 1);
+        }
+      }
+      return;
+    case 'window': {
+      pci.aim(op.bar, regionBase(t, op.region) + op.rel, op.length);
+      const data = pci.cap + 16;
+      if (op.write) pci.write(data, 4, op.value);
+      else checkRead(pci.read(data, 4), 4, 'pci_cfg_data');
+      return;
+    }
     case 'settle':
       rig.settle?.();
       return;
@@ -240,9 +305,6 @@ function runOp(rig: TransportRig, op: TransportOp): void {
       t.writeCommon(CommonCfg.QUEUE_ENABLE, 2, op.enable);
       return;
     }
-    case 'driver-ok':
-      t.driverOk();
-      return;
     case 'driver-ok':
       t.driverOk();
       return;
@@ -301,6 +363,32 @@ function runOp(rig: TransportRig, op: TransportOp): void {
   }
 }
 
+/** PCI header bytes as built, to compare: the window's fields excepted, Interrupt Status masked. */
+function headerBytes(t: DriverMock): number[] {
+  return Array.from(t.fn.configSpace, (byte, at) =>
+    t.fn.pciCfg.writable(at) ? 0 : at === PciHeader.STATUS ? byte & ~PciStatus.INTERRUPT_STATUS : byte,
+  );
+}
+
+/** What must hold of PCI config space and of error and interrupt floods after every step. */
+function checkPciBounds(t: DriverMock, header: readonly number[]): void {
+  const fn = t.fn;
+  const mirrored = (fn.configRead(PciHeader.STATUS, 2) & PciStatus.INTERRUPT_STATUS) !== 0;
+  if (mirrored !== (fn.isrStatus !== 0)) fail(`PCI Interrupt Status ${mirrored} but ISR 0x${fn.isrStatus.toString(16)}`);
+  const now = headerBytes(t);
+  const changed = now.findIndex((b, i) => b !== header[i]);
+  if (changed >= 0) fail(`read-only PCI config byte 0x${changed.toString(16)} changed: ${header[changed]} → ${now[changed]}`);
+  // Per kind of error, 1 + log2(N) reports at most (and never more than maxReportsFor overall).
+  const kinds = new Set(t.errors.map((r) => errorKind(r.replace(/ \(\d+ errors of this kind so far\)$/, '')))).size;
+  const budget = Math.min(maxReportsFor(fn.stats.errors), kinds * (1 + Math.floor(Math.log2(Math.max(1, fn.stats.errors)))));
+  if (t.errors.length > budget) fail(`${t.errors.length} error reports for ${fn.stats.errors} errors of ${kinds} kinds: over the flood budget ${budget}`);
+  const queueInterrupts = fn.queueCounters.reduce((n, c) => n + c.interrupts, 0);
+  const configInterrupts = fn.stats.interrupts - queueInterrupts;
+  if (configInterrupts > 1 + fn.stats.isrReads + fn.stats.resets) {
+    fail(`${configInterrupts} config-change interrupts with ${fn.stats.isrReads} ISR reads and ${fn.stats.resets} resets: not coalesced`);
+  }
+}
+
 function configBytes(t: DriverMock): number[] {
   return Array.from(t.fn.device.deviceConfig?.bytes ?? []);
 }
@@ -326,11 +414,18 @@ export function transportProperty(subject: TransportSubject, coverage = new Map<
     if (start === 'negotiated') t.negotiate();
     if (start === 'live') for (const q of t.init()) q.add({ readable: [Uint8Array.of(1, 2, 3)], writable: [16] });
     const numQueues = t.fn.numQueues;
+    const pci = new PciConfigDriver(t.fn);
+    const header = headerBytes(t);
+    const rejectedBefore = t.fn.pciCfg.rejected;
     for (const op of ops) {
-      runOp(rig, op);
+      runOp(rig, op, pci);
       checkInvariants(t);
+      checkPciBounds(t, header);
       if (t.readCommon(CommonCfg.NUM_QUEUES, 2) !== numQueues) fail('num_queues changed');
     }
+    if (ops.some((op) => op.op === 'window')) bump(coverage, 'pci_cfg window used');
+    if (t.fn.pciCfg.rejected > rejectedBefore) bump(coverage, 'pci_cfg window settings refused');
+    if (t.fn.errorReports.suppressed > 0) bump(coverage, 'repeated errors coalesced');
     const after = configBytes(t);
     for (let i = 0; i < config.length; i++) {
       if (!rig.configWritable(i) && after[i] !== config[i]) fail(`read-only config byte ${i} changed: ${config[i]} → ${after[i]}`);
