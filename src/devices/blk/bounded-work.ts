@@ -90,7 +90,7 @@ function submit(h: BlkHarness, r: RequestCase, region: number): { sub: Submitted
 }
 
 export function blkBoundedWorkProperty(): fc.IProperty<[RequestCase[], boolean]> {
-  return fc.property(fc.array(requestArb, { minLength: 1, maxLength: 64 }), fc.boolean(), (requests, writeThrough) => {
+  return fc.property(fc.array(requestArb, { minLength: 1, maxLength: 64, size: 'max' }), fc.boolean(), (requests, writeThrough) => {
     const jobs: Array<() => void> = [];
     const disk = new CountingSparseDisk();
     const h = BlkHarness.create({ backend: disk, memorySize: 4 * MiB, defer: (job) => void jobs.push(job) });

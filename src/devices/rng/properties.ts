@@ -24,7 +24,7 @@ const chainArb = fc.record({
 type ChainCase = typeof chainArb extends fc.Arbitrary<infer C> ? C : never;
 
 export function rngBoundedWorkProperty(): fc.IProperty<[ChainCase[]]> {
-  return fc.property(fc.array(chainArb, { minLength: 1, maxLength: RNG_QUEUE_SIZE }), (chains) => {
+  return fc.property(fc.array(chainArb, { minLength: 1, maxLength: RNG_QUEUE_SIZE, size: 'max' }), (chains) => {
     let asked = 0;
     const t = DriverMock.create(
       new VirtioRng((buf) => {
