@@ -4,7 +4,8 @@
  * queue size, data just under and over the request cap, maximal DISCARD/WRITE_ZEROES ranges,
  * flushes — and every job the device runs for them (the kick, each pass) stays within the
  * descriptor's kickBudget in guest RAM bytes (beyond the ring walk), within BLK_DRAIN_BYTES of
- * disk bytes, and under WORK_MS_BOUND; every chain still comes back, once, with a status.
+ * disk bytes and 64 + 1 backend flushes, and under WORK_MS_BOUND; every chain still comes
+ * back, once, with a status.
  */
 import fc from 'fast-check';
 import { ArrayMemory } from '../../virtio/testing/array-memory.ts';
@@ -12,7 +13,7 @@ import { fail } from '../../virtio/testing/invariants.ts';
 import { assertWithinBudget, measure, worstCases } from '../../virtio/testing/work-meter.ts';
 import type { Submitted } from '../../virtio/testing/driver-mock.ts';
 import type { BlockBackend } from '../../backends/block-backend.ts';
-import { BLK_DRAIN_BYTES } from './budget.ts';
+import { BLK_DRAIN_BYTES, BLK_FLUSH_COST } from './budget.ts';
 import { BlkConfigOffset, DEFAULT_BLK_LIMITS } from './config.ts';
 import { blkDevice } from './index.ts';
 import { SECTOR_SIZE, VirtioBlkReqType as T } from './spec.ts';
@@ -29,6 +30,7 @@ class CountingSparseDisk implements BlockBackend {
   readonly size = DISK_BYTES;
   readonly readOnly = false;
   bytes = 0;
+  flushes = 0;
   read(_offset: number, dst: Uint8Array): void {
     dst.fill(0x5a);
     this.bytes += dst.length;
@@ -36,7 +38,9 @@ class CountingSparseDisk implements BlockBackend {
   write(_offset: number, src: Uint8Array): void {
     this.bytes += src.length;
   }
-  flush(): void {}
+  flush(): void {
+    this.flushes++;
+  }
   discard(_offset: number, length: number): void {
     this.bytes += length;
   }
@@ -44,10 +48,12 @@ class CountingSparseDisk implements BlockBackend {
     this.bytes += length;
   }
   close(): void {}
-  take(): number {
-    const n = this.bytes;
+  /** Disk bytes and flushes since the last call. */
+  take(): { diskBytes: number; flushes: number } {
+    const taken = { diskBytes: this.bytes, flushes: this.flushes };
     this.bytes = 0;
-    return n;
+    this.flushes = 0;
+    return taken;
   }
 }
 
@@ -106,11 +112,12 @@ export function blkBoundedWorkProperty(): fc.IProperty<[RequestCase[], boolean]>
     // The ring walk is the queue engine's budget, not the device's: each descriptor read
     // (16 bytes), the indirect head, avail/used entries and indices.
     const ring = 16 * (descriptors + subs.length) + 32 * subs.length + 64;
-    const budgets = { bytes: blkDevice.kickBudget!.bytes + ring, diskBytes: BLK_DRAIN_BYTES };
+    // Flushes: the pass's FLUSH requests, and its own write-through flush.
+    const budgets = { bytes: blkDevice.kickBudget!.bytes + ring, diskBytes: BLK_DRAIN_BYTES, flushes: BLK_DRAIN_BYTES / BLK_FLUSH_COST + 1 };
     const memory: ArrayMemory = h.driver.memory;
     const where = `${requests.length} requests: ${requests.map((r) => r.kind).join(',')}`;
     const step = (what: string, action: () => void) => {
-      const work = measure(memory, action, () => ({ diskBytes: disk.take() }));
+      const work = measure(memory, action, () => disk.take());
       worstCases.noteWork('blk: per kick', work, where, budgets);
       assertWithinBudget(`blk ${what}`, work, budgets);
     };

@@ -6,7 +6,7 @@ import { measure } from '../../virtio/testing/work-meter.ts';
 import type { DescriptorChain } from '../../virtio/queue/descriptor-chain.ts';
 import type { BlockBackend } from '../../backends/block-backend.ts';
 import { MemoryBlockBackend } from '../../backends/memory-block-backend.ts';
-import { BLK_DRAIN_BYTES, BLK_MAX_REQUEST_BYTES, blkKickBudgetBytes, checkLimits } from './budget.ts';
+import { BLK_DRAIN_BYTES, BLK_FLUSH_COST, BLK_MAX_REQUEST_BYTES, blkKickBudgetBytes, checkLimits } from './budget.ts';
 import { BlkConfigOffset, DEFAULT_BLK_LIMITS } from './config.ts';
 import { VirtioBlk } from './blk.ts';
 import { executeBlkRequest } from './io.ts';
@@ -129,6 +129,20 @@ describe('virtio-blk bounded work: one pass per kick', () => {
     expect(h.queue.used().map((u) => u.head)).toEqual([subs[2].head, subs[3].head]);
     expect(subs.every((sub) => h.status(sub) === OK)).toBe(true);
     expect(s.jobs).toHaveLength(0);
+  });
+
+  it('a pass issues at most 64 FLUSHes (each a backend flush); the rest wait for the next pass', () => {
+    const s = manual();
+    const backend = new MemoryBlockBackend(MiB);
+    const h = BlkHarness.create({ defer: s.defer, backend });
+    const subs = Array.from({ length: 100 }, () => h.add({ readable: [outhdr(T.VIRTIO_BLK_T_FLUSH)], writable: [1] }));
+    h.queue.kick();
+    s.runOne();
+    expect(backend.counts.flush).toBe(BLK_DRAIN_BYTES / BLK_FLUSH_COST);
+    expect(h.queue.used()).toHaveLength(64);
+    s.runOne();
+    expect(h.queue.used()).toHaveLength(36);
+    expect(subs.every((sub) => h.status(sub) === OK)).toBe(true);
   });
 
   it('without defer the leftovers are served in a microtask, and a kick in between keeps the order', async () => {

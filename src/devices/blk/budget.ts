@@ -25,6 +25,13 @@ export const BLK_MAX_REQUEST_BYTES = 16 << 20;
 /** 16 MiB per pass: a ~2–5 ms memcpy in V8, and at least one maximal request. */
 export const BLK_DRAIN_BYTES = 16 << 20;
 
+/**
+ * What a FLUSH counts against the pass: a backend flush is a syscall or an OPFS flush
+ * (~0.3 ms) whatever it moves, so a pass issues at most 64 of them (plus its own
+ * write-through flush) instead of one per ring entry.
+ */
+export const BLK_FLUSH_COST = BLK_DRAIN_BYTES / 64;
+
 /** Largest IN/OUT data a request may carry under `limits`: seg_max × size_max, and the cap. */
 export function maxDataBytes(limits: BlkLimits): number {
   return Math.min(limits.segMax * limits.sizeMax, BLK_MAX_REQUEST_BYTES);
@@ -44,6 +51,8 @@ export function checkLimits(limits: BlkLimits): void {
 export function requestCost(req: BlkRequest): number {
   if (req.error) return 0;
   switch (req.type) {
+    case T.VIRTIO_BLK_T_FLUSH:
+      return BLK_FLUSH_COST;
     case T.VIRTIO_BLK_T_DISCARD:
     case T.VIRTIO_BLK_T_WRITE_ZEROES: {
       let sectors = 0;
