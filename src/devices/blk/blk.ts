@@ -1,6 +1,6 @@
 /**
- * virtio-blk (§5.2) over a BlockBackend: one request queue, served completely inside the
- * kick (the backends are synchronous), like a vhost worker draining its ring.
+ * virtio-blk (§5.2) over a BlockBackend: one request queue, served inside the kick (the
+ * backends are synchronous) one budgeted pass at a time, like a vhost worker draining its ring.
  *
  * Per kick: pop and parse every available chain (request.ts), then one pass: execute the
  * parsed requests in order (io.ts) until the pass has moved BLK_DRAIN_BYTES (budget.ts),

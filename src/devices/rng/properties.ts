@@ -3,7 +3,7 @@
  * to a queue's worth of chains whose writable descriptors all alias one guest buffer (up to
  * 63 × 1 MiB each): one kick fills at most RNG_MAX_BYTES_PER_REQUEST per chain, stays within
  * the descriptor's kickBudget and WORK_MS_BOUND, and returns each chain with exactly the bytes
- * it filled (§5.4.6: fewer than the buffer holds is allowed).
+ * it filled (§5.4.6.1: fewer than the buffer holds is allowed).
  */
 import fc from 'fast-check';
 import { fail, type NamedProperty } from '../../virtio/testing/invariants.ts';

@@ -49,7 +49,7 @@ describe('virtio-rng', () => {
     expect(new Set(big.data).size).toBeGreaterThan(200); // random, not a constant fill
   });
 
-  it('fills at most 4 KiB of a 2.5 GiB aliased buffer and returns that length (§5.4.6)', () => {
+  it('fills at most 4 KiB of a 2.5 GiB aliased buffer and returns that length (§5.4.6.1)', () => {
     let asked = 0;
     const rng = new VirtioRng((buf) => {
       asked += buf.length;

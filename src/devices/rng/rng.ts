@@ -16,7 +16,7 @@ import { RegionCursor } from '../../virtio/queue/descriptor-chain.ts';
 /** crypto.getRandomValues refuses more than 65536 bytes per call. */
 const MAX_RANDOM_CHUNK = 65536;
 /**
- * Cap per request: the device may return fewer bytes than the buffer holds (§5.4.6: used.len
+ * Cap per request: the device may return fewer bytes than the buffer holds (§5.4.6.1: used.len
  * says how many), and a guest offering gigabytes of (aliased) buffers must not stall the
  * emulator thread. Linux's virtio-rng asks for SMP_CACHE_BYTES (64 on x86; older kernels
  * rng_buffer_size(), ≥ 32) per request: a page is 64× that. Per kick: queue size (64) × 4 KiB.
