@@ -27,6 +27,7 @@ import type { ParsedBlkRequest } from './request.ts';
 import type { SplitQueue } from '../../virtio/queue/split-queue.ts';
 import { BlkStats } from './stats.ts';
 import { DeferredKicks } from '../../virtio/deferred-kicks.ts';
+import { PendingJob, type Scheduler } from '../../virtio/pending-job.ts';
 
 export interface VirtioBlkOptions {
   backend: BlockBackend;
@@ -43,6 +44,11 @@ export interface VirtioBlkOptions {
    * guest that waits idles at once and is served at once. Default: serve inside the kick.
    */
   defer?: (drain: () => void) => void;
+  /**
+   * Where the leftovers of a pass that spent its budget are served (the lab: a macrotask, so
+   * the emulator runs between passes). Default: `defer`, else a microtask.
+   */
+  later?: (job: () => void) => void;
   /**
    * The backend failed ('quota': storage full; 'io'; ...). The guest got IOERR. Called at
    * most once per kind per kick, so a guest hammering a full disk cannot flood the host.
@@ -89,16 +95,15 @@ export class VirtioBlk implements VirtioDevice {
   /** Popped and parsed, not yet served: at most the queue size, in ring order from `nextWaiting`. */
   private readonly waiting: Waiting[] = [];
   private nextWaiting = 0;
-  /** Where a pass for the leftovers runs: `defer`, else a microtask. */
-  private readonly later: (job: () => void) => void;
-  /** Generation of the scheduled leftover pass; 0 when none is. */
-  private continuation = 0;
-  private generation = 0;
+  /** Where a pass for the leftovers runs: `later`, else `defer`, else a microtask. */
+  private readonly later: Scheduler;
+  /** The scheduled leftover pass. */
+  private readonly continuation = new PendingJob();
 
   constructor(opts: VirtioBlkOptions) {
     this.backend = opts.backend;
     this.deferred = opts.defer && new DeferredKicks(opts.defer);
-    this.later = opts.defer ?? ((job) => queueMicrotask(job));
+    this.later = opts.later ?? opts.defer ?? ((job) => queueMicrotask(job));
     this.onBackendError = opts.onBackendError;
     this.serial = new TextEncoder().encode(opts.serial ?? '');
     if (this.serial.length > VIRTIO_BLK_ID_BYTES) {
@@ -174,7 +179,7 @@ export class VirtioBlk implements VirtioDevice {
     this.deferred?.cancel();
     this.waiting.length = 0;
     this.nextWaiting = 0;
-    this.continuation = 0;
+    this.continuation.cancel();
   }
 
   notify(queueIndex: number): void {
@@ -267,13 +272,9 @@ export class VirtioBlk implements VirtioDevice {
 
   /** One more pass for the leftovers, later (once, however often asked; never after a reset). */
   private continueLater(ctx: DeviceContext, queue: SplitQueue): void {
-    if (this.continuation) return;
-    const generation = ++this.generation;
-    this.continuation = generation;
+    if (this.continuation.pending) return;
     this.stats.passesLater++;
-    this.later(() => {
-      if (this.continuation !== generation) return;
-      this.continuation = 0;
+    this.continuation.post(this.later, () => {
       if (this.ctx !== ctx || ctx.queue(queue.index) !== queue) return;
       try {
         this.drain(BLK_REQUESTQ);

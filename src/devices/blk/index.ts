@@ -19,8 +19,8 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
   kind: 'blk',
   name: 'virtio-blk',
   queueNames: ['requestq'],
-  create: (options, { defer }) =>
-    options && new VirtioBlk({ backend: options.backend, serial: options.name, onBackendError: options.onBackendError, defer }),
+  create: (options, { defer, later }) =>
+    options && new VirtioBlk({ backend: options.backend, serial: options.name, onBackendError: options.onBackendError, defer, later }),
   owns: (device): device is VirtioBlk => device instanceof VirtioBlk,
   config: blkConfigFields,
   decoder: blkDecoder,
