@@ -5,7 +5,7 @@
  * Shared by every device that defers (blk requests, net tx).
  */
 import type { DeviceContext } from './device.ts';
-import type { SplitQueue } from './queue/split-queue.ts';
+import type { Virtqueue } from './queue/virtqueue.ts';
 
 export class DeferredKicks {
   /** Generation of the scheduled drain; 0 when none is. */
@@ -15,7 +15,7 @@ export class DeferredKicks {
   constructor(private readonly defer: (job: () => void) => void) {}
 
   /** Drain `queue` soon (once, however many kicks arrive meanwhile). */
-  schedule(ctx: DeviceContext, queue: SplitQueue, drain: () => void): void {
+  schedule(ctx: DeviceContext, queue: Virtqueue, drain: () => void): void {
     if (this.scheduled) return;
     const generation = ++this.generation;
     this.scheduled = generation;

@@ -9,7 +9,7 @@
  * same task while chains remain.
  */
 import type { DeviceContext } from '../../virtio/device.ts';
-import type { SplitQueue } from '../../virtio/queue/split-queue.ts';
+import type { Virtqueue } from '../../virtio/queue/virtqueue.ts';
 
 /** Serve a pass; true when it stopped at its budget with chains left. */
 export type TxPass = () => boolean;
@@ -29,7 +29,7 @@ export class TxPasses {
   ) {}
 
   /** A kick: serve now or schedule, once however many kicks arrive meanwhile. */
-  kick(ctx: DeviceContext, queue: SplitQueue, pass: TxPass): void {
+  kick(ctx: DeviceContext, queue: Virtqueue, pass: TxPass): void {
     if (this.scheduled) return;
     if (this.defer) return this.schedule(ctx, queue, pass, this.defer);
     // A ring violation throws out of here to the transport, which resets the device.
@@ -41,7 +41,7 @@ export class TxPasses {
     this.scheduled = 0;
   }
 
-  private schedule(ctx: DeviceContext, queue: SplitQueue, pass: TxPass, defer: (job: () => void) => void): void {
+  private schedule(ctx: DeviceContext, queue: Virtqueue, pass: TxPass, defer: (job: () => void) => void): void {
     const generation = ++this.generation;
     this.scheduled = generation;
     queue.disableNotifications();

@@ -17,7 +17,7 @@ import fc from 'fast-check';
 import { DeviceStatus, Feature, featureBit } from '../constants.ts';
 import type { VirtioDevice } from '../device.ts';
 import { MAX_CHAIN_BYTES, maxChainDescriptors, maxDescriptorReadsPerKick, maxIndirectEntries, maxRingBytesPerKick } from '../budget.ts';
-import type { SplitQueue } from '../queue/split-queue.ts';
+import type { Virtqueue } from '../queue/virtqueue.ts';
 import { DriverMock, type DriverQueue } from './driver-mock.ts';
 import { checkInvariants, errorsSinceReset, fail, recordReasons, type NamedProperty } from './invariants.ts';
 import { LoopbackDevice } from './loopback-device.ts';
@@ -192,8 +192,8 @@ function paint(t: DriverMock, at: number, len: number, pattern: Uint8Array): voi
 
 // ---- measuring a kick ----------------------------------------------------------------
 
-function liveQueues(t: DriverMock): SplitQueue[] {
-  const out: SplitQueue[] = [];
+function liveQueues(t: DriverMock): Virtqueue[] {
+  const out: Virtqueue[] = [];
   for (let i = 0; i < t.fn.numQueues; i++) {
     const q = t.fn.queue(i);
     if (q) out.push(q);
@@ -202,7 +202,7 @@ function liveQueues(t: DriverMock): SplitQueue[] {
 }
 
 /** The queue engine's counters summed over the live queues. */
-function engineCounters(queues: readonly SplitQueue[]): { descriptors: number; regions: number; chains: number } {
+function engineCounters(queues: readonly Virtqueue[]): { descriptors: number; regions: number; chains: number } {
   let descriptors = 0;
   let regions = 0;
   let chains = 0;
@@ -215,7 +215,7 @@ function engineCounters(queues: readonly SplitQueue[]): { descriptors: number; r
 }
 
 /** The queue engine's per-kick budget over every live queue (a kick may serve more than its own). */
-function engineBudget(queues: readonly SplitQueue[]): { descriptors: number; chains: number; ringBytes: number } {
+function engineBudget(queues: readonly Virtqueue[]): { descriptors: number; chains: number; ringBytes: number } {
   let descriptors = 0;
   let chains = 0;
   let ringBytes = 0;

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { Feature, featureBit } from '../constants.ts';
-import { DriverMock } from './driver-mock.ts';
+import { DriverMock, type DriverQueue } from './driver-mock.ts';
 import { Timeline } from '../inspect/timeline.ts';
 import { checkInspector, checkInvariants, errorsSinceReset, fail, recordReasons, type NamedProperty } from './invariants.ts';
 import { LoopbackDevice, loopbackOutput } from './loopback-device.ts';
@@ -227,7 +227,7 @@ export function garbageRingProperty(coverage = new Map<string, number>()): fc.IP
       if (timeline) checkInspector(t, {}, timeline);
       if (round.resetAfter) {
         checkRecovery(t, device);
-        q = t.queues[0];
+        q = t.queues[0] as DriverQueue;
       }
     }
     checkRecovery(t, device);

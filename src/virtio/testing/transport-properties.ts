@@ -30,6 +30,8 @@ import { PciHeader } from '../pci/config-header.ts';
 import { errorKind, maxReportsFor } from '../pci/error-reports.ts';
 import { CommonCfg } from '../pci/layout.ts';
 import { DriverMock } from './driver-mock.ts';
+import { PackedQueue } from '../queue/packed-queue.ts';
+import { SplitQueue } from '../queue/split-queue.ts';
 import { bump, checkInspector, checkInvariants, errorsSinceReset, fail, recordReasons, type NamedProperty } from './invariants.ts';
 import { LoopbackDevice, loopbackOutput } from './loopback-device.ts';
 import { PciConfigDriver } from './pci-config-driver.ts';
@@ -323,7 +325,8 @@ function runOp(rig: TransportRig, op: TransportOp, pci: PciConfigDriver): void {
     case 'ring': {
       const q = t.fn.queue(op.queue % t.fn.numQueues);
       if (!q) return;
-      const base = op.area === 'desc' ? q.descTable : op.area === 'avail' ? q.availRing : q.usedRing;
+      const areas = q instanceof SplitQueue ? [q.descTable, q.availRing, q.usedRing] : q instanceof PackedQueue ? [q.descRing, q.driverEvent, q.deviceEvent] : [0, 0, 0];
+      const base = areas[op.area === 'desc' ? 0 : op.area === 'avail' ? 1 : 2]!;
       const addr = base + (op.offset & ~1);
       if (addr + 2 <= t.memory.size) t.memory.writeU16(addr, op.value);
       return;
