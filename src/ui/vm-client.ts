@@ -6,6 +6,7 @@ import wasmUrl from 'v86/build/v86.wasm?url';
 import { ConsoleSession } from '../vm/console-session.ts';
 import { AGENT_PORT } from '../vm/console-session-agent.ts';
 import { InspectorStore } from './inspector/store.ts';
+import type { RingLayout } from '../virtio/queue/virtqueue.ts';
 import type {
   AttachedDisk,
   DeviceStats,
@@ -69,6 +70,11 @@ export function supportsModuleWorkers(): boolean {
 }
 
 /** ?console=off boots without the virtio-console: run() then types into the serial console. */
+/** ?ring=packed offers packed virtqueues (VIRTIO_F_RING_PACKED) on every device; anything else: split. */
+export function ringFromUrl(search: string = location.search): RingLayout {
+  return new URLSearchParams(search).get('ring') === 'packed' ? 'packed' : 'split';
+}
+
 function consoleFromUrl(): boolean {
   const value = new URLSearchParams(location.search).get('console');
   return value !== 'off' && value !== 'none' && value !== '0';
@@ -187,6 +193,7 @@ export class VmClient {
       disk: this.diskChoice,
       net: this.netChoice,
       console: consoleFromUrl(),
+      ring: ringFromUrl(),
     });
     this.inspector.resubscribe();
   }

@@ -1,6 +1,6 @@
 /**
- * The written budget of the queue engine: the most host work one kick can make the split
- * virtqueue's ring walk do, whatever the guest wrote. The walk enforces the per-chain limits
+ * The written budget of the queue engine: the most host work one kick can make a virtqueue's
+ * ring walk do, whatever the guest wrote, split (§2.7) or packed (§2.8) alike. The walk enforces the per-chain limits
  * (SplitQueue.walkChain: over budget is a VirtqueueError, so the queue breaks and the
  * transport sets DEVICE_NEEDS_RESET, the spec's answer to a driver that broke the ring);
  * the per-kick figures follow from them and are what the bounded-work fuzz properties hold
@@ -13,6 +13,7 @@
  * gets near 4 GiB in one request.
  */
 import { DESC_SIZE, RING_ENTRIES, USED_ELEM_SIZE } from './queue/layout.ts';
+import type { RingLayout } from './queue/virtqueue.ts';
 
 /**
  * Buffer descriptors in one chain, direct and indirect together: at most the queue size.
@@ -53,9 +54,12 @@ export function maxDescriptorReadsPerChain(queueSize: number): number {
 export const MAX_CHAIN_BYTES = 2 ** 32 - 1;
 
 /**
- * Chains popped in one kick: at most the queue size. The engine already refuses an avail
- * idx more than `size` ahead of what it consumed, and a head that is in flight, and the
- * guest cannot publish more while the device runs, so a kick pops at most `size` chains.
+ * Chains popped in one kick: at most the queue size. Split: the engine refuses an avail idx
+ * more than `size` ahead of what it consumed, and a head that is in flight, and the guest
+ * cannot publish more while the device runs. Packed: a list may not run past the slots not
+ * held in flight, and after `size` slots the walk meets its own used descriptors (AVAIL =
+ * USED, never available, §2.8.1) or slots still carrying the previous wrap counter. Either
+ * way a kick pops at most `size` chains.
  */
 export function maxChainsPerKick(queueSize: number): number {
   return queueSize;
@@ -78,9 +82,21 @@ const RING_BYTES_PER_CHAIN = 2 + 2 + 2 + 2 + USED_ELEM_SIZE + 2 + 2 + 16;
 const RING_BYTES_PER_KICK = 64 + RING_ENTRIES;
 
 /**
- * Guest RAM bytes the queue engine touches in one kick: every chain's descriptor reads
- * (16 bytes each) plus its ring bookkeeping. 1.05 MiB on a 256 queue, 4.2 KiB on a 16 queue.
+ * Packed only: PackedQueue.pending() reads the 2-byte flags of each available slot ahead of
+ * the device (at most `size`). Budgeted as one such walk per chain popped, more than any
+ * device asks (net asks once per transmit pass).
  */
-export function maxRingBytesPerKick(queueSize: number): number {
-  return maxChainsPerKick(queueSize) * (maxDescriptorReadsPerChain(queueSize) * DESC_SIZE + RING_BYTES_PER_CHAIN) + RING_BYTES_PER_KICK;
+function packedPendingBytesPerChain(queueSize: number): number {
+  return 2 * queueSize;
+}
+
+/**
+ * Guest RAM bytes the queue engine touches in one kick: every chain's descriptor reads
+ * (16 bytes each) plus its ring bookkeeping. Split: 1.05 MiB on a 256 queue, 4.2 KiB on a 16
+ * queue; packed adds the pending() walks (128 KiB more on a 256 queue).
+ */
+export function maxRingBytesPerKick(queueSize: number, layout: RingLayout = 'split'): number {
+  const perChain =
+    maxDescriptorReadsPerChain(queueSize) * DESC_SIZE + RING_BYTES_PER_CHAIN + (layout === 'packed' ? packedPendingBytesPerChain(queueSize) : 0);
+  return maxChainsPerKick(queueSize) * perChain + RING_BYTES_PER_KICK;
 }

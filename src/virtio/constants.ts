@@ -91,6 +91,20 @@ export const VRING_AVAIL_F_NO_INTERRUPT = 1;
 export const VRING_USED_F_NO_NOTIFY = 1;
 /** §2.7 Maximum split queue size. */
 export const VIRTQ_MAX_SIZE = 32768;
+/** §2.8.1 packed descriptor flags: available / used against the ring wrap counters. */
+export const VIRTQ_DESC_F_AVAIL = 1 << 7;
+export const VIRTQ_DESC_F_USED = 1 << 15;
+/** §2.8.10 Descriptor Ring Change Event Flags (the low 2 bits of an event suppression `flags`). */
+export const RingEventFlags = {
+  ENABLE: 0,
+  DISABLE: 1,
+  /** Only valid with VIRTIO_F_RING_EVENT_IDX; the value 3 is reserved. */
+  DESC: 2,
+} as const;
+/** §2.8.14 bit 15 of an event suppression `desc` (off_wrap) is the wrap counter, bits 0..14 the offset. */
+export const PACKED_EVENT_WRAP_SHIFT = 15;
+/** §2.8: packed virtqueues support up to 2^15 entries, and the size need not be a power of 2. */
+export const PACKED_MAX_SIZE = 32768;
 
 /** §6 Reserved (device-independent) feature bits. */
 export const Feature = {

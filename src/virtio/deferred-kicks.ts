@@ -6,7 +6,7 @@
  */
 import type { DeviceContext } from './device.ts';
 import { PendingJob, type Scheduler } from './pending-job.ts';
-import type { SplitQueue } from './queue/split-queue.ts';
+import type { Virtqueue } from './queue/virtqueue.ts';
 
 export class DeferredKicks {
   private readonly job = new PendingJob();
@@ -14,7 +14,7 @@ export class DeferredKicks {
   constructor(private readonly defer: Scheduler) {}
 
   /** Drain `queue` soon (once, however many kicks arrive meanwhile). */
-  schedule(ctx: DeviceContext, queue: SplitQueue, drain: () => void): void {
+  schedule(ctx: DeviceContext, queue: Virtqueue, drain: () => void): void {
     if (this.job.pending) return;
     queue.disableNotifications();
     this.job.post(this.defer, () => {

@@ -5,7 +5,7 @@
  */
 import type { GuestMemory } from './bus.ts';
 import type { ConfigSpace } from './config-space.ts';
-import type { SplitQueue } from './queue/split-queue.ts';
+import type { Virtqueue } from './queue/virtqueue.ts';
 
 export interface VirtioDevice {
   /** Short name for logs and the inspector ("virtio-rng"). */
@@ -14,7 +14,7 @@ export interface VirtioDevice {
   readonly deviceId: number;
   /**
    * Device-type feature bits the device offers. The transport adds VIRTIO_F_VERSION_1 and
-   * the ring features it implements (INDIRECT_DESC, EVENT_IDX) itself.
+   * the ring features it implements (INDIRECT_DESC, EVENT_IDX, and RING_PACKED when asked) itself.
    */
   readonly deviceFeatures: bigint;
   /** One entry per virtqueue: its maximum size (power of 2, ≤ 32768). */
@@ -46,13 +46,13 @@ export interface DeviceContext {
   /** Features the driver accepted (FEATURES_OK). */
   readonly features: bigint;
   hasFeature(bit: number): boolean;
-  /** The live queue at `index`, or undefined if the driver did not enable it. */
-  queue(index: number): SplitQueue | undefined;
+  /** The live queue at `index` (split or packed, as negotiated), or undefined if the driver did not enable it. */
+  queue(index: number): Virtqueue | undefined;
   /**
    * Call after pushing a batch of used entries: raises the queue interrupt if the
    * queue's suppression rules (EVENT_IDX / NO_INTERRUPT) say so. Returns whether it did.
    */
-  signalUsed(queue: SplitQueue): boolean;
+  signalUsed(queue: Virtqueue): boolean;
   /** The device changed its config space: bump config_generation and interrupt. */
   configChanged(): void;
   /** Report a guest or device error found outside a kick (e.g. in async work). */

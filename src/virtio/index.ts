@@ -7,7 +7,10 @@ export { RegionCursor, gatherReadable, scatterWritable } from './queue/descripto
 export type { DescriptorChain, Region } from './queue/descriptor-chain.ts';
 export { VirtqueueError } from './queue/errors.ts';
 export { SplitQueue } from './queue/split-queue.ts';
-export type { SplitQueueConfig, SplitQueueState } from './queue/split-queue.ts';
+export type { SplitQueueConfig } from './queue/split-queue.ts';
+export { PackedQueue } from './queue/packed-queue.ts';
+export type { PackedQueueConfig } from './queue/packed-queue.ts';
+export type { PackedQueueState, RingLayout, SplitQueueState, Virtqueue, VirtqueueState } from './queue/virtqueue.ts';
 export { VirtioPciFunction } from './pci/virtio-pci-function.ts';
 export type { ErrorListener, VirtioPciOptions } from './pci/virtio-pci-function.ts';
 export type { BarLayout } from './pci/layout.ts';

@@ -19,6 +19,15 @@ function recordingBus(): PciBus & { attached: PciFunction[] } {
 }
 
 describe('plugLabDevices', () => {
+  it("offers VIRTIO_F_RING_PACKED on every function only with ring 'packed' (?ring=packed, --ring packed)", () => {
+    const packedBit = 1n << 34n;
+    const options = () => ({ onDeviceError() {}, net: { link: memoryLinkPair()[0], mac: '02:00:00:00:00:01' }, blk: { backend: new MemoryBlockBackend(8192), name: 'd' } });
+    const split = plugLabDevices(recordingBus(), options());
+    expect(split.all.map((fn) => fn.offeredFeatures & packedBit)).toEqual([0n, 0n, 0n]);
+    const packed = plugLabDevices(recordingBus(), { ...options(), ring: 'packed' });
+    expect(packed.all.map((fn) => fn.offeredFeatures & packedBit)).toEqual([packedBit, packedBit, packedBit]);
+  });
+
   it('plugs the rng alone when nothing else is asked for', () => {
     const bus = recordingBus();
     const devices = plugLabDevices(bus, { onDeviceError() {} });

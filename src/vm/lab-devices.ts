@@ -7,6 +7,7 @@ import { macrotask } from './macrotask.ts';
 import type { PciBus } from '../virtio/bus.ts';
 import type { DeviceStats } from './protocol.ts';
 import { VirtioPciFunction } from '../virtio/pci/virtio-pci-function.ts';
+import type { RingLayout } from '../virtio/queue/virtqueue.ts';
 import { descriptorFor, registeredDevices, type DeviceKind, type DeviceOptionsByKind } from '../devices/registry.ts';
 
 /** Options for the whole set: lab-wide settings, and each device's options under its kind (`blk`, `net`, `rng` …). */
@@ -18,6 +19,11 @@ export interface LabDeviceOptions extends DeviceOptionsByKind {
    * (see bench/exits.ts) and lets SeaBIOS place it; memory BARs are fixed addresses.
    */
   barKind?: 'io' | 'mem';
+  /**
+   * Which virtqueue layouts every function offers: 'packed' adds VIRTIO_F_RING_PACKED (§2.8),
+   * which Linux takes when offered; 'split' (the default) offers the split ring only.
+   */
+  ring?: RingLayout;
   /**
    * Serve kicks inside the notify write instead of at the end of the emulator's time slice
    * (the default; see bench/blk.ts for what each costs).
@@ -55,7 +61,7 @@ export function plugLabDevices(bus: PciBus, opts: LabDeviceOptions): LabDevices 
     const kind = descriptor.kind as DeviceKind;
     const device = descriptor.create(opts[kind], { defer, later: opts.later ?? macrotask });
     if (!device) continue;
-    const fn = new VirtioPciFunction(device, { barKind });
+    const fn = new VirtioPciFunction(device, { barKind, ring: opts.ring });
     fn.connect(bus.attach(fn));
     fn.onError((reason) => opts.onDeviceError(fn.name, reason));
     devices[kind] = fn;

@@ -1,4 +1,5 @@
 import type { InspectorSnapshot } from '../virtio/inspect/types.ts';
+import type { RingLayout } from '../virtio/queue/virtqueue.ts';
 
 /**
  * The typed messages between the page (main thread) and the VM worker.
@@ -75,7 +76,8 @@ export type InspectorAction = 'freeze' | 'step' | 'resume';
 /** Page → worker. */
 export type ToWorker =
   /** `console: false` boots without the virtio-console (run() then types into the serial console). */
-  | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment; net?: NetAttachment; console?: boolean }
+  /** `ring: 'packed'` offers VIRTIO_F_RING_PACKED on every virtio function (default split only). */
+  | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment; net?: NetAttachment; console?: boolean; ring?: RingLayout }
   /** Send back what crossed the NIC so far, as a pcap file. */
   | { type: 'capture-get' }
   | { type: 'serial-in'; bytes: Uint8Array }

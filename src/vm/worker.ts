@@ -18,6 +18,7 @@ import { InspectorService } from './inspector-service.ts';
 import { AGENT_PORT } from './console-session-agent.ts';
 import { agentPort } from './console-session-port.ts';
 import type { ConsolePort } from '../devices/console/console.ts';
+import type { RingLayout } from '../virtio/queue/virtqueue.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -117,6 +118,7 @@ async function boot(
   want: DiskAttachment | undefined,
   wantNet: NetAttachment | undefined,
   wantConsole: boolean,
+  ring: RingLayout,
 ): Promise<void> {
   post({ type: 'state', state: 'loading' });
   if (want) {
@@ -152,6 +154,7 @@ async function boot(
     onSerial: (bytes) => post({ type: 'serial-out', bytes }, [bytes.buffer]),
     devices: {
       onDeviceError: (device, reason) => post({ type: 'device-error', device, reason }),
+      ring,
       blk: disk && {
         backend: disk,
         name: want!.name,
@@ -238,7 +241,7 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
   switch (msg.type) {
     case 'boot':
-      boot(msg.baseUrl, msg.wasmUrl, msg.disk, msg.net, msg.console ?? true).catch((e: unknown) => {
+      boot(msg.baseUrl, msg.wasmUrl, msg.disk, msg.net, msg.console ?? true, msg.ring ?? 'split').catch((e: unknown) => {
         const err = e as Error;
         const kind: VmErrorKind =
           err instanceof GuestImageError

@@ -24,7 +24,7 @@ import { parseBlkRequest } from './request.ts';
 import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkStatus as S } from './spec.ts';
 import { BLK_DRAIN_BYTES, checkLimits, requestCost } from './budget.ts';
 import type { ParsedBlkRequest } from './request.ts';
-import type { SplitQueue } from '../../virtio/queue/split-queue.ts';
+import type { Virtqueue } from '../../virtio/queue/virtqueue.ts';
 import { BlkStats } from './stats.ts';
 import { DeferredKicks } from '../../virtio/deferred-kicks.ts';
 import { PendingJob, type Scheduler } from '../../virtio/pending-job.ts';
@@ -208,7 +208,7 @@ export class VirtioBlk implements VirtioDevice {
   }
 
   /** Execute waiting requests in order until the pass has moved BLK_DRAIN_BYTES; complete them. */
-  private servePass(ctx: DeviceContext, target: BlkIoTarget, queue: SplitQueue): void {
+  private servePass(ctx: DeviceContext, target: BlkIoTarget, queue: Virtqueue): void {
     const batch = this.batch;
     batch.length = 0;
     const reported = new Set<BlockBackendErrorKind>();
@@ -271,7 +271,7 @@ export class VirtioBlk implements VirtioDevice {
   }
 
   /** One more pass for the leftovers, later (once, however often asked; never after a reset). */
-  private continueLater(ctx: DeviceContext, queue: SplitQueue): void {
+  private continueLater(ctx: DeviceContext, queue: Virtqueue): void {
     if (this.continuation.pending) return;
     this.stats.passesLater++;
     this.continuation.post(this.later, () => {

@@ -21,13 +21,13 @@
  *    `backlogBytes` per port (host writes beyond it are refused, never queued).
  * So one kick touches at most CONSOLE_KICK_BYTES of guest RAM (4 MiB: a full transmitq),
  * whatever the descriptors alias; the constructor refuses a queue size or backlog beyond it.
- * Only ring violations (thrown by SplitQueue) reset the device.
+ * Only ring violations (thrown by the queue engine) reset the device.
  */
 import type { ConfigSpace } from '../../virtio/config-space.ts';
 import { DeviceId, PciClass, features as featureMask } from '../../virtio/constants.ts';
 import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
 import { RegionCursor, gatherReadable, scatterWritable } from '../../virtio/queue/descriptor-chain.ts';
-import type { SplitQueue } from '../../virtio/queue/split-queue.ts';
+import type { Virtqueue } from '../../virtio/queue/virtqueue.ts';
 import { DeferredKicks } from '../../virtio/deferred-kicks.ts';
 import { ByteBacklog } from './backlog.ts';
 import { ConsoleConfig } from './config.ts';
@@ -217,7 +217,7 @@ export class VirtioConsole implements VirtioDevice {
 
   // ---- data ------------------------------------------------------------------------------
 
-  private serveTransmit(ctx: DeviceContext, queue: SplitQueue, port: ConsolePort): void {
+  private serveTransmit(ctx: DeviceContext, queue: Virtqueue, port: ConsolePort): void {
     const received: Uint8Array[] = [];
     for (let chain = queue.pop(); chain; chain = queue.pop()) {
       if (chain.readableLength > MAX_TX_BUFFER) this.stats.txTruncated++;
@@ -251,7 +251,7 @@ export class VirtioConsole implements VirtioDevice {
 
   // ---- control ---------------------------------------------------------------------------
 
-  private serveControl(ctx: DeviceContext, queue: SplitQueue): void {
+  private serveControl(ctx: DeviceContext, queue: Virtqueue): void {
     const events: Array<() => void> = [];
     for (let chain = queue.pop(); chain; chain = queue.pop()) {
       const msg = parseControl(gatherReadable(ctx.memory, chain, CONTROL_SIZE));

@@ -16,13 +16,13 @@
  * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way.
  *
  * Guest mistakes in a packet (short chain, bad offsets, unnegotiated GSO) drop that packet
- * and count it; only ring violations (thrown by SplitQueue) reset the device.
+ * and count it; only ring violations (thrown by the queue engine) reset the device.
  */
 import type { ConfigSpace } from '../../virtio/config-space.ts';
 import { DeviceId, NetFeature, PciClass, features as featureMask } from '../../virtio/constants.ts';
 import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
 import { RegionCursor, type DescriptorChain } from '../../virtio/queue/descriptor-chain.ts';
-import type { SplitQueue } from '../../virtio/queue/split-queue.ts';
+import type { Virtqueue } from '../../virtio/queue/virtqueue.ts';
 import type { FrameLink } from '../../backends/frame-link.ts';
 import { FrameBacklog } from './backlog.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
@@ -179,7 +179,7 @@ export class VirtioNet implements VirtioDevice {
    * or read TX_PASS_BYTES of guest RAM (the chain that crosses the line is finished). True
    * when it stopped at the budget: the caller schedules another pass.
    */
-  private txPass(ctx: DeviceContext, queue: SplitQueue): boolean {
+  private txPass(ctx: DeviceContext, queue: Virtqueue): boolean {
     const t0 = performance.now();
     const s = this.stats;
     const frames0 = s.txFrames + s.txDropsLink;
@@ -300,7 +300,7 @@ export class VirtioNet implements VirtioDevice {
   }
 
   /** The next rx chain (stashed first), skipping ones that cannot hold any frame. */
-  private takeChain(queue: SplitQueue, at: number): DescriptorChain | undefined {
+  private takeChain(queue: Virtqueue, at: number): DescriptorChain | undefined {
     if (at < this.stash.length) return this.stash[at];
     for (;;) {
       const chain = queue.pop();
@@ -316,7 +316,7 @@ export class VirtioNet implements VirtioDevice {
     }
   }
 
-  private deliver(ctx: DeviceContext, queue: SplitQueue, frame: Uint8Array): 'delivered' | 'dropped' | 'no-buffers' {
+  private deliver(ctx: DeviceContext, queue: Virtqueue, frame: Uint8Array): 'delivered' | 'dropped' | 'no-buffers' {
     const need = VIRTIO_NET_HDR_SIZE + frame.length;
     // Chains this frame will use: one, or with MRG_RXBUF as many as it takes.
     let chains = 0;

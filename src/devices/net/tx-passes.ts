@@ -10,7 +10,7 @@
  */
 import type { DeviceContext } from '../../virtio/device.ts';
 import { PendingJob, type Scheduler } from '../../virtio/pending-job.ts';
-import type { SplitQueue } from '../../virtio/queue/split-queue.ts';
+import type { Virtqueue } from '../../virtio/queue/virtqueue.ts';
 
 /** Serve a pass; true when it stopped at its budget with chains left. */
 export type TxPass = () => boolean;
@@ -29,7 +29,7 @@ export class TxPasses {
   ) {}
 
   /** A kick: serve now or schedule, once however many kicks arrive meanwhile. */
-  kick(ctx: DeviceContext, queue: SplitQueue, pass: TxPass): void {
+  kick(ctx: DeviceContext, queue: Virtqueue, pass: TxPass): void {
     if (this.job.pending) return;
     if (this.defer) return this.schedule(ctx, queue, pass, this.defer);
     // A ring violation throws out of here to the transport, which resets the device.
@@ -41,7 +41,7 @@ export class TxPasses {
     this.job.cancel();
   }
 
-  private schedule(ctx: DeviceContext, queue: SplitQueue, pass: TxPass, via: Scheduler): void {
+  private schedule(ctx: DeviceContext, queue: Virtqueue, pass: TxPass, via: Scheduler): void {
     queue.disableNotifications();
     this.job.post(via, () => {
       // After a reset the old context is inert and no longer hands out this queue.

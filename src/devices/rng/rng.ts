@@ -6,7 +6,7 @@
  * the number of bytes written. No feature bits, no config space.
  *
  * Everything else — negotiation, queue setup, validation of the guest's rings,
- * interrupts, reset — is the transport's and the SplitQueue's job; a device only turns
+ * interrupts, reset — is the transport's and the queue engine's job; a device only turns
  * chains into completions.
  */
 import { DeviceId, PciClass } from '../../virtio/constants.ts';

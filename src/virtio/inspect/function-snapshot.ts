@@ -1,7 +1,9 @@
 /** A whole virtio-pci function for the inspector: transport state, features, config, queues. */
 import { featureNames, hasFeature, statusNames, DeviceStatus } from '../constants.ts';
 import type { VirtioPciFunction } from '../pci/virtio-pci-function.ts';
-import { DEFAULT_LIMITS, disabledQueue, snapshotQueue, type QueueSnapshotLimits } from './queue-snapshot.ts';
+import { DEFAULT_LIMITS, disabledQueue, packedQueueSummary, snapshotQueue, type QueueSnapshotLimits } from './queue-snapshot.ts';
+import { SplitQueue } from '../queue/split-queue.ts';
+import { PackedQueue } from '../queue/packed-queue.ts';
 import type { ConfigField, FeatureRow, FunctionSnapshot, TimelineEvent } from './types.ts';
 
 export interface FunctionView {
@@ -37,7 +39,9 @@ export function snapshotFunction(fn: VirtioPciFunction, view: FunctionView = {},
     const name = view.queueNames?.[i] ?? `queue ${i}`;
     const counters = fn.queueCounters[i]!;
     const q = fn.queue(i);
-    queues.push(q ? snapshotQueue(q, name, counters, view.limits ?? DEFAULT_LIMITS) : disabledQueue(i, name, counters, fn.gates[i]!.frozen));
+    if (q instanceof SplitQueue) queues.push(snapshotQueue(q, name, counters, view.limits ?? DEFAULT_LIMITS));
+    else if (q instanceof PackedQueue) queues.push(packedQueueSummary(q, name, counters));
+    else queues.push(disabledQueue(i, name, counters, fn.gates[i]!.frozen));
   }
   let config: ConfigField[] = [];
   try {

@@ -9,12 +9,13 @@ import {
 import { NO_EVENT_IDX, loopbackQueue } from '../testing/loopback-driver.ts';
 import { snapshotFunction } from './function-snapshot.ts';
 import { snapshotQueue } from './queue-snapshot.ts';
+import type { SplitQueue } from '../queue/split-queue.ts';
 import { Timeline } from './timeline.ts';
 import type { AvailView, DescRow, QueueSnapshot, UsedView } from './types.ts';
 
 function setup(opts: { features?: bigint; startIdx?: number; held?: boolean } = {}) {
   const { device, t, q } = loopbackQueue(opts);
-  const snap = (): QueueSnapshot => snapshotQueue(t.fn.queue(0)!, 'q0', t.fn.queueCounters[0]!);
+  const snap = (): QueueSnapshot => snapshotQueue(t.fn.queue(0) as SplitQueue, 'q0', t.fn.queueCounters[0]!);
   return { device, t, q: q!, snap };
 }
 const avail = (s: QueueSnapshot) => s.avail as AvailView;
@@ -84,7 +85,7 @@ describe('queue snapshot', () => {
     expect(avail(s).usedEvent).toBe(5);
     expect(used(s).availEvent).toBe(1);
     expect(s.counters.interrupts).toBe(0); // used idx 1 did not pass used_event 5
-    const noNotify = snapshotQueue(setup({ features: NO_EVENT_IDX }).t.fn.queue(0)!, 'q', { kicks: 0, interrupts: 0 });
+    const noNotify = snapshotQueue(setup({ features: NO_EVENT_IDX }).t.fn.queue(0) as SplitQueue, 'q', { kicks: 0, interrupts: 0 });
     expect((noNotify.used as UsedView).flags & VRING_USED_F_NO_NOTIFY).toBe(0);
   });
 

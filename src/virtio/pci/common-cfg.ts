@@ -5,8 +5,8 @@
  * machine (`CommonCfgHost`), which decides what they mean.
  */
 import type { AccessWidth } from '../bus.ts';
-import { DeviceStatus, VIRTIO_MSI_NO_VECTOR } from '../constants.ts';
-import type { SplitQueue } from '../queue/split-queue.ts';
+import { DeviceStatus, PACKED_MAX_SIZE, VIRTIO_MSI_NO_VECTOR } from '../constants.ts';
+import type { Virtqueue } from '../queue/virtqueue.ts';
 import { COMMON_CFG_LENGTH, CommonCfg } from './layout.ts';
 
 /** The value bits of an access of each width. */
@@ -26,7 +26,7 @@ export interface QueueRegisters {
   desc: [number, number];
   driver: [number, number];
   device: [number, number];
-  queue: SplitQueue | undefined;
+  queue: Virtqueue | undefined;
 }
 
 /** The transport's side: what the registers report and where status and enable writes go. */
@@ -34,6 +34,8 @@ export interface CommonCfgHost {
   /** device_feature: device bits | VERSION_1 | ring features. */
   readonly offeredFeatures: bigint;
   deviceStatus(): number;
+  /** VIRTIO_F_RING_PACKED accepted: queue sizes need not be powers of 2 (§4.1.4.3.2). */
+  ringPacked(): boolean;
   configGeneration(): number;
   writeStatus(value: number): void;
   enableQueue(index: number): void;
@@ -52,8 +54,12 @@ function freshQueueRegisters(maxSize: number): QueueRegisters {
   return { maxSize, size: maxSize, sizeWritten: maxSize, enabled: false, desc: [0, 0], driver: [0, 0], device: [0, 0], queue: undefined };
 }
 
-/** A split queue's size: a power of 2 (§2.7) no larger than the device's maximum. */
-export function isValidQueueSize(size: number, maxSize: number): boolean {
+/**
+ * A queue size the driver may choose: at most the device's maximum, and a power of 2 unless
+ * VIRTIO_F_RING_PACKED was negotiated (§4.1.4.3.2; §2.8: a packed ring of any size up to 2^15).
+ */
+export function isValidQueueSize(size: number, maxSize: number, packed = false): boolean {
+  if (packed) return Number.isInteger(size) && size > 0 && size <= Math.min(maxSize, PACKED_MAX_SIZE);
   return size > 0 && (size & (size - 1)) === 0 && size <= maxSize;
 }
 
@@ -197,7 +203,7 @@ export class CommonCfgRegisters {
           const r = q();
           if (!r || r.enabled) return;
           r.sizeWritten = v & 0xffff;
-          if (isValidQueueSize(r.sizeWritten, r.maxSize)) r.size = r.sizeWritten;
+          if (isValidQueueSize(r.sizeWritten, r.maxSize, host.ringPacked())) r.size = r.sizeWritten;
         },
         latched: () => q()?.sizeWritten ?? 0,
       },

@@ -1,7 +1,8 @@
 /**
  * The virtio-over-PCI transport (§4.1), modern only: a PciFunction whose BAR0 holds the
  * common cfg, ISR, notify and device cfg structures. It runs the status state machine and
- * feature negotiation, builds SplitQueues when the driver enables them, routes kicks to
+ * feature negotiation, builds a SplitQueue or, with VIRTIO_F_RING_PACKED, a PackedQueue when
+ * the driver enables a queue, routes kicks to
  * the device and delivers interrupts. The common cfg's registers are in common-cfg.ts; the
  * device cfg is the device's ConfigSpace, read and written here. PCI config space answers
  * through the PciFunction hooks: a live Interrupt Status bit and the PCI_CFG window
@@ -25,7 +26,9 @@ import {
 import type { DeviceContext, VirtioDevice } from '../device.ts';
 import { VirtqueueError } from '../queue/errors.ts';
 import { isPowerOfTwo } from '../queue/layout.ts';
-import { SplitQueue, type QueueGate, type QueueObserver } from '../queue/split-queue.ts';
+import { PackedQueue } from '../queue/packed-queue.ts';
+import { SplitQueue } from '../queue/split-queue.ts';
+import type { QueueGate, QueueObserver, RingLayout, Virtqueue } from '../queue/virtqueue.ts';
 import { CommonCfgRegisters, WIDTH_MASK, isValidQueueSize } from './common-cfg.ts';
 import { PciHeader, buildConfigSpace } from './config-header.ts';
 import { ErrorCoalescer } from './error-reports.ts';
@@ -39,6 +42,11 @@ export interface VirtioPciOptions {
   readonly barSize?: number;
   /** Ring features offered on top of the device's (default INDIRECT_DESC | EVENT_IDX). */
   readonly ringFeatures?: bigint;
+  /**
+   * 'packed' also offers VIRTIO_F_RING_PACKED (§2.8); the driver still chooses. Default
+   * 'split': only the split ring is offered.
+   */
+  readonly ring?: RingLayout;
   /** Defaults to device.name. */
   readonly name?: string;
 }
@@ -115,7 +123,10 @@ export class VirtioPciFunction implements PciFunction {
     const barKind = options.barKind ?? 'io';
     this.name = options.name ?? device.name;
     this.offeredFeatures =
-      device.deviceFeatures | featureBit(Feature.VIRTIO_F_VERSION_1) | (options.ringFeatures ?? DEFAULT_RING_FEATURES);
+      device.deviceFeatures |
+      featureBit(Feature.VIRTIO_F_VERSION_1) |
+      (options.ringFeatures ?? DEFAULT_RING_FEATURES) |
+      (options.ring === 'packed' ? featureBit(Feature.VIRTIO_F_RING_PACKED) : 0n);
     this.layout = computeBarLayout(device.queueMaxSizes.length, device.deviceConfig?.size ?? 0);
     const fits = nextPowerOfTwo(this.layout.end);
     const barSize = options.barSize ?? (barKind === 'mem' ? Math.max(4096, fits) : Math.max(16, fits));
@@ -147,6 +158,7 @@ export class VirtioPciFunction implements PciFunction {
     this.common = new CommonCfgRegisters(device.queueMaxSizes, {
       offeredFeatures: this.offeredFeatures,
       deviceStatus: () => this.status,
+      ringPacked: () => hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_PACKED),
       configGeneration: () => this.readConfigGeneration(),
       writeStatus: (value) => this.writeStatus(value),
       enableQueue: (index) => this.enableQueue(index),
@@ -216,7 +228,7 @@ export class VirtioPciFunction implements PciFunction {
   }
 
   /** The live queue at `index`, if the driver enabled it. */
-  queue(index: number): SplitQueue | undefined {
+  queue(index: number): Virtqueue | undefined {
     return this.common.queues[index]?.queue;
   }
 
@@ -496,23 +508,29 @@ export class VirtioPciFunction implements PciFunction {
     if (!(this.status & DeviceStatus.FEATURES_OK)) {
       return this.fail(new VirtqueueError(index, 'enabled before FEATURES_OK'));
     }
-    if (!isValidQueueSize(regs.sizeWritten, regs.maxSize)) {
-      return this.fail(new VirtqueueError(index, `queue size ${regs.sizeWritten} is not a power of 2 ≤ ${regs.maxSize}`));
+    const packed = hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_PACKED);
+    if (!isValidQueueSize(regs.sizeWritten, regs.maxSize, packed)) {
+      const rule = packed ? `in 1..${regs.maxSize}` : `a power of 2 ≤ ${regs.maxSize}`;
+      return this.fail(new VirtqueueError(index, `queue size ${regs.sizeWritten} is not ${rule}`));
     }
     const addr = (pair: [number, number]) => pair[1] * 2 ** 32 + pair[0];
-    regs.queue = new SplitQueue(
-      memory,
-      {
-        index,
-        size: regs.size,
-        descTable: addr(regs.desc),
-        availRing: addr(regs.driver),
-        usedRing: addr(regs.device),
-        eventIdx: hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_EVENT_IDX),
-        indirectDesc: hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_INDIRECT_DESC),
-      },
-      (error) => this.fail(error),
-    );
+    const eventIdx = hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_EVENT_IDX);
+    const indirectDesc = hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_INDIRECT_DESC);
+    const onBroken = (error: VirtqueueError) => this.fail(error);
+    // Same three address registers, read per layout (§4.1.4.3): the Driver Area holds the
+    // avail ring or the driver event suppression, the Device Area the used ring or the
+    // device event suppression.
+    regs.queue = packed
+      ? new PackedQueue(
+          memory,
+          { index, size: regs.size, descRing: addr(regs.desc), driverEvent: addr(regs.driver), deviceEvent: addr(regs.device), eventIdx, indirectDesc },
+          onBroken,
+        )
+      : new SplitQueue(
+          memory,
+          { index, size: regs.size, descTable: addr(regs.desc), availRing: addr(regs.driver), usedRing: addr(regs.device), eventIdx, indirectDesc },
+          onBroken,
+        );
     regs.queue.gate = this.gates[index];
     regs.queue.observer = this.tracerRef;
     regs.enabled = true;

@@ -25,6 +25,7 @@ import {
 } from '../constants.ts';
 import type { DescriptorChain, Region } from './descriptor-chain.ts';
 import { VirtqueueError } from './errors.ts';
+import type { QueueGate, QueueObserver, SplitQueueState, Virtqueue } from './virtqueue.ts';
 import {
   DESC_SIZE,
   DescField,
@@ -57,42 +58,12 @@ export interface SplitQueueConfig {
   readonly indirectDesc: boolean;
 }
 
-/** Indices for the inspector and for snapshots. */
-export interface SplitQueueState {
-  readonly size: number;
-  /** Next avail ring index the device will consume. */
-  readonly lastAvailIdx: number;
-  /** Next used ring index the device will fill (= used->idx it has published). */
-  readonly usedIdx: number;
-  /** used->idx at the last interrupt decision. */
-  readonly signalledUsedIdx: number;
-  /** Chains popped but not yet pushed back. */
-  readonly inFlight: number;
-  readonly broken: string | undefined;
-}
-
-/**
- * Watches a queue for the inspector. Only set while someone looks: the hot path pays one
- * `undefined` check per pop and per push otherwise.
- */
-export interface QueueObserver {
-  popped(queue: SplitQueue, chain: DescriptorChain): void;
-  completed(queue: SplitQueue, headIndex: number, writtenLen: number): void;
-}
-
-/**
- * Freeze and step (the inspector's): while `frozen`, pop() hands out only `credits` more
- * chains, as if the ring were empty, so the driver's view grows and the device's does not.
- * Owned by the transport, so it outlives a queue rebuilt after reset.
- */
-export interface QueueGate {
-  frozen: boolean;
-  credits: number;
-}
+export type { QueueGate, QueueObserver, SplitQueueState } from './virtqueue.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 
-export class SplitQueue {
+export class SplitQueue implements Virtqueue {
+  readonly layout = 'split' as const;
   readonly index: number;
   readonly size: number;
   readonly descTable: number;
@@ -180,6 +151,7 @@ export class SplitQueue {
 
   state(): SplitQueueState {
     return {
+      layout: 'split',
       size: this.size,
       lastAvailIdx: this.lastAvailIdx,
       usedIdx: this.usedIdx,
@@ -187,6 +159,11 @@ export class SplitQueue {
       inFlight: this.inFlightCount,
       broken: this.brokenBy?.reason,
     };
+  }
+
+  /** Virtqueue's name for inFlightHeads(): a split chain's id is its head descriptor. */
+  inFlightIds(): number[] {
+    return this.inFlightHeads();
   }
 
   /** Heads of the chains popped and not yet pushed used, ascending. */

@@ -17,8 +17,10 @@ import fc from 'fast-check';
 import { DeviceStatus, Feature, featureBit } from '../constants.ts';
 import type { VirtioDevice } from '../device.ts';
 import { MAX_CHAIN_BYTES, maxChainDescriptors, maxDescriptorReadsPerKick, maxIndirectEntries, maxRingBytesPerKick } from '../budget.ts';
-import type { SplitQueue } from '../queue/split-queue.ts';
-import { DriverMock, type DriverQueue } from './driver-mock.ts';
+import type { Virtqueue } from '../queue/virtqueue.ts';
+import type { RingLayout } from '../queue/virtqueue.ts';
+import { DriverMock } from './driver-mock.ts';
+import type { DriverRing } from './driver-ring.ts';
 import { checkInvariants, errorsSinceReset, fail, recordReasons, type NamedProperty } from './invariants.ts';
 import { LoopbackDevice } from './loopback-device.ts';
 import { TRANSPORT_MEM, type TransportSubject } from './transport-properties.ts';
@@ -133,7 +135,7 @@ interface Placed {
  * chains read). Returns null when the queue has not enough free descriptors (the driver
  * mock's view) or the feature it needs is off.
  */
-function place(q: DriverQueue, attack: Attack, target: number, writeTarget: number, indirectOn: boolean): Placed | null {
+function place(q: DriverRing, attack: Attack, target: number, writeTarget: number, indirectOn: boolean): Placed | null {
   const size = q.size;
   const free = q.freeDescriptors;
   switch (attack.kind) {
@@ -167,7 +169,9 @@ function place(q: DriverQueue, attack: Attack, target: number, writeTarget: numb
       const indirect = total - direct;
       if ((indirect > 0 && !indirectOn) || free < direct + (indirect > 0 ? 1 : 0)) return null;
       q.addLong(direct, indirect, target, attack.len);
-      return { chains: 1, firstOver: attack.over || total * attack.len > MAX_CHAIN_BYTES ? 0 : -1 };
+      // Packed: INDIRECT inside a NEXT list is refused whatever its length (§2.8.19).
+      const mixed = q.layout === 'packed' && direct > 0 && indirect > 0;
+      return { chains: 1, firstOver: mixed || attack.over || total * attack.len > MAX_CHAIN_BYTES ? 0 : -1 };
     }
     case 'honest': {
       const parts = (attack.readable ? 1 : 0) + (attack.writable ? 1 : 0);
@@ -192,8 +196,8 @@ function paint(t: DriverMock, at: number, len: number, pattern: Uint8Array): voi
 
 // ---- measuring a kick ----------------------------------------------------------------
 
-function liveQueues(t: DriverMock): SplitQueue[] {
-  const out: SplitQueue[] = [];
+function liveQueues(t: DriverMock): Virtqueue[] {
+  const out: Virtqueue[] = [];
   for (let i = 0; i < t.fn.numQueues; i++) {
     const q = t.fn.queue(i);
     if (q) out.push(q);
@@ -202,7 +206,7 @@ function liveQueues(t: DriverMock): SplitQueue[] {
 }
 
 /** The queue engine's counters summed over the live queues. */
-function engineCounters(queues: readonly SplitQueue[]): { descriptors: number; regions: number; chains: number } {
+function engineCounters(queues: readonly Virtqueue[]): { descriptors: number; regions: number; chains: number } {
   let descriptors = 0;
   let regions = 0;
   let chains = 0;
@@ -215,14 +219,14 @@ function engineCounters(queues: readonly SplitQueue[]): { descriptors: number; r
 }
 
 /** The queue engine's per-kick budget over every live queue (a kick may serve more than its own). */
-function engineBudget(queues: readonly SplitQueue[]): { descriptors: number; chains: number; ringBytes: number } {
+function engineBudget(queues: readonly Virtqueue[]): { descriptors: number; chains: number; ringBytes: number } {
   let descriptors = 0;
   let chains = 0;
   let ringBytes = 0;
   for (const q of queues) {
     descriptors += maxDescriptorReadsPerKick(q.size);
     chains += q.size;
-    ringBytes += maxRingBytesPerKick(q.size);
+    ringBytes += maxRingBytesPerKick(q.size, q.layout);
   }
   return { descriptors, chains, ringBytes };
 }
@@ -235,7 +239,7 @@ function engineBudget(queues: readonly SplitQueue[]): { descriptors: number; cha
  */
 function measuredKick(
   t: DriverMock,
-  q: DriverQueue,
+  q: DriverRing,
   prefix: string,
   where: string,
   device: { kickBudget?: DeviceKickBudget; frames?: () => number; settle?: () => void },
@@ -282,6 +286,7 @@ function describeAttacks(attacks: readonly Attack[]): string {
 const VERSION_1 = featureBit(Feature.VIRTIO_F_VERSION_1);
 const INDIRECT = featureBit(Feature.VIRTIO_F_RING_INDIRECT_DESC);
 const EVENT_IDX = featureBit(Feature.VIRTIO_F_RING_EVENT_IDX);
+const PACKED = featureBit(Feature.VIRTIO_F_RING_PACKED);
 /** 1 MiB: a 4096 queue's aliased chain of 1 MiB buffers reaches 2^32 bytes. */
 const LOOPBACK_MEM = 1 << 20;
 
@@ -293,19 +298,22 @@ const loopbackCaseArb = fc.record({
   kicks: fc.array(fc.array(attackArb(), { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 3 }),
 });
 
-export function loopbackBoundedWorkProperty(coverage = new Map<string, number>()): fc.IProperty<any> {
+export function loopbackBoundedWorkProperty(coverage = new Map<string, number>(), ring: RingLayout = 'split'): fc.IProperty<any> {
+  const layoutFeature = ring === 'packed' ? PACKED : 0n;
+  const prefix = ring === 'packed' ? 'bounded loopback packed: per kick' : 'bounded loopback: per kick';
   return fc.property(loopbackCaseArb, ({ sizeLog, indirect, eventIdx, pattern, kicks }) => {
     const size = 1 << sizeLog;
     const device = new LoopbackDevice({ maxQueueSize: size, autoComplete: false });
-    const t = DriverMock.create(device, { memorySize: LOOPBACK_MEM });
-    const features = VERSION_1 | (indirect ? INDIRECT : 0n) | (eventIdx ? EVENT_IDX : 0n);
+    const t = DriverMock.create(device, { memorySize: LOOPBACK_MEM, pci: { ring } });
+    const features = VERSION_1 | layoutFeature | (indirect ? INDIRECT : 0n) | (eventIdx ? EVENT_IDX : 0n);
     // Header-like bytes at the end of buffer memory, clear of the tables the attacks allocate.
     const area = LOOPBACK_MEM >> 2;
     const target = LOOPBACK_MEM - area;
     paint(t, target, area, pattern);
     for (const raws of kicks) {
       // Each kick on a fresh bring-up: the device holds what it popped (it never copies a byte).
-      const [q] = t.init({ features });
+      const [q] = t.initRings({ features });
+      if (q.layout !== ring) fail(`negotiated a ${q.layout} ring, not ${ring}`);
       const attacks: Attack[] = [];
       let expectedChains = 0;
       let over = false;
@@ -323,7 +331,7 @@ export function loopbackBoundedWorkProperty(coverage = new Map<string, number>()
       }
       if (attacks.length === 0) continue;
       const popped = device.popped.length;
-      measuredKick(t, q, 'bounded loopback: per kick', describeAttacks(attacks), { kickBudget: { bytes: 0 } });
+      measuredKick(t, q, prefix, describeAttacks(attacks), { kickBudget: { bytes: 0 } });
       const got = device.popped.length - popped;
       if (got !== expectedChains) fail(`popped ${got} chains, expected ${expectedChains} (${describeAttacks(attacks)})`);
       // The queue's own state, not the error listeners (which may coalesce repeats).
@@ -332,15 +340,15 @@ export function loopbackBoundedWorkProperty(coverage = new Map<string, number>()
       if (over && !(t.fn.deviceStatus & DeviceStatus.DEVICE_NEEDS_RESET)) fail('an over-budget chain without DEVICE_NEEDS_RESET');
       checkInvariants(t);
     }
-    recoverLoopback(t, device, coverage);
+    recoverLoopback(t, device, coverage, VERSION_1 | layoutFeature);
   });
 }
 
 /** After whatever happened: reset, an honest bring-up, one chain done right. */
-function recoverLoopback(t: DriverMock, device: LoopbackDevice, coverage: Map<string, number>): void {
+function recoverLoopback(t: DriverMock, device: LoopbackDevice, coverage: Map<string, number>, features: bigint): void {
   recordReasons(t, coverage);
   device.autoComplete = true;
-  const [q] = t.init({ features: VERSION_1 });
+  const [q] = t.initRings({ features });
   const sub = q.add({ writable: [3] }); // one descriptor: the queue may be of size 1
   q.kick();
   const used = q.used();
@@ -365,7 +373,7 @@ export function deviceBoundedWorkProperty(target: BoundedWorkSubject, coverage =
   return fc.property(deviceCaseArb, ({ deferred, pattern, kicks }) => {
     const rig = subject.create({ barKind: 'io', memorySize: TRANSPORT_MEM, byteAccess: false, deferred });
     const { t } = rig;
-    const queues = t.init();
+    const queues = t.initRings();
     const indirectOn = (t.features & INDIRECT) !== 0n;
     // The last quarter of RAM: headers to read in its first half, device-writable buffers in
     // its second; the rest of buffer memory holds tables and honest buffers.
@@ -391,10 +399,11 @@ export function deviceBoundedWorkProperty(target: BoundedWorkSubject, coverage =
   });
 }
 
-/** The ring campaign's bounded-work property (the queue engine alone). */
-export function loopbackBoundedWorkNamedProperty(): NamedProperty {
+/** The ring campaign's bounded-work property (the queue engine alone), on either layout. */
+export function loopbackBoundedWorkNamedProperty(ring: RingLayout = 'split'): NamedProperty {
   const coverage = new Map<string, number>();
-  return { name: 'ring: bounded work per kick (loopback, adversarial rings)', property: loopbackBoundedWorkProperty(coverage), coverage };
+  const name = ring === 'packed' ? 'packed ring: bounded work per kick (loopback, adversarial rings)' : 'ring: bounded work per kick (loopback, adversarial rings)';
+  return { name, property: loopbackBoundedWorkProperty(coverage, ring), coverage };
 }
 
 /** The `bounded` campaign: one property per registered device, through its fuzz rig. */

@@ -27,8 +27,12 @@ import {
 import type { VirtioDevice } from '../device.ts';
 import type { Region } from '../queue/descriptor-chain.ts';
 import { CommonCfg } from '../pci/layout.ts';
+import { PackedQueue } from '../queue/packed-queue.ts';
+import { SplitQueue } from '../queue/split-queue.ts';
 import { VirtioPciFunction, type VirtioPciOptions } from '../pci/virtio-pci-function.ts';
 import { ArrayMemory } from './array-memory.ts';
+import type { AliasedSpec, ChainSpec, DriverRing, RawBuffer, Submitted, UsedElement } from './driver-ring.ts';
+import { PackedDriverQueue } from './packed-driver-queue.ts';
 import { TestIrq } from './test-irq.ts';
 
 /** The virtio structures as a driver finds them through the capability list. */
@@ -47,58 +51,10 @@ export interface DriverMockOptions {
   pci?: VirtioPciOptions;
 }
 
-export interface ChainSpec {
-  /** Driver-readable buffers (device reads them), in order. */
-  readable?: Uint8Array[];
-  /** Lengths of device-writable buffers, in order. */
-  writable?: number[];
-  /** Put the chain in an indirect table (needs VIRTIO_F_RING_INDIRECT_DESC). */
-  indirect?: boolean;
-  /**
-   * Descriptor order, true = the next writable buffer, false = the next readable one (the
-   * rest follow in the usual order). Lets a test build the layouts §2.7.4.2 forbids, a
-   * readable buffer after a writable one.
-   */
-  order?: readonly boolean[];
-}
-
-/** One buffer descriptor as the adversarial builders write it. */
-export interface RawBuffer {
-  addr: number;
-  len: number;
-  /** VIRTQ_DESC_F_WRITE (device-writable). */
-  write?: boolean;
-}
-
-/** Aliased buffers: `count` descriptors over the same guest bytes [addr, +len). */
-export interface AliasedSpec {
-  count: number;
-  addr: number;
-  len: number;
-  /** Where the device-writable ones point instead (default `addr`), e.g. away from a header. */
-  writeAddr?: number;
-  /** Length of the driver-readable ones instead (default `len`), e.g. a request header's. */
-  readLen?: number;
-  /** How many of them (the first) are driver-readable; the rest are device-writable. */
-  readable: number;
-  /** In an indirect table (one ring descriptor) rather than the ring's own table. */
-  indirect?: boolean;
-}
-
-export interface Submitted {
-  head: number;
-  writable: Region[];
-}
-
-export interface UsedElement {
-  head: number;
-  len: number;
-  /** The first `len` bytes of the chain's writable buffers. */
-  data: Uint8Array;
-}
+export type { AliasedSpec, ChainSpec, DriverRing, RawBuffer, Submitted, UsedElement } from './driver-ring.ts';
 
 /** Bump allocator over a memory range. */
-class Arena {
+export class Arena {
   private next: number;
   constructor(
     private readonly start: number,
@@ -119,7 +75,8 @@ class Arena {
 
 export class DriverMock {
   readonly caps: VirtioCaps;
-  readonly queues: DriverQueue[] = [];
+  /** Queues set up since the last reset, split or packed as negotiated. */
+  readonly queues: DriverRing[] = [];
   /** Every reason the function reported through onError. */
   readonly errors: string[] = [];
   /** For each error, the function's reset count when it was reported. */
@@ -254,8 +211,17 @@ export class DriverMock {
     return ok;
   }
 
-  /** Lay out queue `index` in memory and enable it. `startIdx` begins both rings at that index. */
+  /** VIRTIO_F_RING_PACKED accepted at the last negotiate(). */
+  get packed(): boolean {
+    return hasFeature(this.features, Feature.VIRTIO_F_RING_PACKED);
+  }
+
+  /**
+   * Lay out split queue `index` in memory and enable it. `startIdx` begins both rings at that
+   * index. Layout-neutral callers use setupRing().
+   */
   setupQueue(index: number, options: { size?: number; startIdx?: number } = {}): DriverQueue {
+    if (this.packed) throw new Error('driver mock: VIRTIO_F_RING_PACKED negotiated, use setupRing()/initRings()');
     this.writeCommon(CommonCfg.QUEUE_SELECT, 2, index);
     const max = this.readCommon(CommonCfg.QUEUE_SIZE, 2);
     if (max === 0) throw new Error(`queue ${index} does not exist`);
@@ -282,10 +248,49 @@ export class DriverMock {
     this.writeCommon(CommonCfg.QUEUE_ENABLE, 2, 1);
     if (start !== 0) {
       // Test back door (also what a snapshot restore does): the device resumes at `start`.
-      this.fn.queue(index)?.restoreIndices(start, start);
+      const q = this.fn.queue(index);
+      if (q instanceof SplitQueue) q.restoreIndices(start, start);
     }
     const notifyAddr = this.caps.notify.offset + notifyOff * this.caps.notify.multiplier;
     const queue = new DriverQueue(this, index, size, { desc, avail, used }, eventIdx, start, notifyAddr);
+    this.queues[index] = queue;
+    return queue;
+  }
+
+  /**
+   * Lay out queue `index` in the negotiated layout and enable it. `startIdx`: split, both ring
+   * indices; packed, that many descriptors into the ring's life (slot startIdx mod size, wrap
+   * counters flipped once per lap), restored into the device as a snapshot would.
+   */
+  setupRing(index: number, options: { size?: number; startIdx?: number } = {}): DriverRing {
+    if (!this.packed) return this.setupQueue(index, options);
+    this.writeCommon(CommonCfg.QUEUE_SELECT, 2, index);
+    const max = this.readCommon(CommonCfg.QUEUE_SIZE, 2);
+    if (max === 0) throw new Error(`queue ${index} does not exist`);
+    const size = options.size ?? max;
+    const desc = this.rings.alloc(16 * size, 16);
+    const driverEvent = this.rings.alloc(4, 4);
+    const deviceEvent = this.rings.alloc(4, 4);
+    const start = options.startIdx ?? 0;
+    const position = start % size;
+    const wrap = Math.floor(start / size) % 2 === 0;
+    this.writeCommon(CommonCfg.QUEUE_SIZE, 2, size);
+    const set64 = (reg: number, addr: number) => {
+      this.writeCommon(reg, 4, addr);
+      this.writeCommon(reg + 4, 4, 0);
+    };
+    set64(CommonCfg.QUEUE_DESC_LO, desc);
+    set64(CommonCfg.QUEUE_DRIVER_LO, driverEvent);
+    set64(CommonCfg.QUEUE_DEVICE_LO, deviceEvent);
+    const notifyOff = this.readCommon(CommonCfg.QUEUE_NOTIFY_OFF, 2);
+    const notifyAddr = this.caps.notify.offset + notifyOff * this.caps.notify.multiplier;
+    const queue = new PackedDriverQueue(this, index, size, { desc, driverEvent, deviceEvent }, hasFeature(this.features, Feature.VIRTIO_F_RING_EVENT_IDX), notifyAddr, position, wrap);
+    this.writeCommon(CommonCfg.QUEUE_ENABLE, 2, 1);
+    if (start !== 0) {
+      // Test back door (also what a snapshot restore does): the device resumes there.
+      const q = this.fn.queue(index);
+      if (q instanceof PackedQueue) q.restorePosition(position, wrap);
+    }
     this.queues[index] = queue;
     return queue;
   }
@@ -303,6 +308,16 @@ export class DriverMock {
     const count = options.queues ?? this.readCommon(CommonCfg.NUM_QUEUES, 2);
     const queues: DriverQueue[] = [];
     for (let i = 0; i < count; i++) queues.push(this.setupQueue(i, { size: options.size, startIdx: options.startIdx }));
+    this.driverOk();
+    return queues;
+  }
+
+  /** init() for either layout: negotiate, set up every queue as negotiated, DRIVER_OK. */
+  initRings(options: { features?: bigint; queues?: number; size?: number; startIdx?: number } = {}): DriverRing[] {
+    if (!this.negotiate(options.features)) throw new Error('device refused FEATURES_OK');
+    const count = options.queues ?? this.readCommon(CommonCfg.NUM_QUEUES, 2);
+    const queues: DriverRing[] = [];
+    for (let i = 0; i < count; i++) queues.push(this.setupRing(i, { size: options.size, startIdx: options.startIdx }));
     this.driverOk();
     return queues;
   }
@@ -325,7 +340,8 @@ interface InFlight {
   writable: Region[];
 }
 
-export class DriverQueue {
+export class DriverQueue implements DriverRing {
+  readonly layout = 'split' as const;
   /** The driver's avail->idx shadow (next index it will publish). */
   availIdx: number;
   /** Next used ring index the driver will read. */
@@ -571,6 +587,17 @@ export class DriverQueue {
       done += n;
     }
     return data;
+  }
+
+  /** Like Linux's virtqueue_enable_cb: with EVENT_IDX, interrupt me for the next used entry. */
+  armInterrupt(): void {
+    this.setUsedEvent(this.lastUsedIdx);
+    this.setAvailFlags(0);
+  }
+
+  /** The used ring (elements, idx, avail_event). */
+  deviceWritableAreas(): Array<[number, number]> {
+    return [[this.addr.used, this.addr.used + 6 + 8 * this.size]];
   }
 
   /** used_event (EVENT_IDX): "interrupt me when used idx passes this". */

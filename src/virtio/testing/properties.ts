@@ -1,11 +1,14 @@
 /**
- * Split-ring properties, shared by the unit tests (bounded runs) and bench/fuzz.ts (long
+ * Ring properties on both layouts (split §2.7, packed §2.8), shared by the unit tests (bounded runs) and bench/fuzz.ts (long
  * campaigns). Each returns a fast-check property; callers choose numRuns and seed. The
  * register-level fuzzing of the transport lives in transport-properties.ts.
  */
 import fc from 'fast-check';
 import { Feature, featureBit } from '../constants.ts';
-import { DriverMock } from './driver-mock.ts';
+import type { RingLayout } from '../queue/virtqueue.ts';
+import { RingEventFlags } from '../constants.ts';
+import { DriverMock, type DriverQueue } from './driver-mock.ts';
+import { PackedDriverQueue } from './packed-driver-queue.ts';
 import { Timeline } from '../inspect/timeline.ts';
 import { checkInspector, checkInvariants, errorsSinceReset, fail, recordReasons, type NamedProperty } from './invariants.ts';
 import { LoopbackDevice, loopbackOutput } from './loopback-device.ts';
@@ -14,6 +17,7 @@ import { loopbackBoundedWorkNamedProperty } from './bounded-work-properties.ts';
 const VERSION_1 = featureBit(Feature.VIRTIO_F_VERSION_1);
 const INDIRECT = featureBit(Feature.VIRTIO_F_RING_INDIRECT_DESC);
 const EVENT_IDX = featureBit(Feature.VIRTIO_F_RING_EVENT_IDX);
+const PACKED = featureBit(Feature.VIRTIO_F_RING_PACKED);
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
@@ -50,26 +54,28 @@ const validTrafficArb = fc.record({
   ),
 });
 
-export function validTrafficProperty(): fc.IProperty<any> {
+/** `ring`: the layout the driver negotiates (the function offers packed only for 'packed'). */
+export function validTrafficProperty(ring: RingLayout = 'split'): fc.IProperty<any> {
   return fc.property(validTrafficArb, (c) => {
     const device = new LoopbackDevice({ maxQueueSize: 1 << c.sizeLog });
-    const t = DriverMock.create(device, { byteAccess: c.byteAccess, pci: { barKind: c.barKind } });
-    const wanted = VERSION_1 | (c.indirect ? INDIRECT : 0n) | (c.eventIdx ? EVENT_IDX : 0n);
-    const [q] = t.init({ features: wanted, startIdx: c.start });
+    const t = DriverMock.create(device, { byteAccess: c.byteAccess, pci: { barKind: c.barKind, ring } });
+    const wanted = VERSION_1 | (c.indirect ? INDIRECT : 0n) | (c.eventIdx ? EVENT_IDX : 0n) | (ring === 'packed' ? PACKED : 0n);
+    const [q] = t.initRings({ features: wanted, startIdx: c.start });
     if (t.fn.negotiatedFeatures !== wanted) fail('negotiation did not take the requested features');
+    if (t.fn.queue(0)?.layout !== ring) fail(`the device built a ${t.fn.queue(0)?.layout} queue, not ${ring}`);
     const size = q.size;
     let totalPopped = 0;
 
     for (const batch of c.batches) {
       // Like Linux's virtqueue_enable_cb: interrupt me for the next used entry.
-      q.setUsedEvent(q.lastUsedIdx);
+      q.armInterrupt();
       device.autoComplete = !batch.held;
       const expected = new Map<number, { data: Uint8Array }>();
-      const allowed: Array<[number, number]> = [[q.addr.used, q.addr.used + 6 + 8 * size]];
+      const allowed: Array<[number, number]> = q.deviceWritableAreas();
       for (const spec of batch.chains) {
         const parts = spec.readable.length + spec.writable.length;
         if (parts === 0) continue;
-        // §2.7.5.3.1: no chain longer than the queue size, indirect ones included.
+        // §2.7.5.3.1 / §2.8.17: no chain longer than the queue size, indirect ones included.
         const indirect = spec.indirect && c.indirect && parts <= size;
         if (q.freeDescriptors < (indirect ? 1 : parts)) continue;
         const sub = q.add({ readable: spec.readable, writable: spec.writable, indirect });
@@ -227,7 +233,7 @@ export function garbageRingProperty(coverage = new Map<string, number>()): fc.IP
       if (timeline) checkInspector(t, {}, timeline);
       if (round.resetAfter) {
         checkRecovery(t, device);
-        q = t.queues[0];
+        q = t.queues[0] as DriverQueue;
       }
     }
     checkRecovery(t, device);
@@ -236,12 +242,108 @@ export function garbageRingProperty(coverage = new Map<string, number>()): fc.IP
   });
 }
 
+// ---- 2b. garbage packed rings ----------------------------------------------------------
+
+const packedGarbageArb = fc
+  .record({
+    sizeLog: fc.integer({ min: 0, max: 6 }),
+    eventIdx: fc.boolean(),
+    indirect: fc.boolean(),
+    start: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 200 })),
+    inspect: fc.boolean(),
+  })
+  .chain((setup) => {
+    const size = 1 << setup.sizeLog;
+    const slotDesc = fc.record({
+      slot: fc.integer({ min: 0, max: size - 1 }),
+      desc: descArb(size),
+      id: fc.oneof(fc.integer({ min: 0, max: size }), fc.integer({ min: 0, max: 0xffff })),
+      // Mostly available for one lap or the other, so walks get past the first check.
+      availability: fc.constantFrom<'this' | 'other' | 'raw'>('this', 'this', 'other', 'raw'),
+    });
+    return fc.record({
+      setup: fc.constant(setup),
+      garbageTable: fc.array(descArb(4), { maxLength: 32 }),
+      rounds: fc.array(
+        fc.record({
+          descs: fc.array(slotDesc, { maxLength: size + 2 }),
+          validChains: fc.integer({ min: 0, max: 2 }),
+          driverEvent: fc.record({ flags: fc.integer({ min: 0, max: 0xffff }), offWrap: fc.integer({ min: 0, max: 0xffff }) }),
+          held: fc.boolean(),
+          resetAfter: fc.boolean(),
+        }),
+        { minLength: 1, maxLength: 4 },
+      ),
+    });
+  });
+
+/** After a reset, a packed ring must work again for an honest driver. */
+function checkPackedRecovery(t: DriverMock, device: LoopbackDevice, features: bigint): PackedDriverQueue {
+  device.autoComplete = true;
+  const [q] = t.initRings({ features });
+  if (!(q instanceof PackedDriverQueue)) return fail('recovery did not negotiate a packed ring');
+  const sub = q.add({ writable: [3] });
+  q.kick();
+  const used = q.used();
+  if (used.length !== 1 || used[0].head !== sub.head || used[0].len !== 3) fail('packed device did not recover after reset');
+  if (errorsSinceReset(t) > 0) fail(`error after recovery: ${t.errors.at(-1)}`);
+  return q;
+}
+
+/**
+ * A hostile driver on a packed ring: random descriptors in random slots, flagged available
+ * for this lap, the other one or anything, random Buffer IDs, random driver event
+ * suppression. Never a throw out of the transport, never memory outside RAM, every error
+ * with DEVICE_NEEDS_RESET, and a reset always recovers.
+ */
+export function packedGarbageRingProperty(coverage = new Map<string, number>()): fc.IProperty<any> {
+  return fc.property(packedGarbageArb, ({ setup, garbageTable, rounds }) => {
+    const device = new LoopbackDevice({ maxQueueSize: 1 << setup.sizeLog });
+    const t = DriverMock.create(device, { memorySize: MEM, pci: { ring: 'packed' } });
+    const wanted = VERSION_1 | PACKED | (setup.indirect ? INDIRECT : 0n) | (setup.eventIdx ? EVENT_IDX : 0n);
+    let [ring] = t.initRings({ features: wanted, startIdx: setup.start });
+    if (!(ring instanceof PackedDriverQueue)) return fail('the device did not build a packed ring');
+    let q: PackedDriverQueue = ring;
+    garbageTable.forEach((d, i) => writeRawDesc(t, GARBAGE_TABLE + 16 * i, d));
+    const timeline = setup.inspect ? new Timeline() : undefined;
+    t.fn.tracer = timeline;
+
+    for (const round of rounds) {
+      device.autoComplete = !round.held;
+      for (let i = 0; i < round.validChains && q.freeDescriptors >= 2; i++) {
+        q.add({ readable: [Uint8Array.of(i)], writable: [4], indirect: setup.indirect && i === 1 });
+      }
+      for (const { slot, desc, id, availability } of round.descs) {
+        const wrapBits =
+          availability === 'raw' ? desc.flags & 0x8080 : PackedDriverQueue.availBits(availability === 'this' ? q.availWrap : !q.availWrap);
+        q.writeRaw(q.slotAddr(slot), { addr: desc.addr, hi: desc.hi, len: desc.len, id, flags: (desc.flags & ~0x8080) | wrapBits });
+      }
+      q.setDriverEventOffWrap(round.driverEvent.offWrap);
+      q.setDriverEventFlags(round.driverEvent.flags);
+      q.notify();
+      device.complete();
+      checkInvariants(t);
+      if (timeline) checkInspector(t, {}, timeline);
+      if (round.resetAfter) q = checkPackedRecovery(t, device, wanted);
+    }
+    checkPackedRecovery(t, device, wanted);
+    checkInvariants(t);
+    recordReasons(t, coverage);
+    // The engine's own answer is asked too: the bytes the driver reads back stay sane.
+    if (q.deviceEvent.flags > RingEventFlags.DESC) fail(`device wrote event flags ${q.deviceEvent.flags}`);
+  });
+}
+
 export function virtioProperties(): NamedProperty[] {
   const coverage = new Map<string, number>();
+  const packedCoverage = new Map<string, number>();
   return [
     { name: 'ring: valid traffic completes every chain exactly once', property: validTrafficProperty() },
+    { name: 'packed ring: valid traffic completes every chain exactly once', property: validTrafficProperty('packed') },
+    { name: 'packed ring: garbage rings never escape and always recover', property: packedGarbageRingProperty(packedCoverage), coverage: packedCoverage },
     { name: 'ring: garbage rings never escape and always recover', property: garbageRingProperty(coverage), coverage },
     loopbackBoundedWorkNamedProperty(),
+    loopbackBoundedWorkNamedProperty('packed'),
   ];
 }
 

@@ -6,7 +6,7 @@ import { GuestImageError } from '../guest-image.ts';
 import { parseMac } from '../../devices/net/config.ts';
 import { diskNameFor, startNodeVm, type NodeDiskFile, type NodeVm } from './node-machine.ts';
 
-const USAGE = `usage: npm run vm [-- [--guest DIR] [--disk IMAGE [--ro]] [--net URL [--mac MAC]]]
+const USAGE = `usage: npm run vm [-- [--guest DIR] [--disk IMAGE [--ro]] [--net URL [--mac MAC]] [--ring packed|split]]
 
 Boots the virtio-lab guest in this terminal (serial console).
   --guest DIR    guest image directory (default public/guest)
@@ -19,6 +19,8 @@ Boots the virtio-lab guest in this terminal (serial console).
                  ws://127.0.0.1:8080/relay/lab (npm start serves it). The guest's /init
                  runs DHCP; reconnects by itself if the relay restarts.
   --mac MAC      the NIC's address (default: random, locally administered)
+  --ring LAYOUT  virtqueue layout the devices offer: split (default) or packed
+                 (VIRTIO_F_RING_PACKED; the guest's drivers take it when offered)
 Press Ctrl-A x to quit.`;
 
 interface Args {
@@ -27,6 +29,7 @@ interface Args {
   readOnly?: boolean;
   net?: string;
   mac?: string;
+  ring?: 'split' | 'packed';
 }
 
 function parseArgs(argv: string[]): Args {
@@ -44,6 +47,13 @@ function parseArgs(argv: string[]): Args {
       out.net = argv[++i];
     } else if (a === '--mac' && argv[i + 1]) {
       out.mac = argv[++i];
+    } else if (a === '--ring' && argv[i + 1]) {
+      const ring = argv[++i];
+      if (ring !== 'split' && ring !== 'packed') {
+        console.error(`--ring wants split or packed, got ${ring}\n\n${USAGE}`);
+        process.exit(2);
+      }
+      out.ring = ring;
     } else if (a === '--ro') {
       out.readOnly = true;
     } else {
@@ -89,7 +99,7 @@ async function main(): Promise<void> {
   let vm: NodeVm;
   try {
     const net = args.net ? { relayUrl: args.net, mac: args.mac } : undefined;
-    vm = await startNodeVm({ guestDir: args.guestDir, onSerial: (b) => process.stdout.write(b), disk, net });
+    vm = await startNodeVm({ guestDir: args.guestDir, onSerial: (b) => process.stdout.write(b), disk, net, devices: { ring: args.ring } });
   } catch (e) {
     // A missing or badly sized image: one clear line, not a stack trace.
     if (disk && !(e instanceof GuestImageError)) {
