@@ -4,8 +4,9 @@
  * room's source guard and the DNS server (guests' hostnames) ask.
  *
  * Work per message: one parse (bounded by its length), then at most one walk over the pool
- * (≤ 240 addresses by default) or over the leases to reclaim one. Leases are bounded by the
- * pool: a new MAC gets a reclaimed address or none.
+ * (240 addresses in a /24 room, 1520 in a /21; see addressing.ts) or over the leases to
+ * reclaim one. A cursor after the last address handed out makes the walk short while the
+ * pool fills. Leases are bounded by the pool: a new MAC gets a reclaimed address or none.
  */
 import { readU32, u32Bytes } from '../wire/bytes.ts';
 import {
@@ -52,6 +53,8 @@ export class DhcpServer {
   /** MAC key → lease; the map's order is least recently used first (reclaim). */
   private readonly leases = new Map<number, { ip: number; hostname?: string }>();
   private readonly leaseByIp = new Map<number, number>();
+  /** Where the next walk for a free address starts. */
+  private cursor = 0;
 
   constructor(
     private readonly io: GatewayIo,
@@ -141,8 +144,12 @@ export class DhcpServer {
       this.leases.set(mac, have);
       return have.ip;
     }
-    for (let ip = this.cfg.start; ip <= this.cfg.end; ip++) {
+    const { start, end } = this.cfg;
+    const size = end - start + 1;
+    for (let i = 0; i < size; i++) {
+      const ip = start + ((this.cursor + i) % size);
       if (this.isOurs(ip) || this.leaseByIp.has(ip)) continue;
+      this.cursor = (ip - start + 1) % size;
       this.leases.set(mac, { ip });
       this.leaseByIp.set(ip, mac);
       return ip;

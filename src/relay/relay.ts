@@ -14,6 +14,7 @@ import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { ETH_MAX_FRAME } from '../wire/ethernet.ts';
+import { addressingForClients } from './addressing.ts';
 import { type GatewayOptions, type GatewayStats, Gateway } from './gateway.ts';
 import { type PortSink, type RateLimit, type RoomStats, SwitchRoom, type SwitchPort, countDrop } from './switch.ts';
 
@@ -217,6 +218,9 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
   const o: RelayOptions = { ...DEFAULT_RELAY_OPTIONS, ...options };
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxMessageBytes, perMessageDeflate: false });
   const rooms = new Map<string, Room>();
+  // A room's subnet grows with its client limit (a /24 up to 192 clients; 500 → /21).
+  const { netmask, dhcpStart, dhcpEnd } = addressingForClients(o.maxClientsPerRoom);
+  const gatewayOptions: Partial<GatewayOptions> | false = o.gateway && { netmask, dhcpStart, dhcpEnd, ...o.gateway };
   const refused: Record<string, number> = {};
   const closed: Record<string, number> = {};
   const ignored: Record<string, number> = {};
@@ -235,7 +239,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       rooms.delete(victim.name);
     }
     const sw = new SwitchRoom(name, { maxFrameBytes: o.maxFrameBytes });
-    r = { name, sw, gateway: o.gateway === false ? null : new Gateway(sw, o.gateway), clients: new Map(), lastUsed: Date.now() };
+    r = { name, sw, gateway: gatewayOptions === false ? null : new Gateway(sw, gatewayOptions), clients: new Map(), lastUsed: Date.now() };
     rooms.set(name, r);
     return r;
   };

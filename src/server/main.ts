@@ -4,7 +4,8 @@
  *
  * Relay settings: `--nat off|host|all` (or RELAY_NAT; default host), RELAY_TOKEN (required
  * when HOST is not loopback; clients then pass `?token=`), RELAY_ORIGINS (comma-separated
- * allowed Origins; default same host or none).
+ * allowed Origins; default same host or none), `--room-clients N` (or RELAY_ROOM_CLIENTS;
+ * default 32: clients per room; above 192 a room's subnet widens from 10.0.2.0/24, 500 → /21).
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +44,11 @@ if (!loopback && !token) {
   );
   process.exit(2);
 }
+const roomClients = Number(argValue('--room-clients') ?? process.env.RELAY_ROOM_CLIENTS ?? 32);
+if (!Number.isInteger(roomClients) || roomClients < 1 || roomClients > 50_000) {
+  console.error(`--room-clients must be 1..50000, got "${roomClients}"`);
+  process.exit(2);
+}
 const origins = process.env.RELAY_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean);
 
 let server;
@@ -51,6 +57,7 @@ try {
   server = createAppServer({ distDir: path.join(root, 'dist'), host, port });
   relay = attachRelay(server, {
     token,
+    maxClientsPerRoom: roomClients,
     gateway: { nat: nat as NatPolicy },
     allowedOrigins: origins && origins.length ? origins : null,
     // Off on loopback; beyond it, a guest should not be able to flood the host.
