@@ -55,6 +55,8 @@ export interface RelayOptions {
    */
   floodRateLimit: RateLimit | null;
   gateway: Partial<GatewayOptions> | false;
+  /** NATS server URL (nats://HOST:PORT): rooms are shared with the other relays on it. Default null. */
+  cluster: string | null;
   /** Called for each admitted or refused client (logging). */
   log?: (msg: string) => void;
 }
@@ -76,6 +78,7 @@ export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
   maxBufferedFrames: 4096,
   floodRateLimit: { framesPerSecond: 1000, bytesPerSecond: 2 << 20 },
   gateway: {},
+  cluster: null,
 };
 
 export interface ClientInfo {
@@ -97,6 +100,8 @@ export interface RelayStats {
   closed: Record<string, number>;
   /** Text messages ignored, and other client-level events. */
   ignored: Record<string, number>;
+  /** Cluster link counters, when clustered. */
+  cluster?: Record<string, number | string>;
 }
 
 export interface Relay {

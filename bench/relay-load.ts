@@ -1,0 +1,277 @@
+/**
+ * `npm run bench:relay [-- --quick] [--relays N] [--room-size S] [--rate R] [--bound MS]`:
+ * what one relay process (or N of them clustered on one NATS) carries. Loopback only.
+ *
+ * The relays run as child processes (`src/server/relay-main.ts`, sampled for CPU and RSS);
+ * this process is the load: synthetic guests (bench/suite/load-guest.ts), each a WebSocket
+ * speaking real frames — DHCP, ARP, ping to the gateway and to a neighbour in its room
+ * (placed on another relay when clustered), and one TCP stream per step through the NAT to
+ * a sink here that counts bytes. Clients ramp up in steps; rooms fill up to --room-size.
+ * Each step measures a window, then waits 2 s for late replies; what is still unanswered
+ * is lost.
+ *
+ * A step is within capacity when p99 RTT ≤ --bound (default 50 ms), nothing is lost and
+ * every client got a lease. The ramp stops at the first step beyond it. The generator
+ * checks itself on the first (lightest) step: loss above 0.1 %, a missing lease, a short
+ * TCP stream or a frame delivered to the wrong MAC exits 1.
+ */
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { createServer as createTcpServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LoadGuest } from './suite/load-guest.ts';
+import { type LedgerSummary, lossVerdict, PingLedger, withinBound } from './suite/ping-ledger.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const flag = (n: string) => args.includes(n);
+const opt = (n: string, d: number) => {
+  const i = args.indexOf(n);
+  return i >= 0 ? Number(args[i + 1]) : d;
+};
+const optS = (n: string) => {
+  const i = args.indexOf(n);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const quick = flag('--quick');
+const relays = opt('--relays', 1);
+const roomSize = opt('--room-size', quick ? 10 : 100);
+const rate = opt('--rate', 1); // echo requests per client per second, to each target
+const bound = opt('--bound', 50);
+const windowMs = opt('--window', quick ? 3000 : 8000);
+const steps = (optS('--steps') ?? (quick ? '10,20' : '50,100,200,300,400,600,800,1000,1200,1500,2000')).split(',').map(Number);
+const FIRST_STEP_MAX_LOSS = 0.1;
+const HOST = '127.0.0.1';
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------ processes
+
+interface RelayChild {
+  proc: ChildProcess;
+  port: number;
+  sample(): Promise<{ cpuMs: number; rss: number; frames: number; clients: number }>;
+}
+
+async function startRelay(cluster: string | null, roomClients: number): Promise<RelayChild> {
+  const proc = fork(path.join(root, 'src/server/relay-main.ts'), cluster ? ['--cluster', cluster] : [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, PORT: '0', HOST, RELAY_ROOM_CLIENTS: String(roomClients) },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  let seq = 0;
+  const waiting = new Map<number, (m: never) => void>();
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.on('message', (m: { type: string; port?: number; id?: number }) => {
+      if (m.type === 'ready') resolve(m.port!);
+      else if (m.id !== undefined) waiting.get(m.id)?.(m as never);
+    });
+    proc.once('exit', (c) => reject(new Error(`relay exited (${c})`)));
+  });
+  return {
+    proc,
+    port,
+    sample: () =>
+      new Promise((resolve) => {
+        const id = ++seq;
+        waiting.set(id, resolve as (m: never) => void);
+        proc.send({ type: 'sample', id });
+      }),
+  };
+}
+
+async function startNats(): Promise<{ url: string; stop: () => void }> {
+  const port = await new Promise<number>((r) => {
+    const s = createTcpServer().listen(0, HOST, () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => r(p));
+    });
+  });
+  const proc = spawn('nats-server', ['-a', HOST, '-p', String(port), '-js', '-sd', path.join(os.tmpdir(), `relay-load-js-${process.pid}`)], { stdio: 'ignore' });
+  proc.on('error', (e) => {
+    console.error(`bench:relay: cannot start nats-server (${e.message}); install it (Debian: apt-get install nats-server) or pass --cluster nats://HOST:PORT`);
+    process.exit(2);
+  });
+  await sleep(500);
+  return { url: `nats://${HOST}:${port}`, stop: () => proc.kill('SIGTERM') };
+}
+
+// ------------------------------------------------------------------ load
+
+interface Seat {
+  guest: LoadGuest;
+  room: number;
+}
+
+const mac = (n: number) => new Uint8Array([0x02, 0x1d, 0, (n >> 16) & 255, (n >> 8) & 255, n & 255]);
+
+async function addGuests(seats: Seat[], upTo: number, relayPorts: number[]): Promise<number> {
+  let failed = 0;
+  const batch = 50;
+  for (let start = seats.length; start < upTo; start += batch) {
+    const made = await Promise.all(
+      Array.from({ length: Math.min(batch, upTo - start) }, async (_, k) => {
+        const n = start + k;
+        const room = Math.floor(n / roomSize);
+        const inRoom = n % roomSize;
+        // Neighbours in a room sit on different relays when there are several.
+        const port = relayPorts[inRoom % relayPorts.length];
+        const g = await LoadGuest.open(`ws://${HOST}:${port}/relay/load${room}`, mac(n + 1), 2 * n + 1);
+        const ip = await g.lease(0x10000 + n);
+        if (!ip) failed++;
+        g.gatewayMac = ip ? await g.resolve(g.gatewayIp) : null;
+        if (!g.gatewayMac) failed++;
+        return { guest: g, room };
+      }),
+    );
+    seats.push(...made);
+  }
+  return failed;
+}
+
+/** The neighbour each guest pings: the next one in its room (wrapping). */
+function neighbour(seats: Seat[], i: number): Seat {
+  const room = seats[i].room;
+  const j = i + 1 < seats.length && seats[i + 1].room === room ? i + 1 : seats.findIndex((s) => s.room === room);
+  return seats[j];
+}
+
+interface StepResult {
+  clients: number;
+  rooms: number;
+  leaseFailures: number;
+  gw: LedgerSummary;
+  peer: LedgerSummary;
+  framesPerSecond: number;
+  relayCpuPercent: number;
+  relayRssMiB: number;
+  rssPerClientKiB: number;
+  generatorCpuPercent: number;
+  tcpBytes: number;
+  tcpWanted: number;
+  tcpSinkBytes: number;
+  foreign: number;
+}
+
+async function main(): Promise<void> {
+  const nats = relays > 1 ? (optS('--cluster') ? { url: optS('--cluster')!, stop: () => undefined } : await startNats()) : null;
+  const maxClients = Math.max(...steps);
+  const children: RelayChild[] = [];
+  for (let i = 0; i < relays; i++) children.push(await startRelay(nats?.url ?? null, roomSize));
+  let sinkBytes = 0;
+  const sink = createTcpServer((s) => s.on('data', (b: Buffer) => (sinkBytes += b.length)));
+  const sinkPort = await new Promise<number>((r) => sink.listen(0, HOST, () => r((sink.address() as AddressInfo).port)));
+  const baseRss = (await Promise.all(children.map((c) => c.sample()))).reduce((a, s) => a + s.rss, 0);
+  console.log(
+    `bench:relay: ${relays} relay process(es)${nats ? ` on ${nats.url}` : ''}, rooms of ≤ ${roomSize}, ${rate} ping/s per client to the gateway and to a neighbour, ` +
+      `${windowMs / 1000} s windows, bound p99 ≤ ${bound} ms, ${os.cpus().length} CPUs; baseline RSS ${(baseRss / 1048576).toFixed(0)} MiB`,
+  );
+  console.log('clients rooms  frames/s  gw p50/p99 ms  peer p50/p99 ms  lost  relay CPU %  RSS MiB  KiB/client  gen CPU %  TCP KiB');
+  const seats: Seat[] = [];
+  const results: StepResult[] = [];
+  let failure: string | null = null;
+  let leaseFailures = 0;
+  for (const n of steps.filter((s) => s <= maxClients)) {
+    leaseFailures += await addGuests(seats, n, children.map((c) => c.port));
+    const gw = new PingLedger();
+    const peer = new PingLedger();
+    for (const s of seats) s.guest.ledgers.clear();
+    // The neighbour's MAC by ARP (real broadcast ARP through the room).
+    await Promise.all(seats.map((s, i) => s.guest.resolve(neighbour(seats, i).guest.ip)));
+    const before = await Promise.all(children.map((c) => c.sample()));
+    const gen0 = process.cpuUsage();
+    const t0 = performance.now();
+    const tcpWanted = quick ? 256 * 1024 : 2 * 1024 * 1024;
+    sinkBytes = 0;
+    const tcp = seats[0].guest.tcpStream(sinkPort, tcpWanted, windowMs + 5000);
+    const period = 1000 / rate;
+    const timers = seats.map((s, i) => {
+      const nb = neighbour(seats, i).guest;
+      const tick = () => {
+        const g = s.guest;
+        if (g.gatewayMac) g.ping(g.gatewayMac, g.gatewayIp, g.id, gw);
+        const nbMac = g.arpCache.get(nb.ip);
+        if (nbMac && nb !== g) g.ping(nbMac, nb.ip, g.id + 1, peer);
+      };
+      let iv: NodeJS.Timeout | null = null;
+      const first = setTimeout(() => {
+        tick();
+        iv = setInterval(tick, period);
+      }, Math.random() * period);
+      return () => {
+        clearTimeout(first);
+        if (iv) clearInterval(iv);
+      };
+    });
+    await sleep(windowMs);
+    timers.forEach((stop) => stop());
+    const elapsed = performance.now() - t0;
+    const after = await Promise.all(children.map((c) => c.sample()));
+    const gen = process.cpuUsage(gen0);
+    await sleep(2000);
+    gw.expire(performance.now() - 2000);
+    peer.expire(performance.now() - 2000);
+    const tcpBytes = await tcp;
+    await sleep(200);
+    const cpu = after.reduce((a, s, i) => a + s.cpuMs - before[i].cpuMs, 0);
+    const frames = after.reduce((a, s, i) => a + s.frames - before[i].frames, 0);
+    const rss = after.reduce((a, s) => a + s.rss, 0);
+    const r: StepResult = {
+      clients: seats.length,
+      rooms: new Set(seats.map((s) => s.room)).size,
+      leaseFailures,
+      gw: gw.summary(),
+      peer: peer.summary(),
+      framesPerSecond: (frames * 1000) / elapsed,
+      relayCpuPercent: (100 * cpu) / elapsed,
+      relayRssMiB: rss / 1048576,
+      rssPerClientKiB: (rss - baseRss) / 1024 / seats.length,
+      generatorCpuPercent: (100 * (gen.user + gen.system)) / 1000 / elapsed,
+      tcpBytes,
+      tcpWanted,
+      tcpSinkBytes: sinkBytes,
+      foreign: seats.reduce((a, s) => a + s.guest.foreignUnicast, 0),
+    };
+    results.push(r);
+    const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+    console.log(
+      `${String(r.clients).padStart(7)} ${String(r.rooms).padStart(5)} ${f(r.framesPerSecond, 0).padStart(9)}  ${`${f(r.gw.p50)}/${f(r.gw.p99)}`.padStart(13)}  ${`${f(r.peer.p50)}/${f(r.peer.p99)}`.padStart(15)}  ${String(r.gw.lost + r.peer.lost).padStart(4)}  ${f(r.relayCpuPercent, 0).padStart(11)}  ${f(r.relayRssMiB, 0).padStart(7)}  ${f(r.rssPerClientKiB, 0).padStart(10)}  ${f(r.generatorCpuPercent, 0).padStart(9)}  ${(r.tcpBytes / 1024).toFixed(0)}/${(r.tcpWanted / 1024).toFixed(0)}`,
+    );
+    if (results.length === 1) {
+      failure =
+        lossVerdict(r.gw, FIRST_STEP_MAX_LOSS) ??
+        lossVerdict(r.peer, FIRST_STEP_MAX_LOSS) ??
+        (r.leaseFailures ? `${r.leaseFailures} clients without a lease or gateway` : null) ??
+        (r.tcpBytes < r.tcpWanted || r.tcpSinkBytes < r.tcpWanted ? `TCP stream short: ${r.tcpBytes} acked, ${r.tcpSinkBytes} at the sink, of ${r.tcpWanted}` : null) ??
+        (r.foreign ? `${r.foreign} unicast frames delivered to the wrong MAC` : null);
+      if (failure) break;
+    }
+    if (!(withinBound(r.gw, bound) && withinBound(r.peer, bound) && r.leaseFailures === 0)) break;
+  }
+  const ok = results.filter((r) => withinBound(r.gw, bound) && withinBound(r.peer, bound) && r.leaseFailures === 0);
+  const best = ok.length ? ok[ok.length - 1].clients : 0;
+  console.log(
+    `bench:relay: largest client count within p99 ≤ ${bound} ms and no loss: ${best}${best === results[results.length - 1]?.clients && !quick ? ' (the ramp ended first: raise --steps)' : ''}`,
+  );
+  console.log(`bench:relay: json ${JSON.stringify({ relays, roomSize, rate, bound, best, results })}`);
+  await Promise.all(seats.map((s) => s.guest.close()));
+  sink.close();
+  for (const c of children) c.proc.kill('SIGTERM');
+  nats?.stop();
+  if (failure) {
+    console.error(`bench:relay: FAILED its own check on the first step: ${failure}`);
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+const hardStop = setTimeout(() => {
+  console.error('bench:relay: hard stop after 15 min');
+  process.exit(1);
+}, 15 * 60_000);
+hardStop.unref();
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
