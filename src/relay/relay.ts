@@ -15,6 +15,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { ETH_MAX_FRAME } from '../wire/ethernet.ts';
 import { addressingForClients } from './addressing.ts';
+import { ClusterLink, type ClusterRoom } from './cluster.ts';
 import { type GatewayOptions, type GatewayStats, Gateway } from './gateway.ts';
 import { type PortSink, type RateLimit, type RoomStats, SwitchRoom, type SwitchPort, countDrop } from './switch.ts';
 
@@ -106,6 +107,8 @@ export interface RelayStats {
 
 export interface Relay {
   readonly options: RelayOptions;
+  /** Resolves when the relay can take clients (at once unless clustered: then once NATS and the lease bucket are up). */
+  readonly ready: Promise<void>;
   stats(): RelayStats;
   /** Closes every client and the gateways' sockets; the HTTP server is left alone. */
   close(): Promise<void>;
@@ -117,6 +120,8 @@ interface Room {
   name: string;
   sw: SwitchRoom;
   gateway: Gateway | null;
+  /** Its port on the cluster, when clustered. */
+  uplink: ClusterRoom | null;
   clients: Map<WebSocket, { port: SwitchPort; info: ClientInfo; sink: ClientSink }>;
   lastUsed: number;
 }
@@ -231,6 +236,9 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
   const ignored: Record<string, number> = {};
   let shuttingDown = false;
   let accepted = 0;
+  const link = o.cluster ? new ClusterLink({ url: o.cluster, log: o.log }) : null;
+  let clusterUp = false;
+  link?.ready.then(() => (clusterUp = true), () => undefined);
 
   const getRoom = (name: string): Room | null => {
     let r = rooms.get(name);
@@ -241,10 +249,15 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       for (const x of rooms.values()) if (x.clients.size === 0 && (!victim || x.lastUsed < victim.lastUsed)) victim = x;
       if (!victim) return null;
       victim.gateway?.close();
+      victim.uplink?.leave();
       rooms.delete(victim.name);
     }
     const sw = new SwitchRoom(name, { maxFrameBytes: o.maxFrameBytes });
-    r = { name, sw, gateway: gatewayOptions === false ? null : new Gateway(sw, gatewayOptions), clients: new Map(), lastUsed: Date.now() };
+    // Clustered: the room's port on the cluster first, then a gateway whose leases are the cluster's.
+    const uplink = link ? link.joinRoom(name, sw, o.maxFrameBytes) : null;
+    const leases = link?.leaseBook(name, (key) => sw.hasLocalMac(key));
+    const gateway = gatewayOptions === false ? null : new Gateway(sw, gatewayOptions, leases);
+    r = { name, sw, gateway, uplink, clients: new Map(), lastUsed: Date.now() };
     rooms.set(name, r);
     return r;
   };
@@ -263,6 +276,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       refuse(socket, status, text);
     };
     if (shuttingDown) return no('shutting-down', 503, 'Service Unavailable');
+    if (link && !clusterUp) return no('cluster-not-ready', 503, 'Service Unavailable');
     if (roomName === null) return no('bad-room', 400, 'Bad Request');
     if (!tokenOk(url, o.token)) return no('token', 401, 'Unauthorized');
     if (!originAllowed(req, o)) return no('origin', 403, 'Forbidden');
@@ -344,7 +358,10 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       if (idle) clearTimeout(idle);
       if (ping) clearInterval(ping);
       port.detach();
-      if (port.mac) room.gateway?.clientLeft(port.mac);
+      if (port.mac) {
+        room.gateway?.clientLeft(port.mac);
+        link?.clientLeft(room.name, port.mac);
+      }
       room.clients.delete(ws);
       room.lastUsed = Date.now();
       o.log?.(`relay: ${info.remote} left room ${room.name}`);
@@ -355,6 +372,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
 
   return {
     options: o,
+    ready: link ? link.ready : Promise.resolve(),
     stats(): RelayStats {
       return {
         rooms: [...rooms.values()].map((r) => ({
@@ -371,6 +389,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
         refused: { ...refused },
         closed: { ...closed },
         ignored: { ...ignored },
+        ...(link ? { cluster: link.stats() } : {}),
       };
     },
     async close() {
@@ -384,8 +403,10 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
           setTimeout(() => ws.terminate(), 1000).unref();
         }
         r.gateway?.close();
+        r.uplink?.leave();
       }
       await Promise.all(closing);
+      await link?.close();
       rooms.clear();
       await new Promise<void>((res) => wss.close(() => res()));
     },

@@ -219,6 +219,11 @@ export class SwitchRoom {
     return port;
   }
 
+  /** Whether a client port of this relay (not the cluster link) owns this MAC. */
+  hasLocalMac(key: number): boolean {
+    return this.table.get(key)?.options.lockMac === true;
+  }
+
   /** Forgets a MAC learned on `port` (a cluster link whose relay said the MAC left, or died). */
   forget(port: SwitchPort, key: number): void {
     if (this.table.get(key) === port) this.table.delete(key);

@@ -36,7 +36,7 @@ let server;
 let relay: Relay;
 try {
   server = createAppServer({ distDir: path.join(root, 'dist'), host, port });
-  relay = attachRelay(server, config.options);
+  relay = attachRelay(server, { ...config.options, cluster: config.cluster });
 } catch (e) {
   console.error(`virtio-lab: ${(e as Error).message}`);
   process.exit(1);
@@ -47,6 +47,11 @@ server.on('error', (e: NodeJS.ErrnoException) => {
   );
   process.exit(1);
 });
+relay.ready.catch((e: Error) => {
+  console.error(`virtio-lab: ${e.message}`);
+  process.exit(1);
+});
+// Clustered, clients are refused (503) until NATS and the lease bucket are up.
 server.listen(port, host, () => {
   const addr = server.address();
   const actual = typeof addr === 'object' && addr ? addr.port : port;

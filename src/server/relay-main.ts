@@ -33,11 +33,18 @@ server.on('error', (e) => {
   console.error(`relay: ${e.message}`);
   process.exit(1);
 });
-server.listen(port, host, () => {
+relay.ready.then(
+  () => server.listen(port, host, onListening),
+  (e: Error) => {
+    console.error(`relay: ${e.message}`);
+    process.exit(1);
+  },
+);
+function onListening(): void {
   const actual = (server.address() as AddressInfo).port;
   console.log(`relay: ws://${host.includes(':') ? `[${host}]` : host}:${actual}/relay/<room>`);
-  process.send?.({ type: 'ready', port: actual });
-});
+  process.send?.({ type: 'ready', port: actual, cluster: relay.stats().cluster?.relay ?? null });
+}
 
 process.on('message', (m: { type?: string; id?: number }) => {
   if (m?.type !== 'sample') return;
