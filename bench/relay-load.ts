@@ -15,16 +15,13 @@
  * checks itself on the first (lightest) step: loss above 0.1 %, a missing lease, a short
  * TCP stream or a frame delivered to the wrong MAC exits 1.
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { createServer as createTcpServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { type RelayProc, startNats, startRelay } from './suite/cluster-procs.ts';
 import { LoadGuest } from './suite/load-guest.ts';
 import { type LedgerSummary, lossVerdict, PingLedger, withinBound } from './suite/ping-ledger.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const flag = (n: string) => args.includes(n);
 const opt = (n: string, d: number) => {
@@ -47,55 +44,6 @@ const HOST = '127.0.0.1';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------------ processes
-
-interface RelayChild {
-  proc: ChildProcess;
-  port: number;
-  sample(): Promise<{ cpuMs: number; rss: number; frames: number; clients: number }>;
-}
-
-async function startRelay(cluster: string | null, roomClients: number): Promise<RelayChild> {
-  const proc = fork(path.join(root, 'src/server/relay-main.ts'), cluster ? ['--cluster', cluster] : [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, PORT: '0', HOST, RELAY_ROOM_CLIENTS: String(roomClients) },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  let seq = 0;
-  const waiting = new Map<number, (m: never) => void>();
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.on('message', (m: { type: string; port?: number; id?: number }) => {
-      if (m.type === 'ready') resolve(m.port!);
-      else if (m.id !== undefined) waiting.get(m.id)?.(m as never);
-    });
-    proc.once('exit', (c) => reject(new Error(`relay exited (${c})`)));
-  });
-  return {
-    proc,
-    port,
-    sample: () =>
-      new Promise((resolve) => {
-        const id = ++seq;
-        waiting.set(id, resolve as (m: never) => void);
-        proc.send({ type: 'sample', id });
-      }),
-  };
-}
-
-async function startNats(): Promise<{ url: string; stop: () => void }> {
-  const port = await new Promise<number>((r) => {
-    const s = createTcpServer().listen(0, HOST, () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => r(p));
-    });
-  });
-  const proc = spawn('nats-server', ['-a', HOST, '-p', String(port), '-js', '-sd', path.join(os.tmpdir(), `relay-load-js-${process.pid}`)], { stdio: 'ignore' });
-  proc.on('error', (e) => {
-    console.error(`bench:relay: cannot start nats-server (${e.message}); install it (Debian: apt-get install nats-server) or pass --cluster nats://HOST:PORT`);
-    process.exit(2);
-  });
-  await sleep(500);
-  return { url: `nats://${HOST}:${port}`, stop: () => proc.kill('SIGTERM') };
-}
 
 // ------------------------------------------------------------------ load
 
@@ -155,10 +103,10 @@ interface StepResult {
 }
 
 async function main(): Promise<void> {
-  const nats = relays > 1 ? (optS('--cluster') ? { url: optS('--cluster')!, stop: () => undefined } : await startNats()) : null;
+  const nats = relays > 1 ? (optS('--cluster') ? { url: optS('--cluster')!, stop: async () => undefined } : await startNats()) : null;
   const maxClients = Math.max(...steps);
-  const children: RelayChild[] = [];
-  for (let i = 0; i < relays; i++) children.push(await startRelay(nats?.url ?? null, roomSize));
+  const children: RelayProc[] = [];
+  for (let i = 0; i < relays; i++) children.push(await startRelay(nats?.url ?? null, { RELAY_ROOM_CLIENTS: String(roomSize) }));
   let sinkBytes = 0;
   const sink = createTcpServer((s) => s.on('data', (b: Buffer) => (sinkBytes += b.length)));
   const sinkPort = await new Promise<number>((r) => sink.listen(0, HOST, () => r((sink.address() as AddressInfo).port)));
@@ -257,8 +205,8 @@ async function main(): Promise<void> {
   console.log(`bench:relay: json ${JSON.stringify({ relays, roomSize, rate, bound, best, results })}`);
   await Promise.all(seats.map((s) => s.guest.close()));
   sink.close();
-  for (const c of children) c.proc.kill('SIGTERM');
-  nats?.stop();
+  await Promise.all(children.map((c) => c.stop()));
+  await nats?.stop();
   if (failure) {
     console.error(`bench:relay: FAILED its own check on the first step: ${failure}`);
     process.exit(1);
