@@ -6,7 +6,7 @@
  * this process is the load: synthetic guests (bench/suite/load-guest.ts), each a WebSocket
  * speaking real frames — DHCP, ARP, ping to the gateway and to a neighbour in its room
  * (placed on another relay when clustered), and one TCP stream per step through the NAT to
- * a sink here that counts bytes. Clients ramp up in steps; rooms fill up to --room-size.
+ * a sink here that counts bytes (paced over the window). Clients ramp up in steps; rooms fill up to --room-size.
  * Each step measures a window, then waits 2 s for late replies; what is still unanswered
  * is lost.
  *
@@ -132,7 +132,8 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const tcpWanted = quick ? 256 * 1024 : 2 * 1024 * 1024;
     sinkBytes = 0;
-    const tcp = seats[0].guest.tcpStream(sinkPort, tcpWanted, windowMs + 5000);
+    // Paced over the window: background traffic through the NAT, not a burst that would set p99.
+    const tcp = seats[0].guest.tcpStream(sinkPort, tcpWanted, windowMs + 5000, (tcpWanted * 1000) / (windowMs * 0.8));
     const period = 1000 / rate;
     const timers = seats.map((s, i) => {
       const nb = neighbour(seats, i).guest;

@@ -88,7 +88,8 @@ export interface RelayProc {
 /** A relay process on a free loopback port, clustered on `cluster` when given. */
 export async function startRelay(cluster: string | null, env: Record<string, string> = {}): Promise<RelayProc> {
   const proc = fork(path.join(root, 'src/server/relay-main.ts'), cluster ? ['--cluster', cluster] : [], {
-    execArgv: ['--import', 'tsx'],
+    // RELAY_CPU_PROF=<dir>: each relay writes a V8 CPU profile there when it exits.
+    execArgv: ['--import', 'tsx', ...(process.env.RELAY_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.RELAY_CPU_PROF] : [])],
     env: { ...process.env, PORT: '0', HOST, ...env },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });

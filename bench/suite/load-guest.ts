@@ -195,9 +195,11 @@ export class LoadGuest {
   /**
    * Sends `bytes` to gateway:`port` (NATed to the relay's host) over TCP: handshake, a window
    * of `window` segments of `mss` bytes, go-back-N after 500 ms without progress, FIN.
-   * Resolves with the bytes the gateway acknowledged (all of them, or the run was cut).
+   * `pace` (bytes/s, 0 = as fast as the window allows) spreads the stream over time, so it
+   * is background load rather than a burst. Resolves with the bytes the gateway
+   * acknowledged (all of them, or the run was cut).
    */
-  async tcpStream(port: number, bytes: number, deadlineMs: number, mss = 1400, window = 16): Promise<number> {
+  async tcpStream(port: number, bytes: number, deadlineMs: number, pace = 0, mss = 1400, window = 16): Promise<number> {
     const gwMac = this.gatewayMac!;
     const dst = this.gatewayIp;
     const srcPort = 40000 + (this.id % 20000);
@@ -237,12 +239,14 @@ export class LoadGuest {
     seg(iss + 1, TCP_ACK);
     const data = new Uint8Array(mss);
     let next = 0;
+    const t0 = performance.now();
+    const allowed = () => (pace > 0 ? Math.min(bytes, ((performance.now() - t0) / 1000) * pace + mss) : bytes);
     while (acked < bytes && performance.now() < until && this.open) {
       if (performance.now() - progress > 500) {
         next = acked; // go back N
         progress = performance.now();
       }
-      while (next < bytes && next - acked < window * mss) {
+      while (next < allowed() && next - acked < window * mss) {
         const n = Math.min(mss, bytes - next);
         seg((iss + 1 + next) >>> 0, TCP_ACK | TCP_PSH, data.subarray(0, n));
         next += n;
