@@ -204,6 +204,7 @@ async function main(): Promise<void> {
     `bench:relay: largest client count within p99 ≤ ${bound} ms and no loss: ${best}${best === results[results.length - 1]?.clients && !quick ? ' (the ramp ended first: raise --steps)' : ''}`,
   );
   console.log(`bench:relay: json ${JSON.stringify({ relays, roomSize, rate, bound, best, results })}`);
+  if (nats) for (const [i, c] of children.entries()) console.log(`bench:relay: relay ${i} cluster counters ${JSON.stringify((await c.sample()).cluster)}`);
   await Promise.all(seats.map((s) => s.guest.close()));
   sink.close();
   await Promise.all(children.map((c) => c.stop()));
