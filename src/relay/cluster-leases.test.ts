@@ -4,7 +4,7 @@
  * revision) and a watch that tells every relay about every write.
  */
 import type { KV } from '@nats-io/kv';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { macKey, parseMac } from '../wire/ethernet.ts';
 import { ipToString, parseIp } from '../wire/ipv4.ts';
 import { LeaseStore } from './cluster-leases.ts';
@@ -33,8 +33,10 @@ class MemoryKv {
     if (this.keys.has(key)) throw new Error('wrong last sequence');
     return this.write(key, value);
   }
+  updates = 0;
   async update(key: string, value: Uint8Array, revision: number): Promise<number> {
     await Promise.resolve();
+    this.updates++;
     if (this.keys.get(key)?.revision !== revision) throw new Error('wrong last sequence');
     return this.write(key, value);
   }
@@ -65,8 +67,8 @@ describe('cluster leases (a JetStream KV bucket shared by relays)', () => {
   const stores: LeaseStore[] = [];
   afterEach(() => stores.splice(0).forEach((s) => s.close()));
 
-  async function relay(kv: MemoryKv, id: string, now?: () => number): Promise<{ store: LeaseStore; book: LeaseBook; onSwitch: Set<number> }> {
-    const store = new LeaseStore(kv as unknown as KV, id, { ttlMs: 60_000, maxEntries: 1000, now });
+  async function relay(kv: MemoryKv, id: string, now?: () => number, ttlMs = 60_000): Promise<{ store: LeaseStore; book: LeaseBook; onSwitch: Set<number> }> {
+    const store = new LeaseStore(kv as unknown as KV, id, { ttlMs, maxEntries: 1000, now });
     await store.start();
     stores.push(store);
     const onSwitch = new Set<number>();
@@ -136,5 +138,22 @@ describe('cluster leases (a JetStream KV bucket shared by relays)', () => {
     now += 61_000;
     expect(a.book.ownerOf(ip + 3)).toBeUndefined();
     expect(a.book.list().map((l) => l.ip)).not.toContain(ipToString(ip + 3));
+  });
+
+  it('refreshes each present client’s lease once per round, and only those', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const kv = new MemoryKv();
+      const a = await relay(kv, 'aaaaaaaaaaaaaaaa', undefined, 1000); // a round every 250 ms
+      for (let i = 0; i < 5; i++) await a.book.allocate(mac(i));
+      [0, 1, 2].forEach((i) => a.onSwitch.add(mac(i)));
+      await vi.advanceTimersByTimeAsync(500);
+      await settle();
+      // Two rounds × three present clients (a loop over its own re-inserted entries made thousands).
+      expect(kv.updates).toBe(6);
+      expect(a.store.counters['refresh-lost']).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -143,8 +143,10 @@ export class LeaseStore {
     for (const [room, book] of this.books) {
       const m = this.rooms.get(room);
       if (!m) continue;
-      for (const [ip, h] of m.byIp) {
-        if (h.relay !== this.relayId || !book.onSwitch(h.mac)) continue;
+      // A snapshot: each write comes back through the watch and re-inserts its entry, which a
+      // live iteration would visit again (it did, refreshing in a loop: 60 % of a core).
+      const mine = [...m.byIp].filter(([, h]) => h.relay === this.relayId && book.onSwitch(h.mac));
+      for (const [ip, h] of mine) {
         try {
           await this.kv.update(keyOf(room, ip), valueOf(h.mac, this.relayId, h.hostname), h.revision);
         } catch {

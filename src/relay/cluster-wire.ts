@@ -7,9 +7,15 @@
  * - `vlab.frame.<roomHex>.all`: a frame flooded in the room (broadcast, multicast, unknown unicast);
  * - `vlab.frame.<roomHex>.<relayId>`: a frame for a MAC last seen on that relay;
  * - `vlab.ctl`: heartbeats and departures (JSON, below).
- * A frame message is 1 version byte, the sending relay's 8-byte id, then the Ethernet frame.
+ * A frame message is a batch: 1 version byte, the sending relay's 8-byte id, then up to
+ * MAX_BATCH_FRAMES × (u16 length, Ethernet frame). A relay batches what one turn of its event
+ * loop sends to one subject: each NATS message costs a write and a read on both ends, and one
+ * per frame made two relays spend 60 % of a core on 1300 frames/s (`npm run bench:relay`).
  */
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
+/** A batch is sent once it holds this many bytes of frames, or this many frames. */
+export const MAX_BATCH_BYTES = 32 * 1024;
+export const MAX_BATCH_FRAMES = 64;
 export const RELAY_ID_BYTES = 8;
 const HEADER = 1 + RELAY_ID_BYTES;
 /** Control messages are tiny; anything longer is not ours. */
@@ -23,20 +29,41 @@ export const roomHex = (room: string) => Buffer.from(room, 'utf8').toString('hex
 export const frameSubject = (room: string, to: string | 'all') => `vlab.frame.${roomHex(room)}.${to}`;
 export const CONTROL_SUBJECT = 'vlab.ctl';
 
-export function encodeFrame(relayId: Uint8Array, frame: Uint8Array): Uint8Array {
-  const out = new Uint8Array(HEADER + frame.length);
+export function encodeBatch(relayId: Uint8Array, frames: readonly Uint8Array[]): Uint8Array {
+  let n = HEADER;
+  for (const f of frames) n += 2 + f.length;
+  const out = new Uint8Array(n);
   out[0] = WIRE_VERSION;
   out.set(relayId, 1);
-  out.set(frame, HEADER);
+  let at = HEADER;
+  for (const f of frames) {
+    out[at] = f.length >>> 8;
+    out[at + 1] = f.length & 0xff;
+    out.set(f, at + 2);
+    at += 2 + f.length;
+  }
   return out;
 }
 
-/** The sender's id and a copy of the frame, or a reason to drop the message. */
-export function decodeFrame(msg: Uint8Array, maxFrameBytes: number): { from: string; frame: Uint8Array } | { drop: string } {
-  if (msg.length < HEADER + 14) return { drop: 'runt' };
-  if (msg.length > HEADER + maxFrameBytes) return { drop: 'too-big' };
+/**
+ * The sender's id and copies of its frames, or a reason to drop the whole message: a batch
+ * that is too long, holds too many frames, or one whose lengths do not tile it exactly.
+ */
+export function decodeBatch(msg: Uint8Array, maxFrameBytes: number): { from: string; frames: Uint8Array[] } | { drop: string } {
+  if (msg.length < HEADER + 2 + 14) return { drop: 'runt' };
+  if (msg.length > HEADER + MAX_BATCH_BYTES + 2 + maxFrameBytes) return { drop: 'too-big' };
   if (msg[0] !== WIRE_VERSION) return { drop: 'version' };
-  return { from: Buffer.from(msg.subarray(1, HEADER)).toString('hex'), frame: msg.slice(HEADER) };
+  const frames: Uint8Array[] = [];
+  let at = HEADER;
+  while (at < msg.length) {
+    if (frames.length >= MAX_BATCH_FRAMES) return { drop: 'too-many' };
+    if (at + 2 > msg.length) return { drop: 'malformed' };
+    const len = (msg[at] << 8) | msg[at + 1];
+    if (len < 14 || len > maxFrameBytes || at + 2 + len > msg.length) return { drop: 'malformed' };
+    frames.push(msg.slice(at + 2, at + 2 + len));
+    at += 2 + len;
+  }
+  return { from: Buffer.from(msg.subarray(1, HEADER)).toString('hex'), frames };
 }
 
 export type ControlMessage =

@@ -17,7 +17,18 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { isMulticastMac, macKey, macToString, parseMac } from '../wire/ethernet.ts';
 import { LeaseStore } from './cluster-leases.ts';
-import { CONTROL_SUBJECT, type ControlMessage, decodeControl, decodeFrame, encodeControl, encodeFrame, frameSubject, RELAY_ID_BYTES } from './cluster-wire.ts';
+import {
+  CONTROL_SUBJECT,
+  type ControlMessage,
+  decodeBatch,
+  decodeControl,
+  encodeBatch,
+  encodeControl,
+  frameSubject,
+  MAX_BATCH_BYTES,
+  MAX_BATCH_FRAMES,
+  RELAY_ID_BYTES,
+} from './cluster-wire.ts';
 import type { LeaseBook, PoolConfig } from './lease-book.ts';
 import type { PortSink, SwitchPort, SwitchRoom } from './switch.ts';
 
@@ -152,7 +163,7 @@ export class ClusterLink {
 
   /** Joins a room: its cluster port on `sw` and its NATS subscriptions. */
   joinRoom(name: string, sw: SwitchRoom, maxFrameBytes: number): ClusterRoom {
-    const r = new ClusterRoom(this, name, sw, maxFrameBytes, this.idBytes);
+    const r = new ClusterRoom(this, name, sw, maxFrameBytes);
     this.rooms.set(name, r);
     if (this.nc) r.subscribe(this.nc);
     return r;
@@ -173,11 +184,38 @@ export class ClusterLink {
     this.publishControl({ t: 'left', relay: this.id, room, mac: macToString(mac) });
   }
 
-  publish(subject: string, data: Uint8Array): boolean {
+  /** Frames waiting for the end of this event-loop turn, by subject (see cluster-wire.ts). */
+  private readonly outbox = new Map<string, { frames: Uint8Array[]; bytes: number }>();
+  private flushScheduled = false;
+
+  /** Queues a frame for `subject`; false when not connected (the switch counts it congested). */
+  send(subject: string, frame: Uint8Array): boolean {
     const nc = this.nc;
     if (!nc || nc.isClosed()) return false;
-    nc.publish(subject, data);
+    let box = this.outbox.get(subject);
+    if (!box) this.outbox.set(subject, (box = { frames: [], bytes: 0 }));
+    // Frames in the switch never change after input: holding them until the flush is safe.
+    box.frames.push(frame);
+    box.bytes += frame.length;
+    if (box.bytes >= MAX_BATCH_BYTES || box.frames.length >= MAX_BATCH_FRAMES) this.flushSubject(subject, box);
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
     return true;
+  }
+
+  private flushSubject(subject: string, box: { frames: Uint8Array[]; bytes: number }): void {
+    this.outbox.delete(subject);
+    const nc = this.nc;
+    if (!nc || nc.isClosed() || box.frames.length === 0) return;
+    nc.publish(subject, encodeBatch(this.idBytes, box.frames));
+    this.count('batches-out');
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const [subject, box] of this.outbox) this.flushSubject(subject, box);
   }
 
   stats(): ClusterStats {
@@ -220,7 +258,6 @@ export class ClusterRoom implements PortSink {
     readonly name: string,
     private readonly sw: SwitchRoom,
     private readonly maxFrameBytes: number,
-    private readonly idBytes: Uint8Array,
   ) {
     this.allSubject = frameSubject(name, 'all');
     this.port = sw.attach(this, { label: 'cluster', remote: true });
@@ -241,25 +278,29 @@ export class ClusterRoom implements PortSink {
   deliver(frame: Uint8Array): boolean {
     const to = isMulticastMac(frame, 0) ? undefined : this.macs.get(macKey(frame, 0));
     const subject = to ? frameSubject(this.name, to.relay) : this.allSubject;
-    if (!this.link.publish(subject, encodeFrame(this.idBytes, frame))) return false;
+    if (!this.link.send(subject, frame)) return false;
     this.link.count(to ? 'frames-out-unicast' : 'frames-out-flood');
     return true;
   }
 
   private onMessage(data: Uint8Array): void {
-    const d = decodeFrame(data, this.maxFrameBytes);
-    if ('drop' in d) return this.link.count(`drop-frame-${d.drop}`);
+    const d = decodeBatch(data, this.maxFrameBytes);
+    if ('drop' in d) return this.link.count(`drop-batch-${d.drop}`);
     if (d.from === this.link.id) return;
     this.link.heard(d.from);
-    const src = macKey(d.frame, 6);
+    for (const f of d.frames) this.onFrame(d.from, f);
+  }
+
+  private onFrame(from: string, frame: Uint8Array): void {
+    const src = macKey(frame, 6);
     const known = this.macs.get(src);
     if (!known && this.macs.size >= this.link.options.maxRemoteMacsPerRoom) return this.link.count('drop-remote-macs-full');
     if (known) {
-      known.relay = d.from;
+      known.relay = from;
       known.seen = Date.now();
-    } else if (!isMulticastMac(d.frame, 6) && src !== 0) this.macs.set(src, { relay: d.from, seen: Date.now() });
+    } else if (!isMulticastMac(frame, 6) && src !== 0) this.macs.set(src, { relay: from, seen: Date.now() });
     this.link.count('frames-in');
-    this.port.input(d.frame);
+    this.port.input(frame);
   }
 
   forgetMac(key: number, relay?: string): void {
