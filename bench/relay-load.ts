@@ -11,7 +11,9 @@
  * is lost.
  *
  * A step is within capacity when p99 RTT ≤ --bound (default 50 ms), nothing is lost and
- * every client got a lease. The ramp stops at the first step beyond it. The generator
+ * every client got a lease. The ramp stops at loss, a missing lease or p99 beyond 4× the
+ * bound; the largest step within the bound is reported with any smaller step that missed it
+ * (shared cores make single steps noisy). The generator
  * checks itself on the first (lightest) step: loss above 0.1 %, a missing lease, a short
  * TCP stream or a frame delivered to the wrong MAC exits 1.
  */
@@ -100,10 +102,11 @@ interface StepResult {
   tcpWanted: number;
   tcpSinkBytes: number;
   foreign: number;
+  natsCpuPercent: number;
 }
 
 async function main(): Promise<void> {
-  const nats = relays > 1 ? (optS('--cluster') ? { url: optS('--cluster')!, stop: async () => undefined } : await startNats()) : null;
+  const nats = relays > 1 ? (optS('--cluster') ? { url: optS('--cluster')!, stop: async () => undefined, cpuMs: () => 0 } : await startNats()) : null;
   const maxClients = Math.max(...steps);
   const children: RelayProc[] = [];
   for (let i = 0; i < relays; i++) children.push(await startRelay(nats?.url ?? null, { RELAY_ROOM_CLIENTS: String(roomSize) }));
@@ -115,7 +118,8 @@ async function main(): Promise<void> {
     `bench:relay: ${relays} relay process(es)${nats ? ` on ${nats.url}` : ''}, rooms of ≤ ${roomSize}, ${rate} ping/s per client to the gateway and to a neighbour, ` +
       `${windowMs / 1000} s windows, bound p99 ≤ ${bound} ms, ${os.cpus().length} CPUs; baseline RSS ${(baseRss / 1048576).toFixed(0)} MiB`,
   );
-  console.log('clients rooms  frames/s  gw p50/p99 ms  peer p50/p99 ms  lost  relay CPU %  RSS MiB  KiB/client  gen CPU %  TCP KiB');
+  // CPU % of one core: relays summed over their processes; nats-server's own when clustered.
+  console.log('clients rooms  frames/s  gw p50/p99 ms  peer p50/p99 ms  lost  relay CPU %  RSS MiB  KiB/client  gen CPU %  TCP KiB' + (nats ? '  nats CPU %' : ''));
   const seats: Seat[] = [];
   const results: StepResult[] = [];
   let failure: string | null = null;
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
     await Promise.all(seats.map((s, i) => s.guest.resolve(neighbour(seats, i).guest.ip)));
     const before = await Promise.all(children.map((c) => c.sample()));
     const gen0 = process.cpuUsage();
+    const nats0 = nats?.cpuMs() ?? 0;
     const t0 = performance.now();
     const tcpWanted = quick ? 256 * 1024 : 2 * 1024 * 1024;
     sinkBytes = 0;
@@ -158,6 +163,7 @@ async function main(): Promise<void> {
     const elapsed = performance.now() - t0;
     const after = await Promise.all(children.map((c) => c.sample()));
     const gen = process.cpuUsage(gen0);
+    const natsCpuPercent = nats ? (100 * (nats.cpuMs() - nats0)) / elapsed : 0;
     await sleep(2000);
     gw.expire(performance.now() - 2000);
     peer.expire(performance.now() - 2000);
@@ -181,11 +187,12 @@ async function main(): Promise<void> {
       tcpWanted,
       tcpSinkBytes: sinkBytes,
       foreign: seats.reduce((a, s) => a + s.guest.foreignUnicast, 0),
+      natsCpuPercent,
     };
     results.push(r);
     const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
     console.log(
-      `${String(r.clients).padStart(7)} ${String(r.rooms).padStart(5)} ${f(r.framesPerSecond, 0).padStart(9)}  ${`${f(r.gw.p50)}/${f(r.gw.p99)}`.padStart(13)}  ${`${f(r.peer.p50)}/${f(r.peer.p99)}`.padStart(15)}  ${String(r.gw.lost + r.peer.lost).padStart(4)}  ${f(r.relayCpuPercent, 0).padStart(11)}  ${f(r.relayRssMiB, 0).padStart(7)}  ${f(r.rssPerClientKiB, 0).padStart(10)}  ${f(r.generatorCpuPercent, 0).padStart(9)}  ${(r.tcpBytes / 1024).toFixed(0)}/${(r.tcpWanted / 1024).toFixed(0)}`,
+      `${String(r.clients).padStart(7)} ${String(r.rooms).padStart(5)} ${f(r.framesPerSecond, 0).padStart(9)}  ${`${f(r.gw.p50)}/${f(r.gw.p99)}`.padStart(13)}  ${`${f(r.peer.p50)}/${f(r.peer.p99)}`.padStart(15)}  ${String(r.gw.lost + r.peer.lost).padStart(4)}  ${f(r.relayCpuPercent, 0).padStart(11)}  ${f(r.relayRssMiB, 0).padStart(7)}  ${f(r.rssPerClientKiB, 0).padStart(10)}  ${f(r.generatorCpuPercent, 0).padStart(9)}  ${(r.tcpBytes / 1024).toFixed(0)}/${(r.tcpWanted / 1024).toFixed(0)}${nats ? `  ${f(r.natsCpuPercent, 0).padStart(10)}` : ''}`,
     );
     if (results.length === 1) {
       failure =
@@ -196,10 +203,16 @@ async function main(): Promise<void> {
         (r.foreign ? `${r.foreign} unicast frames delivered to the wrong MAC` : null);
       if (failure) break;
     }
-    if (!(withinBound(r.gw, bound) && withinBound(r.peer, bound) && r.leaseFailures === 0)) break;
+    // On shared cores one step can miss the bound by a neighbour's burst: the ramp goes on
+    // until loss, a missing lease, or p99 beyond 4× the bound.
+    const p99 = Math.max(r.gw.p99, r.peer.p99);
+    if (r.gw.lost + r.peer.lost > 0 || r.leaseFailures > 0 || !(p99 <= 4 * bound)) break;
   }
-  const ok = results.filter((r) => withinBound(r.gw, bound) && withinBound(r.peer, bound) && r.leaseFailures === 0);
+  const inBound = (r: StepResult) => withinBound(r.gw, bound) && withinBound(r.peer, bound) && r.leaseFailures === 0;
+  const ok = results.filter(inBound);
   const best = ok.length ? ok[ok.length - 1].clients : 0;
+  const misses = results.filter((r) => !inBound(r) && r.clients < best).map((r) => r.clients);
+  if (misses.length) console.log(`bench:relay: steps below it that missed the bound: ${misses.join(', ')}`);
   console.log(
     `bench:relay: largest client count within p99 ≤ ${bound} ms and no loss: ${best}${best === results[results.length - 1]?.clients && !quick ? ' (the ramp ended first: raise --steps)' : ''}`,
   );

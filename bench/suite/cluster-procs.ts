@@ -4,7 +4,7 @@
  * their CPU time, RSS, frames and cluster counters over IPC.
  */
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -40,6 +40,8 @@ export function natsServerBinary(): string {
 export interface NatsProc {
   url: string;
   proc: ChildProcess;
+  /** CPU time the server has used (Linux /proc; 0 elsewhere). */
+  cpuMs(): number;
   stop(): Promise<void>;
 }
 
@@ -62,12 +64,24 @@ export async function startNats(): Promise<NatsProc> {
   return {
     url: `nats://${HOST}:${port}`,
     proc,
+    cpuMs: () => procCpuMs(proc.pid),
     async stop() {
       proc.kill('SIGTERM');
       await Promise.race([exited, sleep(3000)]);
       rmSync(store, { recursive: true, force: true });
     },
   };
+}
+
+/** utime + stime of a process from /proc/<pid>/stat (USER_HZ is 100 on Linux). */
+function procCpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
 }
 
 export interface RelaySample {
