@@ -80,6 +80,18 @@ async function addGuests(seats: Seat[], upTo: number, relayPorts: number[]): Pro
   return failed;
 }
 
+/** Waits (≤ 60 s) until the guests have received nothing for 500 ms. */
+async function quiesce(seats: Seat[]): Promise<void> {
+  const total = () => seats.reduce((a, s) => a + s.guest.received, 0);
+  let last = -1;
+  for (let i = 0; i < 120; i++) {
+    const now = total();
+    if (now === last) return;
+    last = now;
+    await sleep(500);
+  }
+}
+
 /** The neighbour each guest pings: the next one in its room (wrapping). */
 function neighbour(seats: Seat[], i: number): Seat {
   const room = seats[i].room;
@@ -131,6 +143,8 @@ async function main(): Promise<void> {
     for (const s of seats) s.guest.ledgers.clear();
     // The neighbour's MAC by ARP (real broadcast ARP through the room).
     await Promise.all(seats.map((s, i) => s.guest.resolve(neighbour(seats, i).guest.ip)));
+    // Leasing and ARPing flood the rooms (N² deliveries): the window starts once that has drained.
+    await quiesce(seats);
     const before = await Promise.all(children.map((c) => c.sample()));
     const gen0 = process.cpuUsage();
     const nats0 = nats?.cpuMs() ?? 0;

@@ -112,6 +112,8 @@ export class LeaseStore {
     const ip = parseInt(k[2], 16) >>> 0;
     const m = this.mirror(room);
     const old = m.byIp.get(ip);
+    // Our own writes are applied when they succeed; the watch brings them again later.
+    if (old && revision <= old.revision) return;
     if (old) {
       m.byIp.delete(ip);
       if (m.byMac.get(old.mac) === ip) m.byMac.delete(old.mac);
@@ -147,10 +149,29 @@ export class LeaseStore {
       // live iteration would visit again (it did, refreshing in a loop: 60 % of a core).
       const mine = [...m.byIp].filter(([, h]) => h.relay === this.relayId && book.onSwitch(h.mac));
       for (const [ip, h] of mine) {
+        const key = keyOf(room, ip);
+        const v = valueOf(h.mac, this.relayId, h.hostname);
         try {
-          await this.kv.update(keyOf(room, ip), valueOf(h.mac, this.relayId, h.hostname), h.revision);
+          // Applied at once: the next round must not wait for the watch to learn the revision.
+          this.apply(key, v, await this.kv.update(key, v, h.revision), 'PUT');
         } catch {
-          this.count('refresh-lost'); // someone else took it over
+          // A timeout whose write went through, or a revision the mirror has not seen yet:
+          // look at the key itself, and refresh it if it is still ours.
+          try {
+            const e = await this.kv.get(key);
+            if (!e || e.operation !== 'PUT') {
+              // Lapsed (refreshes lost to timeouts past the ttl): claim it again if still free.
+              this.apply(key, v, await this.kv.create(key, v), 'PUT');
+              this.count('refresh-recreated');
+              continue;
+            }
+            const cur = parseValue(e.value);
+            if (!cur || cur.mac !== h.mac || cur.relay !== this.relayId) throw new Error('taken');
+            this.apply(key, v, await this.kv.update(key, v, e.revision), 'PUT');
+            this.count('refresh-retried');
+          } catch {
+            this.count('refresh-lost'); // someone else took it over
+          }
         }
       }
     }

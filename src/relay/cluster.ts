@@ -50,7 +50,9 @@ export interface ClusterOptions {
 
 export const DEFAULT_CLUSTER_OPTIONS: Omit<ClusterOptions, 'url'> = {
   heartbeatMs: 1000,
-  deadAfterMs: 3500,
+  // Generous: a relay busy with a broadcast storm (a room of 500 ARPing at once) went 3.5 s
+  // without a heartbeat and its peers forgot its MACs (`npm run bench:relay -- --room-size 500`).
+  deadAfterMs: 10_000,
   leaseTtlMs: 60_000,
   maxRemoteMacsPerRoom: 4096,
   remoteMacIdleMs: 10 * 60_000,
@@ -120,9 +122,16 @@ export class ClusterLink {
     o.log?.(`cluster: relay ${this.id} joined ${o.url}`);
   }
 
+  private lastTick = Date.now();
+
   private heartbeat(): void {
     this.publishControl({ t: 'hb', relay: this.id });
     const now = Date.now();
+    const late = now - this.lastTick > 3 * this.options.heartbeatMs;
+    this.lastTick = now;
+    // This relay's own loop was stalled: peers' messages may still be waiting in its socket,
+    // so silence proves nothing this time.
+    if (late) return this.count('heartbeat-late');
     for (const [id, seen] of this.peers) {
       if (now - seen < this.options.deadAfterMs) continue;
       this.peers.delete(id);
