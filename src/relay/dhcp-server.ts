@@ -3,9 +3,10 @@
  * router, DNS server and search domain. It also knows who holds which address, which the
  * room's source guard and the DNS server (guests' hostnames) ask.
  *
- * Work per message: one parse (bounded by its length), then at most one walk over the pool
- * (≤ 240 addresses by default) or over the leases to reclaim one. Leases are bounded by the
- * pool: a new MAC gets a reclaimed address or none.
+ * Work per message: one parse (bounded by its length), then one lease-book call: at most one
+ * walk over the pool (240 addresses in a /24 room, 1520 in a /21; see addressing.ts) or over
+ * the leases to reclaim one (lease-book.ts). In a cluster the book may answer later (it asks
+ * the cluster's lease store); the reply goes out then.
  */
 import { readU32, u32Bytes } from '../wire/bytes.ts';
 import {
@@ -26,40 +27,28 @@ import {
   buildDhcp,
   parseDhcp,
 } from '../wire/dhcp.ts';
-import { BROADCAST_MAC, macEquals, macFromKey, macKey, macToString } from '../wire/ethernet.ts';
+import { BROADCAST_MAC, macEquals, macKey } from '../wire/ethernet.ts';
 import { IP_BROADCAST, ipToString } from '../wire/ipv4.ts';
 import type { GatewayIo } from './gateway-io.ts';
+import type { Lease, LeaseBook } from './lease-book.ts';
 
-export interface Lease {
-  ip: string;
-  mac: string;
-  hostname?: string;
-}
+export type { Lease } from './lease-book.ts';
 
 export interface DhcpServerConfig {
   netmask: number;
   /** The DNS server handed out. */
   dnsIp: number;
-  /** First and last address handed out. */
-  start: number;
-  end: number;
   leaseSeconds: number;
   /** Search domain handed out ('' for none). */
   domain: string;
 }
 
 export class DhcpServer {
-  /** MAC key → lease; the map's order is least recently used first (reclaim). */
-  private readonly leases = new Map<number, { ip: number; hostname?: string }>();
-  private readonly leaseByIp = new Map<number, number>();
-
   constructor(
     private readonly io: GatewayIo,
     private readonly cfg: DhcpServerConfig,
-    /** Addresses the gateway answers for: never leased. */
-    private readonly isOurs: (ip: number) => boolean,
-    /** Whether a MAC (as macKey) is on the switch now: its lease is not reclaimed. */
-    private readonly onSwitch: (macKey: number) => boolean,
+    /** Who holds which address: this relay's own book, or the cluster's. */
+    private readonly book: LeaseBook,
   ) {}
 
   /** A DHCP message from `ethSrc` (UDP payload to port 67). */
@@ -74,27 +63,25 @@ export class DhcpServer {
     const serverId = m.options.get(DhcpOption.SERVER_ID);
     const hostname = m.options.get(DhcpOption.HOSTNAME);
     switch (m.messageType) {
-      case DHCPDISCOVER: {
-        const ip = this.allocate(key);
-        if (ip === null) return io.count('dhcp-pool-exhausted');
-        io.count('dhcp-offer');
-        return this.reply(m, DHCPOFFER, ip);
-      }
+      case DHCPDISCOVER:
+        return this.withAddress(key, (ip) => {
+          if (ip === null) return io.count('dhcp-pool-exhausted');
+          io.count('dhcp-offer');
+          this.reply(m, DHCPOFFER, ip);
+        });
       case DHCPREQUEST: {
         if (serverId && serverId.length === 4 && readU32(serverId) !== io.ip) return; // chose another server
         const req = m.options.get(DhcpOption.REQUESTED_IP);
         const wanted = req && req.length === 4 ? readU32(req) : m.ciaddr;
-        const ip = this.allocate(key);
-        if (ip === null || (wanted !== 0 && wanted !== ip)) {
-          io.count('dhcp-nak');
-          return this.reply(m, DHCPNAK, 0);
-        }
-        if (hostname && hostname.length > 0) {
-          const lease = this.leases.get(key);
-          if (lease) lease.hostname = sanitizeHostname(hostname);
-        }
-        io.count('dhcp-ack');
-        return this.reply(m, DHCPACK, ip);
+        return this.withAddress(key, (ip) => {
+          if (ip === null || (wanted !== 0 && wanted !== ip)) {
+            io.count('dhcp-nak');
+            return this.reply(m, DHCPNAK, 0);
+          }
+          if (hostname && hostname.length > 0) this.book.setHostname(key, sanitizeHostname(hostname));
+          io.count('dhcp-ack');
+          this.reply(m, DHCPACK, ip);
+        });
       }
       case DHCPINFORM:
         io.count('dhcp-inform');
@@ -110,62 +97,29 @@ export class DhcpServer {
 
   /** The address leased to `mac`, if any. */
   leaseFor(mac: Uint8Array): string | null {
-    const l = this.leases.get(macKey(mac));
-    return l ? ipToString(l.ip) : null;
+    const ip = this.book.leaseOf(macKey(mac));
+    return ip === undefined ? null : ipToString(ip);
   }
 
   /** The MAC (as macKey) holding a lease on `ip`, if any. */
   ownerOf(ip: number): number | undefined {
-    return this.leaseByIp.get(ip);
+    return this.book.ownerOf(ip);
   }
 
   /** The address of the guest that said it is `hostname` (sanitized, lower case), if any. */
   addressOfHost(hostname: string): number | undefined {
-    for (const l of this.leases.values()) if (l.hostname && l.hostname === hostname) return l.ip;
-    return undefined;
+    return this.book.addressOfHost(hostname);
   }
 
   list(): Lease[] {
-    return [...this.leases.entries()].map(([k, l]) => ({
-      ip: ipToString(l.ip),
-      mac: macToString(macFromKey(k)),
-      ...(l.hostname ? { hostname: l.hostname } : {}),
-    }));
+    return this.book.list();
   }
 
-  private allocate(mac: number): number | null {
-    const have = this.leases.get(mac);
-    if (have) {
-      // Re-insert: the map's order is least recently used first, for reclaim() below.
-      this.leases.delete(mac);
-      this.leases.set(mac, have);
-      return have.ip;
-    }
-    for (let ip = this.cfg.start; ip <= this.cfg.end; ip++) {
-      if (this.isOurs(ip) || this.leaseByIp.has(ip)) continue;
-      this.leases.set(mac, { ip });
-      this.leaseByIp.set(ip, mac);
-      return ip;
-    }
-    return this.reclaim(mac);
-  }
-
-  /**
-   * The pool is used up: hand out the least recently used lease of a MAC that is not on the
-   * switch now. Leases stay stable for guests that come back, but not at the price of new
-   * guests getting none: 240 short-lived clients, each with a fresh MAC, used to exhaust a
-   * room's pool for good.
-   */
-  private reclaim(mac: number): number | null {
-    for (const [old, lease] of this.leases) {
-      if (this.onSwitch(old)) continue;
-      this.leases.delete(old);
-      this.io.count('dhcp-lease-reclaimed');
-      this.leases.set(mac, { ip: lease.ip });
-      this.leaseByIp.set(lease.ip, mac);
-      return lease.ip;
-    }
-    return null;
+  /** Runs `then` with the MAC's address at once, or once a shared book has it. */
+  private withAddress(mac: number, then: (ip: number | null) => void): void {
+    const got = this.book.allocate(mac);
+    if (!(got instanceof Promise)) return then(got);
+    got.then(then, () => this.io.count('dhcp-lease-error'));
   }
 
   private reply(m: DhcpMessage, type: number, yiaddr: number): void {

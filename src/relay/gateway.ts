@@ -48,6 +48,7 @@ import { parseTcp } from '../wire/tcp.ts';
 import { buildUdp, parseUdp } from '../wire/udp.ts';
 import { DhcpServer, type Lease } from './dhcp-server.ts';
 import { DnsServer, type LookupFn } from './dns-server.ts';
+import { type LeaseBook, LocalLeaseBook, type PoolConfig } from './lease-book.ts';
 import type { GatewayIo } from './gateway-io.ts';
 import { type NatPolicy, natTarget } from './nat-policy.ts';
 import type { DropReason, PortSink, SwitchPort, SwitchRoom } from './switch.ts';
@@ -137,6 +138,8 @@ export class Gateway implements PortSink, GatewayIo {
   constructor(
     private readonly room: SwitchRoom,
     opts: Partial<GatewayOptions> = {},
+    /** A shared lease book for the pool (a cluster's); default this gateway's own. */
+    leases?: (pool: PoolConfig, isOurs: (ip: number) => boolean) => LeaseBook,
   ) {
     const o = (this.opts = { ...DEFAULT_GATEWAY_OPTIONS, ...opts, tcp: { ...DEFAULT_TCP_OPTIONS, ...opts.tcp } });
     this.ip = parseIp(o.ip);
@@ -144,12 +147,9 @@ export class Gateway implements PortSink, GatewayIo {
     this.dnsIp = parseIp(o.dnsIp);
     this.netmask = parseIp(o.netmask);
     const isOurs = (ip: number) => this.isOurs(ip);
-    this.dhcp = new DhcpServer(
-      this,
-      { netmask: this.netmask, dnsIp: this.dnsIp, start: parseIp(o.dhcpStart), end: parseIp(o.dhcpEnd), leaseSeconds: o.leaseSeconds, domain: o.domain },
-      isOurs,
-      (key) => room.hasMac(key),
-    );
+    const pool = { start: parseIp(o.dhcpStart), end: parseIp(o.dhcpEnd) };
+    const book = leases ? leases(pool, isOurs) : new LocalLeaseBook(pool, isOurs, (key) => room.hasMac(key), (what) => this.count(what));
+    this.dhcp = new DhcpServer(this, { netmask: this.netmask, dnsIp: this.dnsIp, leaseSeconds: o.leaseSeconds, domain: o.domain }, book);
     this.dns = new DnsServer(this, o, (hostname) => this.dhcp.addressOfHost(hostname));
     this.udp = new UdpNat(this, o, (dst, port) => this.natTarget(dst, port));
     this.tcp = new TcpNat(
@@ -159,7 +159,9 @@ export class Gateway implements PortSink, GatewayIo {
       },
       o.tcp,
     );
-    this.port = room.attach(this, { label: 'gateway', mac: this.mac });
+    // localOnly: in a cluster every relay has this gateway (same MAC and address) and its NAT
+    // serves only the relay's own clients; frames from other relays never reach it.
+    this.port = room.attach(this, { label: 'gateway', mac: this.mac, localOnly: true });
     room.guard = (frame, srcKey) => this.sourceGuard(frame, srcKey);
   }
 

@@ -14,6 +14,8 @@ import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { ETH_MAX_FRAME } from '../wire/ethernet.ts';
+import { addressingForClients } from './addressing.ts';
+import { ClusterLink, type ClusterRoom } from './cluster.ts';
 import { type GatewayOptions, type GatewayStats, Gateway } from './gateway.ts';
 import { type PortSink, type RateLimit, type RoomStats, SwitchRoom, type SwitchPort, countDrop } from './switch.ts';
 
@@ -54,6 +56,8 @@ export interface RelayOptions {
    */
   floodRateLimit: RateLimit | null;
   gateway: Partial<GatewayOptions> | false;
+  /** NATS server URL (nats://HOST:PORT): rooms are shared with the other relays on it. Default null. */
+  cluster: string | null;
   /** Called for each admitted or refused client (logging). */
   log?: (msg: string) => void;
 }
@@ -75,6 +79,7 @@ export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
   maxBufferedFrames: 4096,
   floodRateLimit: { framesPerSecond: 1000, bytesPerSecond: 2 << 20 },
   gateway: {},
+  cluster: null,
 };
 
 export interface ClientInfo {
@@ -96,10 +101,14 @@ export interface RelayStats {
   closed: Record<string, number>;
   /** Text messages ignored, and other client-level events. */
   ignored: Record<string, number>;
+  /** Cluster link counters, when clustered. */
+  cluster?: Record<string, number | string>;
 }
 
 export interface Relay {
   readonly options: RelayOptions;
+  /** Resolves when the relay can take clients (at once unless clustered: then once NATS and the lease bucket are up). */
+  readonly ready: Promise<void>;
   stats(): RelayStats;
   /** Closes every client and the gateways' sockets; the HTTP server is left alone. */
   close(): Promise<void>;
@@ -111,6 +120,8 @@ interface Room {
   name: string;
   sw: SwitchRoom;
   gateway: Gateway | null;
+  /** Its port on the cluster, when clustered. */
+  uplink: ClusterRoom | null;
   clients: Map<WebSocket, { port: SwitchPort; info: ClientInfo; sink: ClientSink }>;
   lastUsed: number;
 }
@@ -217,11 +228,17 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
   const o: RelayOptions = { ...DEFAULT_RELAY_OPTIONS, ...options };
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxMessageBytes, perMessageDeflate: false });
   const rooms = new Map<string, Room>();
+  // A room's subnet grows with its client limit (a /24 up to 192 clients; 500 → /21).
+  const { netmask, dhcpStart, dhcpEnd } = addressingForClients(o.maxClientsPerRoom);
+  const gatewayOptions: Partial<GatewayOptions> | false = o.gateway && { netmask, dhcpStart, dhcpEnd, ...o.gateway };
   const refused: Record<string, number> = {};
   const closed: Record<string, number> = {};
   const ignored: Record<string, number> = {};
   let shuttingDown = false;
   let accepted = 0;
+  const link = o.cluster ? new ClusterLink({ url: o.cluster, log: o.log }) : null;
+  let clusterUp = false;
+  link?.ready.then(() => (clusterUp = true), () => undefined);
 
   const getRoom = (name: string): Room | null => {
     let r = rooms.get(name);
@@ -232,10 +249,15 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       for (const x of rooms.values()) if (x.clients.size === 0 && (!victim || x.lastUsed < victim.lastUsed)) victim = x;
       if (!victim) return null;
       victim.gateway?.close();
+      victim.uplink?.leave();
       rooms.delete(victim.name);
     }
     const sw = new SwitchRoom(name, { maxFrameBytes: o.maxFrameBytes });
-    r = { name, sw, gateway: o.gateway === false ? null : new Gateway(sw, o.gateway), clients: new Map(), lastUsed: Date.now() };
+    // Clustered: the room's port on the cluster first, then a gateway whose leases are the cluster's.
+    const uplink = link ? link.joinRoom(name, sw, o.maxFrameBytes) : null;
+    const leases = link?.leaseBook(name, (key) => sw.hasLocalMac(key));
+    const gateway = gatewayOptions === false ? null : new Gateway(sw, gatewayOptions, leases);
+    r = { name, sw, gateway, uplink, clients: new Map(), lastUsed: Date.now() };
     rooms.set(name, r);
     return r;
   };
@@ -254,6 +276,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       refuse(socket, status, text);
     };
     if (shuttingDown) return no('shutting-down', 503, 'Service Unavailable');
+    if (link && !clusterUp) return no('cluster-not-ready', 503, 'Service Unavailable');
     if (roomName === null) return no('bad-room', 400, 'Bad Request');
     if (!tokenOk(url, o.token)) return no('token', 401, 'Unauthorized');
     if (!originAllowed(req, o)) return no('origin', 403, 'Forbidden');
@@ -335,7 +358,10 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
       if (idle) clearTimeout(idle);
       if (ping) clearInterval(ping);
       port.detach();
-      if (port.mac) room.gateway?.clientLeft(port.mac);
+      if (port.mac) {
+        room.gateway?.clientLeft(port.mac);
+        link?.clientLeft(room.name, port.mac);
+      }
       room.clients.delete(ws);
       room.lastUsed = Date.now();
       o.log?.(`relay: ${info.remote} left room ${room.name}`);
@@ -346,6 +372,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
 
   return {
     options: o,
+    ready: link ? link.ready : Promise.resolve(),
     stats(): RelayStats {
       return {
         rooms: [...rooms.values()].map((r) => ({
@@ -362,6 +389,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
         refused: { ...refused },
         closed: { ...closed },
         ignored: { ...ignored },
+        ...(link ? { cluster: link.stats() } : {}),
       };
     },
     async close() {
@@ -375,8 +403,10 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
           setTimeout(() => ws.terminate(), 1000).unref();
         }
         r.gateway?.close();
+        r.uplink?.leave();
       }
       await Promise.all(closing);
+      await link?.close();
       rooms.clear();
       await new Promise<void>((res) => wss.close(() => res()));
     },

@@ -19,7 +19,8 @@ export type DropReason =
   | 'flood-limited' // broadcast/multicast/unknown unicast over the port's flood limit (storm control)
   | 'arp-spoof' // ARP claiming an address that is the gateway's or another MAC's (see SourceGuard)
   | 'ip-spoof' // IPv4 source address that is the gateway's or another MAC's
-  | 'congested'; // the destination could not take it (e.g. WebSocket send buffer full)
+  | 'congested' // the destination could not take it (e.g. WebSocket send buffer full)
+  | 'local-only'; // unicast between a cluster link and a local-only port (the gateway)
 
 export interface PortCounters {
   framesIn: number;
@@ -60,7 +61,18 @@ export interface AttachOptions {
    * broadcast flood cost a real guest 33 % of its pings to the gateway.
    */
   floodLimit?: RateLimit | null;
+  /**
+   * The cluster link: frames of many MACs on other relays. Unlocked (it learns each MAC it
+   * carries), and its frames pass the source guard like a client's.
+   */
+  remote?: boolean;
+  /** Exchanges no frames with remote ports: the gateway, whose NAT is this relay's own. */
+  localOnly?: boolean;
 }
+
+/** Whether frames may go between two ports: never between a remote and a local-only one. */
+const mayExchange = (a: SwitchPort, b: SwitchPort) =>
+  !((a.options.remote && b.options.localOnly) || (a.options.localOnly && b.options.remote));
 
 /**
  * Checks a client's frame after its source MAC passed (`srcKey` is that MAC, locked to the
@@ -207,6 +219,16 @@ export class SwitchRoom {
     return port;
   }
 
+  /** Whether a client port of this relay (not the cluster link) owns this MAC. */
+  hasLocalMac(key: number): boolean {
+    return this.table.get(key)?.options.lockMac === true;
+  }
+
+  /** Forgets a MAC learned on `port` (a cluster link whose relay said the MAC left, or died). */
+  forget(port: SwitchPort, key: number): void {
+    if (this.table.get(key) === port) this.table.delete(key);
+  }
+
   detach(port: SwitchPort): void {
     if (!port.attached) return;
     port.attached = false;
@@ -248,7 +270,7 @@ export class SwitchRoom {
       if (owner && owner !== port) return this.drop(port, 'mac-in-use');
       this.table.set(src, port);
     }
-    if (this.guard && port.options.lockMac) {
+    if (this.guard && (port.options.lockMac || port.options.remote)) {
       const bad = this.guard(frame, src);
       if (bad) return this.drop(port, bad);
     }
@@ -260,6 +282,7 @@ export class SwitchRoom {
           this.totals.hairpin++;
           return;
         }
+        if (!mayExchange(port, dst)) return this.drop(port, 'local-only');
         this.totals.forwarded++;
         this.send(dst, frame);
         return;
@@ -267,7 +290,7 @@ export class SwitchRoom {
     }
     if (port.floodBucket && !port.floodBucket.take(frame.length, this.now())) return this.drop(port, 'flood-limited');
     this.totals.flooded++;
-    for (const p of [...this.ports]) if (p !== port && p.attached) this.send(p, frame);
+    for (const p of [...this.ports]) if (p !== port && p.attached && mayExchange(port, p)) this.send(p, frame);
   }
 
   private send(port: SwitchPort, frame: Uint8Array): void {
