@@ -13,7 +13,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { ETH_MAX_FRAME } from '../wire/ethernet.ts';
+import { ETH_MAX_FRAME, VLAN_HLEN } from '../wire/ethernet.ts';
 import { addressingForClients } from './addressing.ts';
 import { ClusterLink, type ClusterRoom } from './cluster.ts';
 import { type GatewayOptions, type GatewayStats, Gateway } from './gateway.ts';
@@ -254,7 +254,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
     }
     const sw = new SwitchRoom(name, { maxFrameBytes: o.maxFrameBytes });
     // Clustered: the room's port on the cluster first, then a gateway whose leases are the cluster's.
-    const uplink = link ? link.joinRoom(name, sw, o.maxFrameBytes) : null;
+    const uplink = link ? link.joinRoom(name, sw, o.maxFrameBytes + VLAN_HLEN) : null;
     const leases = link?.leaseBook(name, (key) => sw.hasLocalMac(key));
     const gateway = gatewayOptions === false ? null : new Gateway(sw, gatewayOptions, leases);
     r = { name, sw, gateway, uplink, clients: new Map(), lastUsed: Date.now() };

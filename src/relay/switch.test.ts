@@ -74,6 +74,17 @@ describe('switch', () => {
     ports[0].input(new Uint8Array(0));
     expect(counts()).toEqual([0, 1]);
     expect(room.stats().ports[0].drops).toEqual({ 'too-big': 1, runt: 2 });
+    // An 802.1Q-tagged frame may be 4 bytes longer (the tag is not part of the MTU), not 5.
+    const tagged = (len: number) => {
+      const f = frame(BROADCAST_MAC, mac(1), len);
+      f[12] = 0x81;
+      f[13] = 0x00;
+      return f;
+    };
+    ports[0].input(tagged(1518));
+    ports[0].input(tagged(1519));
+    expect(counts()).toEqual([0, 2]);
+    expect(room.stats().ports[0].drops).toEqual({ 'too-big': 2, runt: 2 });
     const small = setup(2, { maxFrameBytes: 100 });
     small.ports[0].input(frame(BROADCAST_MAC, mac(1), 101));
     expect(small.counts()).toEqual([0, 0]);

@@ -7,7 +7,7 @@
  * guard (the gateway's) may refuse frames that claim others' IP addresses. Nothing a guest
  * sends can throw out of here: bad frames are counted per reason.
  */
-import { ETH_HLEN, isMulticastMac, macKey, macToString } from '../wire/ethernet.ts';
+import { ETH_HLEN, VLAN_HLEN, isMulticastMac, isVlanTagged, macKey, macToString } from '../wire/ethernet.ts';
 
 export type DropReason =
   | 'runt' // shorter than an Ethernet header
@@ -248,7 +248,8 @@ export class SwitchRoom {
     this.totals.framesIn++;
     this.totals.bytesIn += frame.length;
     if (frame.length < ETH_HLEN) return this.drop(port, 'runt');
-    if (frame.length > this.options.maxFrameBytes) return this.drop(port, 'too-big');
+    // An 802.1Q tag does not count against the MTU: a tagged frame may be 4 bytes longer.
+    if (frame.length > this.options.maxFrameBytes + (isVlanTagged(frame) ? VLAN_HLEN : 0)) return this.drop(port, 'too-big');
     if (port.bucket && !port.bucket.take(frame.length, this.now())) return this.drop(port, 'rate-limited');
 
     // Source MAC: no group bit, not all zero; then the port's lock, then ownership.
