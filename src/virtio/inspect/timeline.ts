@@ -5,7 +5,7 @@
  */
 import { statusNames } from '../constants.ts';
 import type { DescriptorChain } from '../queue/descriptor-chain.ts';
-import type { SplitQueue } from '../queue/split-queue.ts';
+import type { Virtqueue } from '../queue/virtqueue.ts';
 import type { FunctionTracer, TransportEventKind } from '../pci/virtio-pci-function.ts';
 import { GuardedMemory } from './guarded-memory.ts';
 import type { TimelineEvent } from './types.ts';
@@ -53,13 +53,13 @@ export class Timeline implements FunctionTracer {
     this.record(detail === undefined ? { kind, queue } : { kind, queue, detail });
   }
 
-  popped(queue: SplitQueue, chain: DescriptorChain): void {
+  popped(queue: Virtqueue, chain: DescriptorChain): void {
     this.inFlight.set((queue.index << 16) | chain.headIndex, chain);
     const d = this.decode(() => this.decoder.popped?.(new GuardedMemory(queue.memory), queue.index, chain));
     this.record({ kind: 'pop', queue: queue.index, head: chain.headIndex, len: chain.readableLength + chain.writableLength, ...d });
   }
 
-  completed(queue: SplitQueue, headIndex: number, writtenLen: number): void {
+  completed(queue: Virtqueue, headIndex: number, writtenLen: number): void {
     const key = (queue.index << 16) | headIndex;
     const chain = this.inFlight.get(key);
     this.inFlight.delete(key);
