@@ -105,12 +105,19 @@ describe('PackedQueue: normal operation', () => {
   });
 
   it('completes out of order: used descriptors go in completion order, each skipping its own list (§2.8.6)', () => {
-    const { device, t, q } = setup({ held: true });
+    const { device, t, q, engine } = setup({ held: true });
     const a = q.add({ writable: [1] });
     const b = q.add({ readable: [Uint8Array.of(7)], writable: [1, 1] });
     const c = q.add({ writable: [2] });
     q.kick();
     expect(device.held).toHaveLength(3);
+    expect(engine.inFlightChains()).toEqual(
+      [
+        { id: a.head, firstSlot: 0, slots: 1, writableLength: 1 },
+        { id: b.head, firstSlot: 1, slots: 3, writableLength: 2 },
+        { id: c.head, firstSlot: 4, slots: 1, writableLength: 2 },
+      ].sort((x, y) => x.id - y.id),
+    );
     device.complete((h) => h.chain.headIndex === b.head);
     device.complete((h) => h.chain.headIndex === c.head);
     device.complete((h) => h.chain.headIndex === a.head);

@@ -101,6 +101,8 @@ export class PackedQueue implements Virtqueue {
   private readonly inFlightWritable: Float64Array;
   /** Per Buffer ID: ring slots of the chain while in flight. */
   private readonly inFlightSlots: Uint16Array;
+  /** Per Buffer ID: the ring slot its list began at (for the inspector). */
+  private readonly inFlightFirst: Uint16Array;
   private inFlightCount = 0;
   private inFlightDescriptors = 0;
   private brokenBy: VirtqueueError | undefined;
@@ -144,6 +146,7 @@ export class PackedQueue implements Virtqueue {
     this.indirectDesc = config.indirectDesc;
     this.inFlightWritable = new Float64Array(size).fill(-1);
     this.inFlightSlots = new Uint16Array(size);
+    this.inFlightFirst = new Uint16Array(size);
   }
 
   get broken(): VirtqueueError | undefined {
@@ -180,6 +183,21 @@ export class PackedQueue implements Virtqueue {
     if (this.inFlightCount === 0) return ids;
     for (let i = 0; i < this.size; i++) if (this.inFlightWritable[i] >= 0) ids.push(i);
     return ids;
+  }
+
+  /**
+   * The chains in flight as the ring holds them, in Buffer ID order: where each list began,
+   * how many slots it covers, and its writable capacity. With state() this is what a drawing
+   * of the ring needs (which slots the driver may not touch yet, §2.8.16).
+   */
+  inFlightChains(): Array<{ id: number; firstSlot: number; slots: number; writableLength: number }> {
+    const out: Array<{ id: number; firstSlot: number; slots: number; writableLength: number }> = [];
+    if (this.inFlightCount === 0) return out;
+    for (let id = 0; id < this.size; id++) {
+      const writableLength = this.inFlightWritable[id]!;
+      if (writableLength >= 0) out.push({ id, firstSlot: this.inFlightFirst[id]!, slots: this.inFlightSlots[id]!, writableLength });
+    }
+    return out;
   }
 
   /**
@@ -257,6 +275,7 @@ export class PackedQueue implements Virtqueue {
       }
       const { chain, slots } = this.walkChain();
       const id = chain.headIndex;
+      this.inFlightFirst[id] = this.nextAvail;
       const next = this.nextAvail + slots;
       if (next >= this.size) {
         this.nextAvail = next - this.size;

@@ -373,7 +373,7 @@ export function deviceBoundedWorkProperty(target: BoundedWorkSubject, coverage =
   return fc.property(deviceCaseArb, ({ deferred, pattern, kicks }) => {
     const rig = subject.create({ barKind: 'io', memorySize: TRANSPORT_MEM, byteAccess: false, deferred });
     const { t } = rig;
-    const queues = t.init();
+    const queues = t.initRings();
     const indirectOn = (t.features & INDIRECT) !== 0n;
     // The last quarter of RAM: headers to read in its first half, device-writable buffers in
     // its second; the rest of buffer memory holds tables and honest buffers.

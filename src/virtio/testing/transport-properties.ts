@@ -35,6 +35,7 @@ import { SplitQueue } from '../queue/split-queue.ts';
 import { bump, checkInspector, checkInvariants, errorsSinceReset, fail, recordReasons, type NamedProperty } from './invariants.ts';
 import { LoopbackDevice, loopbackOutput } from './loopback-device.ts';
 import { PciConfigDriver } from './pci-config-driver.ts';
+import type { RingLayout } from '../queue/virtqueue.ts';
 
 /** One device on one function, on fresh memory, as a fuzz case needs it. */
 export interface TransportRig {
@@ -49,7 +50,8 @@ export interface TransportRig {
 
 export interface TransportSubject {
   readonly name: string;
-  create(options: { barKind: 'io' | 'mem'; memorySize: number; byteAccess: boolean; deferred: boolean }): TransportRig;
+  /** `ring: 'packed'` asks the function to offer VIRTIO_F_RING_PACKED too (subjects may ignore it). */
+  create(options: { barKind: 'io' | 'mem'; memorySize: number; byteAccess: boolean; deferred: boolean; ring?: RingLayout }): TransportRig;
 }
 
 /** Guest RAM of every case: room for a 256-entry queue's rings and some buffers. */
@@ -332,7 +334,7 @@ function runOp(rig: TransportRig, op: TransportOp, pci: PciConfigDriver): void {
       return;
     }
     case 'init':
-      t.init();
+      t.initRings();
       return;
     case 'work': {
       // On the driver's own (possibly stale) view of a queue: the device must cope either way.
@@ -415,7 +417,7 @@ export function transportProperty(subject: TransportSubject, coverage = new Map<
     const { t } = rig;
     const config = configBytes(t);
     if (start === 'negotiated') t.negotiate();
-    if (start === 'live') for (const q of t.init()) q.add({ readable: [Uint8Array.of(1, 2, 3)], writable: [16] });
+    if (start === 'live') for (const q of t.initRings()) q.add({ readable: [Uint8Array.of(1, 2, 3)], writable: [16] });
     const numQueues = t.fn.numQueues;
     const pci = new PciConfigDriver(t.fn);
     const header = headerBytes(t);
@@ -442,18 +444,19 @@ export function transportProperty(subject: TransportSubject, coverage = new Map<
 }
 
 /** The loopback device: 1–3 queues, 8 bytes of config of which bytes 4.. are writable. */
-export function loopbackSubject(queues: number): TransportSubject {
+/** The loopback device; `ring: 'packed'` offers the packed layout on every case. */
+export function loopbackSubject(queues: number, ring: RingLayout = 'split'): TransportSubject {
   return {
-    name: `loopback (${queues} queue${queues > 1 ? 's' : ''})`,
+    name: `loopback (${queues} queue${queues > 1 ? 's' : ''}${ring === 'packed' ? ', packed offered' : ''})`,
     create({ barKind, memorySize, byteAccess }) {
       const device = new LoopbackDevice({ queues, maxQueueSize: 16, configSize: 8 });
-      const t = DriverMock.create(device, { memorySize, byteAccess, pci: { barKind } });
+      const t = DriverMock.create(device, { memorySize, byteAccess, pci: { barKind, ring } });
       return {
         t,
         configWritable: (offset) => offset >= 4,
         validWork() {
           device.autoComplete = true;
-          for (const q of t.init()) {
+          for (const q of t.initRings()) {
             const input = Uint8Array.of(q.index, 0xa5, 0x5a, 0x0f);
             const sub = q.add({ readable: [input], writable: [4] });
             q.kick();
@@ -475,5 +478,5 @@ export function transportSubjectProperty(subject: TransportSubject): NamedProper
 }
 
 export function transportProperties(): NamedProperty[] {
-  return [1, 3].map((n) => transportSubjectProperty(loopbackSubject(n)));
+  return [loopbackSubject(1), loopbackSubject(3), loopbackSubject(3, 'packed')].map((subject) => transportSubjectProperty(subject));
 }
