@@ -96,7 +96,7 @@ describe('packed queue snapshot (§2.8)', () => {
     expect(s.counters).toMatchObject({ requests: 7, completions: 7 });
   });
 
-  it('lists buffers in flight by Buffer ID, and a buffer used out of order whose slots wait for the used position', () => {
+  it('lists buffers in flight by Buffer ID with their slots, and a buffer used out of order', () => {
     const { device, q, snap, ring } = setup({ held: true });
     const a = q.add({ writable: [4, 4, 4] }); // slots 0–2
     const b = q.add({ writable: [4] }); // slot 3
@@ -111,9 +111,9 @@ describe('packed queue snapshot (§2.8)', () => {
     expect(r.device).toMatchObject({ nextUsed: 1, nextAvail: 5 });
     expect(r.map).toBe('uffff···');
     expect(r.slots.find((x) => x.slot === 0)).toMatchObject({ id: b.head, state: 'used' });
+    // a still holds slots 0–2 (its first now shows b's used descriptor); b's slot 3 waits to be passed.
     expect(s.chains).toEqual([
-      { head: a.head, state: 'in-flight', descriptors: [1, 2] },
-      { head: b.head, state: 'used', descriptors: [3] },
+      { head: a.head, state: 'in-flight', descriptors: [0, 1, 2] },
       { head: c.head, state: 'in-flight', descriptors: [4] },
       { head: b.head, state: 'used', descriptors: [0] },
     ]);

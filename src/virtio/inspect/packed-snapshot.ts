@@ -147,7 +147,7 @@ class RingReading {
 }
 
 /**
- * Lists in `count` slots from `from`: NEXT links a slot to the following one, the last
+ * The available lists in `count` slots from `from`: NEXT links a slot to the following one, the last
  * descriptor carries the Buffer ID (§2.8.6). A list cut by the region's end or the cap is
  * marked truncated.
  */
@@ -158,7 +158,6 @@ function lists(
   from: number,
   count: number,
   limits: QueueSnapshotLimits,
-  stateOf: (id: number) => ChainView['state'],
   out: ChainView[],
 ): void {
   let slots: number[] = [];
@@ -166,18 +165,18 @@ function lists(
     const slot = (from + k) % reading.size;
     const d = readPackedDesc(mem, q.descRing + PACKED_DESC_SIZE * slot);
     if (!d) {
-      out.push({ head: -1, state: stateOf(-1), descriptors: [...slots, slot], truncated: 'descriptor ring unreadable' });
+      out.push({ head: -1, state: 'pending', descriptors: [...slots, slot], truncated: 'descriptor ring unreadable' });
       return;
     }
     slots.push(slot);
     if (d.flags & VIRTQ_DESC_F_NEXT && !(d.flags & VIRTQ_DESC_F_INDIRECT) && k + 1 < count) {
       if (slots.length < limits.chainLength) continue;
-      out.push({ head: d.id, state: stateOf(d.id), descriptors: slots, truncated: `longer than ${limits.chainLength}` });
+      out.push({ head: d.id, state: 'pending', descriptors: slots, truncated: `longer than ${limits.chainLength}` });
       slots = [];
       continue;
     }
     const cut = d.flags & VIRTQ_DESC_F_NEXT && !(d.flags & VIRTQ_DESC_F_INDIRECT);
-    out.push(cut ? { head: d.id, state: stateOf(d.id), descriptors: slots, truncated: 'NEXT runs past the region' } : { head: d.id, state: stateOf(d.id), descriptors: slots });
+    out.push(cut ? { head: d.id, state: 'pending', descriptors: slots, truncated: 'NEXT runs past the region' } : { head: d.id, state: 'pending', descriptors: slots });
     slots = [];
   }
 }
@@ -193,14 +192,22 @@ export function snapshotPackedQueue(
   const st = q.state();
   const reading = new RingReading(mem, q, packedLimits.scan);
   const { size, dev } = reading;
-  const ids = q.inFlightIds();
-  const inFlight = new Set(ids);
+  // The device's own record of what it popped (a first slot may since hold a used descriptor
+  // written out of order), oldest first: the farthest behind its avail position.
+  const inFlight = q.inFlightChains();
+  const ids = inFlight.map((c) => c.id);
+  const age = (first: number) => (dev.nextAvail - first + size) % size || size;
+  inFlight.sort((a, b) => age(b.firstSlot) - age(a.firstSlot));
 
-  // Chains: the available lists ahead of the device, then what sits between its used and
-  // avail positions (buffers in flight, or used out of order whose slots wait to be passed).
+  // Chains: the available lists ahead of the device, then the buffers in flight.
   const chains: ChainView[] = [];
-  lists(reading, mem, q, dev.nextAvail, reading.availableSlots, limits, () => 'pending', chains);
-  lists(reading, mem, q, dev.nextUsed, reading.inFlightSlots, limits, (id) => (inFlight.has(id) ? 'in-flight' : 'used'), chains);
+  lists(reading, mem, q, dev.nextAvail, reading.availableSlots, limits, chains);
+  for (const c of inFlight) {
+    if (chains.length >= limits.chains) break;
+    const n = Math.min(c.slots, limits.chainLength);
+    const descriptors = Array.from({ length: n }, (_, k) => (c.firstSlot + k) % size);
+    chains.push(n < c.slots ? { head: c.id, state: 'in-flight', descriptors, truncated: `longer than ${limits.chainLength}` } : { head: c.id, state: 'in-flight', descriptors });
+  }
 
   // Rows: a few used slots behind the used position, then in-flight and available ones.
   const rest = size - reading.inFlightSlots - reading.availableSlots;
