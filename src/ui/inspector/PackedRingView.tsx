@@ -68,7 +68,11 @@ function SlotRows({ q, rows, p }: { q: number; rows: readonly PackedSlotRow[]; p
               <PackedFlags flags={d.flags} />
             </td>
             <td className="pk-state" title={help('slotState')}>{d.state}</td>
-            <td className="pk-mark">{marks(p, d.slot).join(' ')}</td>
+            <td className="pk-mark" title={help('wrapCounter')}>
+              {marks(p, d.slot).map((m) => (
+                <div key={m}>{m}</div>
+              ))}
+            </td>
           </tr>
           {d.indirect && (
             <tr>
@@ -169,6 +173,10 @@ export function PackedRingBody({ q, p }: { q: QueueSnapshot; p: PackedView }) {
         Descriptor ring <span className="ins-dim">@ {hex(p.descRing)} · {q.size} slots{p.mapFrom !== 0 || p.map.length < q.size ? ` · map from slot ${p.mapFrom}` : ''}</span>
       </h4>
       <RingMap q={q.index} size={q.size} p={p} />
+      <div className="pk-events">
+        <EventArea q={q.index} title="Driver Event Suppression" helpKey="driverEvent" at={p.driverEventAddr} v={p.driverEvent} side="driver → device: interrupts" />
+        <EventArea q={q.index} title="Device Event Suppression" helpKey="deviceEvent" at={p.deviceEventAddr} v={p.deviceEvent} side="device → driver: kicks" />
+      </div>
       <div className="pk-grid">
         <div className="ins-ring ins-table">
           <table>
@@ -192,13 +200,9 @@ export function PackedRingBody({ q, p }: { q: QueueSnapshot; p: PackedView }) {
             <span className="pk-free">free</span>
           </div>
         </div>
-        <div>
-          <EventArea q={q.index} title="Driver Event Suppression" helpKey="driverEvent" at={p.driverEventAddr} v={p.driverEvent} side="driver → device: interrupts" />
-          <EventArea q={q.index} title="Device Event Suppression" helpKey="deviceEvent" at={p.deviceEventAddr} v={p.deviceEvent} side="device → driver: kicks" />
-          <div className="ins-ring">
-            <h4 title={help('packedChains')}>Buffers</h4>
-            <Buffers chains={q.chains} />
-          </div>
+        <div className="ins-ring">
+          <h4 title={help('packedChains')}>Buffers</h4>
+          <Buffers chains={q.chains} />
         </div>
       </div>
     </div>
