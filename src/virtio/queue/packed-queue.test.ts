@@ -139,6 +139,29 @@ describe('PackedQueue: normal operation', () => {
     expect(t.errors).toEqual([]);
   });
 
+  it('counts pending chains by list ends, and the inspector gate holds pops back (freeze and step)', () => {
+    const { t, q, engine, device } = setup({ held: true });
+    const gate = { frozen: true, credits: 0 };
+    engine.gate = gate;
+    q.add({ writable: [1] });
+    q.add({ readable: [Uint8Array.of(1)], writable: [1, 1] });
+    q.add({ writable: [2], indirect: true });
+    q.kick();
+    expect(device.popped).toHaveLength(0);
+    gate.frozen = false;
+    expect(engine.pending()).toBe(3);
+    gate.frozen = true;
+    gate.credits = 1;
+    expect(engine.pending()).toBe(1);
+    t.fn.serviceQueue(0);
+    expect(device.popped).toHaveLength(1);
+    gate.frozen = false;
+    t.fn.serviceQueue(0);
+    expect(device.popped).toHaveLength(3);
+    expect(engine.pending()).toBe(0);
+    expect(t.errors).toEqual([]);
+  });
+
   it('resumes at a restored position on an odd lap (the wrap counters start at 0)', () => {
     const { t, q, engine } = setup({ size: 4, startIdx: 4 * 3 + 2 });
     expect(engine.state()).toMatchObject({ nextAvail: 2, availWrap: false, nextUsed: 2, usedWrap: false });

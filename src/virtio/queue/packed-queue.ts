@@ -20,7 +20,7 @@
  * the chain's ring descriptors (§2.8.6, §2.8.12).
  *
  * Buffer IDs must be below the queue size: every driver we know numbers them so (Linux's
- * virtio_ring, the spec's §2.8.21 example asserts `id < vq->size`), and it lets the in-flight
+ * virtio_ring; the driver example of §2.8.22 asserts `id < vq->size`), and it lets the in-flight
  * table stay `size` entries, as in the split ring.
  */
 import type { GuestMemory } from '../bus.ts';
@@ -64,6 +64,11 @@ export interface PackedQueueConfig {
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
+
+/** Names a descriptor in an error message (built only when one is raised). */
+function where(slot: number, entry = -1): string {
+  return entry < 0 ? `descriptor ${slot}` : `indirect descriptor ${entry} (slot ${slot})`;
+}
 
 /** §2.8.1: available = AVAIL matches the wrap counter and USED does not. */
 function isAvailable(flags: number, wrap: boolean): boolean {
@@ -315,11 +320,12 @@ export class PackedQueue implements Virtqueue {
     let slots = 0;
     let id = 0;
 
-    const take = (addrLo: number, addrHi: number, len: number, write: boolean, where: () => string) => {
-      this.checkBuffer(addrLo, addrHi, len, where);
+    // `at`: the ring slot; `entry`: the indirect table entry, or -1 for the slot itself.
+    const take = (addrLo: number, addrHi: number, len: number, write: boolean, at: number, entry: number) => {
+      this.checkBuffer(addrLo, addrHi, len, at, entry);
       if (++buffers > maxBuffers) this.fail(`chain at slot ${first} is longer than the queue size ${this.size}`);
       if (readableLength + writableLength + len > MAX_CHAIN_BYTES) {
-        this.fail(`${where()}: chain at slot ${first} passes ${MAX_CHAIN_BYTES} bytes in total`);
+        this.fail(`${where(at, entry)}: chain at slot ${first} passes ${MAX_CHAIN_BYTES} bytes in total`);
       }
       if (write) {
         sawWritable = true;
@@ -329,7 +335,7 @@ export class PackedQueue implements Virtqueue {
         }
         writableLength += len;
       } else {
-        if (sawWritable) this.fail(`${where()}: driver-readable descriptor after a writable one`);
+        if (sawWritable) this.fail(`${where(at, entry)}: driver-readable descriptor after a writable one`);
         if (len > 0) {
           readable.push({ addr: addrLo, len });
           this.regionsAllocated++;
@@ -349,10 +355,9 @@ export class PackedQueue implements Virtqueue {
       this.descriptorsVisited++;
       const flags = this.memory.readU16(base + PackedDescField.FLAGS);
       const at = slot;
-      const where = () => `descriptor ${at}`;
       // The head was checked by pop(); the rest of the list must be available too (§2.8.6).
       if (slots > 0 && !isAvailable(flags, wrap)) {
-        this.fail(`${where()}: in the chain at slot ${first} but not available (flags ${hex(flags)}, wrap counter ${wrap ? 1 : 0})`);
+        this.fail(`${where(at)}: in the chain at slot ${first} but not available (flags ${hex(flags)}, wrap counter ${wrap ? 1 : 0})`);
       }
       const addrLo = this.memory.readU32(base + PackedDescField.ADDR);
       const addrHi = this.memory.readU32(base + PackedDescField.ADDR + 4);
@@ -365,17 +370,17 @@ export class PackedQueue implements Virtqueue {
       }
 
       if (flags & VIRTQ_DESC_F_INDIRECT) {
-        if (!this.indirectDesc) this.fail(`${where()}: INDIRECT but VIRTIO_F_RING_INDIRECT_DESC not negotiated`);
+        if (!this.indirectDesc) this.fail(`${where(at)}: INDIRECT but VIRTIO_F_RING_INDIRECT_DESC not negotiated`);
         // §2.8.19: never in a list linked by NEXT, so only alone.
-        if (flags & VIRTQ_DESC_F_NEXT || slots > 1) this.fail(`${where()}: INDIRECT inside a NEXT list`);
+        if (flags & VIRTQ_DESC_F_NEXT || slots > 1) this.fail(`${where(at)}: INDIRECT inside a NEXT list`);
         if (len === 0 || len % PACKED_DESC_SIZE !== 0) {
-          this.fail(`${where()}: indirect table length ${len} is not a nonzero multiple of ${PACKED_DESC_SIZE}`);
+          this.fail(`${where(at)}: indirect table length ${len} is not a nonzero multiple of ${PACKED_DESC_SIZE}`);
         }
         const entries = len / PACKED_DESC_SIZE;
         if (entries > maxIndirectEntries(this.size)) {
-          this.fail(`${where()}: indirect table of ${entries} descriptors is longer than the queue size ${this.size}`);
+          this.fail(`${where(at)}: indirect table of ${entries} descriptors is longer than the queue size ${this.size}`);
         }
-        this.checkBuffer(addrLo, addrHi, len, where);
+        this.checkBuffer(addrLo, addrHi, len, at, -1);
         indirect = true;
         // §2.8.7: entries follow one another; WRITE is their only flag, ids are ignored.
         for (let k = 0; k < entries; k++) {
@@ -385,11 +390,11 @@ export class PackedQueue implements Virtqueue {
           const eLo = this.memory.readU32(entry + PackedDescField.ADDR);
           const eHi = this.memory.readU32(entry + PackedDescField.ADDR + 4);
           const eLen = this.memory.readU32(entry + PackedDescField.LEN);
-          take(eLo, eHi, eLen, (eFlags & VIRTQ_DESC_F_WRITE) !== 0, () => `indirect descriptor ${k} (slot ${at})`);
+          take(eLo, eHi, eLen, (eFlags & VIRTQ_DESC_F_WRITE) !== 0, at, k);
         }
         break;
       }
-      take(addrLo, addrHi, len, (flags & VIRTQ_DESC_F_WRITE) !== 0, where);
+      take(addrLo, addrHi, len, (flags & VIRTQ_DESC_F_WRITE) !== 0, at, -1);
       if (!(flags & VIRTQ_DESC_F_NEXT)) break;
     }
     // §2.8.6: the Buffer ID is the last descriptor's.
@@ -399,12 +404,12 @@ export class PackedQueue implements Virtqueue {
   }
 
   /** A guest buffer must lie wholly inside RAM; le64 addresses above 4 GiB never do here. */
-  private checkBuffer(addrLo: number, addrHi: number, len: number, where: () => string): void {
+  private checkBuffer(addrLo: number, addrHi: number, len: number, at: number, entry: number): void {
     if (addrHi !== 0) {
-      this.fail(`${where()}: address ${hex(addrHi)}_${addrLo.toString(16).padStart(8, '0')} is beyond 4 GiB`);
+      this.fail(`${where(at, entry)}: address ${hex(addrHi)}_${addrLo.toString(16).padStart(8, '0')} is beyond 4 GiB`);
     }
     if (addrLo + len > this.ramSize) {
-      this.fail(`${where()}: buffer [${hex(addrLo)}, +${len}) is outside guest RAM (${hex(this.ramSize)} bytes)`);
+      this.fail(`${where(at, entry)}: buffer [${hex(addrLo)}, +${len}) is outside guest RAM (${hex(this.ramSize)} bytes)`);
     }
   }
 
