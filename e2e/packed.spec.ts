@@ -95,7 +95,7 @@ test('freeze the packed blk queue: the driver makes a buffer available, the devi
   await expect.poll(async () => (await queue('blk', 0)).pending).toBeGreaterThanOrEqual(1);
   await page.waitForTimeout(500);
   let q = await queue('blk', 0);
-  let p = packedOf(q);
+  const p = packedOf(q);
   expect(q.counters.completions).toBe(frozen.counters.completions);
   // The driver moved ahead of the device: available slots between their positions.
   expect(p.availableSlots).toBeGreaterThanOrEqual(1);
@@ -109,10 +109,9 @@ test('freeze the packed blk queue: the driver makes a buffer available, the devi
   const done = q.counters.completions;
   await page.getByTestId('ins-step-0').click();
   await expect.poll(async () => (await queue('blk', 0)).counters.completions).toBe(done + 1);
-  await page.waitForTimeout(300);
+  await page.waitForTimeout(700); // past a repaint (REPAINT_INTERVAL_MS) for the screenshot
   q = await queue('blk', 0);
   expect(q.counters.completions).toBe(done + 1); // exactly one
-  p = packedOf(q);
   expect(q.frozen).toBe(true);
   await shot('p3-blk-packed-stepped');
 
