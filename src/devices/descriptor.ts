@@ -18,6 +18,12 @@ export interface DeviceEnvironment {
    * so a burst of kicks costs one pass; undefined: serve inside the notify write.
    */
   readonly defer?: (job: () => void) => void;
+  /**
+   * Where a device continues work that spent its per-pass budget (README, Reliability): after
+   * the emulator has run again (a macrotask), so one kick never holds the worker for longer
+   * than a pass. Undefined: `defer`, else a microtask.
+   */
+  readonly later?: (job: () => void) => void;
 }
 
 /** Per-kick work limits a device states (see DeviceDescriptor.kickBudget). */

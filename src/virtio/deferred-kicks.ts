@@ -2,27 +2,22 @@
  * Serving a queue's kicks later instead of inside the notify write (e.g. at the end of the
  * emulator's time slice). While a drain is scheduled the driver is asked not to kick, so a
  * guest that keeps queueing fills the ring and one kick + one interrupt covers the batch.
- * Shared by every device that defers (blk requests, net tx).
+ * Shared by every device that defers (blk requests, console ports).
  */
 import type { DeviceContext } from './device.ts';
+import { PendingJob, type Scheduler } from './pending-job.ts';
 import type { Virtqueue } from './queue/virtqueue.ts';
 
 export class DeferredKicks {
-  /** Generation of the scheduled drain; 0 when none is. */
-  private scheduled = 0;
-  private generation = 0;
+  private readonly job = new PendingJob();
 
-  constructor(private readonly defer: (job: () => void) => void) {}
+  constructor(private readonly defer: Scheduler) {}
 
   /** Drain `queue` soon (once, however many kicks arrive meanwhile). */
   schedule(ctx: DeviceContext, queue: Virtqueue, drain: () => void): void {
-    if (this.scheduled) return;
-    const generation = ++this.generation;
-    this.scheduled = generation;
+    if (this.job.pending) return;
     queue.disableNotifications();
-    this.defer(() => {
-      if (this.scheduled !== generation) return; // cancelled by a reset, maybe rescheduled since
-      this.scheduled = 0;
+    this.job.post(this.defer, () => {
       // After a reset the old context is inert and no longer hands out this queue.
       if (ctx.queue(queue.index) !== queue) return;
       try {
@@ -38,6 +33,6 @@ export class DeferredKicks {
 
   /** The device was reset: a scheduled drain must not run, and the next kick schedules anew. */
   cancel(): void {
-    this.scheduled = 0;
+    this.job.cancel();
   }
 }

@@ -3,6 +3,7 @@
  * whose options are given, or that is always there, in the registry's (= PCI slot) order.
  * One list for the worker and the Node runner; a new device needs no edit here.
  */
+import { macrotask } from './macrotask.ts';
 import type { PciBus } from '../virtio/bus.ts';
 import type { DeviceStats } from './protocol.ts';
 import { VirtioPciFunction } from '../virtio/pci/virtio-pci-function.ts';
@@ -30,6 +31,8 @@ export interface LabDeviceOptions extends DeviceOptionsByKind {
   serveKicksInline?: boolean;
   /** Where deferred kicks are served (default: a microtask after the current slice). */
   defer?: (job: () => void) => void;
+  /** Where work over a pass's budget continues (default: a macrotask, after the emulator ran). */
+  later?: (job: () => void) => void;
 }
 
 /** The plugged functions by kind (a kind is absent when its device was not attached), and all of them. */
@@ -56,7 +59,7 @@ export function plugLabDevices(bus: PciBus, opts: LabDeviceOptions): LabDevices 
   const devices: LabDevices = { all: [] };
   for (const descriptor of registeredDevices) {
     const kind = descriptor.kind as DeviceKind;
-    const device = descriptor.create(opts[kind], { defer });
+    const device = descriptor.create(opts[kind], { defer, later: opts.later ?? macrotask });
     if (!device) continue;
     const fn = new VirtioPciFunction(device, { barKind, ring: opts.ring });
     fn.connect(bus.attach(fn));

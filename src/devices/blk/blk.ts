@@ -1,10 +1,13 @@
 /**
- * virtio-blk (§5.2) over a BlockBackend: one request queue, served completely inside the
- * kick (the backends are synchronous), like a vhost worker draining its ring.
+ * virtio-blk (§5.2) over a BlockBackend: one request queue, served inside the kick (the
+ * backends are synchronous) one budgeted pass at a time, like a vhost worker draining its ring.
  *
- * Per kick: pop every available chain, parse it (request.ts), execute it (io.ts),
- * then — after one flush for the whole batch in write-through mode — write the status
- * bytes, return the chains and ask the transport for at most one interrupt.
+ * Per kick: pop and parse every available chain (request.ts), then one pass: execute the
+ * parsed requests in order (io.ts) until the pass has moved BLK_DRAIN_BYTES (budget.ts),
+ * then — after one flush for the pass in write-through mode — write the status bytes,
+ * return the chains and ask the transport for at most one interrupt. Requests left over
+ * wait, in order, for a pass scheduled through `defer` (or a microtask), so no kick costs
+ * more than one pass whatever the guest queued.
  *
  * Guest mistakes in a request are answered with a status byte (IOERR/UNSUPP), never with
  * DEVICE_NEEDS_RESET: the ring itself is fine, only the request is bad. Backend failures
@@ -19,8 +22,12 @@ import { executeBlkRequest, type BlkIoTarget } from './io.ts';
 import { BounceBuffer } from './bounce.ts';
 import { parseBlkRequest } from './request.ts';
 import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkStatus as S } from './spec.ts';
+import { BLK_DRAIN_BYTES, checkLimits, requestCost } from './budget.ts';
+import type { ParsedBlkRequest } from './request.ts';
+import type { Virtqueue } from '../../virtio/queue/virtqueue.ts';
 import { BlkStats } from './stats.ts';
 import { DeferredKicks } from '../../virtio/deferred-kicks.ts';
+import { PendingJob, type Scheduler } from '../../virtio/pending-job.ts';
 
 export interface VirtioBlkOptions {
   backend: BlockBackend;
@@ -38,10 +45,21 @@ export interface VirtioBlkOptions {
    */
   defer?: (drain: () => void) => void;
   /**
+   * Where the leftovers of a pass that spent its budget are served (the lab: a macrotask, so
+   * the emulator runs between passes). Default: `defer`, else a microtask.
+   */
+  later?: (job: () => void) => void;
+  /**
    * The backend failed ('quota': storage full; 'io'; ...). The guest got IOERR. Called at
    * most once per kind per kick, so a guest hammering a full disk cannot flood the host.
    */
   onBackendError?(kind: BlockBackendErrorKind, message: string): void;
+}
+
+/** A popped chain, parsed, waiting for its pass. */
+interface Waiting {
+  head: number;
+  req: ParsedBlkRequest;
 }
 
 interface Completion {
@@ -74,16 +92,25 @@ export class VirtioBlk implements VirtioDevice {
   private readonly batch: Completion[] = [];
   private readonly deferred: DeferredKicks | undefined;
   private readonly bounce = new BounceBuffer();
+  /** Popped and parsed, not yet served: at most the queue size, in ring order from `nextWaiting`. */
+  private readonly waiting: Waiting[] = [];
+  private nextWaiting = 0;
+  /** Where a pass for the leftovers runs: `later`, else `defer`, else a microtask. */
+  private readonly later: Scheduler;
+  /** The scheduled leftover pass. */
+  private readonly continuation = new PendingJob();
 
   constructor(opts: VirtioBlkOptions) {
     this.backend = opts.backend;
     this.deferred = opts.defer && new DeferredKicks(opts.defer);
+    this.later = opts.later ?? opts.defer ?? ((job) => queueMicrotask(job));
     this.onBackendError = opts.onBackendError;
     this.serial = new TextEncoder().encode(opts.serial ?? '');
     if (this.serial.length > VIRTIO_BLK_ID_BYTES) {
       throw new RangeError(`virtio-blk: serial "${opts.serial}" is ${this.serial.length} bytes; at most ${VIRTIO_BLK_ID_BYTES}`);
     }
     const limits = { ...DEFAULT_BLK_LIMITS, ...opts.limits };
+    checkLimits(limits);
     const readOnly = opts.backend.readOnly;
     // Write-back by default: writes go to the backend at once and become durable at FLUSH,
     // which Linux sends for fsync/journal commits — one flush per commit, not per write.
@@ -123,6 +150,15 @@ export class VirtioBlk implements VirtioDevice {
     return ctx.hasFeature(BlkFeature.VIRTIO_BLK_F_FLUSH);
   }
 
+  /**
+   * §5.2.5.1: with CONFIG_WCE but not FLUSH negotiated the device MUST initialise writeback
+   * to 0 — a driver that cannot flush must not start on a volatile cache.
+   */
+  featuresAccepted(features: bigint): void {
+    const has = (bit: number) => (features & featureBit(bit)) !== 0n;
+    if (has(BlkFeature.VIRTIO_BLK_F_CONFIG_WCE) && !has(BlkFeature.VIRTIO_BLK_F_FLUSH)) this.config.setWriteback(false);
+  }
+
   activate(ctx: DeviceContext): void {
     this.ctx = ctx;
     this.target = {
@@ -141,6 +177,9 @@ export class VirtioBlk implements VirtioDevice {
     this.target = undefined;
     this.config.resetWriteback();
     this.deferred?.cancel();
+    this.waiting.length = 0;
+    this.nextWaiting = 0;
+    this.continuation.cancel();
   }
 
   notify(queueIndex: number): void {
@@ -149,42 +188,64 @@ export class VirtioBlk implements VirtioDevice {
     if (queue) this.deferred.schedule(this.ctx!, queue, () => this.drain(queueIndex));
   }
 
-  /** Serve everything available on the queue; at most one interrupt. */
+  /** Take everything available on the queue, serve one pass of it; at most one interrupt. */
   private drain(queueIndex: number): void {
     const ctx = this.ctx;
     const target = this.target;
     if (queueIndex !== BLK_REQUESTQ || !ctx || !target) return;
     const queue = ctx.queue(queueIndex);
     if (!queue) return;
+    const stats = this.stats;
+    // A malformed ring makes pop() throw; the transport turns that into DEVICE_NEEDS_RESET.
+    // At most queue-size chains; parsing reads a header and at most max_*_seg segments each.
+    for (let chain = queue.pop(); chain; chain = queue.pop()) {
+      const t0 = performance.now();
+      this.waiting.push({ head: chain.headIndex, req: parseBlkRequest(ctx.memory, chain, this.config) });
+      stats.hostMs += performance.now() - t0;
+    }
+    this.servePass(ctx, target, queue);
+    if (this.nextWaiting < this.waiting.length) this.continueLater(ctx, queue);
+  }
+
+  /** Execute waiting requests in order until the pass has moved BLK_DRAIN_BYTES; complete them. */
+  private servePass(ctx: DeviceContext, target: BlkIoTarget, queue: Virtqueue): void {
     const batch = this.batch;
     batch.length = 0;
     const reported = new Set<BlockBackendErrorKind>();
     const stats = this.stats;
-    const shape = this.config;
     let modified = false;
+    let spent = 0;
 
-    // A malformed ring makes pop() throw; the transport turns that into DEVICE_NEEDS_RESET.
-    for (let chain = queue.pop(); chain; chain = queue.pop()) {
-      const t0 = performance.now();
-      const req = parseBlkRequest(ctx.memory, chain, shape);
+    while (this.nextWaiting < this.waiting.length) {
+      const { head, req } = this.waiting[this.nextWaiting];
       if (req.kind === 'unanswerable') {
+        this.nextWaiting++;
         stats.unanswerable++;
         this.lastRequestError = req.reason;
-        batch.push({ head: chain.headIndex, statusAddr: -1, status: S.VIRTIO_BLK_S_IOERR, usedLen: 0, modified: false });
-        stats.hostMs += performance.now() - t0;
+        batch.push({ head, statusAddr: -1, status: S.VIRTIO_BLK_S_IOERR, usedLen: 0, modified: false });
         continue;
       }
+      // Every request costs ≤ BLK_MAX_REQUEST_BYTES = BLK_DRAIN_BYTES: the first always fits.
+      const cost = requestCost(req);
+      if (spent + cost > BLK_DRAIN_BYTES) break;
+      spent += cost;
+      this.nextWaiting++;
+      const t0 = performance.now();
       const out = executeBlkRequest(req, target);
       stats.count(req.type, out);
       if (out.reason !== undefined) this.lastRequestError = out.reason;
       if (out.backendError) this.backendFailed(out.backendError, reported);
       modified ||= out.modified;
-      batch.push({ head: chain.headIndex, statusAddr: req.statusAddr, status: out.status, usedLen: out.usedLen, modified: out.modified });
+      batch.push({ head, statusAddr: req.statusAddr, status: out.status, usedLen: out.usedLen, modified: out.modified });
       stats.hostMs += performance.now() - t0;
+    }
+    if (this.nextWaiting === this.waiting.length) {
+      this.waiting.length = 0;
+      this.nextWaiting = 0;
     }
     if (batch.length === 0) return;
 
-    // Write-through: the batch's writes are durable before any of them completes.
+    // Write-through: the pass's writes are durable before any of them completes.
     if (modified && !this.writeback) {
       const t0 = performance.now();
       const failure = this.flushBackend();
@@ -207,6 +268,21 @@ export class VirtioBlk implements VirtioDevice {
     stats.batches++;
     if (batch.length > stats.maxBatch) stats.maxBatch = batch.length;
     ctx.signalUsed(queue);
+  }
+
+  /** One more pass for the leftovers, later (once, however often asked; never after a reset). */
+  private continueLater(ctx: DeviceContext, queue: Virtqueue): void {
+    if (this.continuation.pending) return;
+    this.stats.passesLater++;
+    this.continuation.post(this.later, () => {
+      if (this.ctx !== ctx || ctx.queue(queue.index) !== queue) return;
+      try {
+        this.drain(BLK_REQUESTQ);
+      } catch (error) {
+        // Outside the BAR handler nobody else catches: report (DEVICE_NEEDS_RESET), never throw.
+        ctx.fail(error);
+      }
+    });
   }
 
   /** The device's own backend.flush() (write-through, leaving write-back); the failure, if any. */

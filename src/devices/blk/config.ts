@@ -63,8 +63,9 @@ export interface BlkLimits {
 }
 
 export const DEFAULT_BLK_LIMITS: BlkLimits = {
-  // Any contiguous guest buffer up to 1 MiB in one segment; Linux's requests are ≤ 1.25 MiB anyway.
-  sizeMax: 1 << 20,
+  // seg_max × size_max bounds every request Linux builds (budget.ts): 254 × 64 KiB is just
+  // under 16 MiB, far above Linux's default 1280 KiB; a 4 KiB-page request needs 254 pieces anyway.
+  sizeMax: 64 << 10,
   // queue size − 2 (header and status), as Linux sizes its sg tables without indirect descriptors.
   segMax: 254,
   // SeaBIOS refuses any blk_size but 512, and it drives the disk during POST.
@@ -73,12 +74,14 @@ export const DEFAULT_BLK_LIMITS: BlkLimits = {
   minIoSize: 8,
   optIoSize: 0,
   // Discard and write-zeroes cost host work proportional to their size (we write zeroes):
-  // 32 MiB per segment bounds one request's stall of the emulator thread.
-  maxDiscardSectors: 65536,
-  maxDiscardSeg: 32,
+  // one 16 MiB range per request keeps it under BLK_MAX_REQUEST_BYTES (segments × sectors is
+  // what a request may zero). Linux takes max_*_sectors as its per-request limit and sends
+  // write-zeroes as one range anyway; discards then come one range per request.
+  maxDiscardSectors: 32768,
+  maxDiscardSeg: 1,
   discardSectorAlignment: 8,
-  maxWriteZeroesSectors: 65536,
-  maxWriteZeroesSeg: 8,
+  maxWriteZeroesSectors: 32768,
+  maxWriteZeroesSeg: 1,
   writeZeroesMayUnmap: false,
 };
 
@@ -103,15 +106,8 @@ export class BlkConfig {
     this.space = new ConfigSpace(
       BLK_CONFIG_SIZE,
       (offset) => offset === BlkConfigOffset.WRITEBACK,
-      () => {
-        // Anything but 0 means write-back; keep the byte 0/1 so the driver reads back what it meant.
-        const now = this.space.getU8(BlkConfigOffset.WRITEBACK) !== 0;
-        this.space.setU8(BlkConfigOffset.WRITEBACK, now ? 1 : 0);
-        if (now !== this.lastWriteback) {
-          this.lastWriteback = now;
-          this.onWritebackChanged(now);
-        }
-      },
+      // Anything but 0 means write-back; keep the byte 0/1 so the driver reads back what it meant.
+      () => this.setWriteback(this.space.getU8(BlkConfigOffset.WRITEBACK) !== 0),
     );
     const s = this.space;
     const O = BlkConfigOffset;
@@ -136,6 +132,14 @@ export class BlkConfig {
   /** The `writeback` byte as the driver last left it. */
   get writeback(): boolean {
     return this.space.getU8(BlkConfigOffset.WRITEBACK) !== 0;
+  }
+
+  /** Set the cache mode (the driver's write, or the device at FEATURES_OK); tells the device of a change. */
+  setWriteback(writeback: boolean): void {
+    this.space.setU8(BlkConfigOffset.WRITEBACK, writeback ? 1 : 0);
+    if (writeback === this.lastWriteback) return;
+    this.lastWriteback = writeback;
+    this.onWritebackChanged(writeback);
   }
 
   /** Device reset: back to the default cache mode (like a power cycle). */

@@ -3,6 +3,8 @@ import type { BlockBackend, BlockBackendErrorKind } from '../../backends/block-b
 import type { DeviceDescriptor } from '../descriptor.ts';
 import { VirtioBlk } from './blk.ts';
 import { blkConfigFields, blkDecoder } from './inspect.ts';
+import { blkKickBudgetBytes } from './budget.ts';
+import { DEFAULT_BLK_LIMITS } from './config.ts';
 
 /** A disk to attach as virtio-blk (/dev/vda). */
 export interface BlkLabOptions {
@@ -17,8 +19,8 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
   kind: 'blk',
   name: 'virtio-blk',
   queueNames: ['requestq'],
-  create: (options, { defer }) =>
-    options && new VirtioBlk({ backend: options.backend, serial: options.name, onBackendError: options.onBackendError, defer }),
+  create: (options, { defer, later }) =>
+    options && new VirtioBlk({ backend: options.backend, serial: options.name, onBackendError: options.onBackendError, defer, later }),
   owns: (device): device is VirtioBlk => device instanceof VirtioBlk,
   config: blkConfigFields,
   decoder: blkDecoder,
@@ -28,6 +30,9 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
     writeback: device.writeback ? 1 : 0,
     readOnly: device.backend.readOnly ? 1 : 0,
   }),
+  // One pass: 16 MiB of data (counted twice on reads: the copy and v86's dirty notice) plus
+  // header, segments, GET_ID answer and status of each of 256 parsed requests (budget.ts).
+  kickBudget: { bytes: blkKickBudgetBytes(DEFAULT_BLK_LIMITS, 256) },
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).blkSubject,
   fuzzProperties: async () => (await import('./properties.ts')).blkProperties(),
 };

@@ -77,17 +77,27 @@ function outcome(req: BlkRequest, status: VirtioBlkStatusValue, extra: Partial<B
   };
 }
 
+/** used.len is a le32 (§2.7.8): the largest value it can hold. */
+const MAX_USED_LEN = 0xffffffff;
+
 /**
  * used.len must not exceed what we wrote from the first writable byte on (§2.7.8.2: it is a
  * lower bound; the driver may not trust more). The status byte is the last writable byte,
- * so it only counts when everything before it was written too: a successful IN or GET_ID
- * (GET_ID pads its whole buffer), or a chain whose only writable byte is the status. A
- * failed IN leaves its data buffer unspecified: 0. Linux's virtio_blk ignores len anyway.
+ * so it only counts when everything before it was written too: a successful IN, a GET_ID
+ * whose buffer the id filled (≤ 20 bytes), or a chain whose only writable byte is the
+ * status. A GET_ID with a larger buffer counts its 20 id bytes; a failed IN leaves its data
+ * unspecified: 0. Linux's virtio_blk ignores len anyway. A successful IN is at most
+ * BLK_MAX_REQUEST_BYTES + 1 (the parser refuses larger): never near 2^32, and clamped anyway
+ * so no arithmetic here can wrap in the le32.
  */
 export function usedLength(req: BlkRequest, status: VirtioBlkStatusValue): number {
   if (req.writableLength === 1) return 1;
-  const fillsData = req.type === T.VIRTIO_BLK_T_IN || req.type === T.VIRTIO_BLK_T_GET_ID;
-  return status === S.VIRTIO_BLK_S_OK && fillsData ? req.writableLength : 0;
+  if (status !== S.VIRTIO_BLK_S_OK) return 0;
+  const filledAll = req.dataLength === req.writableLength - 1;
+  let len = 0;
+  if (req.type === T.VIRTIO_BLK_T_IN) len = req.writableLength;
+  else if (req.type === T.VIRTIO_BLK_T_GET_ID) len = filledAll ? req.writableLength : req.dataLength;
+  return Math.min(len, MAX_USED_LEN);
 }
 
 export function executeBlkRequest(req: BlkRequest, target: BlkIoTarget): BlkOutcome {
@@ -154,7 +164,7 @@ export function executeBlkRequest(req: BlkRequest, target: BlkIoTarget): BlkOutc
         if (!target.readOnly) backend.flush();
         return outcome(req, S.VIRTIO_BLK_S_OK);
       case T.VIRTIO_BLK_T_GET_ID: {
-        // The serial, NUL-padded to the whole buffer (so used.len can cover all of it).
+        // The serial, NUL-padded to the id's ≤ 20 bytes (the parser cut the buffer there).
         eachPiece(memory, req.data, 0, (view, at) => {
           view.fill(0);
           if (at < target.serial.length) view.set(target.serial.subarray(at, at + view.length));

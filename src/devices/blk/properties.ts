@@ -25,6 +25,7 @@ import { VirtioBlk } from './blk.ts';
 import { inspectorView } from '../inspector-view.ts';
 import { blkDevice } from './index.ts';
 import { manualDefer } from '../testing/manual-defer.ts';
+import { blkBoundedWorkProperty } from './bounded-work.ts';
 
 export const DISK_SECTORS = 256;
 const DISK = DISK_SECTORS * 512;
@@ -366,5 +367,6 @@ export function blkProperties(): NamedProperty[] {
   return [
     { name: 'blk: garbage requests stay inside the image and the chains, then honest I/O works', property: blkGarbageProperty(coverage), coverage },
     { name: 'blk: valid writes and reads agree with a model disk', property: blkModelProperty() },
+    { name: 'blk: bounded work per kick on aliased, maximal and over-cap requests', property: blkBoundedWorkProperty() },
   ];
 }

@@ -11,10 +11,12 @@
 import type { GuestMemory } from '../../virtio/bus.ts';
 import { RegionCursor, type DescriptorChain, type Region } from '../../virtio/queue/descriptor-chain.ts';
 import type { BlkLimits } from './config.ts';
+import { maxDataBytes } from './budget.ts';
 import {
   BLK_OUTHDR_SIZE,
   DISCARD_SEGMENT_SIZE,
   SECTOR_SIZE,
+  VIRTIO_BLK_ID_BYTES,
   VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP,
   VirtioBlkReqType as T,
   VirtioBlkStatus as S,
@@ -34,7 +36,10 @@ export interface BlkRequest {
   readonly type: number;
   /** Byte offset on the disk (IN/OUT), checked against capacity when `error` is unset. */
   readonly offset: number;
-  /** IN/GET_ID: writable regions before the status byte; OUT: readable regions after the header. */
+  /**
+   * IN: writable regions before the status byte; GET_ID: the first ≤ 20 of those bytes;
+   * OUT: readable regions after the header.
+   */
   readonly data: readonly Region[];
   readonly dataLength: number;
   /** DISCARD / WRITE_ZEROES ranges. */
@@ -160,6 +165,11 @@ export function parseBlkRequest(memory: GuestMemory, chain: DescriptorChain, dis
       const wrongWay = wrongWayData(direction, readableData, writableData);
       if (wrongWay) return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `${direction.toUpperCase()} with ${wrongWay}`);
       const dataLength = direction === 'in' ? writableData : readableData;
+      // Before any arithmetic on it: aliased descriptors can claim more than 2^32 bytes.
+      const maxData = maxDataBytes(disk.limits);
+      if (dataLength > maxData) {
+        return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `data length ${dataLength} is over seg_max × size_max = ${maxData}`);
+      }
       if (dataLength % SECTOR_SIZE !== 0) {
         return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `data length ${dataLength} is not a multiple of ${SECTOR_SIZE}`);
       }
@@ -183,7 +193,9 @@ export function parseBlkRequest(memory: GuestMemory, chain: DescriptorChain, dis
       const wrongWay = wrongWayData('in', readableData, writableData);
       if (wrongWay) return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, `GET_ID with ${wrongWay}`);
       if (writableData === 0) return refused(statusAddr, writableLength, type, S.VIRTIO_BLK_S_IOERR, 'GET_ID without a buffer for the id');
-      return blkRequest(statusAddr, writableLength, type, 0, sliceRegions(chain.writable, 0, writableData), writableData, []);
+      // The id is 20 bytes (§5.2.6): a larger buffer gets 20, however many descriptors alias it.
+      const idLength = Math.min(writableData, VIRTIO_BLK_ID_BYTES);
+      return blkRequest(statusAddr, writableLength, type, 0, sliceRegions(chain.writable, 0, idLength), idLength, []);
     }
 
     case T.VIRTIO_BLK_T_DISCARD:

@@ -33,6 +33,8 @@ export class BlkStats {
   /** Kicks that completed at least one chain, and the most chains completed in one. */
   batches = 0;
   maxBatch = 0;
+  /** Passes scheduled for later because one pass had moved its BLK_DRAIN_BYTES. */
+  passesLater = 0;
   /** Host time spent parsing and executing requests (performance.now()), ms. */
   hostMs = 0;
 
@@ -95,6 +97,7 @@ export class BlkStats {
       writeThroughFlushes: this.writeThroughFlushes,
       batches: this.batches,
       maxBatch: this.maxBatch,
+      passesLater: this.passesLater,
       hostMs: this.hostMs,
       hostUsPerRequest: this.requests ? (this.hostMs * 1000) / this.requests : 0,
     };

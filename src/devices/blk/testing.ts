@@ -142,3 +142,17 @@ export class BlkHarness {
     return this.run({ readable: [outhdr(T.VIRTIO_BLK_T_FLUSH)], writable: [1] }).status;
   }
 }
+
+/**
+ * Point entries `entries` of `sub`'s indirect table at one guest buffer [addr, +len), keeping
+ * their flags and links: the aliasing a hostile guest can do (every descriptor naming the
+ * same RAM), which the mock's allocator never produces. `sub` must have been added indirect.
+ */
+export function aliasIndirect(queue: DriverQueue, sub: Submitted, entries: readonly number[], addr: number, len: number): void {
+  const memory = queue.driver.memory;
+  const table = memory.readU32(queue.addr.desc + 16 * sub.head);
+  for (const k of entries) {
+    memory.writeU32(table + 16 * k, addr);
+    memory.writeU32(table + 16 * k + 8, len);
+  }
+}

@@ -43,6 +43,12 @@ describe('virtio-console', () => {
     expect(() => new VirtioConsole({ ports: ['a', 'a'] })).toThrow(/differ/);
   });
 
+  it('refuses a queue size or backlog that would let one kick touch more than CONSOLE_KICK_BYTES', () => {
+    expect(() => new VirtioConsole({ queueSize: 128 })).toThrow(/kick budget/);
+    expect(() => new VirtioConsole({ backlogBytes: 4 << 20 })).toThrow(/kick budget/);
+    expect(() => new VirtioConsole({ queueSize: 64, backlogBytes: 2 << 20 })).not.toThrow();
+  });
+
   it('runs the control handshake as Linux drives it: ports added, console port, name, host end open', () => {
     const t = ConsoleHarness.create();
     t.postControl(16);

@@ -19,6 +19,8 @@
  *    each (Linux sends ≤ 32 KiB per buffer; the rest is skipped and counted).
  *  - receive queues: at most queue-size chains filled, from backlogs capped at
  *    `backlogBytes` per port (host writes beyond it are refused, never queued).
+ * So one kick touches at most CONSOLE_KICK_BYTES of guest RAM (4 MiB: a full transmitq),
+ * whatever the descriptors alias; the constructor refuses a queue size or backlog beyond it.
  * Only ring violations (thrown by the queue engine) reset the device.
  */
 import type { ConfigSpace } from '../../virtio/config-space.ts';
@@ -35,6 +37,16 @@ import { ConsoleStats } from './stats.ts';
 
 /** Bytes read from one guest transmit buffer at most. */
 export const MAX_TX_BUFFER = 64 * 1024;
+/** Default size of every queue. */
+export const CONSOLE_QUEUE_SIZE = 64;
+/** Default host → guest backlog per port. */
+export const CONSOLE_BACKLOG_BYTES = 1 << 20;
+/**
+ * Guest RAM bytes one kick may touch (the worst queue: a full transmitq of MAX_TX_BUFFER
+ * each). A receiveq kick fills at most one backlog (its bytes and v86's dirty notice); a
+ * control kick 8 bytes per message and ≤ 135-byte answers. Options that would raise it are refused.
+ */
+export const CONSOLE_KICK_BYTES = CONSOLE_QUEUE_SIZE * MAX_TX_BUFFER;
 /** Device → driver control messages waiting for control receive buffers, at most. */
 export const MAX_PENDING_CONTROL = 64;
 /** Port names: printable ASCII, what Linux shows in sysfs. */
@@ -46,9 +58,9 @@ export interface VirtioConsoleOptions {
   /** Console size in config space (VIRTIO_CONSOLE_F_SIZE), default 80×25. */
   cols?: number;
   rows?: number;
-  /** Size of every queue, a power of 2 (default 64). */
+  /** Size of every queue, a power of 2 ≤ 64 (default 64; see CONSOLE_KICK_BYTES). */
   queueSize?: number;
-  /** Host → guest bytes held per port while the guest has no receive buffer (default 1 MiB). */
+  /** Host → guest bytes held per port while the guest has no receive buffer (default 1 MiB, at most CONSOLE_KICK_BYTES / 2). */
   backlogBytes?: number;
   /**
    * Serve named ports' transmitq kicks later (e.g. at the emulator's next timer check) with
@@ -114,12 +126,16 @@ export class VirtioConsole implements VirtioDevice {
     const names = opts.ports ?? [];
     for (const name of names) if (!PORT_NAME.test(name)) throw new RangeError(`virtio-console: bad port name ${JSON.stringify(name)}`);
     if (new Set(names).size !== names.length) throw new RangeError('virtio-console: port names must differ');
-    const backlog = opts.backlogBytes ?? 1 << 20;
+    const backlog = opts.backlogBytes ?? CONSOLE_BACKLOG_BYTES;
+    const size = opts.queueSize ?? CONSOLE_QUEUE_SIZE;
+    // Every chain of a full transmitq is read up to MAX_TX_BUFFER, every backlog byte lands
+    // in one receiveq kick: both must fit the kick budget.
+    if (size * MAX_TX_BUFFER > CONSOLE_KICK_BYTES) throw new RangeError(`virtio-console: queue size ${size} × ${MAX_TX_BUFFER} bytes is over the ${CONSOLE_KICK_BYTES}-byte kick budget`);
+    if (2 * backlog > CONSOLE_KICK_BYTES) throw new RangeError(`virtio-console: backlog of ${backlog} bytes is over half the ${CONSOLE_KICK_BYTES}-byte kick budget`);
     this.ports = [undefined, ...names].map((name, id) => new ConsolePort(this, id, name, backlog));
     this.deferredTx = this.ports.map((p) => (opts.defer && p.id > 0 ? new DeferredKicks(opts.defer) : undefined));
     this.config = new ConsoleConfig(opts.cols ?? 80, opts.rows ?? 25, this.ports.length);
     this.deviceConfig = this.config.space;
-    const size = opts.queueSize ?? 64;
     // receiveq0, transmitq0, control receiveq, control transmitq, then a pair per named port.
     this.queueMaxSizes = Array.from({ length: 2 + 2 * this.ports.length }, () => size);
   }

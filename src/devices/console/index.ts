@@ -1,6 +1,6 @@
 /** virtio-console as the lab plugs, shows and fuzzes it (see ../descriptor.ts). */
 import type { DeviceDescriptor } from '../descriptor.ts';
-import { VirtioConsole, type VirtioConsoleOptions } from './console.ts';
+import { CONSOLE_KICK_BYTES, VirtioConsole, type VirtioConsoleOptions } from './console.ts';
 import { consoleConfigFields, consoleDecoder } from './inspect.ts';
 import { ConsoleFeature, consoleQueueNames } from './spec.ts';
 
@@ -20,6 +20,8 @@ export const consoleDevice: DeviceDescriptor<'console', ConsoleLabOptions, Virti
   config: consoleConfigFields,
   decoder: consoleDecoder,
   stats: (device) => device.stats.toRecord(),
+  // A full transmitq read up to MAX_TX_BUFFER per chain (the worst queue; see console.ts).
+  kickBudget: { bytes: CONSOLE_KICK_BYTES },
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).consoleSubject,
   fuzzProperties: async () => (await import('./properties.ts')).consoleProperties(),
 };

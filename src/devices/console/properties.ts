@@ -18,6 +18,7 @@ import { MAX_PENDING_CONTROL, MAX_TX_BUFFER } from './console.ts';
 import { encodeControl, parseControl } from './control.ts';
 import { CONTROL_EVENT_NAMES, ConsoleControl as C } from './spec.ts';
 import { ConsoleHarness, RUN_PORT } from './testing.ts';
+import { consoleBoundedWorkProperty } from './bounded-work.ts';
 
 const BACKLOG = 4000;
 const DRIVER_BOUND = new Set<number>([C.VIRTIO_CONSOLE_DEVICE_ADD, C.VIRTIO_CONSOLE_CONSOLE_PORT, C.VIRTIO_CONSOLE_PORT_NAME, C.VIRTIO_CONSOLE_PORT_OPEN]);
@@ -201,5 +202,8 @@ export function consoleProperty(coverage = new Map<string, number>()): fc.IPrope
 
 export function consoleProperties(): NamedProperty[] {
   const coverage = new Map<string, number>();
-  return [{ name: 'console: random control messages, buffers and port traffic both ways, then an honest driver', property: consoleProperty(coverage), coverage }];
+  return [
+    { name: 'console: random control messages, buffers and port traffic both ways, then an honest driver', property: consoleProperty(coverage), coverage },
+    { name: 'console: bounded work per kick on aliased buffers in every queue', property: consoleBoundedWorkProperty() },
+  ];
 }

@@ -15,7 +15,7 @@ export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
   name: 'virtio-net',
   queueNames: ['receiveq', 'transmitq'],
   // tx kicks deferred too: a burst of sends costs one exit.
-  create: (options, { defer }) => options && new VirtioNet({ ...options, defer }),
+  create: (options, { defer, later }) => options && new VirtioNet({ ...options, defer, later }),
   owns: (device): device is VirtioNet => device instanceof VirtioNet,
   config: netConfigFields,
   decoder: netDecoder,

@@ -68,6 +68,11 @@ export interface VirtioNetOptions {
    * (a pass over budget then continues on a microtask).
    */
   defer?: (drain: () => void) => void;
+  /**
+   * Where a tx pass that spent its budget continues (the lab: a macrotask, so the emulator
+   * runs between passes). Default: `defer`, else a microtask.
+   */
+  later?: (job: () => void) => void;
   /** Every frame that crosses the device: tx as it leaves for the link, rx as it enters the guest. */
   onCapture?(frame: Uint8Array, direction: FrameDirection): void;
 }
@@ -107,7 +112,7 @@ export class VirtioNet implements VirtioDevice {
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new RangeError(`virtio-net: MTU ${this.mtu} out of range`);
     this.link = opts.link;
-    this.txPasses = new TxPasses(opts.defer);
+    this.txPasses = new TxPasses(opts.defer, opts.later);
     this.onCapture = opts.onCapture;
     this.config = new NetConfig(this.mac, this.mtu);
     this.deviceConfig = this.config.space;

@@ -5,32 +5,32 @@
  * task, with kicks suppressed meanwhile (§2.7.10: the device may ask not to be notified), so
  * one guest burst never holds the worker for long.
  *
- * Like virtio/deferred-kicks.ts, plus the continuation: there, a drain is repeated in the
- * same task while chains remain.
+ * Unlike virtio/deferred-kicks.ts (which repeats a drain in the same task while chains
+ * remain), a pass over budget hands the rest to `later`.
  */
 import type { DeviceContext } from '../../virtio/device.ts';
+import { PendingJob, type Scheduler } from '../../virtio/pending-job.ts';
 import type { Virtqueue } from '../../virtio/queue/virtqueue.ts';
 
 /** Serve a pass; true when it stopped at its budget with chains left. */
 export type TxPass = () => boolean;
 
 export class TxPasses {
-  /** Generation of the scheduled pass; 0 when none is. */
-  private scheduled = 0;
-  private generation = 0;
+  private readonly job = new PendingJob();
 
   /**
    * `defer`: where kicks are served (undefined: inside the notify write). `later`: where a
-   * pass over budget continues when kicks are served inline.
+   * pass that spent its budget continues — in the lab a macrotask, so the emulator runs in
+   * between; default `defer`, else a microtask.
    */
   constructor(
-    private readonly defer: ((job: () => void) => void) | undefined,
-    private readonly later: (job: () => void) => void = queueMicrotask,
+    private readonly defer: Scheduler | undefined,
+    private readonly later: Scheduler = defer ?? queueMicrotask,
   ) {}
 
   /** A kick: serve now or schedule, once however many kicks arrive meanwhile. */
   kick(ctx: DeviceContext, queue: Virtqueue, pass: TxPass): void {
-    if (this.scheduled) return;
+    if (this.job.pending) return;
     if (this.defer) return this.schedule(ctx, queue, pass, this.defer);
     // A ring violation throws out of here to the transport, which resets the device.
     if (pass()) this.schedule(ctx, queue, pass, this.later);
@@ -38,21 +38,17 @@ export class TxPasses {
 
   /** The device was reset: a scheduled pass must not run, and the next kick starts anew. */
   cancel(): void {
-    this.scheduled = 0;
+    this.job.cancel();
   }
 
-  private schedule(ctx: DeviceContext, queue: Virtqueue, pass: TxPass, defer: (job: () => void) => void): void {
-    const generation = ++this.generation;
-    this.scheduled = generation;
+  private schedule(ctx: DeviceContext, queue: Virtqueue, pass: TxPass, via: Scheduler): void {
     queue.disableNotifications();
-    defer(() => {
-      if (this.scheduled !== generation) return; // cancelled by a reset, maybe rescheduled since
-      this.scheduled = 0;
+    this.job.post(via, () => {
       // After a reset the old context is inert and no longer hands out this queue.
       if (ctx.queue(queue.index) !== queue) return;
       try {
-        if (pass()) return this.schedule(ctx, queue, pass, this.defer ?? this.later);
-        // Re-enabling reports chains that arrived while kicks were off: another pass, later.
+        if (pass()) return this.schedule(ctx, queue, pass, this.later);
+        // Re-enabling reports chains that arrived while kicks were off: another pass.
         if (queue.live && queue.enableNotifications()) this.schedule(ctx, queue, pass, this.defer ?? this.later);
       } catch (error) {
         // Outside the BAR handler nobody else catches: report (once) and stop, never throw.

@@ -1,7 +1,7 @@
 /** virtio-rng as the lab plugs, shows and fuzzes it (see ../descriptor.ts). */
 import type { DeviceDescriptor } from '../descriptor.ts';
 import { rngDecoder } from './inspect.ts';
-import { VirtioRng, type RandomSource } from './rng.ts';
+import { RNG_MAX_BYTES_PER_REQUEST, RNG_QUEUE_SIZE, VirtioRng, type RandomSource } from './rng.ts';
 
 export interface RngLabOptions {
   /** Where the bytes come from (default crypto.getRandomValues). */
@@ -18,5 +18,8 @@ export const rngDevice: DeviceDescriptor<'rng', RngLabOptions, VirtioRng> = {
   config: () => [],
   decoder: rngDecoder,
   stats: (device) => ({ bytesServed: device.bytesServed }),
+  // A full queue of chains, each filled up to the cap: the bytes and v86's dirty notice for them.
+  kickBudget: { bytes: 2 * RNG_QUEUE_SIZE * RNG_MAX_BYTES_PER_REQUEST },
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).rngSubject,
+  fuzzProperties: async () => (await import('./properties.ts')).rngProperties(),
 };

@@ -6,7 +6,7 @@
  * the number of bytes written. No feature bits, no config space.
  *
  * Everything else — negotiation, queue setup, validation of the guest's rings,
- * interrupts, reset — is the transport's and the SplitQueue's job; a device only turns
+ * interrupts, reset — is the transport's and the queue engine's job; a device only turns
  * chains into completions.
  */
 import { DeviceId, PciClass } from '../../virtio/constants.ts';
@@ -16,10 +16,14 @@ import { RegionCursor } from '../../virtio/queue/descriptor-chain.ts';
 /** crypto.getRandomValues refuses more than 65536 bytes per call. */
 const MAX_RANDOM_CHUNK = 65536;
 /**
- * Cap per request: the spec lets us fill less than the whole buffer (§5.4.6.1), and a
- * guest offering gigabytes of buffers should not stall the emulator thread.
+ * Cap per request: the device may return fewer bytes than the buffer holds (§5.4.6.1: used.len
+ * says how many), and a guest offering gigabytes of (aliased) buffers must not stall the
+ * emulator thread. Linux's virtio-rng asks for SMP_CACHE_BYTES (64 on x86; older kernels
+ * rng_buffer_size(), ≥ 32) per request: a page is 64× that. Per kick: queue size (64) × 4 KiB.
  */
-const MAX_BYTES_PER_REQUEST = 65536;
+export const RNG_MAX_BYTES_PER_REQUEST = 4096;
+/** Largest queue the device offers; with the cap above, the bound on one kick's work. */
+export const RNG_QUEUE_SIZE = 64;
 
 export type RandomSource = (buffer: Uint8Array) => void;
 
@@ -35,7 +39,7 @@ export class VirtioRng implements VirtioDevice {
   readonly deviceId = DeviceId.ENTROPY;
   readonly deviceFeatures = 0n;
   /** One queue: requestq. */
-  readonly queueMaxSizes = [64];
+  readonly queueMaxSizes = [RNG_QUEUE_SIZE];
   readonly pciClass = PciClass.OTHER;
   /** Bytes handed to the guest so far (for the UI). */
   bytesServed = 0;
@@ -64,7 +68,7 @@ export class VirtioRng implements VirtioDevice {
     for (let chain = queue.pop(); chain; chain = queue.pop()) {
       const cursor = new RegionCursor(ctx.memory, chain.writable);
       // Write random bytes straight into guest RAM, region by region.
-      const written = cursor.fill(Math.min(chain.writableLength, MAX_BYTES_PER_REQUEST), this.random);
+      const written = cursor.fill(Math.min(chain.writableLength, RNG_MAX_BYTES_PER_REQUEST), this.random);
       this.bytesServed += written;
       queue.pushUsed(chain.headIndex, written);
     }
