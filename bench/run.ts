@@ -2,9 +2,9 @@
  * `npm run bench`: the lab's numbers beside what a v86 user has today, measured in one run on
  * this machine in headless Chromium, and saved as bench/results/<date>.json and .md.
  *
- *   npm run bench                      # full: ~15 min on 2 cores
+ *   npm run bench                      # full: ~25 min on 2 cores
  *   npm run bench -- --quick           # a short pass over every part (CI's smoke test)
- *   npm run bench -- --only disk,net   # parts: disk, net, boot, inspector
+ *   npm run bench -- --only disk,net   # parts: disk, net, boot, inspector, ring (split vs packed)
  *   npm run bench -- --out DIR         # where results go (default bench/results)
  *
  * Numbers, never assertions: it fails only when a part cannot run at all.
@@ -21,9 +21,10 @@ import { benchNet } from './suite/net.ts';
 import { BOOT_NO_DISK, measureBoots } from './suite/boot.ts';
 import { benchInspector } from './suite/inspector.ts';
 import { renderMarkdown, type BenchResults } from './suite/report.ts';
+import { benchRing, ringSection, type RingResults } from './suite/ring.ts';
 import { ROOT, startBenchServer } from './suite/server.ts';
 
-const PARTS = ['disk', 'net', 'boot', 'inspector'] as const;
+const PARTS = ['disk', 'net', 'boot', 'inspector', 'ring'] as const;
 type Part = (typeof PARTS)[number];
 
 function arg(name: string): string | undefined {
@@ -59,7 +60,7 @@ const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'public/guest/manife
 
 const server = await startBenchServer();
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'virtio-lab-bench-'));
-const results: BenchResults = {
+const results: BenchResults & { ring?: RingResults } = {
   machine: {
     date: new Date().toISOString(),
     cores: os.cpus().length,
@@ -107,6 +108,9 @@ try {
       if (only.includes('net')) {
         results.net = await benchNet(ctx, server.origin, server.relayUrl, { pings: settings.pings, mib: settings.mib, rounds: settings.netRounds, log });
       }
+      if (only.includes('ring')) {
+        results.ring = await benchRing(ctx, server.origin, server.relayUrl, { seconds: settings.diskSeconds, rounds: settings.diskRounds, diskMiB: settings.diskMiB, mib: settings.mib, log });
+      }
       if (only.includes('inspector')) {
         log('inspector: shown vs hidden');
         results.inspector = await benchInspector(ctx, server.origin, { seconds: settings.inspectorSeconds, rounds: settings.inspectorRounds, log });
@@ -120,7 +124,7 @@ try {
   fs.rmSync(profile, { recursive: true, force: true });
 }
 
-const markdown = renderMarkdown(results);
+const markdown = [renderMarkdown(results), ...(results.ring ? ['', ...ringSection(results.ring)] : [])].join('\n');
 fs.mkdirSync(outDir, { recursive: true });
 const stem = path.join(outDir, results.machine.date.replace(/[:.]/g, '-') + (quick ? '-quick' : ''));
 fs.writeFileSync(`${stem}.json`, JSON.stringify(results, null, 2) + '\n');

@@ -39,7 +39,8 @@ export interface DiskResults {
   rows: { job: DiskJob; cells: Partial<Record<DiskColumnId, DiskCell>> }[];
 }
 
-interface Sample {
+/** One fio run's figures; `diskCell` turns a column's samples into its cell. */
+export interface Sample {
   value: number;
   guestIrqsPerReq?: number;
   instrPerReq?: number;
@@ -48,9 +49,10 @@ interface Sample {
   hostUsPerReq?: number;
 }
 
-const blkStats = (devices: DeviceStats[]) => devices.find((d) => d.name === 'virtio-blk');
+export const blkStats = (devices: DeviceStats[]) => devices.find((d) => d.name === 'virtio-blk');
 
-async function runJob(g: BenchGuest, device: string, irqLine: RegExp, job: DiskJob, seconds: number, sizeMiB: number): Promise<Sample> {
+/** One fio job in guest `g` on `device`, with its per-request costs (irqs on `irqLine`, instructions, our device's counters). */
+export async function runJob(g: BenchGuest, device: string, irqLine: RegExp, job: DiskJob, seconds: number, sizeMiB: number): Promise<Sample> {
   const before = await g.counters();
   const r = await g.run(`cat /proc/interrupts; ${fioCommand(job, device, seconds, sizeMiB)}; cat /proc/interrupts`);
   const after = await g.counters();
@@ -72,6 +74,22 @@ async function runJob(g: BenchGuest, device: string, irqLine: RegExp, job: DiskJ
     sample.hostUsPerReq = ((b.extra.hostMs - a.extra.hostMs) * 1000) / requests;
   }
   return sample;
+}
+
+/** Median (min–max) of each figure over a column's samples (at least one). */
+export function diskCell(ss: Sample[]): DiskCell {
+  const fig = (k: keyof Sample) => {
+    const xs = ss.map((s) => s[k]).filter((x): x is number => x !== undefined && Number.isFinite(x));
+    return xs.length ? figure(xs) : undefined;
+  };
+  return {
+    value: fig('value')!,
+    guestIrqsPerReq: fig('guestIrqsPerReq'),
+    instrPerReq: fig('instrPerReq'),
+    kicksPerReq: fig('kicksPerReq'),
+    devIrqsPerReq: fig('devIrqsPerReq'),
+    hostUsPerReq: fig('hostUsPerReq'),
+  };
 }
 
 export async function benchDisks(
@@ -125,18 +143,7 @@ export async function benchDisks(
       for (const { id } of DISK_COLUMNS) {
         const ss = samples.get(`${job.id}/${id}`) ?? [];
         if (ss.length === 0) continue;
-        const fig = (k: keyof Sample) => {
-          const xs = ss.map((s) => s[k]).filter((x): x is number => x !== undefined && Number.isFinite(x));
-          return xs.length ? figure(xs) : undefined;
-        };
-        cells[id] = {
-          value: fig('value')!,
-          guestIrqsPerReq: fig('guestIrqsPerReq'),
-          instrPerReq: fig('instrPerReq'),
-          kicksPerReq: fig('kicksPerReq'),
-          devIrqsPerReq: fig('devIrqsPerReq'),
-          hostUsPerReq: fig('hostUsPerReq'),
-        };
+        cells[id] = diskCell(ss);
       }
       return { job, cells };
     });

@@ -42,9 +42,9 @@ export interface NetResults {
   nics: Record<NicId, NicResult>;
 }
 
-const GATEWAY = '10.0.2.2';
+export const GATEWAY = '10.0.2.2';
 
-async function waitLease(g: BenchGuest): Promise<void> {
+export async function waitLease(g: BenchGuest): Promise<void> {
   const r = await g.run('for i in $(seq 150); do ip -4 addr show eth0 | grep -q inet && break; sleep 0.2; done; ip -4 addr show eth0', 60_000);
   if (!/inet 10\.0\.2\./.test(r.output)) throw new Error(`${g.label}: no DHCP lease:\n${r.output}`);
 }
@@ -58,7 +58,7 @@ const TRANSFER_LIMIT_MS = 600_000;
  * that fails (no route, a reset) is an error with its output, not a wait for a connection
  * that never comes.
  */
-async function transfer(g: BenchGuest, endpoint: TcpEndpoint, cmd: string, what: string): Promise<number> {
+export async function transfer(g: BenchGuest, endpoint: TcpEndpoint, cmd: string, what: string): Promise<number> {
   const hostSeconds = endpoint.next();
   hostSeconds.catch(() => undefined); // awaited below, after the guest's side
   const r = await g.run(guestTimed(cmd), TRANSFER_LIMIT_MS);
@@ -107,6 +107,43 @@ async function rawWsRtts(page: Page, url: string, count: number): Promise<number
 
 const netStats = (devices: DeviceStats[]) => devices.find((d) => d.name === 'virtio-net');
 
+export interface TransferFigures {
+  downMiBps: number;
+  upMiBps: number;
+  downInstrPerMiB: number;
+  upInstrPerMiB: number;
+  /** Our NIC only: per frame either way, over both transfers. */
+  costs?: { kicksPerFrame: number; irqsPerFrame: number; hostUsPerFrame: number };
+}
+
+/** `mib` MiB host → guest then guest → host through the NAT, with the guest's counters around each. */
+export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink: TcpEndpoint, mib: number): Promise<TransferFigures> {
+  const c0 = await g.counters();
+  // stdin /dev/null for every guest, whichever console runs the command.
+  const down = await transfer(g, source, `nc ${GATEWAY} ${source.port()} </dev/null >/dev/null`, 'host → guest');
+  const c1 = await g.counters();
+  const up = await transfer(g, sink, `dd if=/dev/zero bs=64k count=${(mib << 20) / 65536} 2>/dev/null | nc ${GATEWAY} ${sink.port()}`, 'guest → host');
+  const c2 = await g.counters();
+  const figures: TransferFigures = {
+    downMiBps: mib / down,
+    upMiBps: mib / up,
+    downInstrPerMiB: instructionsBetween(c0.instructions, c1.instructions) / mib,
+    upInstrPerMiB: instructionsBetween(c1.instructions, c2.instructions) / mib,
+  };
+  const n0 = netStats(c0.devices);
+  const n2 = netStats(c2.devices);
+  if (!n0 || !n2) return figures;
+  const frames = n2.extra.txFrames - n0.extra.txFrames + (n2.extra.rxFrames - n0.extra.rxFrames);
+  return {
+    ...figures,
+    costs: {
+      kicksPerFrame: (n2.notifies - n0.notifies) / frames,
+      irqsPerFrame: (n2.interrupts - n0.interrupts) / frames,
+      hostUsPerFrame: ((n2.extra.hostMs - n0.extra.hostMs) * 1000) / frames,
+    },
+  };
+}
+
 export async function benchNet(
   ctx: BrowserContext,
   origin: string,
@@ -141,25 +178,17 @@ export async function benchNet(
         if (rtts.length === 0) throw new Error(`${g.label}: no ping replies:\n${ping.output}`);
         a.ping.push(median(rtts));
 
-        const c0 = await g.counters();
-        // stdin /dev/null for every guest, whichever console runs the command.
-        const down = await transfer(g, source, `nc ${GATEWAY} ${source.port()} </dev/null >/dev/null`, 'host → guest');
-        const c1 = await g.counters();
-        const up = await transfer(g, sink, `dd if=/dev/zero bs=64k count=${bytes / 65536} 2>/dev/null | nc ${GATEWAY} ${sink.port()}`, 'guest → host');
-        const c2 = await g.counters();
-        a.down.push(mib / down);
-        a.up.push(mib / up);
-        a.downI.push(instructionsBetween(c0.instructions, c1.instructions) / mib);
-        a.upI.push(instructionsBetween(c1.instructions, c2.instructions) / mib);
-        const n0 = netStats(c0.devices);
-        const n2 = netStats(c2.devices);
-        if (n0 && n2) {
-          const frames = n2.extra.txFrames - n0.extra.txFrames + (n2.extra.rxFrames - n0.extra.rxFrames);
-          a.kicks.push((n2.notifies - n0.notifies) / frames);
-          a.irqs.push((n2.interrupts - n0.interrupts) / frames);
-          a.host.push(((n2.extra.hostMs - n0.extra.hostMs) * 1000) / frames);
+        const t = await transferBothWays(g, source, sink, mib);
+        a.down.push(t.downMiBps);
+        a.up.push(t.upMiBps);
+        a.downI.push(t.downInstrPerMiB);
+        a.upI.push(t.upInstrPerMiB);
+        if (t.costs) {
+          a.kicks.push(t.costs.kicksPerFrame);
+          a.irqs.push(t.costs.irqsPerFrame);
+          a.host.push(t.costs.hostUsPerFrame);
         }
-        log(`  round ${round + 1} ${id}: ping ${median(rtts).toFixed(2)} ms, down ${(mib / down).toFixed(2)} MiB/s, up ${(mib / up).toFixed(2)} MiB/s`);
+        log(`  round ${round + 1} ${id}: ping ${median(rtts).toFixed(2)} ms, down ${t.downMiBps.toFixed(2)} MiB/s, up ${t.upMiBps.toFixed(2)} MiB/s`);
       }
     }
     const nics = {} as Record<NicId, NicResult>;

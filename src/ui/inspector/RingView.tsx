@@ -1,11 +1,14 @@
 /**
- * One split virtqueue as §2.7 draws it: descriptor table | available ring | used ring,
- * with the device's position, pending/in-flight counts, suppression, and freeze/step.
+ * One virtqueue: a split one as §2.7 draws it (descriptor table | available ring | used ring,
+ * with the device's position, pending/in-flight counts, suppression), a packed one as §2.8
+ * does (PackedRingView.tsx); freeze/step either way.
  */
 import type { AvailView, ChainView, DescRow, QueueSnapshot, Unreadable, UsedView } from '../../virtio/inspect/types.ts';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY } from '../../virtio/constants.ts';
 import { help } from './glossary.ts';
 import { target } from './targets.ts';
+import { PackedRingBody } from './PackedRingView.tsx';
+import { Suppressed } from './Suppressed.tsx';
 
 const isUnreadable = (v: object): v is Unreadable => 'unreadable' in v;
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -155,16 +158,6 @@ function UsedRing({ q, u }: { q: QueueSnapshot; u: UsedView }) {
   );
 }
 
-function Suppressed({ q, label, done, signalled, helpKey }: { q: number; label: string; done: number; signalled: number; helpKey: 'kicks' | 'interrupts' }) {
-  const saved = Math.max(0, done - signalled);
-  return (
-    <span className="ins-counter" title={help(helpKey)} data-lab={target.counter(q, helpKey)}>
-      {label} <b>{signalled.toLocaleString('en-US')}</b> / {done.toLocaleString('en-US')}
-      {saved > 0 && <em> · {saved.toLocaleString('en-US')} suppressed</em>}
-    </span>
-  );
-}
-
 export interface QueueControls {
   freeze(): void;
   step(): void;
@@ -186,7 +179,18 @@ export function RingView({ q, controls }: { q: QueueSnapshot; controls: QueueCon
   return (
     <section className={`ins-queue ${q.frozen ? 'frozen' : ''}`} data-testid={`ins-queue-${q.index}`} data-queue={q.index}>
       <h3>
-        {q.name} <span className="ins-dim">queue {q.index} · size {q.size}{q.eventIdx ? ' · EVENT_IDX' : ''}</span>
+        {q.name}{' '}
+        <span className="ins-dim">
+          queue {q.index} · size {q.size}
+          {q.packed ? (
+            <b className="pk-badge" title={help('packedRing')} data-testid={`ins-layout-${q.index}`}>
+              {' '}· packed (§2.8)
+            </b>
+          ) : (
+            <span title="§2.7 Split Virtqueues: descriptor table, available ring, used ring" data-testid={`ins-layout-${q.index}`}> · split (§2.7)</span>
+          )}
+          {q.eventIdx ? ' · EVENT_IDX' : ''}
+        </span>
         <span className="spacer" />
         {q.frozen ? (
           <>
@@ -205,6 +209,14 @@ export function RingView({ q, controls }: { q: QueueSnapshot; controls: QueueCon
         )}
       </h3>
       {q.broken && <div className="ins-err">queue broken: {q.broken}</div>}
+      {q.packed ? <PackedRingBody q={q} p={q.packed} /> : <SplitRingBody q={q} chainOf={chainOf} />}
+    </section>
+  );
+}
+
+function SplitRingBody({ q, chainOf }: { q: QueueSnapshot; chainOf: Map<number, ChainView> }) {
+  return (
+    <>
       <div className="ins-counters">
         <span className="ins-counter" title={help('lastAvailIdx')} data-lab={target.counter(q.index, 'last_avail_idx')}>
           last_avail_idx <b>{q.lastAvailIdx}</b>
@@ -249,6 +261,6 @@ export function RingView({ q, controls }: { q: QueueSnapshot; controls: QueueCon
         {isUnreadable(q.avail) ? <div className="ins-ring ins-err">{q.avail.unreadable}</div> : <AvailRing q={q} a={q.avail} />}
         {isUnreadable(q.used) ? <div className="ins-ring ins-err">{q.used.unreadable}</div> : <UsedRing q={q} u={q.used} />}
       </div>
-    </section>
+    </>
   );
 }

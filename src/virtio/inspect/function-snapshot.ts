@@ -1,7 +1,8 @@
 /** A whole virtio-pci function for the inspector: transport state, features, config, queues. */
 import { featureNames, hasFeature, statusNames, DeviceStatus } from '../constants.ts';
 import type { VirtioPciFunction } from '../pci/virtio-pci-function.ts';
-import { DEFAULT_LIMITS, disabledQueue, packedQueueSummary, snapshotQueue, type QueueSnapshotLimits } from './queue-snapshot.ts';
+import { DEFAULT_LIMITS, disabledQueue, snapshotQueue, type QueueSnapshotLimits } from './queue-snapshot.ts';
+import { snapshotPackedQueue } from './packed-snapshot.ts';
 import { SplitQueue } from '../queue/split-queue.ts';
 import { PackedQueue } from '../queue/packed-queue.ts';
 import type { ConfigField, FeatureRow, FunctionSnapshot, TimelineEvent } from './types.ts';
@@ -40,7 +41,7 @@ export function snapshotFunction(fn: VirtioPciFunction, view: FunctionView = {},
     const counters = fn.queueCounters[i]!;
     const q = fn.queue(i);
     if (q instanceof SplitQueue) queues.push(snapshotQueue(q, name, counters, view.limits ?? DEFAULT_LIMITS));
-    else if (q instanceof PackedQueue) queues.push(packedQueueSummary(q, name, counters));
+    else if (q instanceof PackedQueue) queues.push(snapshotPackedQueue(q, name, counters, view.limits ?? DEFAULT_LIMITS));
     else queues.push(disabledQueue(i, name, counters, fn.gates[i]!.frozen));
   }
   let config: ConfigField[] = [];

@@ -17,7 +17,6 @@ import {
   availEventOffset,
   usedEventOffset,
 } from '../queue/layout.ts';
-import type { PackedQueue } from '../queue/packed-queue.ts';
 import type { SplitQueue } from '../queue/split-queue.ts';
 import { GuardedMemory } from './guarded-memory.ts';
 import type { AvailView, ChainView, DescRow, QueueSnapshot, Unreadable, UsedView } from './types.ts';
@@ -206,35 +205,6 @@ export function snapshotQueue(
     frozen: q.gate?.frozen ?? false,
   };
   return broken === undefined ? snap : { ...snap, broken };
-}
-
-/**
- * A packed queue, until the inspector learns to draw one: its counters and positions in the
- * split view's fields, the rings marked unreadable so nothing is drawn as split.
- */
-export function packedQueueSummary(q: PackedQueue, name: string, counters: TransportQueueCounters): QueueSnapshot {
-  const state = q.state();
-  const unread = { unreadable: 'packed ring (§2.8): no drawing yet' };
-  const snap: QueueSnapshot = {
-    index: q.index,
-    name,
-    enabled: true,
-    size: q.size,
-    descTable: q.descRing,
-    availRing: q.driverEvent,
-    usedRing: q.deviceEvent,
-    eventIdx: q.eventIdx,
-    lastAvailIdx: state.nextAvail,
-    pending: 0,
-    inFlight: state.inFlight,
-    avail: unread,
-    used: unread,
-    descriptors: [],
-    chains: [],
-    counters: { kicks: counters.kicks, requests: q.requests, interrupts: counters.interrupts, completions: q.completions },
-    frozen: q.gate?.frozen ?? false,
-  };
-  return state.broken === undefined ? snap : { ...snap, broken: state.broken };
 }
 
 /** A queue the driver has not enabled yet. */

@@ -48,6 +48,69 @@ export interface UsedView {
   readonly entries: readonly { readonly pos: number; readonly id: number; readonly len: number }[];
 }
 
+/** How a packed ring slot reads against the positions and wrap counters (§2.8.1). */
+export type PackedSlotState =
+  /** AVAIL = the driver's wrap counter ≠ USED, in the run the device has not reached yet. */
+  | 'available'
+  /** Read by the device (between its used and its avail position), its buffer not returned yet. */
+  | 'in-flight'
+  /** A used descriptor the device wrote: AVAIL = USED = the Device Ring Wrap Counter of its lap. */
+  | 'used'
+  /** Anything else: a slot of a longer list the used position skipped, or never written. */
+  | 'free';
+
+/** One pvirtq_desc (§2.8.13) in the descriptor ring, classified. */
+export interface PackedSlotRow {
+  readonly slot: number;
+  readonly addr: number;
+  readonly len: number;
+  /** Buffer ID: meaningful in the last descriptor of a list and in used descriptors (§2.8.6). */
+  readonly id: number;
+  readonly flags: number;
+  readonly state: PackedSlotState;
+  /** An INDIRECT descriptor's table (§2.8.7), expanded (capped); `next` is unused there. */
+  readonly indirect?: readonly DescRow[] | Unreadable;
+}
+
+/** A pvirtq_event_suppress structure (§2.8.14), decoded. */
+export interface EventSuppressView {
+  /** The raw le16 flags; `mode` is its low 2 bits (§2.8.10). */
+  readonly flags: number;
+  readonly mode: 'ENABLE' | 'DISABLE' | 'DESC' | 'reserved';
+  readonly offWrap: number;
+  /** off_wrap bits 0–14: the ring slot DESC names; bit 15: the wrap counter it applies to. */
+  readonly offset: number;
+  readonly wrap: boolean;
+}
+
+/** The packed-only part of a queue snapshot: one ring both sides walk, and their positions. */
+export interface PackedRingView {
+  readonly layout: 'packed';
+  readonly descRing: number;
+  /** Driver Event Suppression (driver writes: "interrupt me…") and Device Event Suppression (device writes: "kick me…"). */
+  readonly driverEventAddr: number;
+  readonly deviceEventAddr: number;
+  /** The device's positions and wrap counters (its own state, not in shared memory). */
+  readonly device: { readonly nextAvail: number; readonly availWrap: boolean; readonly nextUsed: number; readonly usedWrap: boolean };
+  /**
+   * The driver's next slot and Driver Ring Wrap Counter, inferred from the flags (the end of
+   * the available run); `exact` false when the run passed the scan cap.
+   */
+  readonly driver: { readonly nextAvail: number; readonly wrap: boolean; readonly exact: boolean };
+  /** Ring slots available to the device, and held by buffers in flight. */
+  readonly availableSlots: number;
+  readonly inFlightSlots: number;
+  /** Buffer IDs the device popped and has not used yet (ascending, capped). */
+  readonly inFlightIds: readonly number[];
+  /** The ring around the positions, in ring order from `rowsFrom` (capped). */
+  readonly slots: readonly PackedSlotRow[];
+  /** One letter per slot from `mapFrom` (wrapping): a available, f in flight, u used, · free. */
+  readonly mapFrom: number;
+  readonly map: string;
+  readonly driverEvent: EventSuppressView | Unreadable;
+  readonly deviceEvent: EventSuppressView | Unreadable;
+}
+
 export interface QueueSnapshot {
   readonly index: number;
   readonly name: string;
@@ -74,6 +137,12 @@ export interface QueueSnapshot {
     readonly completions: number;
   };
   readonly frozen: boolean;
+  /**
+   * Present on a packed queue (VIRTIO_F_RING_PACKED): then `avail` and `used` are unreadable
+   * (there are no such rings), `descriptors` is empty, `chains` name Buffer IDs and ring
+   * slots, `lastAvailIdx` is the device's next avail slot and `pending` counts lists.
+   */
+  readonly packed?: PackedRingView;
 }
 
 export interface FeatureRow {
