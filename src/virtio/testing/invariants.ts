@@ -7,6 +7,7 @@ import type fc from 'fast-check';
 import { DeviceStatus, Feature, hasFeature } from '../constants.ts';
 import { snapshotFunction, type FunctionView } from '../inspect/function-snapshot.ts';
 import { DEFAULT_LIMITS } from '../inspect/queue-snapshot.ts';
+import { PACKED_LIMITS } from '../inspect/packed-snapshot.ts';
 import type { Timeline } from '../inspect/timeline.ts';
 import type { DriverMock } from './driver-mock.ts';
 
@@ -77,6 +78,12 @@ export function checkInspector(t: DriverMock, view: FunctionView = {}, timeline?
   for (const q of snap.queues) {
     const limits = view.limits ?? DEFAULT_LIMITS;
     if (q.descriptors.length > limits.descriptors || q.chains.length > limits.chains) fail(`queue ${q.index} snapshot over its limits`);
+    const packed = q.packed;
+    if (packed) {
+      if (packed.slots.length > limits.descriptors || packed.map.length > PACKED_LIMITS.map || packed.inFlightIds.length > PACKED_LIMITS.ids) {
+        fail(`queue ${q.index} packed snapshot over its limits`);
+      }
+    }
   }
   if (json.includes('decode failed')) fail(`an inspector decoder failed: ${/decode failed[^"]*/.exec(json)?.[0]}`);
   if (t.memory.rejected.length > 0) fail('the inspector touched memory outside RAM');
