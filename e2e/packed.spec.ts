@@ -86,6 +86,14 @@ test('the guest negotiates VIRTIO_F_RING_PACKED on every device; blk I/O shows t
   await shot('p1-blk-packed');
 });
 
+test('the lessons say they follow split rings and link to a split boot', async () => {
+  const notice = page.getByTestId('lessons-packed-notice');
+  await expect(notice).toBeVisible();
+  await expect(notice).toContainText('split virtqueues');
+  const href = await notice.getByRole('link').getAttribute('href');
+  expect(href).not.toContain('ring=packed');
+});
+
 test('freeze the packed blk queue: the driver makes a buffer available, the device does not take it; step serves one; resume', async () => {
   await page.getByTestId('ins-tab-blk').click();
   await page.getByTestId('ins-freeze-0').click();

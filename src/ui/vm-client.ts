@@ -69,12 +69,12 @@ export function supportsModuleWorkers(): boolean {
   return supported;
 }
 
-/** ?console=off boots without the virtio-console: run() then types into the serial console. */
 /** ?ring=packed offers packed virtqueues (VIRTIO_F_RING_PACKED) on every device; anything else: split. */
 export function ringFromUrl(search: string = location.search): RingLayout {
   return new URLSearchParams(search).get('ring') === 'packed' ? 'packed' : 'split';
 }
 
+/** ?console=off boots without the virtio-console: run() then types into the serial console. */
 function consoleFromUrl(): boolean {
   const value = new URLSearchParams(location.search).get('console');
   return value !== 'off' && value !== 'none' && value !== '0';

@@ -5,6 +5,7 @@
  * turns clicks on the inspector's `data-lab` elements into answers.
  */
 import { Fragment, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from 'react';
+import { ringFromUrl } from '../vm-client.ts';
 import { parseTarget } from '../inspector/targets.ts';
 import { stat } from './checks.ts';
 import type { LessonEngine } from './engine.ts';
@@ -45,6 +46,19 @@ function targetsOf(step: Step | undefined, view: LessonView | undefined): string
 const selectorOf = (t: string) => (t.startsWith('css:') ? t.slice(4) : `[data-lab="${CSS.escape(t)}"]`);
 
 const ACTION_LABEL = { freeze: 'Freeze', step: 'Step', resume: 'Resume' } as const;
+
+/** The lessons walk split rings' avail and used rings, which a packed VM does not have. */
+function PackedNotice() {
+  const split = new URLSearchParams(location.search);
+  split.delete('ring');
+  const href = `?${split.toString()}`;
+  return (
+    <p className="lessons-notice" data-testid="lessons-packed-notice">
+      These lessons follow split virtqueues (§2.7); this VM runs packed ones (§2.8), so steps that
+      look for the avail and used rings cannot pass. <a href={href}>Reload with split rings</a>.
+    </p>
+  );
+}
 
 function LessonList({ engine }: { engine: LessonEngine }) {
   return (
@@ -264,6 +278,7 @@ export function LessonPanel({ engine }: { engine: LessonEngine }) {
   return (
     <section className="lessons" data-testid="lessons">
       <h2>Lessons</h2>
+      {ringFromUrl() === 'packed' && <PackedNotice />}
       {state.lesson ? (
         <>
           <StepView engine={engine} />
