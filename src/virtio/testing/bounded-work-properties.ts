@@ -11,7 +11,8 @@
  *
  * Two kinds of subject: the loopback device holding every chain it pops (the ring walk alone,
  * on queues up to 4096 so a chain can pass 2^32 bytes in 1 MiB of RAM), with the outcome of
- * each attack predicted; and every registered device through its transport fuzz subject.
+ * each attack predicted; and every registered device through its transport fuzz subject, on
+ * split and on packed rings (the subject's `create({ ring })`).
  */
 import fc from 'fast-check';
 import { DeviceStatus, Feature, featureBit } from '../constants.ts';

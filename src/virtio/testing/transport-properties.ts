@@ -22,7 +22,8 @@
  * reset and an honest driver's bring-up make valid work complete correctly.
  *
  * Generic over the device (a TransportSubject): the loopback device here, the real ones
- * from each registered device's descriptor (src/devices/testing/transport-subjects.ts).
+ * from each registered device's descriptor (src/devices/testing/transport-subjects.ts), each on
+ * split rings and offering packed ones (`create({ ring })`).
  */
 import fc from 'fast-check';
 import { DeviceStatus, Feature, PciStatus, featureBit } from '../constants.ts';
