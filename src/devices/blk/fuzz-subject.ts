@@ -2,6 +2,8 @@
  * virtio-blk as a subject of the transport fuzzer (virtio/testing/transport-properties.ts): a
  * 32 KiB memory disk, `writeback` the only driver-writable config byte, and an honest write +
  * read checked byte for byte after the garbage.
+ * The ring layout is the case's: `ring: 'packed'` offers VIRTIO_F_RING_PACKED and the honest
+ * bring-up takes it.
  */
 import { MemoryBlockBackend } from '../../backends/memory-block-backend.ts';
 import { DriverMock } from '../../virtio/testing/driver-mock.ts';
@@ -16,16 +18,16 @@ import { outhdr } from './testing.ts';
 
 export const blkSubject: TransportSubject = {
   name: 'virtio-blk',
-  create({ barKind, memorySize, byteAccess, deferred }) {
+  create({ barKind, memorySize, byteAccess, deferred, ring }) {
     const backend = new MemoryBlockBackend(64 * 512);
     const later = deferred ? manualDefer() : undefined;
-    const t = DriverMock.create(new VirtioBlk({ backend, serial: 'fuzz', defer: later?.defer }), { memorySize, byteAccess, pci: { barKind } });
+    const t = DriverMock.create(new VirtioBlk({ backend, serial: 'fuzz', defer: later?.defer }), { memorySize, byteAccess, pci: { barKind, ring } });
     return {
       t,
       settle: later?.settle,
       configWritable: (offset) => offset === BlkConfigOffset.WRITEBACK,
       validWork() {
-        const [q] = t.init();
+        const [q] = t.initRings();
         const data = Uint8Array.from({ length: 1024 }, (_, i) => (i * 7 + 3) & 0xff);
         const write = q.add({ readable: [outhdr(T.VIRTIO_BLK_T_OUT, 5), data], writable: [1] });
         q.kick();

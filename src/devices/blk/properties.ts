@@ -9,11 +9,15 @@
  *    with a status; a misordered one (§2.7.4.2) and only that resets the device. Then an
  *    honest write and read (after a reset if one was needed) complete with the right bytes.
  *  - valid writes and reads, split and batched at random, agree with a model disk.
+ * Each runs on split rings and, named "… (packed)", on packed ones (§2.8): the device never
+ * knows the layout, so the same checks hold (a misordered chain breaks a packed ring too, §2.8.17).
  */
 import fc from 'fast-check';
 import type { Region } from '../../virtio/queue/descriptor-chain.ts';
 import { BlkFeature, DeviceStatus, Feature, featureBit } from '../../virtio/constants.ts';
-import type { DriverQueue, Submitted } from '../../virtio/testing/driver-mock.ts';
+import type { DriverRing, Submitted } from '../../virtio/testing/driver-mock.ts';
+import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
+import { RING_LAYOUTS, onRing, ringFeatures } from '../testing/ring-layout.ts';
 import { Timeline } from '../../virtio/inspect/timeline.ts';
 import { bump, checkInspector, checkInvariants, fail, maskNumbers, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import type { BlockBackend } from '../../backends/block-backend.ts';
@@ -197,7 +201,7 @@ function layOut(r: RequestCase): { readable: Uint8Array[]; writable: number[] } 
 }
 
 /** An honest write and read-back through `q` (a read only, on a read-only disk). */
-function honestRoundTrip(h: BlkHarness, q: DriverQueue, inner: MemoryBlockBackend, sector: number, sectors: number, settle = () => {}): void {
+function honestRoundTrip(h: BlkHarness<DriverRing>, q: DriverRing, inner: MemoryBlockBackend, sector: number, sectors: number, settle = () => {}): void {
   const len = sectors * 512;
   const data = Uint8Array.from({ length: len }, (_, i) => (sector * 13 + i * 5 + 1) & 0xff);
   const status = (s: Submitted) => {
@@ -226,7 +230,8 @@ function honestRoundTrip(h: BlkHarness, q: DriverQueue, inner: MemoryBlockBacken
   h.driver.recycleBuffers();
 }
 
-export function blkGarbageProperty(coverage = new Map<string, number>()): fc.IProperty<any> {
+/** `ring`: the layout the driver negotiates (every check holds on both, §2.7.4.2 / §2.8.17 alike). */
+export function blkGarbageProperty(coverage = new Map<string, number>(), ring: RingLayout = 'split'): fc.IProperty<any> {
   return fc.property(
     fc.record({
       requests: fc.array(requestArb, { minLength: 1, maxLength: 12 }),
@@ -257,11 +262,12 @@ export function blkGarbageProperty(coverage = new Map<string, number>()): fc.IPr
       const faultQueue = [...faults];
       inner.fault = () => (faultQueue.shift() ? 'io' : undefined);
       const backend = new RangeAssertingBackend(inner);
-      let features = RING_FEATURES | new VirtioBlk({ backend }).deviceFeatures;
+      let features = ringFeatures(RING_FEATURES | new VirtioBlk({ backend }).deviceFeatures, ring);
       for (const bit of dropFeatures) features &= ~featureBit(bit);
       const later = deferred ? manualDefer() : undefined;
-      const h = BlkHarness.create({ backend, memorySize: 1 << 19, features, defer: later?.defer, limits: limits ?? undefined });
+      const h = BlkHarness.create({ backend, memorySize: 1 << 19, features, defer: later?.defer, limits: limits ?? undefined, ring });
       const t = h.driver;
+      if (h.queue.layout !== ring) fail(`negotiated a ${h.queue.layout} ring, not ${ring}`);
       const inspector = inspect ? inspectorView(blkDevice, h.device) : undefined;
       const timeline = inspector && new Timeline(inspector.decoder);
       t.fn.tracer = timeline;
@@ -306,7 +312,7 @@ export function blkGarbageProperty(coverage = new Map<string, number>()): fc.IPr
 
       // Honest work afterwards, on a healthy disk; a reset first if the device asked for one.
       inner.fault = undefined;
-      const q = needsReset ? t.init({ features })[0] : h.queue;
+      const q = needsReset ? t.initRings({ features })[0] : h.queue;
       t.recycleBuffers();
       honestRoundTrip(h, q, inner, honest.sector, honest.sectors, later?.settle);
       checkInvariants(t);
@@ -314,7 +320,7 @@ export function blkGarbageProperty(coverage = new Map<string, number>()): fc.IPr
   );
 }
 
-export function blkModelProperty(): fc.IProperty<any> {
+export function blkModelProperty(ring: RingLayout = 'split'): fc.IProperty<any> {
   const opArb = fc.record({
     write: fc.boolean(),
     sector: fc.integer({ min: 0, max: DISK_SECTORS - 1 }),
@@ -326,7 +332,8 @@ export function blkModelProperty(): fc.IProperty<any> {
   });
   return fc.property(fc.array(opArb, { minLength: 1, maxLength: 30 }), fc.boolean(), (ops, coalesceRequests) => {
     const backend = new MemoryBlockBackend(DISK, { coalesceRequests });
-    const h = BlkHarness.create({ backend, memorySize: 1 << 20 });
+    const h = BlkHarness.create({ backend, memorySize: 1 << 20, ring });
+    if (h.queue.layout !== ring) fail(`negotiated a ${h.queue.layout} ring, not ${ring}`);
     const model = new Uint8Array(DISK);
     let pending: Array<{ sub: Submitted; expect?: Uint8Array }> = [];
     const settle = () => {
@@ -362,11 +369,14 @@ export function blkModelProperty(): fc.IProperty<any> {
   });
 }
 
+/** Every property on split rings, then on packed ones ("… (packed)"). */
 export function blkProperties(): NamedProperty[] {
-  const coverage = new Map<string, number>();
-  return [
-    { name: 'blk: garbage requests stay inside the image and the chains, then honest I/O works', property: blkGarbageProperty(coverage), coverage },
-    { name: 'blk: valid writes and reads agree with a model disk', property: blkModelProperty() },
-    { name: 'blk: bounded work per kick on aliased, maximal and over-cap requests', property: blkBoundedWorkProperty() },
-  ];
+  return RING_LAYOUTS.flatMap((ring) => {
+    const coverage = new Map<string, number>();
+    return [
+      { name: onRing('blk: garbage requests stay inside the image and the chains, then honest I/O works', ring), property: blkGarbageProperty(coverage, ring), coverage },
+      { name: onRing('blk: valid writes and reads agree with a model disk', ring), property: blkModelProperty(ring) },
+      { name: onRing('blk: bounded work per kick on aliased, maximal and over-cap requests', ring), property: blkBoundedWorkProperty(ring) },
+    ];
+  });
 }

@@ -3,7 +3,9 @@
  * allows (header, data and status split across descriptors at will) and reads statuses
  * back from guest memory (a refused request may return len 0, so not from used.data).
  */
-import { DriverMock, type DriverQueue, type Submitted, type UsedElement } from '../../virtio/testing/driver-mock.ts';
+import { DriverMock, type DriverQueue, type DriverRing, type Submitted, type UsedElement } from '../../virtio/testing/driver-mock.ts';
+import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
+import { ringFeatures } from '../testing/ring-layout.ts';
 import type { BlockBackend } from '../../backends/block-backend.ts';
 import { MemoryBlockBackend } from '../../backends/memory-block-backend.ts';
 import type { BlkLimits } from './config.ts';
@@ -55,19 +57,25 @@ export interface BlkHarnessOptions extends Partial<Omit<VirtioBlkOptions, 'backe
   memorySize?: number;
   features?: bigint;
   limits?: Partial<BlkLimits>;
+  /** Ring layout the driver negotiates (default split: `queue` is then a DriverQueue). */
+  ring?: RingLayout;
 }
 
-export class BlkHarness {
+/** The split harness's queue is a DriverQueue (its raw split-ring helpers); on either layout, a DriverRing. */
+export class BlkHarness<Q extends DriverRing = DriverQueue> {
   private constructor(
     readonly driver: DriverMock,
-    readonly queue: DriverQueue,
+    readonly queue: Q,
     readonly device: VirtioBlk,
     readonly backend: BlockBackend,
     /** Every onBackendError call. */
     readonly backendErrors: Array<{ kind: string; message: string }>,
   ) {}
 
-  static create(opts: BlkHarnessOptions = {}): BlkHarness {
+  static create(opts?: BlkHarnessOptions & { ring?: 'split' }): BlkHarness<DriverQueue>;
+  static create(opts: BlkHarnessOptions): BlkHarness<DriverRing>;
+  static create(opts: BlkHarnessOptions = {}): BlkHarness<DriverRing> {
+    const ring = opts.ring ?? 'split';
     const backend = opts.backend ?? new MemoryBlockBackend(opts.size ?? 1 << 20);
     const errors: Array<{ kind: string; message: string }> = [];
     const device = new VirtioBlk({
@@ -81,9 +89,9 @@ export class BlkHarness {
         opts.onBackendError?.(kind, message);
       },
     });
-    const driver = DriverMock.create(device, { memorySize: opts.memorySize ?? 8 << 20 });
-    const [queue] = driver.init({ features: opts.features });
-    return new BlkHarness(driver, queue, device, backend, errors);
+    const driver = DriverMock.create(device, { memorySize: opts.memorySize ?? 8 << 20, pci: { ring } });
+    const [queue] = driver.initRings({ features: ringFeatures(opts.features, ring) });
+    return new BlkHarness<DriverRing>(driver, queue, device, backend, errors);
   }
 
   add(spec: BlkRequestSpec): Submitted {

@@ -2,6 +2,8 @@
  * virtio-console as a subject of the transport fuzzer (virtio/testing/transport-properties.ts):
  * no driver-writable config, and after the garbage an honest handshake plus one message each
  * way on the named port, checked end to end.
+ * The ring layout is the case's: `ring: 'packed'` offers VIRTIO_F_RING_PACKED and the honest
+ * bring-up takes it.
  */
 import { DriverMock } from '../../virtio/testing/driver-mock.ts';
 import { fail } from '../../virtio/testing/invariants.ts';
@@ -15,16 +17,16 @@ import { RUN_PORT } from './testing.ts';
 
 export const consoleSubject: TransportSubject = {
   name: 'virtio-console',
-  create({ barKind, memorySize, byteAccess, deferred }) {
+  create({ barKind, memorySize, byteAccess, deferred, ring }) {
     const later = deferred ? manualDefer() : undefined;
     const device = new VirtioConsole({ ports: [RUN_PORT], defer: later?.defer });
-    const t = DriverMock.create(device, { memorySize, byteAccess, pci: { barKind } });
+    const t = DriverMock.create(device, { memorySize, byteAccess, pci: { barKind, ring } });
     return {
       t,
       settle: later?.settle,
       configWritable: () => false,
       validWork() {
-        const q = t.init();
+        const q = t.initRings();
         const got: Uint8Array[] = [];
         const port = device.port(RUN_PORT)!;
         port.onData = (b) => got.push(b);

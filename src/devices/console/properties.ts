@@ -7,7 +7,8 @@
  * control message it sends is well formed; each port's bytes arrive exactly and in order both
  * ways (guest buffers cut at MAX_TX_BUFFER; host writes beyond the backlog refused whole);
  * backlogs stay within their bounds; onOpen reports changes only. Then an honest handshake
- * and one message each way still work.
+ * and one message each way still work. On split rings and, named "… (packed)", on packed
+ * ones (§2.8).
  */
 import fc from 'fast-check';
 import type { Region } from '../../virtio/queue/descriptor-chain.ts';
@@ -19,6 +20,8 @@ import { encodeControl, parseControl } from './control.ts';
 import { CONTROL_EVENT_NAMES, ConsoleControl as C } from './spec.ts';
 import { ConsoleHarness, RUN_PORT } from './testing.ts';
 import { consoleBoundedWorkProperty } from './bounded-work.ts';
+import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
+import { RING_LAYOUTS, onRing } from '../testing/ring-layout.ts';
 
 const BACKLOG = 4000;
 const DRIVER_BOUND = new Set<number>([C.VIRTIO_CONSOLE_DEVICE_ADD, C.VIRTIO_CONSOLE_CONSOLE_PORT, C.VIRTIO_CONSOLE_PORT_NAME, C.VIRTIO_CONSOLE_PORT_OPEN]);
@@ -58,10 +61,11 @@ const opArb = fc.oneof(
 export type ConsoleFuzzOp = typeof opArb extends fc.Arbitrary<infer T> ? T : never;
 
 /** One case (exported for regression tests). */
-export function consoleCase(ops: readonly ConsoleFuzzOp[], deferred = false, coverage = new Map<string, number>()): void {
+export function consoleCase(ops: readonly ConsoleFuzzOp[], deferred = false, coverage = new Map<string, number>(), ring: RingLayout = 'split'): void {
   // Deferred: named ports' transmit kicks are served when the "slice" ends (settle()).
   const later = deferred ? manualDefer() : undefined;
-  const t = ConsoleHarness.create({ backlogBytes: BACKLOG, memorySize: 4 << 20, defer: later?.defer });
+  const t = ConsoleHarness.create({ backlogBytes: BACKLOG, memorySize: 4 << 20, defer: later?.defer, ring });
+  if (t.ctrlRx.layout !== ring) fail(`negotiated a ${t.ctrlRx.layout} ring, not ${ring}`);
   const ports = [0, 1];
   /** Per port: what the guest sent (as the host must see it), what the host saw. */
   const sent = ports.map((): Uint8Array[] => []);
@@ -153,8 +157,7 @@ export function consoleCase(ops: readonly ConsoleFuzzOp[], deferred = false, cov
       case 'reset':
         collect();
         checkReceived();
-        t.driver.reset();
-        t.queues.splice(0, t.queues.length, ...t.driver.init());
+        t.reinit();
         for (const p of ports) {
           accepted[p] = [];
           received[p] = [];
@@ -180,8 +183,7 @@ export function consoleCase(ops: readonly ConsoleFuzzOp[], deferred = false, cov
   for (const [k, v] of Object.entries(t.device.stats.toRecord())) if (v && /Ignored|Dropped|Drops|Truncated/.test(k)) bump(coverage, k, v);
 
   // An honest driver afterwards.
-  t.driver.reset();
-  t.queues.splice(0, t.queues.length, ...t.driver.init());
+  t.reinit();
   t.handshake();
   t.openPort(1);
   const port = t.device.port(RUN_PORT)!;
@@ -196,14 +198,17 @@ export function consoleCase(ops: readonly ConsoleFuzzOp[], deferred = false, cov
   checkInvariants(t.driver);
 }
 
-export function consoleProperty(coverage = new Map<string, number>()): fc.IProperty<[ConsoleFuzzOp[], boolean]> {
-  return fc.property(fc.array(opArb, { maxLength: 40 }), fc.boolean(), (ops, deferred) => consoleCase(ops, deferred, coverage));
+export function consoleProperty(coverage = new Map<string, number>(), ring: RingLayout = 'split'): fc.IProperty<[ConsoleFuzzOp[], boolean]> {
+  return fc.property(fc.array(opArb, { maxLength: 40 }), fc.boolean(), (ops, deferred) => consoleCase(ops, deferred, coverage, ring));
 }
 
+/** Every property on split rings, then on packed ones ("… (packed)"). */
 export function consoleProperties(): NamedProperty[] {
-  const coverage = new Map<string, number>();
-  return [
-    { name: 'console: random control messages, buffers and port traffic both ways, then an honest driver', property: consoleProperty(coverage), coverage },
-    { name: 'console: bounded work per kick on aliased buffers in every queue', property: consoleBoundedWorkProperty() },
-  ];
+  return RING_LAYOUTS.flatMap((ring) => {
+    const coverage = new Map<string, number>();
+    return [
+      { name: onRing('console: random control messages, buffers and port traffic both ways, then an honest driver', ring), property: consoleProperty(coverage, ring), coverage },
+      { name: onRing('console: bounded work per kick on aliased buffers in every queue', ring), property: consoleBoundedWorkProperty(ring) },
+    ];
+  });
 }

@@ -3,7 +3,9 @@
  * of the control protocol (post control buffers, DEVICE_READY, PORT_READY, PORT_OPEN) and
  * reads what the device answered.
  */
-import { DriverMock, type DriverMockOptions, type DriverQueue } from '../../virtio/testing/driver-mock.ts';
+import { DriverMock, type DriverMockOptions, type DriverQueue, type DriverRing } from '../../virtio/testing/driver-mock.ts';
+import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
+import { ringFeatures } from '../testing/ring-layout.ts';
 import { concatBytes } from '../testing/equal-bytes.ts';
 import { VirtioConsole, type VirtioConsoleOptions } from './console.ts';
 import { encodeControl, parseControl, type ControlMessage } from './control.ts';
@@ -16,30 +18,42 @@ export interface ReceivedControl extends ControlMessage {
   name?: string;
 }
 
-export class ConsoleHarness {
+export type ConsoleHarnessOptions = VirtioConsoleOptions & DriverMockOptions & { features?: bigint; ring?: RingLayout };
+
+/** `ring`: the layout the driver negotiates; split (the default) keeps DriverQueue's raw split-ring helpers. */
+export class ConsoleHarness<Q extends DriverRing = DriverQueue> {
   private constructor(
     readonly driver: DriverMock,
     readonly device: VirtioConsole,
-    readonly queues: DriverQueue[],
+    readonly queues: Q[],
   ) {}
 
-  static create(opts: VirtioConsoleOptions & DriverMockOptions & { features?: bigint } = {}): ConsoleHarness {
+  static create(opts?: ConsoleHarnessOptions & { ring?: 'split' }): ConsoleHarness<DriverQueue>;
+  static create(opts: ConsoleHarnessOptions): ConsoleHarness<DriverRing>;
+  static create(opts: ConsoleHarnessOptions = {}): ConsoleHarness<DriverRing> {
+    const ring = opts.ring ?? 'split';
     const device = new VirtioConsole({ ports: [RUN_PORT], ...opts });
-    const driver = DriverMock.create(device, { memorySize: opts.memorySize ?? 1 << 20, byteAccess: opts.byteAccess, pci: opts.pci });
-    const queues = driver.init({ features: opts.features });
-    return new ConsoleHarness(driver, device, queues);
+    const driver = DriverMock.create(device, { memorySize: opts.memorySize ?? 1 << 20, byteAccess: opts.byteAccess, pci: { ...opts.pci, ring } });
+    const queues = driver.initRings({ features: ringFeatures(opts.features, ring) });
+    return new ConsoleHarness<DriverRing>(driver, device, queues);
   }
 
-  get ctrlRx(): DriverQueue {
+  /** Reset and bring every queue up again, in the layout of the first bring-up. */
+  reinit(): void {
+    this.driver.reset();
+    this.queues.splice(0, this.queues.length, ...(this.driver.initRings() as Q[]));
+  }
+
+  get ctrlRx(): Q {
     return this.queues[CONTROL_RECEIVEQ];
   }
-  get ctrlTx(): DriverQueue {
+  get ctrlTx(): Q {
     return this.queues[CONTROL_TRANSMITQ];
   }
-  rxq(port: number): DriverQueue {
+  rxq(port: number): Q {
     return this.queues[receiveqOf(port)];
   }
-  txq(port: number): DriverQueue {
+  txq(port: number): Q {
     return this.queues[transmitqOf(port)];
   }
 

@@ -5,16 +5,22 @@
  * (aliased too) under a full backlog — and the host work of every kick and every later pass
  * stays within netDevice.kickBudget: guest bytes touched, frames emitted (one allocation
  * each), and the fixed wall-time bound. Each pass also completes at least one chain, so the
- * ring drains. Worst cases go to `worstCases` for `npm run fuzz`'s report.
+ * ring drains. Worst cases go to `worstCases` for `npm run fuzz`'s report. On either ring
+ * layout: the chains are written by hand (aliasing is the point), as split descriptors (§2.7.5)
+ * or packed ones (§2.8.6).
  */
 import fc from 'fast-check';
-import { Feature, NetFeature, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, featureBit, features } from '../../virtio/constants.ts';
+import { Feature, NetFeature, VIRTQ_DESC_F_NEXT, featureBit, features } from '../../virtio/constants.ts';
+import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
+import { PackedDescField } from '../../virtio/queue/packed-layout.ts';
+import { DriverQueue, type DriverRing, type RawBuffer } from '../../virtio/testing/driver-mock.ts';
+import { PackedDriverQueue } from '../../virtio/testing/packed-driver-queue.ts';
 import { fail } from '../../virtio/testing/invariants.ts';
 import { assertWithinBudget, measure, worstCases } from '../../virtio/testing/work-meter.ts';
 import { TCP_ACK, TCP_PSH } from '../../wire/tcp.ts';
 import { TSO_MIN_GSO_SIZE, netKickBudget } from './budget.ts';
 import { encodeNetHdr } from './hdr.ts';
-import { VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_SIZE } from './spec.ts';
+import { NET_TRANSMITQ, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 import { NetHarness, PEER_MAC, GUEST_MAC, ethernet, ipv4, partial, tcp } from './testing.ts';
 
 const QUEUE_SIZE = 256;
@@ -62,10 +68,44 @@ const txCaseArb = fc.record({
   seed: fc.nat(),
 });
 
+/**
+ * Make `buffers` available as chain number `i` (its Buffer ID on packed) directly in the ring,
+ * bypassing the driver's allocator: split, ring descriptors i × stride onwards; packed, the next
+ * ring slots, first descriptor's flags last (§2.8.21). The driver's own view of in-flight chains
+ * does not learn of them: the case counts completions on the device's queue instead.
+ */
+function publishDirect(q: DriverRing, i: number, stride: number, buffers: readonly RawBuffer[]): void {
+  if (q instanceof DriverQueue) {
+    buffers.forEach((b, k) => {
+      const last = k === buffers.length - 1;
+      q.writeDesc(q.addr.desc, i * stride + k, b.addr, b.len, last ? 0 : VIRTQ_DESC_F_NEXT, last ? 0 : i * stride + k + 1);
+    });
+    q.publish(i * stride);
+    return;
+  }
+  if (!(q instanceof PackedDriverQueue)) throw new Error('net bounded work: unknown driver ring');
+  const first = q.slotAddr(q.nextAvail);
+  let firstFlags = 0;
+  buffers.forEach((b, k) => {
+    const last = k === buffers.length - 1;
+    const flags = (last ? 0 : VIRTQ_DESC_F_NEXT) | PackedDriverQueue.availBits(q.availWrap);
+    const at = q.slotAddr(q.nextAvail);
+    q.writeRaw(at, { addr: b.addr, len: b.len, id: last ? i : 0xffff, flags: k === 0 ? 0 : flags });
+    if (k === 0) firstFlags = flags;
+    if (++q.nextAvail === q.size) {
+      q.nextAvail = 0;
+      q.availWrap = !q.availWrap;
+    }
+  });
+  // The head's flags last: the device must not see a half-written list (§2.8.21).
+  q.driver.memory.writeU16(first + PackedDescField.FLAGS, firstFlags);
+}
+
 /** Tx: `chains` chains in the ring, one kick, then passes one at a time. */
-export function netTxBoundedCase(c: TxCase): void {
+export function netTxBoundedCase(c: TxCase, ring: RingLayout = 'split'): void {
   const s = stepper();
-  const t = NetHarness.create({ features: ALL, queueSize: QUEUE_SIZE, memorySize: 4 << 20, defer: s.defer });
+  const t = NetHarness.create({ features: ALL, queueSize: QUEUE_SIZE, memorySize: 4 << 20, defer: s.defer, ring });
+  if (t.txq.layout !== ring) fail(`net: negotiated a ${t.txq.layout} ring, not ${ring}`);
   const mem = t.driver.memory;
   const packets = c.packets.map((p) => {
     const { frame, hdr } = partial(ethernet(ipv4({ protocol: 6, payload: tcp({ flags: TCP_PSH | TCP_ACK, payload: new Uint8Array(p.payload).fill(0x61) }) })));
@@ -77,19 +117,12 @@ export function netTxBoundedCase(c: TxCase): void {
     return { addr, len: bytes.length };
   });
   // Lay the chains out by hand: aliasing is the point, so the mock's allocator is not used.
-  const desc = t.txq.addr.desc;
   const pieces = Math.max(1, Math.min(c.pieces, c.indirect ? QUEUE_SIZE : Math.floor(QUEUE_SIZE / Math.min(c.chains, QUEUE_SIZE))));
   const chains = c.indirect ? c.chains : Math.min(c.chains, Math.floor(QUEUE_SIZE / pieces));
-  /** Descriptors for packet `p` from entry `first` of `table`; returns how many. */
-  const writePieces = (table: number, first: number, p: { addr: number; len: number }): number => {
+  /** Packet `p` cut into at most `pieces` driver-readable buffers. */
+  const piecesOf = (p: { addr: number; len: number }): RawBuffer[] => {
     const step = Math.ceil(p.len / Math.min(pieces, p.len));
-    const n = Math.ceil(p.len / step);
-    for (let k = 0; k < n; k++) {
-      const at = k * step;
-      const last = k === n - 1;
-      t.txq.writeDesc(table, first + k, p.addr + at, Math.min(step, p.len - at), last ? 0 : VIRTQ_DESC_F_NEXT, last ? 0 : first + k + 1);
-    }
-    return n;
+    return Array.from({ length: Math.ceil(p.len / step) }, (_, k) => ({ addr: p.addr + k * step, len: Math.min(step, p.len - k * step) }));
   };
   let shared: { table: number; entries: number } | undefined;
   for (let i = 0; i < chains; i++) {
@@ -97,33 +130,33 @@ export function netTxBoundedCase(c: TxCase): void {
     if (c.indirect) {
       let indirect = shared;
       if (!indirect) {
-        const table = t.driver.buffers.alloc(16 * pieces);
-        indirect = { table, entries: writePieces(table, 0, p) };
+        const buffers = piecesOf(p);
+        indirect = { table: t.txq.writeTable(buffers), entries: buffers.length };
         if (c.sharedTable) shared = indirect;
       }
-      t.txq.writeDesc(desc, i, indirect.table, 16 * indirect.entries, VIRTQ_DESC_F_INDIRECT, 0);
-      t.txq.publish(i);
+      t.txq.addIndirectAt(indirect.table, indirect.entries);
     } else {
-      writePieces(desc, i * pieces, p);
-      t.txq.publish(i * pieces);
+      publishDirect(t.txq, i, pieces, piecesOf(p));
     }
   }
   const where = `${chains} chains, ${pieces} pieces${c.indirect ? (c.sharedTable ? ', one shared indirect table' : ', indirect') : ''}, packets ${c.packets.map((p) => `${p.payload}B${p.tso ? `/gso ${p.gsoSize}` : ''}`).join(' ')}`;
+  const prefix = ring === 'packed' ? 'net packed: tx pass' : 'net: tx pass';
+  const completions = () => t.driver.fn.queue(NET_TRANSMITQ)?.completions ?? 0;
   let done = 0;
   for (let pass = 0; pass <= MAX_PASSES; pass++) {
     const wireBefore = t.wire.length;
-    const usedBefore = t.txq.usedIdx;
+    const usedBefore = completions();
     const work = measure(
       mem,
       () => (pass === 0 ? t.txq.notify() : s.step()),
-      () => ({ frames: t.wire.length - wireBefore, chains: (t.txq.usedIdx - usedBefore) & 0xffff }),
+      () => ({ frames: t.wire.length - wireBefore, chains: completions() - usedBefore }),
     );
     if (pass === 0 && t.wire.length === wireBefore && work.extra.chains === 0) {
       // Kicks are deferred: the kick itself only schedules; its pass is the first step.
       continue;
     }
     assertWithinBudget(`net tx pass ${pass} (${where})`, work, TX_BUDGETS);
-    worstCases.noteWork('net: tx pass', work, where, TX_BUDGETS);
+    worstCases.noteWork(prefix, work, where, TX_BUDGETS);
     done += work.extra.chains;
     if (done >= chains) break;
     if (work.extra.chains === 0) fail(`net tx pass ${pass} completed no chain with ${chains - done} waiting (${where})`);
@@ -144,30 +177,28 @@ const rxCaseArb = fc.record({
 });
 
 /** Rx: a full backlog, then `buffers` rx chains and one kick. */
-export function netRxBoundedCase(c: RxCase): void {
+export function netRxBoundedCase(c: RxCase, ring: RingLayout = 'split'): void {
   const wanted = c.mergeable ? ALL : ALL & ~featureBit(N.VIRTIO_NET_F_MRG_RXBUF);
-  const t = NetHarness.create({ features: wanted, queueSize: QUEUE_SIZE, memorySize: 8 << 20 });
+  const t = NetHarness.create({ features: wanted, queueSize: QUEUE_SIZE, memorySize: 8 << 20, ring });
+  if (t.rxq.layout !== ring) fail(`net: negotiated a ${t.rxq.layout} ring, not ${ring}`);
   for (let i = 0; i < c.frames; i++) t.inject(ethernet(new Uint8Array(Math.max(0, c.frameLength - 14 - (i % 3))).fill(0x5a), 0x88b5, GUEST_MAC, PEER_MAC));
   const mem = t.driver.memory;
-  const desc = t.rxq.addr.desc;
   const one = c.aliased ? t.driver.buffers.alloc(c.size) : 0;
   // Distinct buffers only as many as guest RAM holds.
   const buffers = c.aliased ? c.buffers : Math.min(c.buffers, Math.floor((6 << 20) / c.size));
-  for (let i = 0; i < buffers; i++) {
-    t.rxq.writeDesc(desc, i, c.aliased ? one : t.driver.buffers.alloc(c.size), c.size, VIRTQ_DESC_F_WRITE, 0);
-    t.rxq.publish(i);
-  }
+  // One device-writable descriptor each, all over `one` when aliased.
+  for (let i = 0; i < buffers; i++) t.rxq.addAliased({ count: 1, addr: c.aliased ? one : t.driver.buffers.alloc(c.size), len: c.size, readable: 0 });
   const where = `${c.frames} frames of ≤ ${c.frameLength} bytes, ${buffers} buffers of ${c.size}${c.aliased ? ' (aliased)' : ''}${c.mergeable ? ', MRG_RXBUF' : ''}`;
   const rx0 = t.device.stats.rxFrames;
   const work = measure(mem, () => t.rxq.notify(), () => ({ rxFrames: t.device.stats.rxFrames - rx0 }));
   assertWithinBudget(`net rx kick (${where})`, work, RX_BUDGETS);
-  worstCases.noteWork('net: rx kick', work, where, RX_BUDGETS);
+  worstCases.noteWork(ring === 'packed' ? 'net packed: rx kick' : 'net: rx kick', work, where, RX_BUDGETS);
   if (t.driver.errors.length > 0) fail(`device reset: ${t.driver.errors[0]}`);
 }
 
-export function netBoundedWorkProperty(): fc.IProperty<any> {
+export function netBoundedWorkProperty(ring: RingLayout = 'split'): fc.IProperty<any> {
   return fc.property(
     fc.oneof({ weight: 3, arbitrary: txCaseArb.map((c) => ({ tx: c })) }, { weight: 1, arbitrary: rxCaseArb.map((c) => ({ rx: c })) }),
-    (c) => ('tx' in c ? netTxBoundedCase(c.tx) : netRxBoundedCase(c.rx)),
+    (c) => ('tx' in c ? netTxBoundedCase(c.tx, ring) : netRxBoundedCase(c.rx, ring)),
   );
 }

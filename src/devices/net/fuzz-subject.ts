@@ -2,6 +2,8 @@
  * virtio-net as a subject of the transport fuzzer (virtio/testing/transport-properties.ts): on
  * an in-memory link, no driver-writable config, and one honest frame each way checked after
  * the garbage.
+ * The ring layout is the case's: `ring: 'packed'` offers VIRTIO_F_RING_PACKED and the honest
+ * bring-up takes it.
  */
 import { memoryLinkPair } from '../../backends/memory-frame-link.ts';
 import { DriverMock } from '../../virtio/testing/driver-mock.ts';
@@ -15,18 +17,18 @@ import { GUEST_MAC, PEER_MAC, ethernet } from './testing.ts';
 
 export const netSubject: TransportSubject = {
   name: 'virtio-net',
-  create({ barKind, memorySize, byteAccess, deferred }) {
+  create({ barKind, memorySize, byteAccess, deferred, ring }) {
     const [near, peer] = memoryLinkPair();
     const wire: Uint8Array[] = [];
     peer.attach({ onFrame: (f) => wire.push(f), onLinkChange: () => {} });
     const later = deferred ? manualDefer() : undefined;
-    const t = DriverMock.create(new VirtioNet({ link: near, mac: GUEST_MAC, defer: later?.defer }), { memorySize, byteAccess, pci: { barKind } });
+    const t = DriverMock.create(new VirtioNet({ link: near, mac: GUEST_MAC, defer: later?.defer }), { memorySize, byteAccess, pci: { barKind, ring } });
     return {
       t,
       settle: later?.settle,
       configWritable: () => false,
       validWork() {
-        const [rxq, txq] = t.init();
+        const [rxq, txq] = t.initRings();
         wire.length = 0;
         const out = ethernet(Uint8Array.from({ length: 46 }, (_, i) => i), 0x88b5, PEER_MAC, GUEST_MAC);
         const packet = new Uint8Array(VIRTIO_NET_HDR_SIZE + out.length);

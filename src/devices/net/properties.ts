@@ -12,6 +12,8 @@
  *    still work.
  *  - the offload functions alone (tso.ts, checksum.ts) on random frames.
  *  - bounded work (bounded-work.ts): adversarial rings, every kick and pass within kickBudget.
+ * The ring properties run on split rings and, named "… (packed)", on packed ones (§2.8); the
+ * offload one has no ring.
  */
 import fc from 'fast-check';
 import type { Region } from '../../virtio/queue/descriptor-chain.ts';
@@ -30,6 +32,8 @@ import { inspectorView } from '../inspector-view.ts';
 import { netDevice } from './index.ts';
 import { equalBytes } from '../testing/equal-bytes.ts';
 import { manualDefer } from '../testing/manual-defer.ts';
+import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
+import { RING_LAYOUTS, onRing } from '../testing/ring-layout.ts';
 import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
 
 const OUT = { srcMac: GUEST_MAC, dstMac: PEER_MAC, srcIp: 0x0a00020f, dstIp: 0x0a000202 };
@@ -136,12 +140,14 @@ export function netTrafficCase(
   inspect = false,
   deferred = false,
   coverage = new Map<string, number>(),
+  ring: RingLayout = 'split',
 ): void {
   let features = featureBit(Feature.VIRTIO_F_VERSION_1) | featureBit(N.VIRTIO_NET_F_MAC) | featureBit(N.VIRTIO_NET_F_MTU);
   if (indirectRing) features |= featureBit(Feature.VIRTIO_F_RING_INDIRECT_DESC);
   for (const b of bits) features |= featureBit(b);
   const later = deferred ? manualDefer() : undefined;
-  const t = NetHarness.create({ features, rxBacklogFrames: 8, rxBacklogBytes: 6000, memorySize: 1 << 20, defer: later?.defer });
+  const t = NetHarness.create({ features, rxBacklogFrames: 8, rxBacklogBytes: 6000, memorySize: 1 << 20, defer: later?.defer, ring });
+  if (t.txq.layout !== ring) fail(`negotiated a ${t.txq.layout} ring, not ${ring}`);
   const tso = bits.includes(N.VIRTIO_NET_F_HOST_TSO4);
   const inspector = inspect ? inspectorView(netDevice, t.device) : undefined;
   const timeline = inspector && new Timeline(inspector.decoder);
@@ -260,14 +266,14 @@ function checkSegments(frame: Uint8Array, mss: number, out: Uint8Array[]): void 
   if (done !== payload.length) fail('TSO segments lost payload');
 }
 
-export function netTrafficProperty(coverage = new Map<string, number>()): fc.IProperty<any> {
+export function netTrafficProperty(coverage = new Map<string, number>(), ring: RingLayout = 'split'): fc.IProperty<any> {
   return fc.property(
     fc.subarray(OPTIONAL),
     fc.boolean(),
     fc.array(opArb, { maxLength: 50 }),
     fc.boolean(),
     fc.boolean(),
-    (bits, indirectRing, ops, inspect, deferred) => netTrafficCase(bits, indirectRing, ops, inspect, deferred, coverage),
+    (bits, indirectRing, ops, inspect, deferred) => netTrafficCase(bits, indirectRing, ops, inspect, deferred, coverage, ring),
   );
 }
 
@@ -303,11 +309,18 @@ export function netOffloadProperty(): fc.IProperty<any> {
   );
 }
 
+/** The ring properties on split rings, then on packed ones ("… (packed)"); the offload one once. */
 export function netProperties(): NamedProperty[] {
-  const coverage = new Map<string, number>();
-  return [
-    { name: 'net: random tx chains, headers, TSO, rx frames and buffers, then plain traffic', property: netTrafficProperty(coverage), coverage },
-    { name: 'net: TSO and checksum offloads on random frames', property: netOffloadProperty() },
-    { name: 'net: bounded work per kick on adversarial rings (tiny gso_size, 64 KiB sends, aliased buffers, 256 chains, full backlog)', property: netBoundedWorkProperty() },
-  ];
+  const onLayout = (ring: RingLayout): NamedProperty[] => {
+    const coverage = new Map<string, number>();
+    return [
+      { name: onRing('net: random tx chains, headers, TSO, rx frames and buffers, then plain traffic', ring), property: netTrafficProperty(coverage, ring), coverage },
+      {
+        name: onRing('net: bounded work per kick on adversarial rings (tiny gso_size, 64 KiB sends, aliased buffers, 256 chains, full backlog)', ring),
+        property: netBoundedWorkProperty(ring),
+      },
+    ];
+  };
+  const [split, packed] = RING_LAYOUTS.map(onLayout);
+  return [split[0], { name: 'net: TSO and checksum offloads on random frames', property: netOffloadProperty() }, split[1], ...packed];
 }

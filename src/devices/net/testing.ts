@@ -3,7 +3,9 @@
  * Checksums come from src/wire/checksum.ts, which its own tests hold to RFC 1071; the
  * builders here write raw header fields so tests can make any frame, valid or not.
  */
-import { DriverMock, type DriverQueue } from '../../virtio/testing/driver-mock.ts';
+import { DriverMock, type DriverQueue, type DriverRing } from '../../virtio/testing/driver-mock.ts';
+import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
+import { ringFeatures } from '../testing/ring-layout.ts';
 import { memoryLinkPair, type MemoryFrameLink } from '../../backends/memory-frame-link.ts';
 import {
   buildEthernet,
@@ -162,9 +164,11 @@ export interface NetHarnessOptions extends Partial<Omit<VirtioNetOptions, 'link'
   memorySize?: number;
   linkUp?: boolean;
   byteAccess?: boolean;
+  /** Ring layout the driver negotiates (default split: the queues are then DriverQueues). */
+  ring?: RingLayout;
 }
 
-export class NetHarness {
+export class NetHarness<Q extends DriverRing = DriverQueue> {
   /** Frames that reached the far end of the link. */
   readonly wire: Uint8Array[] = [];
   readonly linkChanges: boolean[] = [];
@@ -174,18 +178,21 @@ export class NetHarness {
     readonly device: VirtioNet,
     /** The far end: what the relay would be. */
     readonly peer: MemoryFrameLink,
-    readonly rxq: DriverQueue,
-    readonly txq: DriverQueue,
+    readonly rxq: Q,
+    readonly txq: Q,
   ) {
     peer.attach({ onFrame: (f) => this.wire.push(f), onLinkChange: (up) => this.linkChanges.push(up) });
   }
 
-  static create(opts: NetHarnessOptions = {}): NetHarness {
+  static create(opts?: NetHarnessOptions & { ring?: 'split' }): NetHarness<DriverQueue>;
+  static create(opts: NetHarnessOptions): NetHarness<DriverRing>;
+  static create(opts: NetHarnessOptions = {}): NetHarness<DriverRing> {
+    const ring = opts.ring ?? 'split';
     const [near, far] = memoryLinkPair({ up: opts.linkUp ?? true });
     const device = new VirtioNet({ mac: GUEST_MAC, ...opts, link: near });
-    const driver = DriverMock.create(device, { memorySize: opts.memorySize ?? 4 << 20, byteAccess: opts.byteAccess });
-    const queues = driver.init({ features: opts.features });
-    return new NetHarness(driver, device, far, queues[NET_RECEIVEQ], queues[NET_TRANSMITQ]);
+    const driver = DriverMock.create(device, { memorySize: opts.memorySize ?? 4 << 20, byteAccess: opts.byteAccess, pci: { ring } });
+    const queues = driver.initRings({ features: ringFeatures(opts.features, ring) });
+    return new NetHarness<DriverRing>(driver, device, far, queues[NET_RECEIVEQ], queues[NET_TRANSMITQ]);
   }
 
   /** Queue one tx packet (header + frame, split into descriptors at `split`), kick. */

@@ -1,4 +1,7 @@
-/** virtio-rng as a subject of the transport fuzzer (virtio/testing/transport-properties.ts). */
+/**
+ * virtio-rng as a subject of the transport fuzzer (virtio/testing/transport-properties.ts), on
+ * the ring layout the case asks for (`ring: 'packed'` offers VIRTIO_F_RING_PACKED).
+ */
 import { DriverMock } from '../../virtio/testing/driver-mock.ts';
 import { fail } from '../../virtio/testing/invariants.ts';
 import type { TransportSubject } from '../../virtio/testing/transport-properties.ts';
@@ -14,13 +17,13 @@ function counterSource(): (buffer: Uint8Array) => void {
 
 export const rngSubject: TransportSubject = {
   name: 'virtio-rng',
-  create({ barKind, memorySize, byteAccess }) {
-    const t = DriverMock.create(new VirtioRng(counterSource()), { memorySize, byteAccess, pci: { barKind } });
+  create({ barKind, memorySize, byteAccess, ring }) {
+    const t = DriverMock.create(new VirtioRng(counterSource()), { memorySize, byteAccess, pci: { barKind, ring } });
     return {
       t,
       configWritable: () => false,
       validWork() {
-        const [q] = t.init();
+        const [q] = t.initRings();
         q.add({ writable: [32] });
         q.kick();
         const used = q.used();

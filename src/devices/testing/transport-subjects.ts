@@ -1,7 +1,8 @@
 /**
  * Every registered device (../registry.ts) as a subject of the transport fuzzer
  * (virtio/testing/transport-properties.ts). Each descriptor loads its own subject
- * (`fuzzSubject()`, kept out of the page's bundle), so a new device is fuzzed by being registered.
+ * (`fuzzSubject()`, kept out of the page's bundle), so a new device is fuzzed by being registered,
+ * on both ring layouts (its subject honours `create({ ring })`).
  */
 import type { NamedProperty } from '../../virtio/testing/invariants.ts';
 import { transportSubjectProperty, type TransportSubject } from '../../virtio/testing/transport-properties.ts';
@@ -13,6 +14,7 @@ export function deviceTransportSubjects(): Promise<Array<{ descriptor: DeviceDes
   return Promise.all(registeredDevices.map(async (descriptor) => ({ descriptor, subject: await descriptor.fuzzSubject() })));
 }
 
+/** The pci campaign's device properties: each registered device on split rings, then offering packed ones. */
 export async function deviceTransportProperties(): Promise<NamedProperty[]> {
-  return (await deviceTransportSubjects()).map(({ subject }) => transportSubjectProperty(subject));
+  return (await deviceTransportSubjects()).flatMap(({ subject }) => (['split', 'packed'] as const).map((ring) => transportSubjectProperty(subject, ring)));
 }

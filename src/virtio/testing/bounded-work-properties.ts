@@ -11,7 +11,8 @@
  *
  * Two kinds of subject: the loopback device holding every chain it pops (the ring walk alone,
  * on queues up to 4096 so a chain can pass 2^32 bytes in 1 MiB of RAM), with the outcome of
- * each attack predicted; and every registered device through its transport fuzz subject.
+ * each attack predicted; and every registered device through its transport fuzz subject, on
+ * split and on packed rings (the subject's `create({ ring })`).
  */
 import fc from 'fast-check';
 import { DeviceStatus, Feature, featureBit } from '../constants.ts';
@@ -368,12 +369,15 @@ const deviceCaseArb = fc.record({
   ),
 });
 
-export function deviceBoundedWorkProperty(target: BoundedWorkSubject, coverage = new Map<string, number>()): fc.IProperty<any> {
+/** `ring`: the layout the rig offers and the bring-up takes (a rig that ignores it fails here). */
+export function deviceBoundedWorkProperty(target: BoundedWorkSubject, coverage = new Map<string, number>(), ring: RingLayout = 'split'): fc.IProperty<any> {
   const { subject, kickBudget } = target;
+  const prefix = `bounded ${subject.name}${ring === 'packed' ? ' packed' : ''}: per kick`;
   return fc.property(deviceCaseArb, ({ deferred, pattern, kicks }) => {
-    const rig = subject.create({ barKind: 'io', memorySize: TRANSPORT_MEM, byteAccess: false, deferred });
+    const rig = subject.create({ barKind: 'io', memorySize: TRANSPORT_MEM, byteAccess: false, deferred, ring });
     const { t } = rig;
     const queues = t.initRings();
+    if (queues[0]?.layout !== ring) fail(`${subject.name}: the bring-up took ${queues[0]?.layout} rings, not ${ring}`);
     const indirectOn = (t.features & INDIRECT) !== 0n;
     // The last quarter of RAM: headers to read in its first half, device-writable buffers in
     // its second; the rest of buffer memory holds tables and honest buffers.
@@ -389,7 +393,7 @@ export function deviceBoundedWorkProperty(target: BoundedWorkSubject, coverage =
         if (place(q, attack, at, at + area, indirectOn)) attacks.push(attack);
       }
       if (attacks.length === 0) continue;
-      measuredKick(t, q, `bounded ${subject.name}: per kick`, `queue ${q.index}: ${describeAttacks(attacks)}`, { kickBudget, frames, settle: rig.settle });
+      measuredKick(t, q, prefix, `queue ${q.index}: ${describeAttacks(attacks)}`, { kickBudget, frames, settle: rig.settle });
       checkInvariants(t);
     }
     recordReasons(t, coverage);
@@ -406,10 +410,13 @@ export function loopbackBoundedWorkNamedProperty(ring: RingLayout = 'split'): Na
   return { name, property: loopbackBoundedWorkProperty(coverage, ring), coverage };
 }
 
-/** The `bounded` campaign: one property per registered device, through its fuzz rig. */
+/** The `bounded` campaign: per registered device, one property per ring layout, through its fuzz rig. */
 export function deviceBoundedWorkProperties(devices: readonly BoundedWorkSubject[]): NamedProperty[] {
-  return devices.map((d) => {
-    const coverage = new Map<string, number>();
-    return { name: `bounded work: ${d.subject.name} per kick`, property: deviceBoundedWorkProperty(d, coverage), coverage };
-  });
+  return devices.flatMap((d) =>
+    (['split', 'packed'] as const).map((ring) => {
+      const coverage = new Map<string, number>();
+      const name = `bounded work: ${d.subject.name} per kick${ring === 'packed' ? ' (packed)' : ''}`;
+      return { name, property: deviceBoundedWorkProperty(d, coverage, ring), coverage };
+    }),
+  );
 }

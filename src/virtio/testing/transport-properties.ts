@@ -22,7 +22,8 @@
  * reset and an honest driver's bring-up make valid work complete correctly.
  *
  * Generic over the device (a TransportSubject): the loopback device here, the real ones
- * from each registered device's descriptor (src/devices/testing/transport-subjects.ts).
+ * from each registered device's descriptor (src/devices/testing/transport-subjects.ts), each on
+ * split rings and offering packed ones (`create({ ring })`).
  */
 import fc from 'fast-check';
 import { DeviceStatus, Feature, PciStatus, featureBit } from '../constants.ts';
@@ -411,9 +412,10 @@ function recordCoverage(t: DriverMock, coverage: Map<string, number>): void {
   recordReasons(t, coverage);
 }
 
-export function transportProperty(subject: TransportSubject, coverage = new Map<string, number>()): fc.IProperty<any> {
+/** `ring: 'packed'`: every case's function also offers VIRTIO_F_RING_PACKED, so bring-ups take packed rings. */
+export function transportProperty(subject: TransportSubject, coverage = new Map<string, number>(), ring: RingLayout = 'split'): fc.IProperty<any> {
   return fc.property(transportCaseArb, ({ start, barKind, byteAccess, deferred, ops }) => {
-    const rig = subject.create({ barKind, memorySize: TRANSPORT_MEM, byteAccess, deferred });
+    const rig = subject.create({ barKind, memorySize: TRANSPORT_MEM, byteAccess, deferred, ring });
     const { t } = rig;
     const config = configBytes(t);
     if (start === 'negotiated') t.negotiate();
@@ -443,14 +445,16 @@ export function transportProperty(subject: TransportSubject, coverage = new Map<
   });
 }
 
-/** The loopback device: 1–3 queues, 8 bytes of config of which bytes 4.. are writable. */
-/** The loopback device; `ring: 'packed'` offers the packed layout on every case. */
+/**
+ * The loopback device: 1–3 queues, 8 bytes of config of which bytes 4.. are writable; `ring:
+ * 'packed'` offers the packed layout on every case (whatever the case asks).
+ */
 export function loopbackSubject(queues: number, ring: RingLayout = 'split'): TransportSubject {
   return {
     name: `loopback (${queues} queue${queues > 1 ? 's' : ''}${ring === 'packed' ? ', packed offered' : ''})`,
-    create({ barKind, memorySize, byteAccess }) {
+    create({ barKind, memorySize, byteAccess, ring: asked }) {
       const device = new LoopbackDevice({ queues, maxQueueSize: 16, configSize: 8 });
-      const t = DriverMock.create(device, { memorySize, byteAccess, pci: { barKind, ring } });
+      const t = DriverMock.create(device, { memorySize, byteAccess, pci: { barKind, ring: asked === 'packed' ? 'packed' : ring } });
       return {
         t,
         configWritable: (offset) => offset >= 4,
@@ -472,9 +476,11 @@ export function loopbackSubject(queues: number, ring: RingLayout = 'split'): Tra
   };
 }
 
-export function transportSubjectProperty(subject: TransportSubject): NamedProperty {
+/** The transport property on one subject; `ring: 'packed'` names it "… (packed)" and asks the subject to offer packed rings. */
+export function transportSubjectProperty(subject: TransportSubject, ring: RingLayout = 'split'): NamedProperty {
   const coverage = new Map<string, number>();
-  return { name: `pci transport: ${subject.name}`, property: transportProperty(subject, coverage), coverage };
+  const name = `pci transport: ${subject.name}${ring === 'packed' ? ' (packed)' : ''}`;
+  return { name, property: transportProperty(subject, coverage, ring), coverage };
 }
 
 export function transportProperties(): NamedProperty[] {
