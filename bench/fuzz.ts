@@ -2,7 +2,7 @@
  * Long fuzz campaign over every parser a guest or a network peer controls, with the same
  * fast-check properties the unit tests run briefly:
  *
- *   ring   split virtqueue (src/virtio/testing/properties.ts)
+ *   ring   split and packed virtqueues (src/virtio/testing/properties.ts)
  *   pci    virtio-pci register accesses (src/virtio/testing/transport-properties.ts), on the
  *          loopback device and on every registered device (src/devices/registry.ts)
  *   bounded  host work per kick under adversarial rings on every registered device, held to
