@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { natsServerBinary, startNats } from './suite/cluster-procs.ts';
 import { type Bus, type BusKind, type LeaseKind, openBus, openLeaseBus } from './suite/bus-clients.ts';
 import { redisServerBinary, startRedis } from './suite/redis-proc.ts';
-import { cell, figure, median } from './stats.ts';
+import { cell, figure } from './stats.ts';
 
 const ROUNDS = 3;
 const FRAME = 1514;
@@ -33,6 +33,7 @@ const LATENCY_MS = 2000;
 const LATENCY_WARMUP = 40;
 const FANOUT_MS = 3000;
 const DRAIN_MS = 3000;
+const STALL_MS = 500;
 const BURST = 256;
 const LEASE_MS = 2000;
 const LEASE_CONCURRENCY = 8;
@@ -115,11 +116,10 @@ async function latency(kind: BusKind, url: string, echo: Worker): Promise<{ oneW
   return { oneWay50: us(pct(oneWay, 50)), oneWay99: us(pct(oneWay, 99)), rtt50: us(pct(rtts, 50)), rtt99: us(pct(rtts, 99)) };
 }
 
-async function fanout(kind: BusKind, server: Server, subs: Worker[]): Promise<{ fps: number; lost: number; brokerCpu: number; cpuUsPerDelivery: number }> {
+async function fanout(kind: BusKind, server: Server, subs: Worker[]): Promise<{ fps: number; lost: number; reconnects: number; brokerCpu: number; cpuUsPerDelivery: number }> {
   await Promise.all(subs.map((w) => w.ask({ t: 'sub', bus: kind, url: server.url, subject: 'vlab.bench.fan' })));
   const bus: Bus = await openBus(kind, server.url);
   const f = frame();
-  const counts = async () => (await Promise.all(subs.map((w) => w.ask<{ received: number }>({ t: 'count' })))).map((r) => r.received);
   const cpu0 = server.cpuMs();
   const t0 = performance.now();
   let published = 0;
@@ -128,26 +128,29 @@ async function fanout(kind: BusKind, server: Server, subs: Worker[]): Promise<{ 
     published += BURST;
     await bus.flush();
   }
-  // Drained when the slowest subscriber has everything, or stops gaining.
-  let got = await counts();
-  let last = -1;
-  for (const until = performance.now() + DRAIN_MS; Math.min(...got) < published && Math.min(...got) !== last && performance.now() < until; ) {
-    last = Math.min(...got);
+  // Drained when the slowest subscriber has everything, or has gained nothing for STALL_MS
+  // (dropped by the broker); the rate counts time up to its last gain.
+  const ask = () => Promise.all(subs.map((w) => w.ask<{ received: number; reconnects: number }>({ t: 'count' })));
+  let got = (await ask()).map((r) => r.received);
+  let tGain = performance.now();
+  for (let last = Math.min(...got); last < published && performance.now() - tGain < STALL_MS && performance.now() - t0 < FANOUT_MS + DRAIN_MS; ) {
     await sleep(50);
-    got = await counts();
+    got = (await ask()).map((r) => r.received);
+    if (Math.min(...got) > last) (last = Math.min(...got)), (tGain = performance.now());
   }
-  const seconds = (performance.now() - t0) / 1000;
+  const reconnects = (await ask()).reduce((a, r) => a + r.reconnects, 0);
+  const seconds = (tGain - t0) / 1000;
   const cpuMs = server.cpuMs() - cpu0;
-  const brokerCpu = (cpuMs / 1000 / seconds) * 100;
+  const brokerCpu = (cpuMs / (performance.now() - t0)) * 100;
   await bus.close();
   await Promise.all(subs.map((w) => w.ask({ t: 'close' })));
   const slowest = Math.min(...got);
   const delivered = got.reduce((a, b) => a + b, 0);
-  return { fps: slowest / seconds, lost: published - slowest, brokerCpu, cpuUsPerDelivery: (cpuMs * 1000) / delivered };
+  return { fps: slowest / seconds, lost: published - slowest, reconnects, brokerCpu, cpuUsPerDelivery: (cpuMs * 1000) / delivered };
 }
 
 async function leases(kind: LeaseKind, url: string, round: number): Promise<{ ops: number; p50: number; p99: number }> {
-  const store = await openLeaseBus(kind, url, `bench_leases_${round}`, LEASE_TTL_MS);
+  const store = await openLeaseBus(kind, url, `bench_leases_${kind.replace("-", "_")}_${round}`, LEASE_TTL_MS);
   const value = JSON.stringify({ mac: '52:54:00:12:34:56', relay: '0123456789abcdef', host: 'guest-a', t: Date.now() });
   const latUs: number[] = [];
   let n = 0;
@@ -196,6 +199,7 @@ async function main(): Promise<void> {
           const r = await fanout(kind, servers[kind], workers.slice(0, n));
           note(`${kind}.fps${n}`, r.fps);
           note(`${kind}.lost${n}`, r.lost);
+          note(`${kind}.reconnects${n}`, r.reconnects);
           note(`${kind}.cpu${n}`, r.brokerCpu);
           note(`${kind}.cpuPer${n}`, r.cpuUsPerDelivery);
         }
@@ -218,7 +222,8 @@ async function main(): Promise<void> {
     ['(a) round trip p50 / p99, µs', `${c('nats.rtt50')} / ${c('nats.rtt99')}`, `${c('redis.rtt50')} / ${c('redis.rtt99')}`],
   ];
   for (const n of SUBSCRIBERS) {
-    const lost = (k: BusKind) => (median(runs.get(`${k}.lost${n}`) ?? [0]) ? `, lost ${c(`${k}.lost${n}`)}` : '');
+    const lost = (k: BusKind) =>
+      Math.max(...(runs.get(`${k}.lost${n}`) ?? [0])) > 0 ? `, lost ${c(`${k}.lost${n}`)} frames, ${c(`${k}.reconnects${n}`)} subscriber reconnects` : '';
     rows.push([`(b) frames/s to each of ${n} subscriber${n > 1 ? 's' : ''}`, c(`nats.fps${n}`) + lost('nats'), c(`redis.fps${n}`) + lost('redis')]);
     rows.push([`(b) broker CPU %, ${n} subscriber${n > 1 ? 's' : ''}`, c(`nats.cpu${n}`), c(`redis.cpu${n}`)]);
     rows.push([`(b) broker CPU µs per frame delivered, ${n}`, c(`nats.cpuPer${n}`, 1), c(`redis.cpuPer${n}`, 1)]);

@@ -16,6 +16,8 @@ export interface Bus {
   flush(): Promise<void>;
   /** Resolves once the server has registered the subscription. */
   subscribe(subject: string, onMessage: (data: Uint8Array) => void): Promise<void>;
+  /** Times the server dropped this client and it connected again (a slow consumer's fate). */
+  reconnects(): number;
   close(): Promise<void>;
 }
 
@@ -42,7 +44,12 @@ const hostport = (url: string) => url.replace(/^\w+:\/\//, '');
 async function natsBus(url: string): Promise<Bus> {
   // As the relay connects: noEcho, so a process never receives what it published.
   const nc = await connect({ servers: hostport(url), noEcho: true });
+  let reconnects = 0;
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'reconnect') reconnects++;
+  })();
   return {
+    reconnects: () => reconnects,
     publish: (s, d) => nc.publish(s, d),
     flush: () => nc.flush(),
     async subscribe(s, on) {
@@ -64,7 +71,9 @@ async function redisBus(url: string): Promise<Bus> {
   await pub.connect();
   let sub: typeof pub | null = null;
   let pending: Promise<unknown>[] = [];
+  let reconnects = 0;
   return {
+    reconnects: () => reconnects,
     publish(s, d) {
       pending.push(pub.publish(s, Buffer.from(d.buffer, d.byteOffset, d.byteLength)));
     },
@@ -78,6 +87,7 @@ async function redisBus(url: string): Promise<Bus> {
       if (!sub) {
         sub = pub.duplicate();
         sub.on('error', () => {});
+        sub.on('reconnecting', () => void reconnects++);
         await sub.connect();
       }
       await sub.subscribe(s, (m: Buffer) => on(m), true);

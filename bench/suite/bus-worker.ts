@@ -4,7 +4,7 @@
  * - `sub`: subscribe to a subject and count the messages;
  * - `echo`: subscribe and publish every message on to another subject, noting each one's
  *   one-way delay from the send time in its first 8 bytes (CLOCK_MONOTONIC is system-wide);
- * - `count`: messages received and the one-way delays noted since the last `count`;
+ * - `count`: messages received, reconnects, and the one-way delays noted since the last `count`;
  * - `close`: leave the bus.
  */
 import { type Bus, type BusKind, openBus } from './bus-clients.ts';
@@ -41,7 +41,7 @@ async function handle(c: Command): Promise<Record<string, unknown>> {
       return {};
     }
     case 'count': {
-      const r = { received, delaysNs };
+      const r = { received, reconnects: bus?.reconnects() ?? 0, delaysNs };
       delaysNs = [];
       return r;
     }
