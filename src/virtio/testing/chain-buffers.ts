@@ -55,3 +55,16 @@ export function aliasedBuffers(spec: AliasedSpec): ChainBuffers {
   const writable = buffers.filter((b) => b.write && b.len > 0).map(({ addr, len }) => ({ addr, len }));
   return { buffers, writable };
 }
+
+/** The first `len` bytes the device wrote into a used chain's writable `regions` (fewer if they hold less). */
+export function gatherWritten(memory: ArrayMemory, regions: readonly Region[], len: number): Uint8Array {
+  const data = new Uint8Array(Math.min(len, regions.reduce((s, r) => s + r.len, 0)));
+  let done = 0;
+  for (const r of regions) {
+    if (done >= data.length) break;
+    const n = Math.min(r.len, data.length - done);
+    data.set(memory.bytes.subarray(r.addr, r.addr + n), done);
+    done += n;
+  }
+  return data;
+}

@@ -31,7 +31,7 @@ import { PackedQueue } from '../queue/packed-queue.ts';
 import { SplitQueue } from '../queue/split-queue.ts';
 import { VirtioPciFunction, type VirtioPciOptions } from '../pci/virtio-pci-function.ts';
 import { ArrayMemory } from './array-memory.ts';
-import { aliasedBuffers, placeChainBuffers } from './chain-buffers.ts';
+import { aliasedBuffers, gatherWritten, placeChainBuffers } from './chain-buffers.ts';
 import type { AliasedSpec, ChainSpec, DriverRing, RawBuffer, Submitted, UsedElement } from './driver-ring.ts';
 import { PackedDriverQueue } from './packed-driver-queue.ts';
 import { TestIrq } from './test-irq.ts';
@@ -547,22 +547,10 @@ export class DriverQueue implements DriverRing {
       if (!chain) throw new Error(`queue ${this.index}: device used head ${head}, which is not in flight`);
       this.inFlightByHead.delete(head);
       this.free.push(...chain.descriptors);
-      out.push({ head, len, data: this.gather(chain.writable, len) });
+      out.push({ head, len, data: gatherWritten(this.memory, chain.writable, len) });
       this.lastUsedIdx = (this.lastUsedIdx + 1) & 0xffff;
     }
     return out;
-  }
-
-  private gather(regions: Region[], len: number): Uint8Array {
-    const data = new Uint8Array(Math.min(len, regions.reduce((s, r) => s + r.len, 0)));
-    let done = 0;
-    for (const r of regions) {
-      if (done >= data.length) break;
-      const n = Math.min(r.len, data.length - done);
-      data.set(this.memory.bytes.subarray(r.addr, r.addr + n), done);
-      done += n;
-    }
-    return data;
   }
 
   /** Like Linux's virtqueue_enable_cb: with EVENT_IDX, interrupt me for the next used entry. */

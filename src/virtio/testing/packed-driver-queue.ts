@@ -18,7 +18,7 @@ import type { Region } from '../queue/descriptor-chain.ts';
 import { EventSuppressField, PACKED_DESC_SIZE, PackedDescField, offWrap, splitOffWrap } from '../queue/packed-layout.ts';
 import { vringNeedEvent } from '../queue/layout.ts';
 import type { ArrayMemory } from './array-memory.ts';
-import { aliasedBuffers, placeChainBuffers } from './chain-buffers.ts';
+import { aliasedBuffers, gatherWritten, placeChainBuffers } from './chain-buffers.ts';
 import type { AliasedSpec, ChainSpec, DriverRing, RawBuffer, Submitted, UsedElement } from './driver-ring.ts';
 
 /** What the queue needs of its DriverMock (a structural type keeps the import one-way). */
@@ -250,21 +250,9 @@ export class PackedDriverQueue implements DriverRing {
         this.nextUsed -= this.size;
         this.usedWrap = !this.usedWrap;
       }
-      out.push({ head: id, len, data: this.gather(chain.writable, len) });
+      out.push({ head: id, len, data: gatherWritten(this.memory, chain.writable, len) });
     }
     return out;
-  }
-
-  private gather(regions: Region[], len: number): Uint8Array {
-    const data = new Uint8Array(Math.min(len, regions.reduce((s, r) => s + r.len, 0)));
-    let done = 0;
-    for (const r of regions) {
-      if (done >= data.length) break;
-      const n = Math.min(r.len, data.length - done);
-      data.set(this.memory.bytes.subarray(r.addr, r.addr + n), done);
-      done += n;
-    }
-    return data;
   }
 
   /** With EVENT_IDX: DESC at the next used slot; else ENABLE (off_wrap before flags). */
