@@ -57,6 +57,8 @@ import {
 import type { RelayOptions, RelayStats } from '../src/relay/index.ts';
 import { GW_IP, GW_MAC, dhcpClientFrame, ipv4Frame } from '../src/relay/testing.ts';
 import { median } from './stats.ts';
+import { FrameWaiters } from './suite/frame-waiters.ts';
+import { openRelaySocket } from './suite/relay-socket.ts';
 
 const HOST = '127.0.0.1';
 const ROOM = 'abuse';
@@ -114,7 +116,7 @@ const wsUrl = (t: Target, room = ROOM, token = TOKEN) => `ws://${HOST}:${t.port}
 class Peer {
   received = 0;
   readonly closed: Promise<number>;
-  private waiters: Array<{ pred: (d: DecodedFrame) => boolean; resolve: (d: DecodedFrame | null) => void }> = [];
+  private readonly waiters = new FrameWaiters();
   onFrame: ((d: DecodedFrame | null, raw: Uint8Array) => void) | null = null;
 
   private constructor(readonly ws: WebSocket) {
@@ -122,31 +124,17 @@ class Peer {
     ws.on('message', (data: Buffer, isBinary) => {
       if (!isBinary) return;
       this.received++;
-      if (!this.onFrame && this.waiters.length === 0) return;
+      if (!this.onFrame && this.waiters.size === 0) return;
       const raw = new Uint8Array(data);
       const d = decodeFrame(raw);
       this.onFrame?.(d, raw);
       if (!d) return;
-      const i = this.waiters.findIndex((w) => w.pred(d));
-      if (i >= 0) this.waiters.splice(i, 1)[0].resolve(d);
+      this.waiters.settle(d);
     });
   }
 
   static open(url: string): Promise<Peer> {
-    return new Promise((resolve, reject) => {
-      // A zero mask (RFC 6455 allows any key) spares the load generator the masking pass.
-      const ws = new WebSocket(url, { perMessageDeflate: false, generateMask: (m) => void m.fill(0) });
-      ws.binaryType = 'nodebuffer';
-      ws.once('unexpected-response', (_req, res) => {
-        reject(new Error(`HTTP ${res.statusCode}`));
-        ws.terminate();
-      });
-      ws.once('error', reject);
-      ws.once('open', () => {
-        ws.on('error', () => undefined);
-        resolve(new Peer(ws));
-      });
-    });
+    return openRelaySocket(url, (ws) => new Peer(ws));
   }
 
   send(f: Uint8Array | string): void {
@@ -155,20 +143,7 @@ class Peer {
 
   /** The next frame matching `pred`, or null after `ms`. */
   wait(pred: (d: DecodedFrame) => boolean, ms = 3000): Promise<DecodedFrame | null> {
-    return new Promise((resolve) => {
-      const w = {
-        pred,
-        resolve: (d: DecodedFrame | null) => {
-          clearTimeout(t);
-          resolve(d);
-        },
-      };
-      const t = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(w), 1);
-        resolve(null);
-      }, ms);
-      this.waiters.push(w);
-    });
+    return this.waiters.next(pred, ms);
   }
 
   /** Waits until our own send buffer is below `bytes` (so the flood is paced by the relay, not our memory). */

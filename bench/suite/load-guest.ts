@@ -42,11 +42,11 @@ import {
   readU32,
   u32Bytes,
 } from '../../src/wire/index.ts';
+import { FrameWaiters } from './frame-waiters.ts';
 import type { PingLedger } from './ping-ledger.ts';
+import { openRelaySocket } from './relay-socket.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-type Waiter = { pred: (d: DecodedFrame) => boolean; resolve: (d: DecodedFrame | null) => void; timer: NodeJS.Timeout };
 
 export class LoadGuest {
   ip = 0;
@@ -57,7 +57,7 @@ export class LoadGuest {
   received = 0;
   foreignUnicast = 0;
   private seq = 0;
-  private readonly waiters: Waiter[] = [];
+  private readonly waiters = new FrameWaiters();
   /** Where echo replies are booked, by ICMP id. */
   readonly ledgers = new Map<number, PingLedger>();
   private tcpHandler: ((d: DecodedFrame) => void) | null = null;
@@ -76,20 +76,7 @@ export class LoadGuest {
   }
 
   static open(url: string, mac: Uint8Array, id: number): Promise<LoadGuest> {
-    return new Promise((resolve, reject) => {
-      // A zero mask (RFC 6455 allows any key) spares the generator the masking pass.
-      const ws = new WebSocket(url, { perMessageDeflate: false, generateMask: (m) => void m.fill(0) });
-      ws.binaryType = 'nodebuffer';
-      ws.once('unexpected-response', (_req, res) => {
-        reject(new Error(`HTTP ${res.statusCode}`));
-        ws.terminate();
-      });
-      ws.once('error', reject);
-      ws.once('open', () => {
-        ws.on('error', () => undefined);
-        resolve(new LoadGuest(ws, mac, id));
-      });
-    });
+    return openRelaySocket(url, (ws) => new LoadGuest(ws, mac, id));
   }
 
   get open(): boolean {
@@ -125,29 +112,12 @@ export class LoadGuest {
         this.ledgers.get(d.icmp.id)?.reply(d.icmp.id * 65536 + d.icmp.seq, performance.now());
       }
     } else if (d.tcp) this.tcpHandler?.(d);
-    for (let i = 0; i < this.waiters.length; i++) {
-      const w = this.waiters[i];
-      if (!w.pred(d)) continue;
-      this.waiters.splice(i, 1);
-      clearTimeout(w.timer);
-      w.resolve(d);
-      break;
-    }
+    this.waiters.settle(d);
   }
 
   /** The next frame matching `pred` (registered before the frame that provokes it is sent), or null after `ms`. */
   wait(pred: (d: DecodedFrame) => boolean, ms: number): Promise<DecodedFrame | null> {
-    return new Promise((resolve) => {
-      const w: Waiter = {
-        pred,
-        resolve,
-        timer: setTimeout(() => {
-          this.waiters.splice(this.waiters.indexOf(w), 1);
-          resolve(null);
-        }, ms),
-      };
-      this.waiters.push(w);
-    });
+    return this.waiters.next(pred, ms);
   }
 
   private dhcp(type: number, xid: number, extra: Array<[number, Uint8Array]> = []): void {

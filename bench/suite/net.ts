@@ -20,9 +20,8 @@ export const NICS = [
 ] as const;
 export type NicId = (typeof NICS)[number]['id'];
 
-export interface NicResult {
-  /** Median RTT of each round's pings, ms. */
-  pingMs: Figure;
+/** transferBothWays() over the rounds. */
+export interface TransferResult {
   downMiBps: Figure;
   upMiBps: Figure;
   /** Guest instructions per MiB received / sent. */
@@ -32,6 +31,11 @@ export interface NicResult {
   kicksPerFrame?: Figure;
   irqsPerFrame?: Figure;
   hostUsPerFrame?: Figure;
+}
+
+export interface NicResult extends TransferResult {
+  /** Median RTT of each round's pings, ms. */
+  pingMs: Figure;
 }
 
 export interface NetResults {
@@ -116,6 +120,39 @@ export interface TransferFigures {
   costs?: { kicksPerFrame: number; irqsPerFrame: number; hostUsPerFrame: number };
 }
 
+/** One guest's transferBothWays() figures, a sample a round. */
+export class TransferSamples {
+  private readonly down: number[] = [];
+  private readonly up: number[] = [];
+  private readonly downI: number[] = [];
+  private readonly upI: number[] = [];
+  private readonly kicks: number[] = [];
+  private readonly irqs: number[] = [];
+  private readonly host: number[] = [];
+
+  add(t: TransferFigures): void {
+    this.down.push(t.downMiBps);
+    this.up.push(t.upMiBps);
+    this.downI.push(t.downInstrPerMiB);
+    this.upI.push(t.upInstrPerMiB);
+    if (t.costs) {
+      this.kicks.push(t.costs.kicksPerFrame);
+      this.irqs.push(t.costs.irqsPerFrame);
+      this.host.push(t.costs.hostUsPerFrame);
+    }
+  }
+
+  result(): TransferResult {
+    return {
+      downMiBps: figure(this.down),
+      upMiBps: figure(this.up),
+      downInstrPerMiB: figure(this.downI),
+      upInstrPerMiB: figure(this.upI),
+      ...(this.kicks.length ? { kicksPerFrame: figure(this.kicks), irqsPerFrame: figure(this.irqs), hostUsPerFrame: figure(this.host) } : {}),
+    };
+  }
+}
+
 /** `mib` MiB host → guest then guest → host through the NAT, with the guest's counters around each. */
 export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink: TcpEndpoint, mib: number): Promise<TransferFigures> {
   const c0 = await g.counters();
@@ -163,9 +200,9 @@ export async function benchNet(
   try {
     for (const g of Object.values(guests)) await waitLease(g);
     const raw: number[] = [];
-    const acc = Object.fromEntries(NICS.map(({ id }) => [id, { ping: [], down: [], up: [], downI: [], upI: [], kicks: [], irqs: [], host: [] }])) as unknown as Record<
+    const acc = Object.fromEntries(NICS.map(({ id }) => [id, { ping: [] as number[], transfer: new TransferSamples() }])) as Record<
       NicId,
-      Record<'ping' | 'down' | 'up' | 'downI' | 'upI' | 'kicks' | 'irqs' | 'host', number[]>
+      { ping: number[]; transfer: TransferSamples }
     >;
     await guests.ours.run(`ping -c 3 ${GATEWAY}`, 60_000); // warm-up: ARP caches, JIT
     for (let round = 0; round < rounds; round++) {
@@ -179,29 +216,14 @@ export async function benchNet(
         a.ping.push(median(rtts));
 
         const t = await transferBothWays(g, source, sink, mib);
-        a.down.push(t.downMiBps);
-        a.up.push(t.upMiBps);
-        a.downI.push(t.downInstrPerMiB);
-        a.upI.push(t.upInstrPerMiB);
-        if (t.costs) {
-          a.kicks.push(t.costs.kicksPerFrame);
-          a.irqs.push(t.costs.irqsPerFrame);
-          a.host.push(t.costs.hostUsPerFrame);
-        }
+        a.transfer.add(t);
         log(`  round ${round + 1} ${id}: ping ${median(rtts).toFixed(2)} ms, down ${t.downMiBps.toFixed(2)} MiB/s, up ${t.upMiBps.toFixed(2)} MiB/s`);
       }
     }
     const nics = {} as Record<NicId, NicResult>;
     for (const { id } of NICS) {
       const a = acc[id];
-      nics[id] = {
-        pingMs: figure(a.ping),
-        downMiBps: figure(a.down),
-        upMiBps: figure(a.up),
-        downInstrPerMiB: figure(a.downI),
-        upInstrPerMiB: figure(a.upI),
-        ...(a.kicks.length ? { kicksPerFrame: figure(a.kicks), irqsPerFrame: figure(a.irqs), hostUsPerFrame: figure(a.host) } : {}),
-      };
+      nics[id] = { pingMs: figure(a.ping), ...a.transfer.result() };
     }
     return { pings, mib, rounds, rawWsMs: figure(raw), nics };
   } finally {

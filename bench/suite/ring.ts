@@ -5,11 +5,11 @@
  * round by round (the order flips every round), so drift on a shared machine hits both.
  */
 import type { BrowserContext } from '@playwright/test';
-import { figure, cell, type Figure } from '../stats.ts';
+import { cell, type Figure } from '../stats.ts';
 import { diskCell, runJob, type DiskCell, type Sample } from './blk.ts';
 import { DISK_JOBS, type DiskJob } from './fio.ts';
 import { labGuest, type BenchGuest } from './guests.ts';
-import { GATEWAY, transferBothWays, waitLease } from './net.ts';
+import { GATEWAY, transferBothWays, TransferSamples, waitLease, type TransferResult } from './net.ts';
 import { tcpEndpoint } from './tcp-endpoint.ts';
 import type { RingLayout } from '../../src/virtio/queue/virtqueue.ts';
 
@@ -19,15 +19,7 @@ export const RING_JOBS: DiskJob[] = DISK_JOBS.filter((j) => j.bs === 4096);
 /** VIRTIO_F_RING_PACKED: the guest's /sys/bus/virtio/devices/N/features has it as character 34. */
 const PACKED_BIT = 34;
 
-export interface RingNet {
-  downMiBps: Figure;
-  upMiBps: Figure;
-  downInstrPerMiB: Figure;
-  upInstrPerMiB: Figure;
-  kicksPerFrame?: Figure;
-  irqsPerFrame?: Figure;
-  hostUsPerFrame?: Figure;
-}
+export type RingNet = TransferResult;
 
 export interface RingResults {
   seconds: number;
@@ -81,10 +73,7 @@ export async function benchRing(
     }
 
     const blk = new Map<string, Sample[]>();
-    const net = Object.fromEntries(LAYOUTS.map((l) => [l, { down: [], up: [], downI: [], upI: [], kicks: [], irqs: [], host: [] }])) as unknown as Record<
-      RingLayout,
-      Record<'down' | 'up' | 'downI' | 'upI' | 'kicks' | 'irqs' | 'host', number[]>
-    >;
+    const net = Object.fromEntries(LAYOUTS.map((l) => [l, new TransferSamples()])) as Record<RingLayout, TransferSamples>;
     for (let round = 0; round < rounds; round++) {
       for (const job of RING_JOBS) {
         for (const layout of order(round)) {
@@ -96,16 +85,7 @@ export async function benchRing(
       }
       for (const layout of order(round)) {
         const t = await transferBothWays(guests[layout], source, sink, mib);
-        const a = net[layout];
-        a.down.push(t.downMiBps);
-        a.up.push(t.upMiBps);
-        a.downI.push(t.downInstrPerMiB);
-        a.upI.push(t.upInstrPerMiB);
-        if (t.costs) {
-          a.kicks.push(t.costs.kicksPerFrame);
-          a.irqs.push(t.costs.irqsPerFrame);
-          a.host.push(t.costs.hostUsPerFrame);
-        }
+        net[layout].add(t);
         log(`  round ${round + 1} net ${layout}: down ${t.downMiBps.toFixed(2)} MiB/s, up ${t.upMiBps.toFixed(2)} MiB/s`);
       }
     }
@@ -121,16 +101,7 @@ export async function benchRing(
       })),
       net: {} as Record<RingLayout, RingNet>,
     };
-    for (const layout of LAYOUTS) {
-      const a = net[layout];
-      results.net[layout] = {
-        downMiBps: figure(a.down),
-        upMiBps: figure(a.up),
-        downInstrPerMiB: figure(a.downI),
-        upInstrPerMiB: figure(a.upI),
-        ...(a.kicks.length ? { kicksPerFrame: figure(a.kicks), irqsPerFrame: figure(a.irqs), hostUsPerFrame: figure(a.host) } : {}),
-      };
-    }
+    for (const layout of LAYOUTS) results.net[layout] = net[layout].result();
     return results;
   } finally {
     for (const g of Object.values(guests)) await g.close();

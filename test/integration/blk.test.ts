@@ -9,22 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNodeVm, type NodeVm } from '../../src/vm/node/node-machine.ts';
-
-const MiB = 1 << 20;
-const BOOT_TIMEOUT = 120_000;
-
-function blankImage(dir: string, name: string, size = 64 * MiB): string {
-  const p = path.join(dir, name);
-  fs.writeFileSync(p, '');
-  fs.truncateSync(p, size);
-  return p;
-}
-
-async function sh(vm: NodeVm, cmd: string, timeoutMs = 60_000): Promise<string> {
-  const r = await vm.session.run(cmd, { timeoutMs });
-  if (r.status !== 0) throw new Error(`guest command failed (${r.status}): ${cmd}\n${r.output}`);
-  return r.output.trim();
-}
+import { blankImage, BOOT_TIMEOUT, MiB, sh } from './guest.ts';
 
 const blkStats = (vm: NodeVm) => vm.machine.deviceStats().find((d) => d.name === 'virtio-blk')!;
 

@@ -5,26 +5,15 @@
  * PackedQueue, and the blk (dd + md5, fio verify), net (DHCP, ping, wget and nc with md5)
  * and rng checks of the split-ring tests pass unchanged.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attachRelay, type Relay } from '../../src/relay/index.ts';
 import { startNodeVm, type NodeVm } from '../../src/vm/node/node-machine.ts';
+import { blankImage, BOOT_TIMEOUT, md5, MiB, sh, startNetLab, statsOf, type NetLab } from './guest.ts';
 
-const MiB = 1 << 20;
-const BOOT_TIMEOUT = 120_000;
 /** VIRTIO_F_RING_PACKED: character 34 of the features file (bit 0 first). */
 const RING_PACKED_BIT = 34;
-
-async function sh(vm: NodeVm, cmd: string, timeoutMs = 60_000): Promise<string> {
-  const r = await vm.session.run(cmd, { timeoutMs });
-  if (r.status !== 0) throw new Error(`guest command failed (${r.status}): ${cmd}\n${r.output}`);
-  return r.output.trim();
-}
 
 /** Each virtio device's name and its negotiated features as the guest shows them. */
 async function guestFeatures(vm: NodeVm): Promise<Array<{ dev: string; features: string }>> {
@@ -49,17 +38,13 @@ function engineLayouts(vm: NodeVm): Record<string, string[]> {
   return out;
 }
 
-const statsOf = (vm: NodeVm, name: string) => vm.machine.deviceStats().find((d) => d.name === name)!;
-
 describe('packed rings in the real guest: blk, rng, console', () => {
   let dir: string;
   let vm: NodeVm;
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'virtio-lab-packed-'));
-    const image = path.join(dir, 'packed.img');
-    fs.writeFileSync(image, '');
-    fs.truncateSync(image, 64 * MiB);
+    const image = blankImage(dir, 'packed.img');
     vm = await startNodeVm({ disk: { path: image, name: 'packed-disk' }, devices: { ring: 'packed' } });
     await vm.session.ready;
   }, BOOT_TIMEOUT);
@@ -114,83 +99,37 @@ describe('packed rings in the real guest: blk, rng, console', () => {
 });
 
 describe('packed rings in the real guest: net through our relay', () => {
-  let relayServer: Server;
-  let relay: Relay;
-  let files: Server;
-  let sink: TcpServer;
-  let vm: NodeVm;
-  let filesPort = 0;
-  let sinkPort = 0;
-  const payload = randomBytes(256 * 1024);
-  const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
-  const uploads: Promise<string>[] = [];
-  const listen = (s: Server | TcpServer) =>
-    new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)));
+  let lab: NetLab;
 
   beforeAll(async () => {
-    relayServer = createHttpServer((_, res) => res.writeHead(404).end());
-    relay = attachRelay(relayServer);
-    const relayPort = await listen(relayServer);
-    files = createHttpServer((req, res) => {
-      if (req.url === '/payload.bin') res.writeHead(200, { 'content-length': payload.length }).end(payload);
-      else res.writeHead(404).end();
-    });
-    filesPort = await listen(files);
-    sink = createTcpServer((sock) => {
-      uploads.push(
-        new Promise((resolve) => {
-          const chunks: Buffer[] = [];
-          let n = 0;
-          sock.on('data', (c: Buffer) => {
-            chunks.push(c);
-            n += c.length;
-            if (n >= payload.length) {
-              resolve(md5(Buffer.concat(chunks).subarray(0, payload.length)));
-              sock.end();
-            }
-          });
-        }),
-      );
-    });
-    sinkPort = await listen(sink);
-    vm = await startNodeVm({ net: { relayUrl: `ws://127.0.0.1:${relayPort}/relay/packed` }, devices: { ring: 'packed' } });
-    await vm.session.ready;
-    const lease = await vm.session.run(
-      'for i in $(seq 50); do ip -4 addr show eth0 | grep -q inet && break; sleep 0.2; done; ip -4 addr show eth0',
-      { timeoutMs: 30_000 },
-    );
-    expect(lease.output).toMatch(/inet 10\.0\.2\.\d+\/24/);
+    lab = await startNetLab('packed', { ring: 'packed' });
   }, BOOT_TIMEOUT);
 
   afterAll(async () => {
-    await vm?.stop();
-    await relay?.close();
-    relayServer?.close();
-    files?.close();
-    sink?.close();
+    await lab?.stop();
   });
 
   it('virtio_net negotiates VIRTIO_F_RING_PACKED and its queues are PackedQueues; DHCP configured eth0', async () => {
-    const eth0 = await sh(vm, 'basename $(readlink /sys/class/net/eth0/device)');
-    const features = await sh(vm, `cat /sys/bus/virtio/devices/${eth0}/features`);
+    const eth0 = await sh(lab.vm, 'basename $(readlink /sys/class/net/eth0/device)');
+    const features = await sh(lab.vm, `cat /sys/bus/virtio/devices/${eth0}/features`);
     expect(features[RING_PACKED_BIT]).toBe('1');
-    expect(new Set(engineLayouts(vm)['virtio-net'])).toEqual(new Set(['packed']));
-    expect(await sh(vm, 'ip route')).toMatch(/default via 10\.0\.2\.2/);
+    expect(new Set(engineLayouts(lab.vm)['virtio-net'])).toEqual(new Set(['packed']));
+    expect(await sh(lab.vm, 'ip route')).toMatch(/default via 10\.0\.2\.2/);
   });
 
   it('pings the gateway', async () => {
-    expect(await sh(vm, 'ping -c 5 -i 0.2 10.0.2.2')).toMatch(/5 packets transmitted, 5 packets received, 0% packet loss/);
+    expect(await sh(lab.vm, 'ping -c 5 -i 0.2 10.0.2.2')).toMatch(/5 packets transmitted, 5 packets received, 0% packet loss/);
   });
 
   it('downloads with wget and uploads with nc through the NAT (md5 both ways)', async () => {
-    const got = await sh(vm, `wget -q -O /tmp/p.bin http://10.0.2.2:${filesPort}/payload.bin && md5sum /tmp/p.bin`);
-    expect(got.split(' ')[0]).toBe(md5(payload));
-    await sh(vm, `nc 10.0.2.2 ${sinkPort} < /tmp/p.bin`);
-    expect(uploads).toHaveLength(1);
-    expect(await uploads[0]).toBe(md5(payload));
-    const stats = statsOf(vm, 'virtio-net');
-    expect(stats.extra.txBytes).toBeGreaterThan(payload.length);
-    expect(stats.extra.rxBytes).toBeGreaterThan(payload.length);
-    expect(vm.deviceErrors).toEqual([]);
+    const got = await sh(lab.vm, `wget -q -O /tmp/p.bin http://10.0.2.2:${lab.filesPort}/payload.bin && md5sum /tmp/p.bin`);
+    expect(got.split(' ')[0]).toBe(md5(lab.payload));
+    await sh(lab.vm, `nc 10.0.2.2 ${lab.sinkPort} < /tmp/p.bin`);
+    expect(lab.uploads).toHaveLength(1);
+    expect(await lab.uploads[0]).toBe(md5(lab.payload));
+    const stats = statsOf(lab.vm, 'virtio-net');
+    expect(stats.extra.txBytes).toBeGreaterThan(lab.payload.length);
+    expect(stats.extra.rxBytes).toBeGreaterThan(lab.payload.length);
+    expect(lab.vm.deviceErrors).toEqual([]);
   }, 130_000);
 });

@@ -7,9 +7,9 @@
 import type { ChainView, EventSuppressView, PackedRingView as PackedView, PackedSlotRow, QueueSnapshot, Unreadable } from '../../virtio/inspect/types.ts';
 import { VIRTQ_DESC_F_AVAIL, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_USED, VIRTQ_DESC_F_WRITE } from '../../virtio/constants.ts';
 import { help } from './glossary.ts';
+import { IndirectRow, isUnreadable } from './IndirectRow.tsx';
 import { Suppressed } from './Suppressed.tsx';
 
-const isUnreadable = (v: object): v is Unreadable => 'unreadable' in v;
 const hex = (n: number) => `0x${n.toString(16)}`;
 const bit = (w: boolean) => (w ? 1 : 0);
 const STATE_OF_LETTER: Record<string, string> = { a: 'available', f: 'in-flight', u: 'used', '·': 'free' };
@@ -75,30 +75,20 @@ function SlotRows({ q, rows, p }: { q: number; rows: readonly PackedSlotRow[]; p
             </td>
           </tr>
           {d.indirect && (
-            <tr>
-              <td />
-              <td colSpan={6} className="ins-indirect">
-                {isUnreadable(d.indirect) ? (
-                  <span className="ins-err">{d.indirect.unreadable}</span>
-                ) : (
-                  <details open={d.indirect.length <= 4}>
-                    <summary title={help('INDIRECT')}>indirect table · {Math.floor(d.len / 16)} descriptors (§2.8.7)</summary>
-                    <table>
-                      <tbody>
-                        {d.indirect.map((e) => (
-                          <tr key={e.index}>
-                            <td>↳{e.index}</td>
-                            <td>{hex(e.addr)}</td>
-                            <td>{e.len}</td>
-                            <td>{e.flags & VIRTQ_DESC_F_WRITE ? <i className="w">W</i> : ''}</td>
-                          </tr>
-                        ))}
-                      </tbody>
-                    </table>
-                  </details>
-                )}
-              </td>
-            </tr>
+            <IndirectRow colSpan={6} table={d.indirect} summary={() => <summary title={help('INDIRECT')}>indirect table · {Math.floor(d.len / 16)} descriptors (§2.8.7)</summary>}>
+              {(rows) => (
+                <tbody>
+                  {rows.map((e) => (
+                    <tr key={e.index}>
+                      <td>↳{e.index}</td>
+                      <td>{hex(e.addr)}</td>
+                      <td>{e.len}</td>
+                      <td>{e.flags & VIRTQ_DESC_F_WRITE ? <i className="w">W</i> : ''}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              )}
+            </IndirectRow>
           )}
         </tbody>
       ))}

@@ -6,11 +6,11 @@
 import type { AvailView, ChainView, DescRow, QueueSnapshot, Unreadable, UsedView } from '../../virtio/inspect/types.ts';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY } from '../../virtio/constants.ts';
 import { help } from './glossary.ts';
+import { IndirectRow, isUnreadable } from './IndirectRow.tsx';
 import { target } from './targets.ts';
 import { PackedRingBody } from './PackedRingView.tsx';
 import { Suppressed } from './Suppressed.tsx';
 
-const isUnreadable = (v: object): v is Unreadable => 'unreadable' in v;
 const hex = (n: number) => `0x${n.toString(16)}`;
 
 function Flags({ flags }: { flags: number }) {
@@ -44,24 +44,18 @@ function DescRows({ q, rows, chainOf, nested }: { q: number; rows: readonly Desc
               <td>{d.flags & VIRTQ_DESC_F_NEXT ? `→ ${d.next}` : ''}</td>
             </tr>
             {d.indirect && (
-              <tr>
-                <td />
-                <td colSpan={5} className="ins-indirect">
-                  {isUnreadable(d.indirect) ? (
-                    <span className="ins-err">{d.indirect.unreadable}</span>
-                  ) : (
-                    <details open={d.indirect.length <= 4}>
-                      <summary>
-                        indirect table · {Math.floor(d.len / 16)} descriptors
-                        {d.indirect.length < Math.floor(d.len / 16) ? ` (first ${d.indirect.length} shown)` : ''}
-                      </summary>
-                      <table>
-                        <DescRows q={q} rows={d.indirect} chainOf={chainOf} nested />
-                      </table>
-                    </details>
-                  )}
-                </td>
-              </tr>
+              <IndirectRow
+                colSpan={5}
+                table={d.indirect}
+                summary={(rows) => (
+                  <summary>
+                    indirect table · {Math.floor(d.len / 16)} descriptors
+                    {rows.length < Math.floor(d.len / 16) ? ` (first ${rows.length} shown)` : ''}
+                  </summary>
+                )}
+              >
+                {(rows) => <DescRows q={q} rows={rows} chainOf={chainOf} nested />}
+              </IndirectRow>
             )}
           </tbody>
         );

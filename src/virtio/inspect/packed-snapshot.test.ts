@@ -1,35 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import {
-  Feature,
   VIRTQ_DESC_F_AVAIL as AVAIL,
   VIRTQ_DESC_F_INDIRECT as INDIRECT,
   VIRTQ_DESC_F_NEXT as NEXT,
   VIRTQ_DESC_F_USED as USED,
   VIRTQ_DESC_F_WRITE as WRITE,
-  featureBit,
-  features,
 } from '../constants.ts';
-import { PackedQueue } from '../queue/packed-queue.ts';
 import { offWrap } from '../queue/packed-layout.ts';
-import { DriverMock } from '../testing/driver-mock.ts';
-import { LoopbackDevice } from '../testing/loopback-device.ts';
-import { PackedDriverQueue } from '../testing/packed-driver-queue.ts';
+import { PACKED_NO_EVENT_IDX as NO_EVENT_IDX, packedLoopback, type PackedLoopbackOptions } from '../testing/packed-loopback.ts';
 import { measure } from '../testing/work-meter.ts';
 import { snapshotFunction } from './function-snapshot.ts';
 import { PACKED_LIMITS } from './packed-snapshot.ts';
 import { DEFAULT_LIMITS } from './queue-snapshot.ts';
 import type { EventSuppressView, PackedRingView, QueueSnapshot } from './types.ts';
 
-const PACKED = featureBit(Feature.VIRTIO_F_RING_PACKED);
-const ALL = features(Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_RING_INDIRECT_DESC, Feature.VIRTIO_F_RING_EVENT_IDX) | PACKED;
-const NO_EVENT_IDX = features(Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_RING_INDIRECT_DESC) | PACKED;
-
-function setup(opts: { size?: number; held?: boolean; features?: bigint; memorySize?: number } = {}) {
-  const device = new LoopbackDevice({ maxQueueSize: opts.size ?? 8, autoComplete: !opts.held });
-  const t = DriverMock.create(device, { memorySize: opts.memorySize ?? 1 << 16, pci: { ring: 'packed' } });
-  const [q] = t.initRings({ features: opts.features ?? ALL });
-  const engine = t.fn.queue(0);
-  if (!(q instanceof PackedDriverQueue) || !(engine instanceof PackedQueue)) throw new Error('not packed');
+function setup(opts: Pick<PackedLoopbackOptions, 'size' | 'held' | 'features' | 'memorySize'> = {}) {
+  const { device, t, q, engine } = packedLoopback(opts);
   const snap = (): QueueSnapshot => snapshotFunction(t.fn).queues[0]!;
   const ring = (s = snap()): PackedRingView => {
     if (!s.packed) throw new Error('no packed view');

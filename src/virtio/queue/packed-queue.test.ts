@@ -9,7 +9,6 @@ import {
   VIRTQ_DESC_F_NEXT as NEXT,
   VIRTQ_DESC_F_USED as USED,
   VIRTQ_DESC_F_WRITE as WRITE,
-  featureBit,
   features,
 } from '../constants.ts';
 import { maxDescriptorReadsPerKick } from '../budget.ts';
@@ -20,19 +19,9 @@ import { VirtqueueError } from './errors.ts';
 import { PackedQueue } from './packed-queue.ts';
 import { offWrap } from './packed-layout.ts';
 import { ArrayMemory } from '../testing/array-memory.ts';
+import { PACKED, PACKED_ALL as ALL, PACKED_NO_EVENT_IDX as NO_EVENT_IDX, packedLoopback, type PackedLoopbackOptions } from '../testing/packed-loopback.ts';
 
-const PACKED = featureBit(Feature.VIRTIO_F_RING_PACKED);
-const ALL = features(Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_RING_INDIRECT_DESC, Feature.VIRTIO_F_RING_EVENT_IDX) | PACKED;
-const NO_EVENT_IDX = features(Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_RING_INDIRECT_DESC) | PACKED;
-
-function setup(opts: { size?: number; held?: boolean; features?: bigint; startIdx?: number; queueSize?: number } = {}) {
-  const device = new LoopbackDevice({ maxQueueSize: opts.size ?? 8, autoComplete: !opts.held });
-  const t = DriverMock.create(device, { memorySize: 1 << 16, pci: { ring: 'packed' } });
-  const [q] = t.initRings({ features: opts.features ?? ALL, startIdx: opts.startIdx, size: opts.queueSize });
-  const engine = t.fn.queue(0);
-  if (!(q instanceof PackedDriverQueue) || !(engine instanceof PackedQueue)) throw new Error('not packed');
-  return { device, t, q, engine };
-}
+const setup = (opts: Omit<PackedLoopbackOptions, 'memorySize'> = {}) => packedLoopback(opts);
 
 describe('transport: offering and negotiating VIRTIO_F_RING_PACKED', () => {
   it('offers bit 34 only when created with ring packed, and builds a PackedQueue only when the driver takes it', () => {

@@ -35,7 +35,8 @@ import {
   VIRTQ_DESC_F_WRITE,
 } from '../constants.ts';
 import type { DescriptorChain, Region } from './descriptor-chain.ts';
-import { VirtqueueError } from './errors.ts';
+import { requireRingArea, unexpectedReason, VirtqueueError } from './errors.ts';
+import { gatedPending, gateOpen, spendGateCredit } from './queue-gate.ts';
 import { vringNeedEvent } from './layout.ts';
 import {
   EVENT_SUPPRESS_SIZE,
@@ -134,12 +135,7 @@ export class PackedQueue implements Virtqueue {
     }
     const ramSize = memory.size;
     this.ramSize = ramSize;
-    const area = (what: string, addr: number, len: number, align: number) => {
-      if (addr % align !== 0) throw new VirtqueueError(index, `${what} at ${hex(addr)} is not ${align}-byte aligned`);
-      if (addr + len > ramSize) {
-        throw new VirtqueueError(index, `${what} [${hex(addr)}, +${len}) is outside guest RAM (${hex(ramSize)} bytes)`);
-      }
-    };
+    const area = (what: string, addr: number, len: number, align: number) => requireRingArea(index, ramSize, what, addr, len, align);
     area('descriptor ring', config.descRing, packedRingBytes(size), PackedRingAlign.DESC);
     area('driver event suppression', config.driverEvent, EVENT_SUPPRESS_SIZE, PackedRingAlign.DRIVER);
     area('device event suppression', config.deviceEvent, EVENT_SUPPRESS_SIZE, PackedRingAlign.DEVICE);
@@ -229,8 +225,7 @@ export class PackedQueue implements Virtqueue {
   }
 
   private unexpected(error: unknown): never {
-    if (error instanceof VirtqueueError) throw error;
-    return this.fail(`unexpected ${error instanceof Error ? error.message : String(error)}`);
+    return this.fail(unexpectedReason(error));
   }
 
   private flagsAt(slot: number): number {
@@ -260,8 +255,7 @@ export class PackedQueue implements Virtqueue {
     } catch (error) {
       return this.unexpected(error);
     }
-    const gate = this.gate;
-    return gate?.frozen ? Math.min(chains, gate.credits) : chains;
+    return gatedPending(this.gate, chains);
   }
 
   /** Whether the descriptor at `nextAvail` is available (one 2-byte read). */
@@ -272,7 +266,7 @@ export class PackedQueue implements Virtqueue {
   pop(): DescriptorChain | null {
     if (!this.live) return null;
     const gate = this.gate;
-    if (gate?.frozen && gate.credits <= 0) return null;
+    if (!gateOpen(gate)) return null;
     try {
       if (!this.headAvailable()) {
         this.publishAvailEvent();
@@ -293,7 +287,7 @@ export class PackedQueue implements Virtqueue {
       this.inFlightCount++;
       this.inFlightDescriptors += slots;
       this.requests++;
-      if (gate?.frozen) gate.credits--;
+      spendGateCredit(gate);
       this.publishAvailEvent();
       this.observer?.popped(this, chain);
       return chain;
@@ -475,9 +469,7 @@ export class PackedQueue implements Virtqueue {
     if (!this.live) return false;
     this.publishEnable();
     try {
-      const gate = this.gate;
-      if (gate?.frozen && gate.credits <= 0) return false;
-      return this.headAvailable();
+      return gateOpen(this.gate) && this.headAvailable();
     } catch (error) {
       return this.unexpected(error);
     }

@@ -24,7 +24,8 @@ import {
   VRING_USED_F_NO_NOTIFY,
 } from '../constants.ts';
 import type { DescriptorChain, Region } from './descriptor-chain.ts';
-import { VirtqueueError } from './errors.ts';
+import { requireRingArea, unexpectedReason, VirtqueueError } from './errors.ts';
+import { gatedPending, gateOpen, spendGateCredit } from './queue-gate.ts';
 import type { QueueGate, QueueObserver, SplitQueueState, Virtqueue } from './virtqueue.ts';
 import {
   DESC_SIZE,
@@ -112,17 +113,7 @@ export class SplitQueue implements Virtqueue {
     }
     const ramSize = memory.size;
     this.ramSize = ramSize;
-    const area = (what: string, addr: number, len: number, align: number) => {
-      if (addr % align !== 0) {
-        throw new VirtqueueError(index, `${what} at ${hex(addr)} is not ${align}-byte aligned`);
-      }
-      if (addr + len > ramSize) {
-        throw new VirtqueueError(
-          index,
-          `${what} [${hex(addr)}, +${len}) is outside guest RAM (${hex(ramSize)} bytes)`,
-        );
-      }
-    };
+    const area = (what: string, addr: number, len: number, align: number) => requireRingArea(index, ramSize, what, addr, len, align);
     area('descriptor table', config.descTable, descTableBytes(size), RingAlign.DESC);
     area('avail ring', config.availRing, availRingBytes(size, eventIdx), RingAlign.AVAIL);
     area('used ring', config.usedRing, usedRingBytes(size, eventIdx), RingAlign.USED);
@@ -216,15 +207,14 @@ export class SplitQueue implements Virtqueue {
     } catch (error) {
       return this.unexpected(error);
     }
-    const gate = this.gate;
-    return gate?.frozen ? Math.min(pending, gate.credits) : pending;
+    return gatedPending(this.gate, pending);
   }
 
   /** Next available chain, or null when the ring is empty (or the queue is not live). */
   pop(): DescriptorChain | null {
     if (!this.live) return null;
     const gate = this.gate;
-    if (gate?.frozen && gate.credits <= 0) return null;
+    if (!gateOpen(gate)) return null;
     try {
       const availIdx = this.readAvailIdx();
       if (availIdx === this.lastAvailIdx) {
@@ -242,7 +232,7 @@ export class SplitQueue implements Virtqueue {
       this.inFlightWritable[head] = chain.writableLength;
       this.inFlightCount++;
       this.requests++;
-      if (gate?.frozen) gate.credits--;
+      spendGateCredit(gate);
       this.publishAvailEvent();
       this.observer?.popped(this, chain);
       return chain;
@@ -256,8 +246,7 @@ export class SplitQueue implements Virtqueue {
    * our checks) into a broken queue; a VirtqueueError (already reported) passes through.
    */
   private unexpected(error: unknown): never {
-    if (error instanceof VirtqueueError) throw error;
-    return this.fail(`unexpected ${error instanceof Error ? error.message : String(error)}`);
+    return this.fail(unexpectedReason(error));
   }
 
   private walkChain(head: number): DescriptorChain {

@@ -31,6 +31,7 @@ import { PackedQueue } from '../queue/packed-queue.ts';
 import { SplitQueue } from '../queue/split-queue.ts';
 import { VirtioPciFunction, type VirtioPciOptions } from '../pci/virtio-pci-function.ts';
 import { ArrayMemory } from './array-memory.ts';
+import { aliasedBuffers, gatherWritten, placeChainBuffers } from './chain-buffers.ts';
 import type { AliasedSpec, ChainSpec, DriverRing, RawBuffer, Submitted, UsedElement } from './driver-ring.ts';
 import { PackedDriverQueue } from './packed-driver-queue.ts';
 import { TestIrq } from './test-irq.ts';
@@ -389,28 +390,7 @@ export class DriverQueue implements DriverRing {
 
   /** Put a chain in the avail ring (not kicked yet). */
   add(spec: ChainSpec): Submitted {
-    const readableParts: Array<{ addr: number; len: number; write: boolean }> = [];
-    for (const bytes of spec.readable ?? []) {
-      const addr = this.driver.buffers.alloc(bytes.length, 8);
-      this.memory.write(addr, bytes);
-      readableParts.push({ addr, len: bytes.length, write: false });
-    }
-    const writable: Region[] = [];
-    const writableParts: typeof readableParts = [];
-    for (const len of spec.writable ?? []) {
-      const addr = this.driver.buffers.alloc(len, 8);
-      this.memory.bytes.fill(0xee, addr, addr + len); // poison: shows what the device did not write
-      writableParts.push({ addr, len, write: true });
-      writable.push({ addr, len });
-    }
-    const parts: typeof readableParts = [];
-    for (const write of spec.order ?? []) {
-      const next = (write ? writableParts : readableParts).shift();
-      if (next) parts.push(next);
-    }
-    parts.push(...readableParts, ...writableParts);
-    if (parts.length === 0) throw new Error('empty chain');
-
+    const { buffers: parts, writable } = placeChainBuffers(spec, this.memory, this.driver.buffers);
     const flagsOf = (p: { write: boolean }, last: boolean) => (p.write ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT);
     let descriptors: number[];
     if (spec.indirect) {
@@ -486,11 +466,7 @@ export class DriverQueue implements DriverRing {
 
   /** Aliased buffers (many descriptors over the same RAM): one chain, direct or indirect. */
   addAliased(spec: AliasedSpec): Submitted {
-    const buffers = Array.from({ length: spec.count }, (_, k) => {
-      const write = k >= spec.readable;
-      return write ? { addr: spec.writeAddr ?? spec.addr, len: spec.len, write } : { addr: spec.addr, len: spec.readLen ?? spec.len, write };
-    });
-    const writable = buffers.filter((b) => b.write && b.len > 0).map(({ addr, len }) => ({ addr, len }));
+    const { buffers, writable } = aliasedBuffers(spec);
     if (spec.indirect) return this.addIndirectAt(this.writeTable(buffers), spec.count, writable);
     return this.addDirect(buffers, writable);
   }
@@ -571,22 +547,10 @@ export class DriverQueue implements DriverRing {
       if (!chain) throw new Error(`queue ${this.index}: device used head ${head}, which is not in flight`);
       this.inFlightByHead.delete(head);
       this.free.push(...chain.descriptors);
-      out.push({ head, len, data: this.gather(chain.writable, len) });
+      out.push({ head, len, data: gatherWritten(this.memory, chain.writable, len) });
       this.lastUsedIdx = (this.lastUsedIdx + 1) & 0xffff;
     }
     return out;
-  }
-
-  private gather(regions: Region[], len: number): Uint8Array {
-    const data = new Uint8Array(Math.min(len, regions.reduce((s, r) => s + r.len, 0)));
-    let done = 0;
-    for (const r of regions) {
-      if (done >= data.length) break;
-      const n = Math.min(r.len, data.length - done);
-      data.set(this.memory.bytes.subarray(r.addr, r.addr + n), done);
-      done += n;
-    }
-    return data;
   }
 
   /** Like Linux's virtqueue_enable_cb: with EVENT_IDX, interrupt me for the next used entry. */

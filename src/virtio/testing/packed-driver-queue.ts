@@ -18,6 +18,7 @@ import type { Region } from '../queue/descriptor-chain.ts';
 import { EventSuppressField, PACKED_DESC_SIZE, PackedDescField, offWrap, splitOffWrap } from '../queue/packed-layout.ts';
 import { vringNeedEvent } from '../queue/layout.ts';
 import type { ArrayMemory } from './array-memory.ts';
+import { aliasedBuffers, gatherWritten, placeChainBuffers } from './chain-buffers.ts';
 import type { AliasedSpec, ChainSpec, DriverRing, RawBuffer, Submitted, UsedElement } from './driver-ring.ts';
 
 /** What the queue needs of its DriverMock (a structural type keeps the import one-way). */
@@ -146,27 +147,7 @@ export class PackedDriverQueue implements DriverRing {
   }
 
   add(spec: ChainSpec): Submitted {
-    const readableParts: Array<RawBuffer & { write: boolean }> = [];
-    for (const bytes of spec.readable ?? []) {
-      const addr = this.driver.buffers.alloc(bytes.length, 8);
-      this.memory.write(addr, bytes);
-      readableParts.push({ addr, len: bytes.length, write: false });
-    }
-    const writable: Region[] = [];
-    const writableParts: typeof readableParts = [];
-    for (const len of spec.writable ?? []) {
-      const addr = this.driver.buffers.alloc(len, 8);
-      this.memory.bytes.fill(0xee, addr, addr + len); // poison: shows what the device did not write
-      writableParts.push({ addr, len, write: true });
-      writable.push({ addr, len });
-    }
-    const parts: typeof readableParts = [];
-    for (const write of spec.order ?? []) {
-      const next = (write ? writableParts : readableParts).shift();
-      if (next) parts.push(next);
-    }
-    parts.push(...readableParts, ...writableParts);
-    if (parts.length === 0) throw new Error('empty chain');
+    const { buffers: parts, writable } = placeChainBuffers(spec, this.memory, this.driver.buffers);
     if (spec.indirect) {
       const table = this.writeTable(parts);
       return this.publishList([{ addr: table, len: PACKED_DESC_SIZE * parts.length, flags: VIRTQ_DESC_F_INDIRECT }], writable);
@@ -209,11 +190,7 @@ export class PackedDriverQueue implements DriverRing {
   }
 
   addAliased(spec: AliasedSpec): Submitted {
-    const buffers = Array.from({ length: spec.count }, (_, k) => {
-      const write = k >= spec.readable;
-      return write ? { addr: spec.writeAddr ?? spec.addr, len: spec.len, write } : { addr: spec.addr, len: spec.readLen ?? spec.len, write };
-    });
-    const writable = buffers.filter((b) => b.write && b.len > 0).map(({ addr, len }) => ({ addr, len }));
+    const { buffers, writable } = aliasedBuffers(spec);
     if (spec.indirect) return this.addIndirectAt(this.writeTable(buffers), spec.count, writable);
     return this.publishList(buffers.map((b) => ({ addr: b.addr, len: b.len, flags: b.write ? VIRTQ_DESC_F_WRITE : 0 })), writable);
   }
@@ -273,21 +250,9 @@ export class PackedDriverQueue implements DriverRing {
         this.nextUsed -= this.size;
         this.usedWrap = !this.usedWrap;
       }
-      out.push({ head: id, len, data: this.gather(chain.writable, len) });
+      out.push({ head: id, len, data: gatherWritten(this.memory, chain.writable, len) });
     }
     return out;
-  }
-
-  private gather(regions: Region[], len: number): Uint8Array {
-    const data = new Uint8Array(Math.min(len, regions.reduce((s, r) => s + r.len, 0)));
-    let done = 0;
-    for (const r of regions) {
-      if (done >= data.length) break;
-      const n = Math.min(r.len, data.length - done);
-      data.set(this.memory.bytes.subarray(r.addr, r.addr + n), done);
-      done += n;
-    }
-    return data;
   }
 
   /** With EVENT_IDX: DESC at the next used slot; else ENABLE (off_wrap before flags). */

@@ -162,15 +162,18 @@ function writeRawDesc(t: DriverMock, at: number, d: Desc): void {
   t.memory.writeU16(at + 14, d.next);
 }
 
-const garbageArb = fc
-  .record({
+/** A garbage campaign's queue: size 1..64, features, the driver's start position from `start`. */
+const ringSetupArb = (start: fc.Arbitrary<number>) =>
+  fc.record({
     sizeLog: fc.integer({ min: 0, max: 6 }),
     eventIdx: fc.boolean(),
     indirect: fc.boolean(),
-    start: fc.oneof(fc.constant(0), fc.integer({ min: 65520, max: 65535 })),
+    start,
     /** With the inspector watching: its tracer on every pop, its snapshot after each round. */
     inspect: fc.boolean(),
-  })
+  });
+
+const garbageArb = ringSetupArb(fc.oneof(fc.constant(0), fc.integer({ min: 65520, max: 65535 })))
   .chain((setup) => {
     const size = 1 << setup.sizeLog;
     return fc.record({
@@ -244,14 +247,7 @@ export function garbageRingProperty(coverage = new Map<string, number>()): fc.IP
 
 // ---- 2b. garbage packed rings ----------------------------------------------------------
 
-const packedGarbageArb = fc
-  .record({
-    sizeLog: fc.integer({ min: 0, max: 6 }),
-    eventIdx: fc.boolean(),
-    indirect: fc.boolean(),
-    start: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 200 })),
-    inspect: fc.boolean(),
-  })
+const packedGarbageArb = ringSetupArb(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 200 })))
   .chain((setup) => {
     const size = 1 << setup.sizeLog;
     const slotDesc = fc.record({
