@@ -123,8 +123,13 @@ try {
     const restored = performance.now() - t0;
     m.start();
     m.typeIn(new TextEncoder().encode('echo restored-$((6*7))\n'));
+    const echoed = await waitFor(() => serial, /./, 10_000);
+    const firstByte = performance.now() - t0;
     const answered = await waitFor(() => serial, /restored-42/, 10_000);
-    console.log(`restore_state(${label}, ${mib(state.length)}): ${restored.toFixed(0)} ms; restore → serial echo answered: ${answered ? ms(t0) : 'no answer in 10 s'}`);
+    console.log(
+      `restore_state(${label}, ${mib(state.length)}): ${restored.toFixed(0)} ms; restore → first echoed byte ` +
+        `${echoed ? `${firstByte.toFixed(0)} ms` : 'none in 10 s'}, → command answered ${answered ? ms(t0) : 'no answer in 10 s'}`,
+    );
     const t1 = performance.now();
     m.typeIn(new TextEncoder().encode('echo again-$((6*7))\n'));
     console.log(`  a second echo: ${(await waitFor(() => serial, /again-42/, 10_000)) ? ms(t1) : 'no answer in 10 s'}`);
