@@ -123,8 +123,18 @@ try {
     const restored = performance.now() - t0;
     m.start();
     m.typeIn(new TextEncoder().encode('echo restored-$((6*7))\n'));
+    // Whether the guest runs or sleeps until it answers: instructions executed per 250 ms.
+    const steps: string[] = [];
+    let last = m.instructions();
+    const sampler = setInterval(() => {
+      const now = m.instructions();
+      steps.push(`${((now - last) >>> 0) / 1e6}M`);
+      last = now;
+    }, 250);
     const echoed = await waitFor(() => serial, /./, 10_000);
+    clearInterval(sampler);
     const firstByte = performance.now() - t0;
+    console.log(`  instructions per 250 ms until the first echoed byte: ${steps.join(' ')}`);
     const answered = await waitFor(() => serial, /restored-42/, 10_000);
     console.log(
       `restore_state(${label}, ${mib(state.length)}): ${restored.toFixed(0)} ms; restore → first echoed byte ` +
