@@ -240,6 +240,61 @@ find "$RFS" -exec touch -h -d "@$EPOCH" {} +
 (cd "$RFS" && find . -mindepth 1 | LC_ALL=C sort |
     cpio --quiet -o -H newc -R 0:0 --reproducible > "$BUILD/initrd.cpio")
 
+# ---------------------------------------------------------------- ext4 disk templates
+# New lab disks are created already formatted: the page's disk store writes one of these
+# templates into a zero-filled image of the same size, so the guest never runs mkfs.ext4 for
+# them (1–3 s of the first boot). Made with the guest's own mke2fs and mke2fs.conf, and the
+# options /init's fallback format uses, plus:
+#   assume_storage_prezeroed  the disk file is all zeros: inode tables and journal are not
+#                             written, and the groups are marked zeroed (no lazy init later)
+#   metadata_csum_seed        checksums seeded from s_checksum_seed, not the UUID, so the
+#                             store gives every disk its own UUID by patching superblocks only
+# Fixed UUID, hash seed and time (E2FSPROGS_FAKE_TIME): the templates are reproducible. Only
+# non-zero 1 KiB blocks are kept: "runs" lists them as "FIRST+COUNT" in 1 KiB blocks, and
+# "deflateRaw" holds their bytes, concatenated (sha256 of those bytes): 2–9 KB a size.
+DISK_TEMPLATE_MIB="32 64 128 256 512 1024 2048 4096"
+TEMPLATE_UUID=5669c7e1-0000-4000-8000-000000000001
+TEMPLATE_HASH_SEED=5669c7e1-0000-4000-8000-000000000002
+log "ext4 disk templates: $DISK_TEMPLATE_MIB MiB"
+TPL=$BUILD/disk-templates
+rm -rf "$TPL" && mkdir -p "$TPL"
+for mib in $DISK_TEMPLATE_MIB; do
+    img=$TPL/$mib.img
+    truncate -s "${mib}M" "$img"
+    MKE2FS_CONFIG=$E2B/misc/mke2fs.conf E2FSPROGS_FAKE_TIME=$EPOCH \
+        quiet "mke2fs-template-$mib" "$E2B/misc/mke2fs" -q -F -t ext4 -L virtio-lab -O metadata_csum_seed \
+        -U "$TEMPLATE_UUID" -E "hash_seed=$TEMPLATE_HASH_SEED,assume_storage_prezeroed=1,nodiscard" "$img"
+    if command -v e2fsck >/dev/null; then
+        quiet "e2fsck-template-$mib" e2fsck -fn "$img"
+    fi
+done
+python3 - "$TPL" "$TEMPLATE_UUID" $DISK_TEMPLATE_MIB > "$TPL/templates.json" <<'PY'
+import base64, hashlib, json, sys, zlib
+tpl, uuid, sizes = sys.argv[1], sys.argv[2], sys.argv[3:]
+BLOCK = 1024
+out = []
+for mib in sizes:
+    data = open(f"{tpl}/{mib}.img", "rb").read()
+    zero = bytes(BLOCK)
+    runs, kept, i, n = [], [], 0, len(data) // BLOCK
+    while i < n:
+        if data[i * BLOCK:(i + 1) * BLOCK] == zero:
+            i += 1
+            continue
+        j = i
+        while j < n and data[j * BLOCK:(j + 1) * BLOCK] != zero:
+            j += 1
+        runs.append(f"{i}+{j - i}")
+        kept.append(data[i * BLOCK:j * BLOCK])
+        i = j
+    raw = b"".join(kept)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    out.append({"sizeMiB": int(mib), "uuid": uuid, "runs": " ".join(runs),
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "deflateRaw": base64.b64encode(c.compress(raw) + c.flush()).decode()})
+json.dump(out, sys.stdout, separators=(",", ":"))
+PY
+
 # ---------------------------------------------------------------- install + manifest
 log "install into public/guest"
 mkdir -p "$OUT"
@@ -275,9 +330,10 @@ file_entry() { # role file package version
     echo "        {\"package\": \"e2fsprogs\", \"version\": \"${SRC[e2fsprogs]}\", \"built\": \"static i386\", \"paths\": [\"/sbin/mke2fs\", \"/sbin/mkfs.ext4\", \"/etc/mke2fs.conf\"]},"
     echo "        {\"package\": \"glibc\", \"version\": \"${DEV[libc6-dev-i386]}\", \"binary\": \"libc6-dev-i386\", \"note\": \"statically linked into fio and e2fsprogs\"},"
     echo "        {\"package\": \"libaio\", \"version\": \"${DEV[libaio-dev:i386]}\", \"binary\": \"libaio-dev:i386\", \"note\": \"statically linked into fio\"},"
-    echo '        {"package": "virtio-lab", "paths": ["/init", "/etc", "/usr/share/udhcpc/default.script", "/usr/sbin/virtio-lab-agent"], "note": "guest/rootfs/"}'
+    echo '        {"package": "virtio-lab", "paths": ["/init", "/etc", "/usr/share/udhcpc/default.script", "/usr/sbin/virtio-lab-agent", "/usr/sbin/virtio-lab-disk", "/usr/lib/virtio-lab/disk.sh"], "note": "guest/rootfs/"}'
     echo '      ]}'
     echo '  ],'
+    echo "  \"diskTemplates\": $(cat "$TPL/templates.json"),"
     echo "  \"toolchain\": {\"gcc-12\": \"$(installed_version gcc-12)\", \"binutils\": \"$(installed_version binutils)\"}"
     echo '}'
 } > "$OUT/manifest.json.tmp"

@@ -4,6 +4,7 @@
  * the one it boots with (src/backends/opfs-block-backend.ts).
  */
 import { DISKS_DIR, DiskError, validateDiskName } from './disk-names.ts';
+import { parseDiskTemplates, templateExtents, templateFor, type DiskTemplate, type TemplateExtent } from './ext4-template.ts';
 
 export interface DiskInfo {
   name: string;
@@ -56,18 +57,45 @@ async function exists(dir: FileSystemDirectoryHandle, name: string): Promise<boo
   }
 }
 
-/** Creates an empty (zero-filled) disk; the guest formats it on first boot. */
-export async function createDisk(name: string, sizeBytes: number): Promise<void> {
+/** The ext4 templates new disks are formatted with: the guest image manifest's "diskTemplates". */
+export type TemplateSource = () => Promise<DiskTemplate[]>;
+
+export const manifestTemplates: TemplateSource = async () => {
+  const res = await fetch(new URL('guest/manifest.json', document.baseURI));
+  if (!res.ok) throw new Error(`guest/manifest.json: HTTP ${res.status}`);
+  return parseDiskTemplates(((await res.json()) as { diskTemplates?: unknown }).diskTemplates);
+};
+
+/** The formatted blocks for a new disk of this size, or none (blank: the guest formats it). */
+async function formatFor(sizeBytes: number, templates: TemplateSource): Promise<TemplateExtent[]> {
+  try {
+    const template = templateFor(await templates(), sizeBytes);
+    return template ? await templateExtents(template) : [];
+  } catch (e) {
+    console.warn(`new disk left blank: ${(e as Error).message}`);
+    return [];
+  }
+}
+
+/**
+ * Creates a disk: zero-filled, and already formatted ext4 (own UUID) when the guest image has
+ * a template of that size; otherwise blank, and the guest formats it at its first attach.
+ */
+export async function createDisk(name: string, sizeBytes: number, templates: TemplateSource = manifestTemplates): Promise<void> {
   validateDiskName(name);
   if (!Number.isInteger(sizeBytes) || sizeBytes < MiB || sizeBytes % 512 !== 0) {
     throw new DiskError('disk-invalid', 'a disk must be at least 1 MiB and a multiple of 512 bytes');
   }
   const dir = await disksDir();
   if (await exists(dir, name)) throw new DiskError('disk-invalid', `a disk named "${name}" already exists`);
+  const extents = await formatFor(sizeBytes, templates);
   const handle = await dir.getFileHandle(name, { create: true });
   try {
     const w = await handle.createWritable();
     await w.truncate(sizeBytes);
+    for (const { offset, bytes } of extents) {
+      await w.write({ type: 'write', position: offset, data: bytes as Uint8Array<ArrayBuffer> });
+    }
     await w.close();
   } catch (e) {
     await dir.removeEntry(name).catch(() => undefined);

@@ -3,6 +3,7 @@
  * their sizes and sha256. Both the worker (fetch) and the Node runner (fs) load it through
  * here, so a missing or corrupted file gets the same clear error everywhere.
  */
+import type { GuestFileCache } from './guest-image-cache.ts';
 import type { LoadProgress, VmErrorKind } from './protocol.ts';
 
 export type GuestFileRole = 'bios' | 'vgabios' | 'kernel' | 'initrd';
@@ -19,6 +20,8 @@ export interface GuestManifest {
   cmdline: string;
   memoryMiB: number;
   files: GuestFileEntry[];
+  /** ext4 templates for new disks (src/disks/ext4-template.ts parses them). */
+  diskTemplates?: unknown;
 }
 
 export interface GuestImage {
@@ -61,16 +64,54 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** Loads and verifies every file the manifest names. */
+async function verified(entry: GuestFileEntry, bytes: Uint8Array): Promise<GuestImageError | undefined> {
+  if (bytes.length !== entry.size) {
+    return new GuestImageError('image-checksum', `guest file ${entry.file}: ${bytes.length} bytes, manifest says ${entry.size}`);
+  }
+  const sum = await sha256Hex(bytes);
+  if (sum !== entry.sha256) {
+    return new GuestImageError(
+      'image-checksum',
+      `guest file ${entry.file} fails its checksum (sha256 ${sum.slice(0, 12)}…, manifest says ${entry.sha256.slice(0, 12)}…)`,
+    );
+  }
+  return undefined;
+}
+
+/** The cache's copy if it still matches the manifest; a damaged copy is dropped. */
+async function fromCache(cache: GuestFileCache, entry: GuestFileEntry): Promise<Uint8Array | undefined> {
+  const bytes = await cache.get(entry).catch(() => undefined);
+  if (!bytes) return undefined;
+  if (!(await verified(entry, bytes))) return bytes;
+  await cache.delete(entry).catch(() => undefined);
+  return undefined;
+}
+
+export interface LoadOptions {
+  /** Where verified files are kept between visits (the browser's Cache Storage). */
+  cache?: GuestFileCache;
+}
+
+/**
+ * Loads and verifies every file the manifest names: from the cache when it holds a copy with
+ * the manifest's sha256, else through `fetchFile` (and then into the cache).
+ */
 export async function loadGuestImage(
   manifest: GuestManifest,
   fetchFile: FileFetcher,
   onProgress: (p: LoadProgress) => void = () => {},
+  { cache }: LoadOptions = {},
 ): Promise<GuestImage> {
   const total = manifest.files.reduce((n, f) => n + f.size, 0);
   let done = 0;
   const loaded = await Promise.all(
     manifest.files.map(async (entry) => {
+      const cached = cache && (await fromCache(cache, entry));
+      if (cached) {
+        done += cached.length;
+        onProgress({ file: entry.file, loaded: done, total });
+        return { entry, bytes: cached };
+      }
       let mine = 0;
       const bytes = await fetchFile(entry.file, (n) => {
         done += n - mine;
@@ -78,25 +119,14 @@ export async function loadGuestImage(
         onProgress({ file: entry.file, loaded: done, total });
       });
       done += bytes.length - mine;
-      if (bytes.length !== entry.size) {
-        throw new GuestImageError(
-          'image-checksum',
-          `guest file ${entry.file}: ${bytes.length} bytes, manifest says ${entry.size}`,
-        );
-      }
+      const error = await verified(entry, bytes);
+      if (error) throw error;
+      await cache?.put(entry, bytes).catch(() => undefined);
       return { entry, bytes };
     }),
   );
   onProgress({ file: 'verifying', loaded: total, total });
-  for (const { entry, bytes } of loaded) {
-    const sum = await sha256Hex(bytes);
-    if (sum !== entry.sha256) {
-      throw new GuestImageError(
-        'image-checksum',
-        `guest file ${entry.file} fails its checksum (sha256 ${sum.slice(0, 12)}…, manifest says ${entry.sha256.slice(0, 12)}…)`,
-      );
-    }
-  }
+  await cache?.retainOnly(manifest.files).catch(() => undefined);
   const byRole = (role: GuestFileRole) => loaded.find((l) => l.entry.role === role)?.bytes;
   return {
     manifest,

@@ -4,6 +4,7 @@
  * v86 and every device run here, never on the page's thread.
  */
 import { GuestImageError, loadGuestImage, parseManifest } from './guest-image.ts';
+import { browserGuestFileCache } from './guest-image-cache.ts';
 import { Machine } from './machine.ts';
 import type { DiskAttachment, FromWorker, NetAttachment, NetStatus, ToWorker, VmErrorKind } from './protocol.ts';
 import { WebSocketFrameLink } from '../backends/websocket-frame-link.ts';
@@ -142,6 +143,7 @@ async function boot(
       manifest,
       (name, onProgress) => fetchBytes(new URL(name, baseUrl).href, onProgress),
       (progress) => post({ type: 'progress', progress }),
+      { cache: browserGuestFileCache(baseUrl) },
     ),
     WebAssembly.compileStreaming(fetch(wasmUrl)),
   ]);

@@ -1,7 +1,16 @@
 /** The real guest on the real v86 in this Node process: the machinery `npm run vm` uses. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { BlockBackend } from '../../src/backends/block-backend.ts';
+import { FileBlockBackend } from '../../src/backends/file-block-backend.ts';
 import { LAB_CMDLINE } from '../../src/vm/machine.ts';
-import { startNodeVm, type NodeVm } from '../../src/vm/node/node-machine.ts';
+import { defaultGuestDir, startNodeVm, type NodeVm } from '../../src/vm/node/node-machine.ts';
+import { ATTACH_DISK_COMMAND } from '../../src/vm/snapshot/late-disk.ts';
+import { lateDiskGuestDir, templateDiskFile } from '../../src/vm/snapshot/node-guest.ts';
+
+const MiB = 1024 * 1024;
 
 describe('Node runner: real guest', () => {
   let vm: NodeVm;
@@ -36,4 +45,71 @@ describe('Node runner: real guest', () => {
     expect(fio.output).toMatch(/^fio-3\.\d+/);
     expect((await vm.session.run('hostname')).output.trim()).toBe('virtio-lab');
   });
+});
+
+/**
+ * virtio_lab.disk=late: the guest boots to its prompt without reading or mounting /dev/vda
+ * (so a snapshot taken there holds nothing of the disk), and `virtio-lab-disk attach` does
+ * later what /init does by default. The disk is a fresh one from the image's ext4 template,
+ * as the page's disk store makes it.
+ */
+describe('Node runner: disk attached late (virtio_lab.disk=late)', () => {
+  let vm: NodeVm;
+  let dir: string;
+  const guestIo: { op: 'read' | 'write'; offset: number; length: number }[] = [];
+  let bootIo = 0;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'vl-late-'));
+    const guestDir = lateDiskGuestDir(defaultGuestDir, path.join(dir, 'guest'));
+    const image = path.join(dir, 'late.img');
+    await templateDiskFile(defaultGuestDir, image, 32);
+
+    const file = FileBlockBackend.open(image);
+    const counted: BlockBackend = {
+      size: file.size,
+      readOnly: file.readOnly,
+      coalesceRequests: file.coalesceRequests,
+      read: (offset, dst) => (guestIo.push({ op: 'read', offset, length: dst.length }), file.read(offset, dst)),
+      write: (offset, src) => (guestIo.push({ op: 'write', offset, length: src.length }), file.write(offset, src)),
+      flush: () => file.flush(),
+      discard: (offset, length) => file.discard(offset, length),
+      writeZeroes: (offset, length) => file.writeZeroes(offset, length),
+      close: () => file.close(),
+    };
+    vm = await startNodeVm({ guestDir, disk: { backend: counted, name: 'late' } });
+    await vm.session.ready;
+    bootIo = guestIo.length;
+  }, 120_000);
+
+  afterAll(async () => {
+    await vm?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reaches the prompt with /dev/vda present, unmounted, unwritten and uncached', async () => {
+    expect(vm.session.log()).toContain("/dev/vda left alone until 'virtio-lab-disk attach'");
+    expect((await vm.session.run('cat /sys/block/vda/size')).output.trim()).toBe(String((32 * MiB) / 512));
+    expect((await vm.session.run('grep -c /dev/vda /proc/mounts')).output.trim()).toBe('0');
+    // The kernel's partition scan reads the first sectors and drops them at its last close;
+    // nothing wrote, and no block device data is left in the page cache ("Buffers").
+    expect(guestIo.filter((io) => io.op === 'write')).toEqual([]);
+    expect((await vm.session.run("awk '$3 == \"vda\" { print $8 }' /proc/diskstats")).output.trim()).toBe('0');
+    expect((await vm.session.run("awk '/^Buffers:/ { print $2 }' /proc/meminfo")).output.trim()).toBe('0');
+    expect((await vm.session.run('virtio-lab-disk status')).status).toBe(1);
+  }, 60_000);
+
+  it('attaches on request, then reads and writes files on it', async () => {
+    const attach = await vm.session.run(ATTACH_DISK_COMMAND);
+    expect(attach.output).toContain('/dev/vda mounted at /mnt/disk (read-write)');
+    expect(attach.status).toBe(0);
+    expect(guestIo.length).toBeGreaterThan(bootIo);
+    expect((await vm.session.run(ATTACH_DISK_COMMAND)).output).toContain('already mounted');
+    const w = await vm.session.run('seq 1 5000 > /mnt/disk/seq.txt && sync && md5sum /mnt/disk/seq.txt');
+    expect(w.status).toBe(0);
+    expect(guestIo.some((io) => io.op === 'write')).toBe(true);
+    const r = await vm.session.run('echo 3 > /proc/sys/vm/drop_caches; md5sum /mnt/disk/seq.txt; ls /mnt/disk');
+    expect(r.output.split('\n')[0]).toBe(w.output.trim());
+    expect(r.output).toContain('lost+found');
+  }, 90_000);
 });
