@@ -118,6 +118,25 @@ export class V86Host {
     };
   }
 
+  /**
+   * v86's own state (CPU, RAM, its devices and the PCI config spaces the guest programmed),
+   * as v86 saves it. Only while stopped: nothing may run between the pieces it saves.
+   */
+  async saveState(): Promise<Uint8Array> {
+    return new Uint8Array((await this.emulator.save_state()) as ArrayBuffer);
+  }
+
+  /**
+   * Puts a state from saveState() (raw, or one zstd frame: v86 decompresses it) into this
+   * stopped emulator, built with the same devices plugged in the same order. Our functions'
+   * interrupt lines are then all low: their own state, restored next, raises what is pending.
+   */
+  async restoreState(state: Uint8Array): Promise<void> {
+    const copy = state.byteOffset === 0 && state.byteLength === state.buffer.byteLength ? state.buffer : state.slice().buffer;
+    await this.emulator.restore_state(copy);
+    this.pciBus.afterRestore();
+  }
+
   /** Instructions the guest CPU has executed (wraps at 2^32). */
   instructionCount(): number {
     return this.emulator.get_instruction_counter();
@@ -209,6 +228,17 @@ class SharedIrqRouter {
   /** The PIC input this function's INTA# reaches now (SeaBIOS programs the PIRQ router). */
   irqOf(pciId: number): number {
     return this.cpu.devices.pci.isa_bridge_space8[0x60 + (((pciId >> 3) - 1) & 3)];
+  }
+
+  /**
+   * After v86 restored its PIC from a state, lines our functions held high then are high
+   * now, with no function behind them (a storm the guest's kernel ends by disabling the
+   * IRQ). Lower every line we own; restored functions raise what their ISR says.
+   */
+  lowerAll(pciIds: Iterable<number>): void {
+    const pci = this.cpu.devices.pci;
+    this.raised.clear();
+    for (const pciId of pciIds) pci.lower_irq(pciId);
   }
 
   line(pciId: number, deferred: boolean): InterruptLine {
@@ -358,16 +388,23 @@ export class V86PciBus implements PciBus {
   private nextIoBase = IO_BAR_BASE;
   private nextMemBase = MEM_BAR_BASE;
   readonly exits = new Map<string, BarAccessCounts>();
+  private readonly pciIds: number[] = [];
 
   constructor(private readonly cpu: V86Cpu) {
     this.memory = new V86GuestMemory(cpu);
     this.irqs = new SharedIrqRouter(cpu);
   }
 
+  /** Called after v86 restored a state: see SharedIrqRouter.lowerAll. */
+  afterRestore(): void {
+    this.irqs.lowerAll(this.pciIds);
+  }
+
   attach(fn: PciFunction): PciAttachment {
     const slot = FREE_SLOTS[this.nextSlot++];
     if (slot === undefined) throw new Error('no free PCI slot left');
     const pciId = slot << 3;
+    this.pciIds.push(pciId);
     const space = fn.configSpace.slice();
     const counts: BarAccessCounts = { reads: 0, writes: 0 };
     this.exits.set(fn.name, counts);
