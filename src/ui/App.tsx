@@ -4,6 +4,7 @@ import { InspectorPanel } from './inspector/InspectorPanel.tsx';
 import type { LessonEngine } from './lessons/engine.ts';
 import { LessonPanel } from './lessons/LessonPanel.tsx';
 import { NetPanel } from './NetPanel.tsx';
+import { StatesPanel } from './StatesPanel.tsx';
 import { Terminal } from './Terminal.tsx';
 import type { DiskAttachment } from '../vm/protocol.ts';
 import { useVm } from './use-vm.ts';
@@ -142,6 +143,7 @@ export function App({ client, onBoot, lessons }: { client: VmClient; onBoot(disk
         <aside className={`side ${inLesson ? 'in-lesson' : ''}`}>
           <LessonPanel engine={lessons} />
           {opfs && !inLesson && <DiskPanel vm={vm} onBoot={onBoot} />}
+          {opfs && !inLesson && <StatesPanel vm={vm} client={client} />}
           <NetPanel vm={vm} client={client} />
         </aside>
       </div>

@@ -7,6 +7,8 @@ import type { VmClient, VmSnapshot } from './vm-client.ts';
 import type { FunctionSnapshot, TimelineEvent } from '../virtio/inspect/types.ts';
 import type { LessonEngine } from './lessons/engine.ts';
 import type { Verdict } from './lessons/types.ts';
+import type { StateInfo } from '../vm/protocol.ts';
+import { defaultStateName, deleteState, listStates, stateFileBlob } from './states.ts';
 
 /** The ring inspector, for tests and the curious. `device`: "rng", "blk", "net" (or "virtio-blk"…). */
 export interface InspectorApi {
@@ -51,6 +53,20 @@ export interface VirtioLabApi {
   stats(): Promise<VmSnapshot>;
   readonly inspector: InspectorApi;
   readonly lessons: LessonsApi;
+  /**
+   * Saves the running VM (and its disk's contents) as a state named `name` (default
+   * "state-<date>-<time>"), kept in the browser; resolves with the state file.
+   */
+  saveState(name?: string): Promise<Blob>;
+  /**
+   * Restarts the VM from a state: a file (e.g. one saveState() gave) or a saved state's
+   * name. Resolves when the restored VM is ready; rejects with the reason when the state
+   * cannot be restored (the VM then boots the kernel instead).
+   */
+  restoreState(state: Blob | string): Promise<void>;
+  /** The saved states, newest first (their headers; unreadable files are left out). */
+  states(): Promise<StateInfo[]>;
+  deleteState(name: string): Promise<void>;
 }
 
 declare global {
@@ -62,12 +78,23 @@ declare global {
 export function installLabApi(client: VmClient, lessons: LessonEngine): VirtioLabApi {
   const api: VirtioLabApi = {
     get ready() {
-      return client.session.ready;
+      return client.ready;
     },
     run: (cmd, opts) => client.session.run(cmd, opts),
     serialLog: () => client.session.log(),
     restart: () => client.start(),
     status: () => client.snapshot(),
+    saveState: async (name) => {
+      const info = await client.saveState(name ?? defaultStateName());
+      return stateFileBlob(info.name);
+    },
+    restoreState: async (state) => {
+      if (typeof state === 'string') client.restore({ name: state });
+      else client.restore({ bytes: new Uint8Array(await state.arrayBuffer()), label: state instanceof File ? state.name : 'a file' });
+      return client.restoreOutcome();
+    },
+    states: async () => (await listStates()).flatMap((s) => (s.info ? [s.info] : [])),
+    deleteState: (name) => deleteState(name),
     stats: () => client.freshStats(),
     inspector: {
       show: () => client.inspector.setVisible(true),

@@ -3,7 +3,7 @@ import { createRoot } from 'react-dom/client';
 import '@xterm/xterm/css/xterm.css';
 import './app.css';
 import { App } from './App.tsx';
-import { VmClient } from './vm-client.ts';
+import { bootStartFromUrl, VmClient } from './vm-client.ts';
 import { installLabApi } from './lab-api.ts';
 import { LessonEngine } from './lessons/engine.ts';
 import { LESSONS } from './lessons/lessons/index.ts';
@@ -77,14 +77,16 @@ const boot = (disk: DiskAttachment | null) => {
 
 const first = diskFromUrl();
 const net = netFromUrl();
+// ?boot=cold, ?state=NAME: the first boot only; restarts restore the boot state as usual.
+const how = bootStartFromUrl();
 if (first && first.name === DEFAULT_DISK.name && !first.readOnly) {
   // The default disk is made on first visit; if that fails the VM boots without it.
   ensureDefaultDisk().then(
-    () => client.start(first, net),
-    () => client.start(null, net),
+    () => client.start(first, net, how),
+    () => client.start(null, net, how),
   );
 } else {
-  client.start(first, net);
+  client.start(first, net, how);
 }
 
 createRoot(document.getElementById('root')!).render(

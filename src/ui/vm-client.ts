@@ -6,9 +6,12 @@ import wasmUrl from 'v86/build/v86.wasm?url';
 import { ConsoleSession } from '../vm/console-session.ts';
 import { AGENT_PORT } from '../vm/console-session-agent.ts';
 import { InspectorStore } from './inspector/store.ts';
+import { afterRestoreCommand } from '../vm/snapshot/after-restore.ts';
+import { ATTACH_DISK_COMMAND } from '../vm/snapshot/late-disk.ts';
 import type { RingLayout } from '../virtio/queue/virtqueue.ts';
 import type {
   AttachedDisk,
+  BootStart,
   DeviceStats,
   DiskAttachment,
   FromWorker,
@@ -16,6 +19,7 @@ import type {
   NetAttachment,
   NetStatus,
   LoadProgress,
+  StateInfo,
   ToWorker,
   VmErrorKind,
   VmState,
@@ -42,13 +46,50 @@ export interface VmSnapshot {
   boot: number;
   /** Page clock (performance.now(), ms) at milestones of the current boot. */
   timings: BootTimings;
+  /** How this boot started: 'restored' from a state, or a kernel boot. */
+  start?: 'restored' | 'booted';
+  /** The state this boot was restored from. */
+  restoredFrom?: StateInfo;
+  /** Why the state asked for could not be restored (the VM booted cold instead). */
+  restoreFailed?: string;
+  /** The boot state this boot saved for the next visit: its size, or why it could not. */
+  bootState?: { bytes?: number; ms?: number; error?: string };
+  /** What the guest said when the steps after a restore (new MAC, disk mount…) failed. */
+  afterRestoreError?: string;
 }
 
 export interface BootTimings {
   workerStart?: number;
   imageLoaded?: number;
   firstSerial?: number;
+  /** The worker restored a state (instead of booting the kernel). */
+  restored?: number;
   ready?: number;
+}
+
+/** `?boot=cold` boots the kernel (no state restored or saved), `?state=NAME` restores a saved state. */
+export function bootStartFromUrl(search: string = location.search): BootStart {
+  const params = new URLSearchParams(search);
+  const state = params.get('state');
+  if (state) return { kind: 'state', name: state };
+  return params.get('boot') === 'cold' ? { kind: 'cold' } : { kind: 'auto' };
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined); // a boot nobody waits on may fail quietly
+  return { promise, resolve, reject };
 }
 
 type Listener = () => void;
@@ -86,7 +127,14 @@ export class VmClient {
   private readonly listeners = new Set<Listener>();
   private readonly serialListeners = new Set<(bytes: Uint8Array) => void>();
   private readonly enc = new TextEncoder();
+  private labReady = deferred();
   session: ConsoleSession = this.newSession();
+  /** The current boot was restored from a state (its first prompt is not a boot's). */
+  private restoring = false;
+  private bootPointWaiter: ((msg: { saved: boolean; attachDisk: boolean }) => void) | undefined;
+  private nextRequest = 1;
+  private readonly stateWaiters = new Map<number, { resolve(info: StateInfo): void; reject(err: Error): void }>();
+  private startHow: BootStart = { kind: 'auto' };
   private diskChoice: DiskAttachment | undefined;
   private netChoice: NetAttachment | undefined;
   private captureWaiters: Array<(pcap: Uint8Array) => void> = [];
@@ -123,12 +171,53 @@ export class VmClient {
     });
     s.ready.then(
       () => {
-        if (this.session !== s) return;
-        this.set({ state: 'running', timings: { ...this.snap.timings, ready: performance.now() } });
+        if (this.session !== s || this.restoring) return;
+        void this.atFirstPrompt(s);
       },
       () => undefined, // a failed boot is reported through 'fatal'
     );
     return s;
+  }
+
+  /**
+   * Resolves when the current boot's guest answers at its shell prompt, its disk mounted:
+   * after a kernel boot's first prompt (and the boot state saved there, if this boot makes
+   * one) or after a restored guest took its new MAC and mounted its disk.
+   */
+  get ready(): Promise<void> {
+    return this.labReady.promise;
+  }
+
+  private markReady(s: ConsoleSession): void {
+    if (this.session !== s) return;
+    this.set({ state: 'running', timings: { ...this.snap.timings, ready: performance.now() } });
+    this.labReady.resolve();
+  }
+
+  /** A kernel boot's first prompt: the worker saves the boot state, then the disk is mounted if it was left for later. */
+  private async atFirstPrompt(s: ConsoleSession): Promise<void> {
+    const answer = await new Promise<{ saved: boolean; attachDisk: boolean }>((resolve) => {
+      this.bootPointWaiter = resolve;
+      this.post({ type: 'boot-point' });
+    });
+    if (this.session !== s) return;
+    if (answer.attachDisk) {
+      const r = await s.run(ATTACH_DISK_COMMAND).catch((e: Error) => ({ status: -1, output: e.message }));
+      if (r.status !== 0) this.set({ afterRestoreError: r.output.trim() });
+    }
+    this.markReady(s);
+  }
+
+  /** A restored guest: the steps after a restore (README, Instant start), then ready. */
+  private async afterRestore(s: ConsoleSession, attachDisk: boolean): Promise<void> {
+    // The agent's port is open in the restored guest; its 'port-open' follows 'restored'.
+    const t0 = performance.now();
+    while (!s.usesAgent && performance.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
+    if (this.session !== s) return;
+    const cmd = afterRestoreCommand({ mac: this.netChoice?.mac, attachDisk });
+    const r = await s.run(cmd, { timeoutMs: 30_000 }).catch((e: Error) => ({ status: -1, output: e.message }));
+    if (r.status !== 0) this.set({ afterRestoreError: r.output.trim() || `exit status ${r.status}` });
+    this.markReady(s);
   }
 
   /** Keyboard/paste input and run()'s command lines. */
@@ -144,16 +233,23 @@ export class VmClient {
    * Boots a fresh VM in a fresh worker. `disk` picks the disk (null: none); omitted keeps
    * the current choice.
    */
-  start(disk?: DiskAttachment | null, net?: NetAttachment | null): void {
+  start(disk?: DiskAttachment | null, net?: NetAttachment | null, how: BootStart = { kind: 'auto' }): void {
     if (disk !== undefined) this.diskChoice = disk ?? undefined;
     if (net !== undefined) this.netChoice = net ?? undefined;
+    this.startHow = how;
     this.stopWorker();
     // The first boot keeps the session made with the client, so a `ready` taken before
     // start() (e.g. while the default disk is created) still resolves.
     if (this.snap.boot > 0) {
-      this.session.fail(new Error('the VM was restarted'));
+      const err = new Error('the VM was restarted');
+      this.session.fail(err);
+      this.labReady.reject(err);
+      this.labReady = deferred();
       this.session = this.newSession();
     }
+    this.restoring = false;
+    this.bootPointWaiter = undefined;
+    this.failStateWaiters(new Error('the VM was restarted'));
     this.set({
       state: 'loading',
       progress: undefined,
@@ -166,6 +262,11 @@ export class VmClient {
       disk: undefined,
       net: undefined,
       storageFull: undefined,
+      start: undefined,
+      restoredFrom: undefined,
+      restoreFailed: undefined,
+      bootState: undefined,
+      afterRestoreError: undefined,
       boot: this.snap.boot + 1,
       timings: { workerStart: performance.now() },
     });
@@ -194,6 +295,7 @@ export class VmClient {
       net: this.netChoice,
       console: consoleFromUrl(),
       ring: ringFromUrl(),
+      start: how,
     });
     this.inspector.resubscribe();
   }
@@ -221,8 +323,58 @@ export class VmClient {
     });
   }
 
+  /** Boots the VM from a saved state: by name (OPFS /states) or an uploaded file's bytes. */
+  restore(state: { name: string } | { bytes: Uint8Array; label: string }): void {
+    this.start(undefined, undefined, 'name' in state ? { kind: 'state', name: state.name } : { kind: 'state-bytes', ...state });
+  }
+
+  /** Saves the running VM as a named state (OPFS /states/NAME.vlstate). */
+  saveState(name: string): Promise<StateInfo> {
+    if (!this.worker || this.snap.state !== 'running') return Promise.reject(new Error('the VM is not running'));
+    const id = this.nextRequest++;
+    return new Promise((resolve, reject) => {
+      this.stateWaiters.set(id, { resolve, reject });
+      this.post({ type: 'state-save', id, name });
+    });
+  }
+
+  private failStateWaiters(err: Error): void {
+    for (const w of this.stateWaiters.values()) w.reject(err);
+    this.stateWaiters.clear();
+  }
+
+  /**
+   * The current boot's restore: resolves when the restored VM is ready, rejects when the
+   * state could not be restored (the VM boots the kernel instead) or the boot failed.
+   */
+  restoreOutcome(): Promise<void> {
+    const boot = this.snap.boot;
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const s = this.snap;
+        if (s.boot !== boot) return finish(() => reject(new Error('the VM was restarted')));
+        if (s.restoreFailed) return finish(() => reject(new Error(s.restoreFailed)));
+        if (s.state === 'error') return finish(() => reject(new Error(s.fatal?.message ?? 'the VM failed')));
+        if (s.start === 'restored' && s.state === 'running') return finish(resolve);
+      };
+      const finish = (f: () => void) => {
+        off();
+        f();
+      };
+      const off = this.subscribe(check);
+      check();
+    });
+  }
+
+  /** How the current boot was asked to start. */
+  get bootStart(): BootStart {
+    return this.startHow;
+  }
+
   stop(): void {
     this.stopWorker();
+    this.failStateWaiters(new Error('the VM was stopped'));
+    this.labReady.reject(new Error('the VM was stopped'));
     this.session.fail(new Error('the VM was stopped'));
     if (this.snap.state !== 'error') this.set({ state: 'stopped', disk: undefined });
   }
@@ -294,8 +446,41 @@ export class VmClient {
       case 'storage-full':
         this.set({ storageFull: msg.message });
         break;
+      case 'restored': {
+        this.restoring = true;
+        const s = this.session;
+        this.set({ start: 'restored', restoredFrom: msg.info, timings: { ...this.snap.timings, restored: performance.now() } });
+        // The screen as it was at the save, for the terminal and serialLog().
+        s.feed(msg.screen);
+        for (const l of this.serialListeners) l(msg.screen);
+        void this.afterRestore(s, msg.attachDisk);
+        break;
+      }
+      case 'restore-failed':
+        this.set({ restoreFailed: msg.message });
+        break;
+      case 'boot-point': {
+        this.set({ start: 'booted' });
+        const w = this.bootPointWaiter;
+        this.bootPointWaiter = undefined;
+        w?.({ saved: msg.saved, attachDisk: msg.attachDisk });
+        break;
+      }
+      case 'boot-state':
+        this.set({ bootState: { bytes: msg.bytes, ms: msg.ms, error: msg.error } });
+        break;
+      case 'state-saved':
+        this.stateWaiters.get(msg.id)?.resolve(msg.info);
+        this.stateWaiters.delete(msg.id);
+        break;
+      case 'state-failed':
+        this.stateWaiters.get(msg.id)?.reject(new Error(msg.message));
+        this.stateWaiters.delete(msg.id);
+        break;
       case 'fatal':
         this.stopWorker();
+        this.failStateWaiters(new Error(msg.message));
+        this.labReady.reject(new Error(msg.message));
         this.session.fail(new Error(msg.message));
         this.set({ state: 'error', fatal: { kind: msg.kind, message: msg.message } });
         break;

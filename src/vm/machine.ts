@@ -9,6 +9,13 @@ import { deviceStats, plugLabDevices, type LabDeviceOptions, type LabDevices } f
 import type { GuestImage } from './guest-image.ts';
 import { SerialBatcher } from './serial-batcher.ts';
 import { V86Host } from './v86-adapter.ts';
+import { restoreLabDevices, saveLabDevices } from './lab-devices-state.ts';
+
+/** The machine's state: v86's (CPU, RAM, its devices) and our functions' (JSON). */
+export interface MachineState {
+  v86: Uint8Array;
+  devices: unknown;
+}
 
 export interface MachineOptions {
   image: GuestImage;
@@ -62,6 +69,36 @@ export class Machine {
   start(): void {
     this.startedAt = performance.now();
     this.host.run();
+  }
+
+  /**
+   * Stops the CPU between two instructions and lets our functions finish what they have in
+   * flight (a backend request, a pass left for later), so a state taken now is consistent.
+   */
+  async pause(): Promise<void> {
+    await this.host.stop();
+    this.serial.flush();
+    await Promise.all(this.devices.all.map((fn) => fn.quiesce()));
+  }
+
+  /** Runs the CPU again after pause() (the uptime clock goes on). */
+  resume(): void {
+    this.host.run();
+  }
+
+  /** The whole machine's state; only while paused. */
+  async saveState(): Promise<MachineState> {
+    const v86 = await this.host.saveState();
+    return { v86, devices: saveLabDevices(this.devices) };
+  }
+
+  /**
+   * Puts a saved state into this machine, created with the same devices and not started.
+   * Throws when the state does not fit (the machine is then unusable: destroy it).
+   */
+  async restoreState(state: MachineState): Promise<void> {
+    await this.host.restoreState(state.v86);
+    restoreLabDevices(this.devices, state.devices);
   }
 
   /** Wall time since start: v86 paces the guest's clocks by the host's. */

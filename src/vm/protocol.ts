@@ -73,11 +73,38 @@ export interface DeviceStats {
 /** The ring inspector's controls on one queue (see InspectorService). */
 export type InspectorAction = 'freeze' | 'step' | 'resume';
 
+/** How a boot starts (`?boot=cold`, `?state=NAME`, restoreState()). */
+export type BootStart =
+  /** Restore this profile's boot state if there is one; else boot cold and save it at the prompt. */
+  | { kind: 'auto' }
+  /** Boot the kernel, save nothing. */
+  | { kind: 'cold' }
+  /** A saved state: by name (OPFS /states) or its bytes (an uploaded file). */
+  | { kind: 'state'; name: string }
+  | { kind: 'state-bytes'; bytes: Uint8Array; label: string };
+
+/** A saved state as the page lists it (from its header). */
+export interface StateInfo {
+  name: string;
+  kind: 'boot' | 'saved';
+  /** ISO time of the save. */
+  createdAt: string;
+  /** File size (compressed). */
+  bytes: number;
+  ring: RingLayout;
+  /** The disk it was saved with; `included`: its contents are in the state and come back with it. */
+  disk?: { name: string; size: number; included: boolean };
+}
+
 /** Page → worker. */
 export type ToWorker =
   /** `console: false` boots without the virtio-console (run() then types into the serial console). */
   /** `ring: 'packed'` offers VIRTIO_F_RING_PACKED on every virtio function (default split only). */
-  | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment; net?: NetAttachment; console?: boolean; ring?: RingLayout }
+  | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment; net?: NetAttachment; console?: boolean; ring?: RingLayout; start?: BootStart }
+  /** A cold boot reached its first prompt: save the boot state now if this boot makes one (answer: 'boot-point'). */
+  | { type: 'boot-point' }
+  /** Save the running VM as OPFS /states/NAME.vlstate (answer: 'state-saved' or 'state-failed' with the same id). */
+  | { type: 'state-save'; id: number; name: string }
   /** Send back what crossed the NIC so far, as a pcap file. */
   | { type: 'capture-get' }
   | { type: 'serial-in'; bytes: Uint8Array }
@@ -111,6 +138,19 @@ export type FromWorker =
   | { type: 'capture'; pcap: Uint8Array }
   /** A ring snapshot, at most ~20 a second while subscribed. */
   | { type: 'inspector'; snapshot: InspectorSnapshot }
+  /**
+   * The VM was restored from a state, not booted. `screen`: the console output before the
+   * save (for the terminal); `afterRestore`: what the page runs in the guest before ready.
+   */
+  | { type: 'restored'; info: StateInfo; screen: Uint8Array; attachDisk: boolean; restoreMs: number }
+  /** A state could not be restored (why, for the user): the VM boots cold instead. */
+  | { type: 'restore-failed'; message: string }
+  /** Answer to 'boot-point': the boot state was captured (`saved`), or this boot makes none. */
+  | { type: 'boot-point'; saved: boolean; pauseMs: number; attachDisk: boolean }
+  /** The boot state reached storage (after compression, in the background), or could not. */
+  | { type: 'boot-state'; bytes?: number; ms?: number; error?: string }
+  | { type: 'state-saved'; id: number; info: StateInfo; ms: number }
+  | { type: 'state-failed'; id: number; message: string }
   /** The disk's storage ran out: the guest got I/O errors. */
   | { type: 'storage-full'; message: string };
 

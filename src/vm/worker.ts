@@ -20,6 +20,17 @@ import { AGENT_PORT } from './console-session-agent.ts';
 import { agentPort } from './console-session-port.ts';
 import type { ConsolePort } from '../devices/console/console.ts';
 import type { RingLayout } from '../virtio/queue/virtqueue.ts';
+import type { BootStart, StateInfo } from './protocol.ts';
+import { bootProfile, captureLabState, imageIdentity, readLabState, restoreLabState, type LabIdentity, type LabState } from './lab-states.ts';
+import { withLateDisk } from './snapshot/late-disk.ts';
+import { bootStateFile, deleteStateFile, readStateFile, stateFile, writeStateFile } from './snapshot/state-files.ts';
+import { loadZstd } from './snapshot/zstd-browser.ts';
+import { readSnapshotMeta } from './snapshot/format.ts';
+import { stateInfo } from './snapshot/state-info.ts';
+import { restoreOpfsDisk } from './snapshot/disk-restore.ts';
+import { restoreSparseDisk } from './snapshot/sparse-disk.ts';
+import { memoryDiskBytes } from '../disks/disk-names.ts';
+import { SerialTail } from './serial-tail.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -35,6 +46,18 @@ let inspector: InspectorService | undefined;
 let inspectWanted = false;
 /** run()'s virtio-console port, when the machine has one. */
 let runPort: ConsolePort | undefined;
+/** The newest console output, saved with a state for the terminal of the tab that restores it. */
+const screen = new SerialTail(64 * 1024);
+/** What a state saved now says about this machine. */
+let identity: LabIdentity | undefined;
+/** The attached disk's name (the backend is `disk`). */
+let diskName: string | undefined;
+/** This kernel boot saves the boot state (of this profile) at its first prompt. */
+let bootStateProfile: string | undefined;
+/** The guest left /dev/vda alone at boot (virtio_lab.disk=late): the page mounts it after the first prompt. */
+let diskAttachedLate = false;
+/** Saves (boot state, by hand) one at a time. */
+let saving: Promise<unknown> = Promise.resolve();
 
 function post(msg: FromWorker, transfer: Transferable[] = []): void {
   self.postMessage(msg, transfer);
@@ -113,21 +136,17 @@ function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; onCap
   };
 }
 
-async function boot(
-  baseUrl: string,
-  wasmUrl: string,
-  want: DiskAttachment | undefined,
-  wantNet: NetAttachment | undefined,
-  wantConsole: boolean,
-  ring: RingLayout,
-): Promise<void> {
-  post({ type: 'state', state: 'loading' });
-  if (want) {
-    const opened = await openDisk(want);
-    disk = opened.backend;
-    if (stopping) return;
-    post({ type: 'disk', disk: opened.disk });
-  }
+interface BootRequest {
+  baseUrl: string;
+  wasmUrl: string;
+  disk?: DiskAttachment;
+  net?: NetAttachment;
+  console: boolean;
+  ring: RingLayout;
+  start: BootStart;
+}
+
+async function fetchManifest(baseUrl: string) {
   const manifestUrl = new URL('manifest.json', baseUrl).href;
   let manifestJson: unknown;
   try {
@@ -137,47 +156,201 @@ async function boot(
   } catch (e) {
     throw new GuestImageError('image-missing', `guest image manifest ${manifestUrl} is missing (${(e as Error).message})`);
   }
-  const manifest = parseManifest(manifestJson);
+  return parseManifest(manifestJson);
+}
+
+/** A state the page named or sent, parsed; undefined (and the page told why) when it cannot be used. */
+async function requestedState(how: BootStart, imageSha256: string): Promise<LabState | undefined> {
+  if (how.kind !== 'state' && how.kind !== 'state-bytes') return undefined;
+  try {
+    const bytes = how.kind === 'state' ? await readStateFile(stateFile(how.name)) : how.bytes;
+    if (!bytes) throw new Error(`there is no saved state named "${how.kind === 'state' ? how.name : how.label}"`);
+    return readLabState(bytes, imageSha256, await loadZstd());
+  } catch (e) {
+    post({ type: 'restore-failed', message: (e as Error).message });
+    return undefined;
+  }
+}
+
+/** This profile's boot state, if there is a usable one (a damaged one is deleted). */
+async function storedBootState(profile: string, imageSha256: string): Promise<LabState | undefined> {
+  const file = bootStateFile(profile);
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = await readStateFile(file);
+    if (!bytes) return undefined;
+    return readLabState(bytes, imageSha256, await loadZstd());
+  } catch (e) {
+    await deleteStateFile(file).catch(() => undefined);
+    post({ type: 'restore-failed', message: `the saved boot state was unusable (${(e as Error).message}); it was deleted` });
+    return undefined;
+  }
+}
+
+async function boot(req: BootRequest): Promise<void> {
+  post({ type: 'state', state: 'loading' });
+  const manifest = await fetchManifest(req.baseUrl);
+  // Every boot but a plain cold one leaves the disk for later, so its first prompt can be
+  // saved as the boot state and a restored one can be given any disk (lab-states.ts).
+  const bootManifest = req.start.kind === 'cold' ? manifest : withLateDisk(manifest);
+  const imageSha256 = await imageIdentity(bootManifest, bootManifest.cmdline);
+  let state = await requestedState(req.start, imageSha256);
+  if (stopping) return;
+
+  // A saved state brings its own disk back (its contents are in the file).
+  let want = req.disk;
+  const savedDisk = state?.decoded.meta.disk?.included ? state.decoded.meta.disk : undefined;
+  if (state && savedDisk && state.decoded.disk) {
+    want = { name: savedDisk.name, readOnly: false };
+    try {
+      if (memoryDiskBytes(savedDisk.name) === undefined) await restoreOpfsDisk(savedDisk.name, state.decoded.disk, await loadZstd());
+    } catch (e) {
+      post({ type: 'restore-failed', message: (e as Error).message });
+      state = undefined;
+      want = req.disk;
+    }
+  }
+  if (want) {
+    const opened = await openDisk(want);
+    disk = opened.backend;
+    diskName = want.name;
+    if (state && savedDisk && state.decoded.disk && memoryDiskBytes(savedDisk.name) !== undefined) {
+      await restoreSparseDisk(state.decoded.disk, disk, await loadZstd());
+    }
+    if (stopping) return;
+    post({ type: 'disk', disk: opened.disk });
+  }
   const [image, wasm] = await Promise.all([
     loadGuestImage(
-      manifest,
-      (name, onProgress) => fetchBytes(new URL(name, baseUrl).href, onProgress),
+      bootManifest,
+      (name, onProgress) => fetchBytes(new URL(name, req.baseUrl).href, onProgress),
       (progress) => post({ type: 'progress', progress }),
-      { cache: browserGuestFileCache(baseUrl) },
+      { cache: browserGuestFileCache(req.baseUrl) },
     ),
-    WebAssembly.compileStreaming(fetch(wasmUrl)),
+    WebAssembly.compileStreaming(fetch(req.wasmUrl)),
   ]);
   if (stopping) return;
-  const net = wantNet && openNet(wantNet);
+  const ring = state?.decoded.meta.ring ?? req.ring;
+  const net = req.net && openNet(req.net);
   link = net?.link;
-  machine = await Machine.create({
-    image,
-    wasm,
-    onSerial: (bytes) => post({ type: 'serial-out', bytes }, [bytes.buffer]),
-    devices: {
-      onDeviceError: (device, reason) => post({ type: 'device-error', device, reason }),
-      ring,
-      blk: disk && {
-        backend: disk,
-        name: want!.name,
-        onBackendError: (kind: string, message: string) => {
-          if (kind === 'quota') post({ type: 'storage-full', message });
-        },
+  const create = () =>
+    Machine.create({
+      image,
+      wasm,
+      onSerial: (bytes) => {
+        screen.push(bytes);
+        post({ type: 'serial-out', bytes }, [bytes.buffer]);
       },
-      net,
-      console: wantConsole ? { ports: [AGENT_PORT] } : undefined,
-    },
-  });
-  runPort = agentPort(machine.devices);
+      devices: {
+        onDeviceError: (device, reason) => post({ type: 'device-error', device, reason }),
+        ring,
+        blk: disk && {
+          backend: disk,
+          name: diskName!,
+          onBackendError: (kind: string, message: string) => {
+            if (kind === 'quota') post({ type: 'storage-full', message });
+          },
+        },
+        net,
+        console: req.console ? { ports: [AGENT_PORT] } : undefined,
+      },
+    });
+  let m = await create();
+  identity = { imageSha256, memoryMiB: bootManifest.memoryMiB, ring };
+  const functions = m.devices.all.map((fn) => fn.name);
+  const profile = req.start.kind === 'auto' ? await bootProfile(imageSha256, functions, ring) : undefined;
+  if (!state && profile) state = await storedBootState(profile, imageSha256);
+
+  let restored: { info: StateInfo; ms: number } | undefined;
+  if (state) {
+    const t0 = performance.now();
+    try {
+      await restoreLabState(m, state);
+      restored = { info: stateInfo(state.decoded.meta, 0), ms: performance.now() - t0 };
+    } catch (e) {
+      post({ type: 'restore-failed', message: (e as Error).message });
+      if (state.decoded.meta.kind === 'boot' && profile) await deleteStateFile(bootStateFile(profile)).catch(() => undefined);
+      await m.stop().catch(() => undefined);
+      m = await create();
+    }
+  }
+  machine = m;
+  runPort = agentPort(m.devices);
   if (runPort) relayPort(runPort);
-  inspector = new InspectorService(machine.devices.all, (snapshot) => post({ type: 'inspector', snapshot }));
+  inspector = new InspectorService(m.devices.all, (snapshot) => post({ type: 'inspector', snapshot }));
   if (inspectWanted) inspector.subscribe();
-  machine.start();
+  if (restored && state) {
+    screen.push(state.screen);
+    post({ type: 'restored', info: restored.info, screen: state.screen, attachDisk: state.decoded.meta.kind === 'boot' && !!disk, restoreMs: restored.ms });
+    // The restored guest has the agent's port open: the page's session may use it at once.
+    if (runPort?.guestOpen) post({ type: 'port-open', port: runPort.name ?? 'hvc0', open: true });
+  } else {
+    bootStateProfile = profile;
+    diskAttachedLate = req.start.kind !== 'cold' && !!disk;
+  }
+  m.start();
   post({ type: 'state', state: 'booting' });
   statsTimer = setInterval(() => {
     if (!machine) return;
     postStats(false);
   }, 500);
+}
+
+/** The first prompt of a kernel boot: save the boot state if this boot makes one. */
+function atBootPoint(): void {
+  const m = machine;
+  const profile = bootStateProfile;
+  bootStateProfile = undefined;
+  if (!m || !profile || !identity) {
+    post({ type: 'boot-point', saved: false, pauseMs: 0, attachDisk: diskAttachedLate });
+    return;
+  }
+  const id = identity;
+  saving = saving.then(async () => {
+    let encode: () => Promise<Uint8Array>;
+    try {
+      const zstd = await loadZstd();
+      const captured = await captureLabState(m, id, { kind: 'boot', name: 'boot', screen: screen.bytes(), disk: disk && diskName ? { name: diskName, backend: disk, include: false } : undefined }, zstd);
+      encode = captured.encode;
+      post({ type: 'boot-point', saved: true, pauseMs: captured.pauseMs, attachDisk: diskAttachedLate });
+    } catch (e) {
+      post({ type: 'boot-point', saved: false, pauseMs: 0, attachDisk: diskAttachedLate });
+      post({ type: 'boot-state', error: (e as Error).message });
+      return;
+    }
+    // Compressing and storing happen while the guest runs (the page is ready by then).
+    try {
+      const t0 = performance.now();
+      const bytes = await encode();
+      await writeStateFile(bootStateFile(profile), bytes);
+      post({ type: 'boot-state', bytes: bytes.length, ms: performance.now() - t0 });
+    } catch (e) {
+      post({ type: 'boot-state', error: (e as Error).message });
+    }
+  });
+}
+
+/** A state saved by hand: the machine and its disk's contents, as OPFS /states/NAME.vlstate. */
+function saveNamedState(id: number, name: string): void {
+  saving = saving.then(async () => {
+    const m = machine;
+    try {
+      const file = stateFile(name);
+      if (!m || !identity) throw new Error('the VM is not running');
+      const t0 = performance.now();
+      const captured = await captureLabState(
+        m,
+        identity,
+        { kind: 'saved', name, screen: screen.bytes(), disk: disk && diskName ? { name: diskName, backend: disk, include: true } : undefined },
+        await loadZstd(),
+      );
+      const bytes = await captured.encode();
+      await writeStateFile(file, bytes);
+      post({ type: 'state-saved', id, info: { ...stateInfo(readSnapshotMeta(bytes), bytes.length), name }, ms: performance.now() - t0 });
+    } catch (e) {
+      post({ type: 'state-failed', id, message: (e as Error).message });
+    }
+  });
 }
 
 /**
@@ -243,7 +416,15 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
   switch (msg.type) {
     case 'boot':
-      boot(msg.baseUrl, msg.wasmUrl, msg.disk, msg.net, msg.console ?? true, msg.ring ?? 'split').catch((e: unknown) => {
+      boot({
+        baseUrl: msg.baseUrl,
+        wasmUrl: msg.wasmUrl,
+        disk: msg.disk,
+        net: msg.net,
+        console: msg.console ?? true,
+        ring: msg.ring ?? 'split',
+        start: msg.start ?? { kind: 'auto' },
+      }).catch((e: unknown) => {
         const err = e as Error;
         const kind: VmErrorKind =
           err instanceof GuestImageError
@@ -254,6 +435,12 @@ self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
         post({ type: 'fatal', kind, message: err.message });
         post({ type: 'state', state: 'error' });
       });
+      break;
+    case 'boot-point':
+      atBootPoint();
+      break;
+    case 'state-save':
+      saveNamedState(msg.id, msg.name);
       break;
     case 'serial-in':
       machine?.typeIn(msg.bytes);

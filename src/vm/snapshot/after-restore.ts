@@ -1,0 +1,46 @@
+/**
+ * What the lab does in the guest right after a VM state was restored, as one shell command
+ * line for run() (one round trip to the guest agent). A restored guest wakes up believing it
+ * is the moment it was saved, in the tab that saved it:
+ *
+ * - its NIC has the saved MAC and lease, but every tab must have its own MAC (two tabs
+ *   restored from one state would otherwise share an address in a relay room): the address
+ *   changes (Linux's virtio_net takes a new address while up) and DHCP starts over for it;
+ * - its entropy pool is the saved one, identical in every tab restored from the state:
+ *   bytes from the virtio-rng are mixed in (written to /dev/urandom: mixed, not credited);
+ * - its wall clock is the save's: set from the host's;
+ * - a boot state was saved before any disk was read or mounted: the disk attached now is
+ *   mounted now (a state saved by hand carries its disk, mounted, and skips this).
+ */
+import { ATTACH_DISK_COMMAND } from './late-disk.ts';
+
+export interface AfterRestore {
+  /** The tab's MAC for eth0 ("02:…"), when the VM has a NIC. */
+  mac?: string;
+  /** Mount the attached disk (a boot state, with a disk attached). */
+  attachDisk: boolean;
+  /** Host wall clock, ms since the epoch (default Date.now()). */
+  now?: number;
+}
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** The guest's udhcpc, started as /init starts it (the lease lands in /run/net/eth0). */
+const DHCP = 'udhcpc -f -i eth0 -s /usr/share/udhcpc/default.script -x hostname:virtio-lab >/run/net/udhcpc.log 2>&1 </dev/null &';
+
+export function afterRestoreCommand(opts: AfterRestore): string {
+  const steps: string[] = [];
+  const seconds = Math.floor((opts.now ?? Date.now()) / 1000);
+  steps.push(`date -u -s @${seconds} >/dev/null`);
+  steps.push('dd if=/dev/hwrng of=/dev/urandom bs=64 count=1 2>/dev/null');
+  if (opts.mac !== undefined) {
+    const mac = opts.mac.toLowerCase();
+    // The MAC goes into a shell line: only the exact form passes.
+    if (!MAC.test(mac)) throw new Error(`not a MAC address: ${JSON.stringify(opts.mac)}`);
+    steps.push(
+      `if [ -e /sys/class/net/eth0 ]; then killall -q udhcpc; ip addr flush dev eth0; ip link set dev eth0 address ${mac}; rm -f /run/net/eth0; ${DHCP} fi`,
+    );
+  }
+  if (opts.attachDisk) steps.push(ATTACH_DISK_COMMAND);
+  return steps.join('; ');
+}
