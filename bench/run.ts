@@ -19,6 +19,7 @@ import { figure } from './stats.ts';
 import { benchDisks } from './suite/blk.ts';
 import { benchNet } from './suite/net.ts';
 import { BOOT_NO_DISK, measureBoots } from './suite/boot.ts';
+import { measureInstant } from './suite/instant.ts';
 import { benchInspector } from './suite/inspector.ts';
 import { renderMarkdown, type BenchResults } from './suite/report.ts';
 import { benchRing, ringSection, type RingResults } from './suite/ring.ts';
@@ -41,8 +42,8 @@ if (unknown.length) {
 }
 const outDir = path.resolve(arg('out') ?? path.join(ROOT, 'bench/results'));
 const settings = quick
-  ? { diskSeconds: 1, diskRounds: 1, diskMiB: 64, pings: 5, mib: 2, netRounds: 1, boots: 1, inspectorSeconds: 2, inspectorRounds: 1 }
-  : { diskSeconds: 5, diskRounds: 3, diskMiB: 256, pings: 50, mib: 32, netRounds: 3, boots: 5, inspectorSeconds: 6, inspectorRounds: 3 };
+  ? { diskSeconds: 1, diskRounds: 1, diskMiB: 64, pings: 5, mib: 2, netRounds: 1, boots: 1, instantRounds: 1, instantReturns: 1, inspectorSeconds: 2, inspectorRounds: 1 }
+  : { diskSeconds: 5, diskRounds: 3, diskMiB: 256, pings: 50, mib: 32, netRounds: 3, boots: 5, instantRounds: 3, instantReturns: 4, inspectorSeconds: 6, inspectorRounds: 3 };
 let lastLine = 'starting';
 const log = (s: string) => {
   lastLine = s;
@@ -88,6 +89,19 @@ try {
         ms: figure(runs.map((r) => r.total)),
         imageMs: figure(runs.map((r) => r.image)),
         longestTaskMs: figure(runs.map((r) => r.longestTask)),
+      };
+      log(`instant start: ${settings.instantRounds} new user(s), ${settings.instantReturns} restored and ${settings.instantReturns} cold return visit(s) each`);
+      const instant = await measureInstant(browser, `${server.origin}/`, settings.instantRounds, settings.instantReturns, log);
+      const all = (pick: (r: (typeof instant)[number]) => number[]) => instant.flatMap(pick);
+      results.instant = {
+        rounds: instant.length,
+        firstMs: figure(instant.map((r) => r.first)),
+        restoredMs: figure(all((r) => r.restored)),
+        coldMs: figure(all((r) => r.cold)),
+        restoreWorkerMs: figure(all((r) => r.restoreMs)),
+        stateBytes: figure(instant.map((r) => r.stateBytes)),
+        pauseMs: figure(instant.map((r) => r.pauseMs)),
+        storeMs: figure(instant.map((r) => r.storeMs)),
       };
     } finally {
       await browser.close();

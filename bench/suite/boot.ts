@@ -19,8 +19,8 @@ export interface BootRun {
   longestTask: number;
 }
 
-export const BOOT_NO_DISK: BootKind = { label: 'no disk', query: '?disk=none&net=none' };
-export const BOOT_FIRST_VISIT: BootKind = { label: 'first visit, disk formatted', query: '?net=none' };
+/** Cold boots: `boot=cold` (no boot state restored or saved: what a boot costs). */
+export const BOOT_NO_DISK: BootKind = { label: 'no disk', query: '?disk=none&net=none&boot=cold' };
 
 /** `runs` boots of each kind, the kinds alternating so drift hits all alike. */
 export async function measureBoots(browser: Browser, url: string, runs: number, kinds: BootKind[], log: (s: string) => void): Promise<BootRun[]> {

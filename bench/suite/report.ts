@@ -22,6 +22,17 @@ export interface BenchResults {
   disk?: DiskResults;
   net?: NetResults;
   boot?: { runs: number; ms: Figure; imageMs: Figure; longestTaskMs: Figure };
+  /** Page load → prompt: return visits restored vs cold in the same run, the first visit, the boot state. */
+  instant?: {
+    rounds: number;
+    firstMs: Figure;
+    restoredMs: Figure;
+    coldMs: Figure;
+    restoreWorkerMs: Figure;
+    stateBytes: Figure;
+    pauseMs: Figure;
+    storeMs: Figure;
+  };
   inspector?: InspectorResults;
 }
 
@@ -118,6 +129,25 @@ function netSection(n: NetResults): string[] {
   return out;
 }
 
+function instantSection(i: NonNullable<BenchResults['instant']>): string[] {
+  const MB = (f: Figure) => ({ ...f, median: f.median / 1e6, min: f.min / 1e6, max: f.max / 1e6, runs: f.runs.map((x) => x / 1e6) });
+  return [
+    '### Instant start',
+    '',
+    `Page load → shell prompt (\`virtioLab.ready\`, disk mounted), ${i.rounds} new user(s), return visits alternating restored / cold:`,
+    '',
+    '| visit | page load → prompt, ms |',
+    '|---|---|',
+    `| return, restored from the boot state | ${cell(i.restoredMs)} |`,
+    `| return, cold boot (\`?boot=cold\`) | ${cell(i.coldMs)} |`,
+    `| first (disk from its template, boot state saved) | ${cell(i.firstMs)} |`,
+    '',
+    `- restored / cold: ${ratio(i.restoredMs, i.coldMs)}; first visit / return cold: ${ratio(i.firstMs, i.coldMs)} (goal ≤ 1.2×); restored goal ≤ 1000 ms.`,
+    `- the worker's restore (v86 + our devices): ${cell(i.restoreWorkerMs)} ms; boot state ${cell(MB(i.stateBytes), 2)} MB (goal ≤ 12); ` +
+      `the first visit's guest paused ${cell(i.pauseMs)} ms to take it, then ${cell(i.storeMs)} ms to compress and store it while the guest ran.`,
+  ];
+}
+
 export function renderMarkdown(r: BenchResults): string {
   const m = r.machine;
   const out: string[] = [];
@@ -135,6 +165,7 @@ export function renderMarkdown(r: BenchResults): string {
     out.push('### Boot', '');
     out.push(`Worker start → shell prompt, no disk, cold context: ${cell(r.boot.ms)} ms over ${r.boot.runs} boot(s); image + wasm loaded at ${cell(r.boot.imageMs)} ms; longest main-thread task ${cell(r.boot.longestTaskMs)} ms.`, '');
   }
+  if (r.instant) out.push(...instantSection(r.instant), '');
   if (r.inspector) {
     const i = r.inspector;
     out.push('### Ring inspector', '');

@@ -56,6 +56,10 @@ export interface VmSnapshot {
   bootState?: { bytes?: number; ms?: number; error?: string };
   /** What the guest said when the steps after a restore (new MAC, disk mount…) failed. */
   afterRestoreError?: string;
+  /** The worker's restore of the state (v86's and our devices'), ms. */
+  restoreMs?: number;
+  /** How long the guest stood still while the boot state was taken at its first prompt, ms. */
+  bootPointPauseMs?: number;
 }
 
 export interface BootTimings {
@@ -267,6 +271,8 @@ export class VmClient {
       restoreFailed: undefined,
       bootState: undefined,
       afterRestoreError: undefined,
+      restoreMs: undefined,
+      bootPointPauseMs: undefined,
       boot: this.snap.boot + 1,
       timings: { workerStart: performance.now() },
     });
@@ -449,7 +455,7 @@ export class VmClient {
       case 'restored': {
         this.restoring = true;
         const s = this.session;
-        this.set({ start: 'restored', restoredFrom: msg.info, timings: { ...this.snap.timings, restored: performance.now() } });
+        this.set({ start: 'restored', restoredFrom: msg.info, restoreMs: msg.restoreMs, timings: { ...this.snap.timings, restored: performance.now() } });
         // The screen as it was at the save, for the terminal and serialLog().
         s.feed(msg.screen);
         for (const l of this.serialListeners) l(msg.screen);
@@ -460,7 +466,7 @@ export class VmClient {
         this.set({ restoreFailed: msg.message });
         break;
       case 'boot-point': {
-        this.set({ start: 'booted' });
+        this.set({ start: 'booted', bootPointPauseMs: msg.pauseMs });
         const w = this.bootPointWaiter;
         this.bootPointWaiter = undefined;
         w?.({ saved: msg.saved, attachDisk: msg.attachDisk });

@@ -19,6 +19,7 @@ import type { BlockBackendErrorKind } from '../../backends/block-backend.ts';
 import { ConsoleSession } from '../console-session.ts';
 import { AGENT_PORT } from '../console-session-agent.ts';
 import { agentPort, connectAgentPort } from '../console-session-port.ts';
+import { restoreLabState, type LabState } from '../lab-states.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const defaultGuestDir = path.join(repoRoot, 'public/guest');
@@ -102,6 +103,12 @@ export interface NodeVmOptions {
    * link the caller owns. Same as devices.net, which it overrides.
    */
   net?: NodeNetOptions | LabNetOptions;
+  /**
+   * Restore this state (lab-states.ts) instead of booting the kernel: the machine is built
+   * with the devices given here (they must be the state's), and `session.ready` resolves at
+   * once (the saved console output is its log). The caller runs afterRestoreCommand().
+   */
+  restore?: LabState;
 }
 
 /** Boots the lab machine in this process; `session.ready` resolves at the shell prompt. */
@@ -164,6 +171,16 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
   } catch (error) {
     closeOwned();
     throw error;
+  }
+  if (opts.restore) {
+    try {
+      await restoreLabState(machine, opts.restore);
+    } catch (error) {
+      await machine.stop().catch(() => undefined);
+      closeOwned();
+      throw error;
+    }
+    session.feed(opts.restore.screen);
   }
   const port = agentPort(machine.devices);
   if (port) connectAgentPort(session, port);
