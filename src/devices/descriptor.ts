@@ -5,6 +5,7 @@
  * fuzzer's subject all come from here, so a new device is its folder plus one registry line.
  */
 import type { VirtioDevice } from '../virtio/device.ts';
+import type { DeviceStateHooks } from '../virtio/state/device-state.ts';
 import type { RequestDecoder } from '../virtio/inspect/timeline.ts';
 import type { ConfigField } from '../virtio/inspect/types.ts';
 // Type only (erased): the subject's code is loaded by fuzzSubject(), never by the page.
@@ -34,11 +35,8 @@ export interface KickBudget {
   readonly frames?: number;
 }
 
-/** A device's state in and out of a VM snapshot (slot only: snapshots are a later feature). */
-export interface DeviceStateHooks<Device extends VirtioDevice> {
-  save(device: Device): unknown;
-  restore(device: Device, state: unknown): void;
-}
+/** A device's state in and out of a VM snapshot: virtio/state/device-state.ts. */
+export type { DeviceStateHooks } from '../virtio/state/device-state.ts';
 
 /**
  * `Kind` is the short name ("blk"): the key of the device's options in `LabDeviceOptions`
@@ -73,7 +71,7 @@ export interface DeviceDescriptor<Kind extends string = string, Options = unknow
    * where it applies, frames it emits. The bounded-work fuzz property holds the device to it.
    */
   readonly kickBudget?: KickBudget;
-  /** Save/restore for VM snapshots (not implemented by any device yet). */
+  /** Save/restore for VM snapshots: the lab hands it to the device's function (VirtioPciOptions.deviceState). */
   readonly state?: DeviceStateHooks<Device>;
   /**
    * The device as a subject of the transport fuzzer (virtio/testing/transport-properties.ts).

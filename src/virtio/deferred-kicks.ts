@@ -31,6 +31,16 @@ export class DeferredKicks {
     });
   }
 
+  /** A drain is scheduled and has not run yet. */
+  get pending(): boolean {
+    return this.job.pending;
+  }
+
+  /** Run the scheduled drain now, if any (see PendingJob.runNow); returns whether one ran. */
+  runNow(): boolean {
+    return this.job.runNow();
+  }
+
   /** The device was reset: a scheduled drain must not run, and the next kick schedules anew. */
   cancel(): void {
     this.job.cancel();

@@ -61,7 +61,7 @@ export function plugLabDevices(bus: PciBus, opts: LabDeviceOptions): LabDevices 
     const kind = descriptor.kind as DeviceKind;
     const device = descriptor.create(opts[kind], { defer, later: opts.later ?? macrotask });
     if (!device) continue;
-    const fn = new VirtioPciFunction(device, { barKind, ring: opts.ring });
+    const fn = new VirtioPciFunction(device, { barKind, ring: opts.ring, deviceState: descriptor.state });
     fn.connect(bus.attach(fn));
     fn.onError((reason) => opts.onDeviceError(fn.name, reason));
     devices[kind] = fn;

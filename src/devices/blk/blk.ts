@@ -182,6 +182,29 @@ export class VirtioBlk implements VirtioDevice {
     this.continuation.cancel();
   }
 
+  /**
+   * Work that would complete later (a deferred kick, requests waiting for a pass), or
+   * undefined when there is none. The backends are synchronous, so no I/O is ever in flight.
+   */
+  get outstandingWork(): string | undefined {
+    if (this.deferred?.pending) return 'a deferred kick';
+    const waiting = this.waiting.length - this.nextWaiting;
+    if (waiting > 0 || this.continuation.pending) return `${waiting} requests waiting for a pass`;
+    return undefined;
+  }
+
+  /**
+   * Serve the deferred kick and every leftover pass now instead of later (a snapshot: the
+   * emulator is stopped, so the guest adds nothing). Each round drains the ring or serves at
+   * least one waiting request, and at most a queue's worth wait: bounded by the queue size.
+   */
+  settleNow(): void {
+    const rounds = 2 * this.queueMaxSizes[0]! + 2;
+    for (let round = 0; round < rounds; round++) {
+      if (!(this.deferred?.runNow() || this.continuation.runNow())) return;
+    }
+  }
+
   notify(queueIndex: number): void {
     if (!this.deferred) return this.drain(queueIndex);
     const queue = this.ctx?.queue(queueIndex);

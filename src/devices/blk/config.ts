@@ -142,6 +142,15 @@ export class BlkConfig {
     this.onWritebackChanged(writeback);
   }
 
+  /**
+   * Snapshot restore: the mode the driver had left, without telling the device (nothing
+   * changed for the driver, so no flush) or the transport (no config change either).
+   */
+  restoreWriteback(writeback: boolean): void {
+    this.space.bytes[BlkConfigOffset.WRITEBACK] = writeback ? 1 : 0;
+    this.lastWriteback = writeback;
+  }
+
   /** Device reset: back to the default cache mode (like a power cycle). */
   resetWriteback(): void {
     this.space.setU8(BlkConfigOffset.WRITEBACK, this.writebackDefault ? 1 : 0);

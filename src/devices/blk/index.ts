@@ -5,6 +5,7 @@ import { VirtioBlk } from './blk.ts';
 import { blkConfigFields, blkDecoder } from './inspect.ts';
 import { blkKickBudgetBytes } from './budget.ts';
 import { DEFAULT_BLK_LIMITS } from './config.ts';
+import { blkState } from './state.ts';
 
 /** A disk to attach as virtio-blk (/dev/vda). */
 export interface BlkLabOptions {
@@ -33,6 +34,7 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
   // One pass: 16 MiB of data (counted twice on reads: the copy and v86's dirty notice) plus
   // header, segments, GET_ID answer and status of each of 256 parsed requests (budget.ts).
   kickBudget: { bytes: blkKickBudgetBytes(DEFAULT_BLK_LIMITS, 256) },
+  state: blkState,
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).blkSubject,
   fuzzProperties: async () => (await import('./properties.ts')).blkProperties(),
 };

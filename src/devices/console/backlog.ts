@@ -50,6 +50,18 @@ export class ByteBacklog {
     return taken;
   }
 
+  /** A copy of the bytes waiting, in order (a snapshot saves them). */
+  peekAll(): Uint8Array {
+    const out = new Uint8Array(this.count);
+    let at = 0;
+    for (let i = this.head; i < this.chunks.length; i++) {
+      const piece = this.chunks[i].subarray(i === this.head ? this.offset : 0);
+      out.set(piece, at);
+      at += piece.length;
+    }
+    return out;
+  }
+
   clear(): void {
     this.chunks = [];
     this.head = 0;

@@ -145,6 +145,53 @@ export class VirtioConsole implements VirtioDevice {
     return this.pendingControl.length;
   }
 
+  /** Work that would complete later (a named port's deferred transmit drain), or undefined when there is none. */
+  get outstandingWork(): string | undefined {
+    const port = this.deferredTx.findIndex((d) => d?.pending);
+    return port < 0 ? undefined : `a deferred transmit drain of port ${port}`;
+  }
+
+  /** Run the deferred transmit drains now (a snapshot: the emulator is stopped); each drains its ring. */
+  settleNow(): void {
+    for (const d of this.deferredTx) d?.runNow();
+  }
+
+  /** Whether the driver said DEVICE_READY (MULTIPORT), and the control messages waiting for its buffers. */
+  get controlState(): { readonly deviceReady: boolean; readonly pending: readonly Uint8Array[] } {
+    return { deviceReady: this.deviceReady, pending: this.pendingControl };
+  }
+
+  /**
+   * Snapshot restore, after activate(): the control protocol where it was, each port as the
+   * driver set it up (ready, open in the guest) with the bytes that waited for it, saved ones
+   * first (a host write since construction comes after, if the backlog has room). The host
+   * hears again that the guest has its ports open, once the function is restored (`announce`),
+   * so a session built with the new machine can use them.
+   */
+  restorePorts(
+    deviceReady: boolean,
+    pendingControl: readonly Uint8Array[],
+    ports: ReadonlyArray<{ ready: boolean; guestOpen: boolean; backlog: Uint8Array }>,
+    announce: (job: () => void) => void,
+  ): void {
+    this.deviceReady = deviceReady;
+    this.pendingControl = [...pendingControl];
+    this.stats.openPorts = 0;
+    ports.forEach((saved, id) => {
+      const port = this.ports[id];
+      const since = port.backlog.peekAll();
+      port.backlog.clear();
+      port.backlog.push(saved.backlog);
+      if (!port.backlog.push(since)) this.stats.rxDropsBacklogFull++;
+      port.ready = saved.ready;
+      port.guestOpen = saved.guestOpen;
+      if (saved.guestOpen) {
+        this.stats.openPorts++;
+        announce(() => port.onOpen?.(true));
+      }
+    });
+  }
+
   /** The named port, if there is one. */
   port(name: string): ConsolePort | undefined {
     return this.ports.find((p) => p.name === name);

@@ -3,6 +3,7 @@ import type { DeviceDescriptor } from '../descriptor.ts';
 import { CONSOLE_KICK_BYTES, VirtioConsole, type VirtioConsoleOptions } from './console.ts';
 import { consoleConfigFields, consoleDecoder } from './inspect.ts';
 import { ConsoleFeature, consoleQueueNames } from './spec.ts';
+import { consoleState } from './state.ts';
 
 /** Named ports after the console (e.g. run()'s "org.virtio-lab.run"). Absent: no virtio-console. */
 export type ConsoleLabOptions = Pick<VirtioConsoleOptions, 'ports'>;
@@ -22,6 +23,7 @@ export const consoleDevice: DeviceDescriptor<'console', ConsoleLabOptions, Virti
   stats: (device) => device.stats.toRecord(),
   // A full transmitq read up to MAX_TX_BUFFER per chain (the worst queue; see console.ts).
   kickBudget: { bytes: CONSOLE_KICK_BYTES },
+  state: consoleState,
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).consoleSubject,
   fuzzProperties: async () => (await import('./properties.ts')).consoleProperties(),
 };

@@ -44,6 +44,11 @@ export class FrameBacklog {
     return frame;
   }
 
+  /** The frames waiting, oldest first (a snapshot saves them). */
+  waiting(): Uint8Array[] {
+    return this.frames.slice(this.head);
+  }
+
   clear(): void {
     this.frames = [];
     this.head = 0;

@@ -28,6 +28,11 @@ export class NetConfig {
     return (this.space.getU16(NetConfigOffset.STATUS) & VIRTIO_NET_S_LINK_UP) !== 0;
   }
 
+  /** Snapshot restore: the status the driver saw, without telling anyone (it is no change to the driver). */
+  restoreLinkUp(up: boolean): void {
+    new DataView(this.space.bytes.buffer).setUint16(NetConfigOffset.STATUS, up ? VIRTIO_NET_S_LINK_UP : 0, true);
+  }
+
   /** Returns whether the status field changed. */
   setLinkUp(up: boolean): boolean {
     if (up === this.linkUp) return false;

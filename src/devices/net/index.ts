@@ -3,6 +3,7 @@ import type { DeviceDescriptor } from '../descriptor.ts';
 import { netKickBudget } from './budget.ts';
 import { netConfigFields, netDecoder } from './inspect.ts';
 import { VirtioNet, type VirtioNetOptions } from './net.ts';
+import { netState } from './state.ts';
 
 /** A NIC to attach as virtio-net (eth0), over a FrameLink (e.g. a WebSocketFrameLink to the relay). */
 export type NetLabOptions = Pick<
@@ -22,6 +23,7 @@ export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
   stats: (device) => ({ ...device.stats.toRecord(), linkUp: device.linkUp ? 1 : 0, mtu: device.mtu }),
   // At the default queue size and backlog (budget.ts says how each number comes about).
   kickBudget: (({ bytes, frames }) => ({ bytes, frames }))(netKickBudget(256)),
+  state: netState,
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).netSubject,
   fuzzProperties: async () => (await import('./properties.ts')).netProperties(),
 };

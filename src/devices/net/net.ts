@@ -164,6 +164,50 @@ export class VirtioNet implements VirtioDevice {
     this.txPasses.cancel();
   }
 
+  /** Work that would complete later (a transmit pass still to run), or undefined when there is none. */
+  get outstandingWork(): string | undefined {
+    return this.txPasses.pending ? 'a transmit pass' : undefined;
+  }
+
+  /**
+   * Run the scheduled transmit passes now instead of later (a snapshot: the emulator is
+   * stopped, so the guest adds nothing). Each pass sends at least one chain: bounded by the
+   * queue size.
+   */
+  settleNow(): void {
+    const rounds = 2 * this.queueMaxSizes[NET_TRANSMITQ]! + 2;
+    for (let round = 0; round < rounds && this.txPasses.runNow(); round++);
+  }
+
+  /** rx chains popped and kept for the next frame (a frame that needs more buffers than are posted). */
+  get heldRxChains(): readonly DescriptorChain[] {
+    return this.stash;
+  }
+
+  /** Bounds of the rx backlog (options rxBacklogFrames, rxBacklogBytes). */
+  get rxBacklogLimits(): { readonly frames: number; readonly bytes: number } {
+    return { frames: this.backlog.maxFrames, bytes: this.backlog.maxBytes };
+  }
+
+  /** Frames waiting for rx buffers, oldest first. */
+  get rxBacklog(): Uint8Array[] {
+    return this.backlog.waiting();
+  }
+
+  /**
+   * Snapshot restore, after activate(): the link status the driver saw, the rx chains held
+   * and the frames waiting (each checked against the limits receive() applies). A link that
+   * is in another state now changes as a link flap would, with its config change.
+   */
+  restoreReceive(linkUp: boolean, held: DescriptorChain[], frames: readonly Uint8Array[]): void {
+    this.config.restoreLinkUp(linkUp);
+    this.stash = held;
+    this.backlog.clear();
+    for (const frame of frames) if (!this.backlog.push(frame)) this.stats.rxDropsBacklogFull++;
+    this.syncBacklogStats();
+    this.linkChanged(this.link.up);
+  }
+
   notify(queueIndex: number): void {
     if (queueIndex === NET_RECEIVEQ) return this.fillRx();
     if (queueIndex !== NET_TRANSMITQ) return;

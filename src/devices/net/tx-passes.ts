@@ -36,6 +36,16 @@ export class TxPasses {
     if (pass()) this.schedule(ctx, queue, pass, this.later);
   }
 
+  /** A pass is scheduled and has not run yet. */
+  get pending(): boolean {
+    return this.job.pending;
+  }
+
+  /** Run the scheduled pass now, if any (see PendingJob.runNow); returns whether one ran. */
+  runNow(): boolean {
+    return this.job.runNow();
+  }
+
   /** The device was reset: a scheduled pass must not run, and the next kick starts anew. */
   cancel(): void {
     this.job.cancel();

@@ -2,6 +2,7 @@
 import type { DeviceDescriptor } from '../descriptor.ts';
 import { rngDecoder } from './inspect.ts';
 import { RNG_MAX_BYTES_PER_REQUEST, RNG_QUEUE_SIZE, VirtioRng, type RandomSource } from './rng.ts';
+import { rngState } from './state.ts';
 
 export interface RngLabOptions {
   /** Where the bytes come from (default crypto.getRandomValues). */
@@ -20,6 +21,7 @@ export const rngDevice: DeviceDescriptor<'rng', RngLabOptions, VirtioRng> = {
   stats: (device) => ({ bytesServed: device.bytesServed }),
   // A full queue of chains, each filled up to the cap: the bytes and v86's dirty notice for them.
   kickBudget: { bytes: 2 * RNG_QUEUE_SIZE * RNG_MAX_BYTES_PER_REQUEST },
+  state: rngState,
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).rngSubject,
   fuzzProperties: async () => (await import('./properties.ts')).rngProperties(),
 };

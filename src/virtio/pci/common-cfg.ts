@@ -41,6 +41,14 @@ export interface CommonCfgHost {
   enableQueue(index: number): void;
 }
 
+/** The driver-written selectors and feature windows (a VM snapshot keeps them). */
+export interface CommonSelectors {
+  readonly deviceFeatureSelect: number;
+  readonly driverFeatureSelect: number;
+  readonly driverFeatures: readonly [number, number];
+  readonly queueSelect: number;
+}
+
 interface Register {
   readonly offset: number;
   readonly width: AccessWidth;
@@ -89,6 +97,24 @@ export class CommonCfgRegisters {
   /** The features the driver has written so far (read at FEATURES_OK). */
   get driverFeatures(): bigint {
     return BigInt(this.driverFeatureWindows[0]) | (BigInt(this.driverFeatureWindows[1]) << 32n);
+  }
+
+  get selectors(): CommonSelectors {
+    return {
+      deviceFeatureSelect: this.deviceFeatureSelect,
+      driverFeatureSelect: this.driverFeatureSelect,
+      driverFeatures: [this.driverFeatureWindows[0], this.driverFeatureWindows[1]],
+      queueSelect: this.queueSelect,
+    };
+  }
+
+  /** Snapshot restore: the selectors as saved (already range-checked). */
+  restoreSelectors(s: CommonSelectors): void {
+    this.deviceFeatureSelect = s.deviceFeatureSelect >>> 0;
+    this.driverFeatureSelect = s.driverFeatureSelect >>> 0;
+    this.driverFeatureWindows[0] = s.driverFeatures[0] >>> 0;
+    this.driverFeatureWindows[1] = s.driverFeatures[1] >>> 0;
+    this.queueSelect = s.queueSelect & 0xffff;
   }
 
   /** Power-on values (§4.1.4.3.1); the caller detaches the live queues first. */

@@ -11,6 +11,9 @@
  * Nothing thrown by the device or caused by the guest escapes a BAR access: errors are
  * caught at that boundary and turned into DEVICE_NEEDS_RESET + a config-change interrupt
  * (once per episode, with DRIVER_OK) + an `onError` report (§2.1.2).
+ *
+ * VM snapshots: quiesce(), then saveState() gives the function's state as JSON
+ * (function-state.ts); restoreState() continues from one on a fresh function.
  */
 import type { AccessWidth, PciAttachment, PciBar, PciFunction, PciLocation } from '../bus.ts';
 import {
@@ -23,14 +26,20 @@ import {
   features,
   hasFeature,
 } from '../constants.ts';
+import type { GuestMemory } from '../bus.ts';
 import type { DeviceContext, VirtioDevice } from '../device.ts';
+import type { DescriptorChain } from '../queue/descriptor-chain.ts';
 import { VirtqueueError } from '../queue/errors.ts';
 import { isPowerOfTwo } from '../queue/layout.ts';
 import { PackedQueue } from '../queue/packed-queue.ts';
+import type { QueueEngineState } from '../queue/queue-state.ts';
 import { SplitQueue } from '../queue/split-queue.ts';
 import type { QueueGate, QueueObserver, RingLayout, Virtqueue } from '../queue/virtqueue.ts';
+import type { DeviceRestoreHost, DeviceStateHooks } from '../state/device-state.ts';
+import { FunctionStateError, hex64 } from '../state/state-reader.ts';
 import { CommonCfgRegisters, WIDTH_MASK, isValidQueueSize } from './common-cfg.ts';
-import { PciHeader, buildConfigSpace } from './config-header.ts';
+import { PciHeader, VirtioPciCap, buildConfigSpace } from './config-header.ts';
+import { FUNCTION_STATE_FORMAT, FUNCTION_STATE_VERSION, readFunctionState, type FunctionState } from './function-state.ts';
 import { ErrorCoalescer } from './error-reports.ts';
 import { PciCfgWindow } from './pci-cfg-window.ts';
 import { computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
@@ -49,6 +58,16 @@ export interface VirtioPciOptions {
   readonly ring?: RingLayout;
   /** Defaults to device.name. */
   readonly name?: string;
+  /** The device type's snapshot hooks (its descriptor's `state`); without them only a reset function can be saved. */
+  readonly deviceState?: DeviceStateHooks;
+}
+
+/** What enableQueue and a restore build a queue from: the driver's registers and the negotiated features. */
+interface QueueSetup {
+  readonly size: number;
+  readonly desc: readonly [number, number];
+  readonly driver: readonly [number, number];
+  readonly device: readonly [number, number];
 }
 
 export type ErrorListener = (reason: string) => void;
@@ -115,6 +134,11 @@ export class VirtioPciFunction implements PciFunction {
   private acceptedFeatures = 0n;
   /** Bumped on reset so contexts and queues of an earlier activation go inert. */
   private epoch = 0;
+  /** The device holds a context of this epoch (activated at DRIVER_OK, not reset since). */
+  private active = false;
+  private readonly deviceState: DeviceStateHooks | undefined;
+  /** While a restore applies the device's state: config changes wait until it is done. */
+  private restoring: { configChanged: boolean } | undefined;
 
   constructor(
     readonly device: VirtioDevice,
@@ -122,6 +146,7 @@ export class VirtioPciFunction implements PciFunction {
   ) {
     const barKind = options.barKind ?? 'io';
     this.name = options.name ?? device.name;
+    this.deviceState = options.deviceState;
     this.offeredFeatures =
       device.deviceFeatures |
       featureBit(Feature.VIRTIO_F_VERSION_1) |
@@ -230,6 +255,224 @@ export class VirtioPciFunction implements PciFunction {
   /** The live queue at `index`, if the driver enabled it. */
   queue(index: number): Virtqueue | undefined {
     return this.common.queues[index]?.queue;
+  }
+
+  // ---- VM snapshots (function-state.ts) -------------------------------------------------
+
+  /**
+   * Finish the device's outstanding work now (deferred kicks, passes over budget), so that
+   * saveState() is consistent. Call it with the emulator stopped and before v86's state is
+   * saved: it may complete chains and raise the interrupt. Throws FunctionStateError if the
+   * device is still busy afterwards.
+   */
+  async quiesce(): Promise<void> {
+    if (this.deviceState) await this.deviceState.quiesce(this.device);
+    const busy = this.deviceState?.busy(this.device);
+    if (busy) throw new FunctionStateError(`${this.name}: still busy after quiesce (${busy})`);
+  }
+
+  /**
+   * Everything this function keeps, as JSON (FunctionState). Throws FunctionStateError when
+   * the device has work that would complete later (quiesce() first), or has no state hooks
+   * and is not in its reset state.
+   */
+  saveState(): FunctionState {
+    const hooks = this.deviceState;
+    if (!hooks && this.status !== 0) throw new FunctionStateError(`${this.name}: the device has no state hooks, so only a reset function can be saved`);
+    const busy = hooks?.busy(this.device);
+    if (busy) throw new FunctionStateError(`${this.name}: not quiesced (${busy}); call quiesce() first`);
+    const cfg = new DataView(this.configSpace.buffer, this.configSpace.byteOffset, this.configSpace.byteLength);
+    const cap = this.pciCfg.at;
+    return {
+      format: FUNCTION_STATE_FORMAT,
+      version: FUNCTION_STATE_VERSION,
+      name: this.name,
+      deviceId: this.device.deviceId,
+      offeredFeatures: hex64(this.offeredFeatures),
+      status: this.status,
+      activated: this.active,
+      acceptedFeatures: hex64(this.acceptedFeatures),
+      ...this.common.selectors,
+      isr: this.isr,
+      configGeneration: this.configGeneration,
+      configPending: this.configPending,
+      pciCfg: {
+        bar: cfg.getUint8(cap + VirtioPciCap.BAR),
+        offset: cfg.getUint32(cap + VirtioPciCap.OFFSET, true),
+        length: cfg.getUint32(cap + VirtioPciCap.LENGTH, true),
+        data: cfg.getUint32(cap + VirtioPciCap.PCI_CFG_DATA, true),
+      },
+      queues: this.common.queues.map((regs) => ({
+        maxSize: regs.maxSize,
+        size: regs.size,
+        sizeWritten: regs.sizeWritten,
+        enabled: regs.enabled,
+        desc: [regs.desc[0], regs.desc[1]],
+        driver: [regs.driver[0], regs.driver[1]],
+        device: [regs.device[0], regs.device[1]],
+        engine: regs.queue?.saveState() ?? null,
+      })),
+      device: hooks ? hooks.save(this.device) : null,
+    };
+  }
+
+  /**
+   * Continue from `state` (untrusted: it comes from a file). Call it on a fresh function —
+   * built with the same options, connected to the bus, guest RAM already restored — before
+   * the CPU runs. A bad state throws FunctionStateError and changes nothing. The interrupt
+   * line is raised again if ISR says an interrupt is pending (level-triggered INTx).
+   */
+  restoreState(state: FunctionState): void {
+    this.prepareRestore(state)();
+  }
+
+  /**
+   * The checking half of restoreState(): reads and checks all of `state` (queues rebuilt over
+   * guest memory, chains in flight re-read, the device's part checked by its hooks) and
+   * returns the step that applies it, which must run before anything else touches the
+   * function. Lets a set of functions be checked before any of them changes.
+   */
+  prepareRestore(state: FunctionState): () => void {
+    const memory = this.attachment?.memory;
+    if (!memory) throw new FunctionStateError(`${this.name}: restore before the function was connected to a bus`);
+    this.requireFresh();
+    const saved = readFunctionState(state, {
+      name: this.name,
+      deviceId: this.device.deviceId,
+      offeredFeatures: this.offeredFeatures,
+      queueMaxSizes: this.device.queueMaxSizes,
+    });
+    const hooks = this.deviceState;
+    if (!hooks && !saved.device.isNull()) saved.device.fail('a device state, but this function has no state hooks to restore it');
+    if (hooks && saved.device.isNull()) saved.device.fail('no device state, but this device keeps one');
+
+    // The engines, over the restored RAM. What they report goes nowhere until the state is applied.
+    let applied = false;
+    const onBroken = (error: VirtqueueError) => {
+      if (applied) this.fail(error);
+    };
+    const rebuilt = saved.queues.map((regs, index) => (regs.engine ? this.rebuildQueue(index, regs, regs.engine, memory, saved.acceptedFeatures, onBroken) : undefined));
+
+    let configChanged = false;
+    const jobs: Array<() => void> = [];
+    const host: DeviceRestoreHost = {
+      takeChain: (queueIndex, id) => {
+        const queue = rebuilt[queueIndex];
+        if (!queue) throw new FunctionStateError(`${this.name}: the device state holds a chain of queue ${queueIndex}, which is not enabled`);
+        if (!queue.engine.live) return undefined;
+        const chain = queue.chains.get(id);
+        if (!chain) throw new FunctionStateError(`${this.name}: the device state holds chain ${id} of queue ${queueIndex}, which is not in flight (or held twice)`);
+        queue.chains.delete(id);
+        return chain;
+      },
+      configChanged: () => void (configChanged = true),
+      whenRestored: (job) => void jobs.push(job),
+    };
+    let applyDevice: ReturnType<DeviceStateHooks['restore']> | undefined;
+    try {
+      applyDevice = hooks?.restore(this.device, saved.device, host);
+    } catch (error) {
+      if (error instanceof FunctionStateError) throw error;
+      throw new FunctionStateError(`${this.name}: device state: ${describe(error)}`);
+    }
+    // A chain in flight that nobody holds would never be returned: the driver would wait forever.
+    rebuilt.forEach((queue, index) => {
+      const [left] = queue?.chains.keys() ?? [];
+      if (left !== undefined) throw new FunctionStateError(`${this.name}: queue ${index}: chain ${left} is in flight but the device state does not hold it`);
+    });
+
+    return () => {
+      this.requireFresh();
+      applied = true;
+      this.acceptedFeatures = saved.acceptedFeatures;
+      this.status = saved.status;
+      this.common.restoreSelectors(saved);
+      saved.queues.forEach((s, index) => {
+        const regs = this.common.queues[index]!;
+        regs.size = s.size;
+        regs.sizeWritten = s.sizeWritten;
+        regs.desc = [s.desc[0], s.desc[1]];
+        regs.driver = [s.driver[0], s.driver[1]];
+        regs.device = [s.device[0], s.device[1]];
+        regs.enabled = s.enabled;
+        const queue = rebuilt[index]?.engine;
+        regs.queue = queue;
+        if (queue) {
+          queue.gate = this.gates[index];
+          queue.observer = this.tracerRef;
+        }
+      });
+      this.configGeneration = saved.configGeneration;
+      this.configPending = saved.configPending;
+      const cfg = new DataView(this.configSpace.buffer, this.configSpace.byteOffset, this.configSpace.byteLength);
+      const cap = this.pciCfg.at;
+      cfg.setUint8(cap + VirtioPciCap.BAR, saved.pciCfg.bar);
+      cfg.setUint32(cap + VirtioPciCap.OFFSET, saved.pciCfg.offset, true);
+      cfg.setUint32(cap + VirtioPciCap.LENGTH, saved.pciCfg.length, true);
+      cfg.setUint32(cap + VirtioPciCap.PCI_CFG_DATA, saved.pciCfg.data, true);
+      this.isr = saved.isr;
+      this.syncInterruptStatus();
+      // Level-triggered: while ISR holds a bit the line must be up, as it was when saved.
+      if (this.isr !== 0) this.attachment?.irq.raise();
+
+      this.restoring = { configChanged: false };
+      try {
+        let ctx: DeviceContext | undefined;
+        if (saved.activated) {
+          this.active = true;
+          ctx = this.makeContext(this.epoch, memory);
+          this.device.activate(ctx);
+        }
+        applyDevice?.(ctx);
+      } catch (error) {
+        // A device bug: never leave a half-restored function, go back to the power-on state.
+        this.restoring = undefined;
+        this.reset();
+        throw new FunctionStateError(`${this.name}: applying the device state failed: ${describe(error)}`);
+      }
+      configChanged ||= this.restoring.configChanged;
+      this.restoring = undefined;
+      if (configChanged) this.deviceConfigChanged();
+      for (const job of jobs) {
+        try {
+          job();
+        } catch (error) {
+          this.report(error); // the host's bug, not the guest's: no DEVICE_NEEDS_RESET
+        }
+      }
+    };
+  }
+
+  /** A restore needs the power-on state: nothing negotiated, no queue, no active device. */
+  private requireFresh(): void {
+    if (this.status !== 0 || this.active || this.common.queues.some((q) => q.enabled)) {
+      throw new FunctionStateError(`${this.name}: restore into a function that is already in use (status 0x${this.status.toString(16)})`);
+    }
+  }
+
+  /** Queue `index` as saved, over guest memory, with its chains in flight re-read. */
+  private rebuildQueue(
+    index: number,
+    regs: QueueSetup,
+    engine: QueueEngineState,
+    memory: GuestMemory,
+    features: bigint,
+    onBroken: (error: VirtqueueError) => void,
+  ): { engine: Virtqueue; chains: Map<number, DescriptorChain> } {
+    try {
+      const queue = this.buildQueue(index, regs, memory, features, onBroken);
+      // readFunctionState read the engine in the layout the features name, which buildQueue built.
+      const chains =
+        queue instanceof PackedQueue && engine.layout === 'packed'
+          ? queue.restoreState(engine)
+          : queue instanceof SplitQueue && engine.layout === 'split'
+            ? queue.restoreState(engine)
+            : undefined;
+      if (!chains) throw new FunctionStateError(`queue ${index}: a ${engine.layout} engine state for a ${queue.layout} queue`);
+      return { engine: queue, chains };
+    } catch (error) {
+      throw new FunctionStateError(`${this.name}: ${describe(error)}`);
+    }
   }
 
   // ---- PCI config space (PciFunction's hooks): nothing throws past here ----------------
@@ -355,6 +598,10 @@ export class VirtioPciFunction implements PciFunction {
 
   /** A device-side config field changed, whatever the status: from the ConfigSpace or ctx.configChanged(). */
   private deviceConfigChanged(): void {
+    if (this.restoring) {
+      this.restoring.configChanged = true;
+      return;
+    }
     this.configPending = true;
     if (this.status & DeviceStatus.DRIVER_OK) this.raiseConfigInterrupt();
   }
@@ -446,6 +693,7 @@ export class VirtioPciFunction implements PciFunction {
       this.fail(new Error('DRIVER_OK before the function was connected to a bus'));
       return;
     }
+    this.active = true;
     this.device.activate(this.makeContext(this.epoch, memory));
   }
 
@@ -480,6 +728,7 @@ export class VirtioPciFunction implements PciFunction {
   /** Driver wrote 0 to device_status (§2.1.1 / §4.1.4.3.1): back to the power-on state. */
   private reset(): void {
     this.epoch++;
+    this.active = false;
     this.stats.resets++;
     this.tracerRef?.transport('reset', -1);
     for (const regs of this.common.queues) regs.queue?.detach();
@@ -513,14 +762,27 @@ export class VirtioPciFunction implements PciFunction {
       const rule = packed ? `in 1..${regs.maxSize}` : `a power of 2 ≤ ${regs.maxSize}`;
       return this.fail(new VirtqueueError(index, `queue size ${regs.sizeWritten} is not ${rule}`));
     }
-    const addr = (pair: [number, number]) => pair[1] * 2 ** 32 + pair[0];
-    const eventIdx = hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_EVENT_IDX);
-    const indirectDesc = hasFeature(this.acceptedFeatures, Feature.VIRTIO_F_RING_INDIRECT_DESC);
-    const onBroken = (error: VirtqueueError) => this.fail(error);
+    regs.queue = this.buildQueue(index, regs, memory, this.acceptedFeatures, (error) => this.fail(error));
+    regs.queue.gate = this.gates[index];
+    regs.queue.observer = this.tracerRef;
+    regs.enabled = true;
+  }
+
+  /** The engine for queue `index` as the driver set it up; throws VirtqueueError for a bad ring placement. */
+  private buildQueue(
+    index: number,
+    regs: QueueSetup,
+    memory: GuestMemory,
+    features: bigint,
+    onBroken: (error: VirtqueueError) => void,
+  ): SplitQueue | PackedQueue {
+    const addr = (pair: readonly [number, number]) => pair[1] * 2 ** 32 + pair[0];
+    const eventIdx = hasFeature(features, Feature.VIRTIO_F_RING_EVENT_IDX);
+    const indirectDesc = hasFeature(features, Feature.VIRTIO_F_RING_INDIRECT_DESC);
     // Same three address registers, read per layout (§4.1.4.3): the Driver Area holds the
     // avail ring or the driver event suppression, the Device Area the used ring or the
     // device event suppression.
-    regs.queue = packed
+    return hasFeature(features, Feature.VIRTIO_F_RING_PACKED)
       ? new PackedQueue(
           memory,
           { index, size: regs.size, descRing: addr(regs.desc), driverEvent: addr(regs.driver), deviceEvent: addr(regs.device), eventIdx, indirectDesc },
@@ -531,9 +793,6 @@ export class VirtioPciFunction implements PciFunction {
           { index, size: regs.size, descTable: addr(regs.desc), availRing: addr(regs.driver), usedRing: addr(regs.device), eventIdx, indirectDesc },
           onBroken,
         );
-    regs.queue.gate = this.gates[index];
-    regs.queue.observer = this.tracerRef;
-    regs.enabled = true;
   }
 
   private kick(queueIndex: number, counted = true): void {

@@ -49,6 +49,13 @@ import {
   splitOffWrap,
 } from './packed-layout.ts';
 import type { PackedQueueState, QueueGate, QueueObserver, Virtqueue } from './virtqueue.ts';
+import type { PackedChainState, PackedEngineState } from './queue-state.ts';
+import { FunctionStateError } from '../state/state-reader.ts';
+
+/** [addr, len, …] of a chain's regions, as a saved state keeps them. */
+function flatRegions(regions: readonly Region[]): number[] {
+  return regions.flatMap((r) => [r.addr, r.len]);
+}
 
 export interface PackedQueueConfig {
   readonly index: number;
@@ -109,6 +116,11 @@ export class PackedQueue implements Virtqueue {
   private readonly inFlightSlots: Uint16Array;
   /** Per Buffer ID: the ring slot its list began at (for the inspector). */
   private readonly inFlightFirst: Uint16Array;
+  /**
+   * Per Buffer ID: the chain while in flight. A snapshot saves its buffers: its ring
+   * descriptors may be overwritten by used ones before it completes (queue-state.ts).
+   */
+  private readonly inFlightChain: Array<DescriptorChain | undefined>;
   private inFlightCount = 0;
   private inFlightDescriptors = 0;
   private brokenBy: VirtqueueError | undefined;
@@ -148,6 +160,7 @@ export class PackedQueue implements Virtqueue {
     this.inFlightWritable = new Float64Array(size).fill(-1);
     this.inFlightSlots = new Uint16Array(size);
     this.inFlightFirst = new Uint16Array(size);
+    this.inFlightChain = new Array<DescriptorChain | undefined>(size).fill(undefined);
   }
 
   get broken(): VirtqueueError | undefined {
@@ -199,6 +212,83 @@ export class PackedQueue implements Virtqueue {
       if (writableLength >= 0) out.push({ id, firstSlot: this.inFlightFirst[id]!, slots: this.inFlightSlots[id]!, writableLength });
     }
     return out;
+  }
+
+  /** Everything this engine keeps beside the ring, for a VM snapshot (see queue-state.ts). */
+  saveState(): PackedEngineState {
+    const inFlight: PackedChainState[] = [];
+    for (const { id, firstSlot, slots } of this.inFlightChains()) {
+      const chain = this.inFlightChain[id]!;
+      inFlight.push({ id, firstSlot, slots, indirect: chain.indirect, readable: flatRegions(chain.readable), writable: flatRegions(chain.writable) });
+    }
+    return {
+      layout: 'packed',
+      nextAvail: this.nextAvail,
+      availWrap: this.availWrap,
+      nextUsed: this.nextUsed,
+      usedWrap: this.usedWrap,
+      usedSinceSignal: this.usedSinceSignal,
+      notificationsEnabled: this.notificationsEnabled,
+      deviceEventFlags: this.publishedFlags ?? null,
+      deviceEventOffWrap: this.publishedOffWrap ?? null,
+      inFlight,
+      broken: this.brokenBy?.reason ?? null,
+    };
+  }
+
+  /**
+   * Continue where a saved engine stopped, on this queue just built over the restored guest
+   * memory (nothing popped yet). The chains in flight come back from their saved buffers,
+   * each checked to lie inside guest RAM as a pop checks it; returns them by Buffer ID.
+   * Writes nothing to guest memory. Throws FunctionStateError for a buffer outside RAM.
+   */
+  restoreState(state: PackedEngineState): Map<number, DescriptorChain> {
+    if (this.requests !== 0 || this.brokenBy) throw new Error(`queue ${this.index}: restoreState on a queue already in use`);
+    const chains = new Map<number, DescriptorChain>();
+    for (const saved of state.inFlight) chains.set(saved.id, this.restoredChain(saved));
+    this.nextAvail = state.nextAvail;
+    this.availWrap = state.availWrap;
+    this.nextUsed = state.nextUsed;
+    this.usedWrap = state.usedWrap;
+    this.usedSinceSignal = state.usedSinceSignal;
+    this.notificationsEnabled = state.notificationsEnabled;
+    this.publishedFlags = state.deviceEventFlags ?? undefined;
+    this.publishedOffWrap = state.deviceEventOffWrap ?? undefined;
+    for (const saved of state.inFlight) {
+      const chain = chains.get(saved.id)!;
+      this.inFlightWritable[saved.id] = chain.writableLength;
+      this.inFlightSlots[saved.id] = saved.slots;
+      this.inFlightFirst[saved.id] = saved.firstSlot;
+      this.inFlightChain[saved.id] = chain;
+      this.inFlightDescriptors += saved.slots;
+    }
+    this.inFlightCount = state.inFlight.length;
+    if (state.broken !== null) {
+      this.brokenBy = new VirtqueueError(this.index, state.broken);
+      chains.clear(); // a broken queue's chains are never completed
+    }
+    return chains;
+  }
+
+  private restoredChain(saved: PackedChainState): DescriptorChain {
+    const regions = (flat: readonly number[]): Region[] => {
+      const out: Region[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        const addr = flat[i]!;
+        const len = flat[i + 1]!;
+        if (addr + len > this.ramSize) {
+          throw new FunctionStateError(
+            `queue ${this.index}: buffer id ${saved.id} in flight has a buffer [${hex(addr)}, +${len}) outside guest RAM (${hex(this.ramSize)} bytes)`,
+          );
+        }
+        out.push({ addr, len });
+      }
+      return out;
+    };
+    const readable = regions(saved.readable);
+    const writable = regions(saved.writable);
+    const sum = (list: Region[]) => list.reduce((n, r) => n + r.len, 0);
+    return { headIndex: saved.id, readable, writable, readableLength: sum(readable), writableLength: sum(writable), indirect: saved.indirect };
   }
 
   /**
@@ -284,6 +374,7 @@ export class PackedQueue implements Virtqueue {
       }
       this.inFlightWritable[id] = chain.writableLength;
       this.inFlightSlots[id] = slots;
+      this.inFlightChain[id] = chain;
       this.inFlightCount++;
       this.inFlightDescriptors += slots;
       this.requests++;
@@ -421,6 +512,7 @@ export class PackedQueue implements Virtqueue {
     }
     const slots = this.inFlightSlots[id];
     this.inFlightWritable[id] = -1;
+    this.inFlightChain[id] = undefined;
     this.inFlightCount--;
     this.inFlightDescriptors -= slots;
     const base = this.descRing + PACKED_DESC_SIZE * this.nextUsed;

@@ -26,6 +26,8 @@ import {
 import type { DescriptorChain, Region } from './descriptor-chain.ts';
 import { requireRingArea, unexpectedReason, VirtqueueError } from './errors.ts';
 import { gatedPending, gateOpen, spendGateCredit } from './queue-gate.ts';
+import type { SplitEngineState } from './queue-state.ts';
+import { FunctionStateError } from '../state/state-reader.ts';
 import type { QueueGate, QueueObserver, SplitQueueState, Virtqueue } from './virtqueue.ts';
 import {
   DESC_SIZE,
@@ -163,6 +165,52 @@ export class SplitQueue implements Virtqueue {
     if (this.inFlightCount === 0) return heads;
     for (let i = 0; i < this.size; i++) if (this.inFlightWritable[i] >= 0) heads.push(i);
     return heads;
+  }
+
+  /** Everything this engine keeps beside the rings, for a VM snapshot (see queue-state.ts). */
+  saveState(): SplitEngineState {
+    return {
+      layout: 'split',
+      lastAvailIdx: this.lastAvailIdx,
+      usedIdx: this.usedIdx,
+      signalledUsedIdx: this.signalledUsedIdx,
+      notificationsEnabled: this.notificationsEnabled,
+      inFlight: this.inFlightHeads(),
+      broken: this.brokenBy?.reason ?? null,
+    };
+  }
+
+  /**
+   * Continue where a saved engine stopped, on this queue just built over the restored guest
+   * memory (nothing popped yet). The chains in flight are walked again from their heads, with
+   * every check of a pop: the driver may not have touched them (§2.7.13.1). Returns them by
+   * head, for the device that holds them. Writes nothing to guest memory (it already holds
+   * what the saved engine wrote). Throws FunctionStateError when a chain no longer reads as
+   * one; the queue is then unusable (the caller drops it).
+   */
+  restoreState(state: SplitEngineState): Map<number, DescriptorChain> {
+    if (this.requests !== 0 || this.brokenBy) throw new Error(`queue ${this.index}: restoreState on a queue already in use`);
+    const chains = new Map<number, DescriptorChain>();
+    if (state.broken === null) {
+      for (const head of state.inFlight) {
+        if (head >= this.size) throw new FunctionStateError(`queue ${this.index}: head ${head} in flight ≥ queue size ${this.size}`);
+        try {
+          chains.set(head, this.walkChain(head));
+        } catch (error) {
+          const reason = error instanceof VirtqueueError ? error.reason : unexpectedReason(error);
+          throw new FunctionStateError(`queue ${this.index}: the chain in flight at head ${head} no longer reads as one: ${reason}`);
+        }
+      }
+    }
+    this.lastAvailIdx = state.lastAvailIdx & 0xffff;
+    this.usedIdx = state.usedIdx & 0xffff;
+    this.signalledUsedIdx = state.signalledUsedIdx & 0xffff;
+    this.notificationsEnabled = state.notificationsEnabled;
+    // A broken queue's chains are never completed (pushUsed ignores them): only counted.
+    for (const head of state.inFlight) this.inFlightWritable[head] = chains.get(head)?.writableLength ?? 0;
+    this.inFlightCount = state.inFlight.length;
+    if (state.broken !== null) this.brokenBy = new VirtqueueError(this.index, state.broken);
+    return chains;
   }
 
   /**

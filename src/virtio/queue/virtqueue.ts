@@ -7,6 +7,7 @@
 import type { GuestMemory } from '../bus.ts';
 import type { DescriptorChain } from './descriptor-chain.ts';
 import type { VirtqueueError } from './errors.ts';
+import type { QueueEngineState } from './queue-state.ts';
 
 export type RingLayout = 'split' | 'packed';
 
@@ -120,4 +121,6 @@ export interface Virtqueue {
   /** Ids of the chains popped and not pushed used yet, ascending. */
   inFlightIds(): number[];
   state(): VirtqueueState;
+  /** What a VM snapshot keeps of this engine (JSON); the concrete class restores it. */
+  saveState(): QueueEngineState;
 }

@@ -1,0 +1,60 @@
+/**
+ * virtio-net's part of a VM snapshot (see virtio/state/device-state.ts): the link status the
+ * driver saw, the rx chains the device holds (popped for a frame that needs more buffers than
+ * were posted), and the frames waiting for rx buffers, so the guest receives exactly what it
+ * would have. A quiesced device has no transmit pass pending; counters restart from zero.
+ *
+ * Restored: the MAC is the new options' (the lab gives a restored guest its own address and
+ * changes it in the guest itself), with no config change for it; MTU and the rest of the
+ * config must match. A link whose state differs now reports the change as a flap would.
+ */
+import type { DeviceStateHooks } from '../../virtio/state/device-state.ts';
+import { bytesToBase64 } from '../../virtio/state/base64.ts';
+import { ETH_HLEN, maxFrameLength } from '../../wire/ethernet.ts';
+import { NET_CONFIG_SIZE, NetConfigOffset } from './config.ts';
+import type { VirtioNet } from './net.ts';
+import { NET_RECEIVEQ, VIRTIO_NET_S_LINK_UP } from './spec.ts';
+
+/** Config bytes a restore does not compare: the MAC (the new one stays) and status (the saved one comes back). */
+function restoredByte(offset: number): boolean {
+  return offset < NetConfigOffset.MAC + 6 || (offset >= NetConfigOffset.STATUS && offset < NetConfigOffset.STATUS + 2);
+}
+
+export const netState: DeviceStateHooks<VirtioNet> = {
+  busy: (net) => net.outstandingWork,
+  quiesce: (net) => net.settleNow(),
+  save: (net) => ({
+    config: bytesToBase64(net.config.space.bytes),
+    rxHeld: net.heldRxChains.map((chain) => chain.headIndex),
+    rxBacklog: net.rxBacklog.map(bytesToBase64),
+  }),
+  restore(net, state, host) {
+    const field = state.at('config');
+    const config = field.bytes(NET_CONFIG_SIZE);
+    if (config.length !== NET_CONFIG_SIZE) field.fail(`${config.length} bytes, virtio_net_config has ${NET_CONFIG_SIZE}`);
+    const now = net.config.space.bytes;
+    for (let i = 0; i < NET_CONFIG_SIZE; i++) {
+      if (!restoredByte(i) && config[i] !== now[i]) field.fail(`byte ${i} is ${config[i]}, this NIC's is ${now[i]}: saved with another MTU`);
+    }
+    const linkUp = (new DataView(config.buffer, config.byteOffset).getUint16(NetConfigOffset.STATUS, true) & VIRTIO_NET_S_LINK_UP) !== 0;
+
+    // At most a queue's worth of chains can be held, and the backlog's bounds hold for its frames.
+    const held = state
+      .at('rxHeld')
+      .items(net.queueMaxSizes[NET_RECEIVEQ]!)
+      .flatMap((id) => host.takeChain(NET_RECEIVEQ, id.int(0, 0xffff)) ?? []);
+    const limits = net.rxBacklogLimits;
+    let bytes = 0;
+    const frames = state
+      .at('rxBacklog')
+      .items(limits.frames)
+      .map((item) => {
+        const frame = item.bytes(net.maxFrame);
+        if (frame.length < ETH_HLEN || frame.length > maxFrameLength(frame, net.mtu)) item.fail(`a ${frame.length}-byte frame the NIC would not have taken`);
+        bytes += frame.length;
+        return frame;
+      });
+    if (bytes > limits.bytes) state.at('rxBacklog').fail(`${bytes} bytes, the backlog holds at most ${limits.bytes}`);
+    return () => net.restoreReceive(linkUp, held, frames);
+  },
+};
