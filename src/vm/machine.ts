@@ -9,7 +9,7 @@ import { deviceStats, plugLabDevices, type LabDeviceOptions, type LabDevices } f
 import type { GuestImage } from './guest-image.ts';
 import { SerialBatcher } from './serial-batcher.ts';
 import { V86Host } from './v86-adapter.ts';
-import { restoreLabDevices, saveLabDevices } from './lab-devices-state.ts';
+import { quiesceLabDevices, restoreLabDevices, saveLabDevices, type LabDevicesState } from './lab-devices-state.ts';
 
 /** The machine's state: v86's (CPU, RAM, its devices) and our functions' (JSON). */
 export interface MachineState {
@@ -78,7 +78,7 @@ export class Machine {
   async pause(): Promise<void> {
     await this.host.stop();
     this.serial.flush();
-    await Promise.all(this.devices.all.map((fn) => fn.quiesce()));
+    await quiesceLabDevices(this.devices);
   }
 
   /** Runs the CPU again after pause() (the uptime clock goes on). */
@@ -98,7 +98,8 @@ export class Machine {
    */
   async restoreState(state: MachineState): Promise<void> {
     await this.host.restoreState(state.v86);
-    restoreLabDevices(this.devices, state.devices);
+    // Untrusted (a file): restoreLabDevices checks every field before it changes anything.
+    restoreLabDevices(this.devices, state.devices as LabDevicesState);
   }
 
   /** Wall time since start: v86 paces the guest's clocks by the host's. */
