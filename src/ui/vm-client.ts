@@ -458,6 +458,7 @@ export class VmClient {
         this.set({ start: 'restored', restoredFrom: msg.info, restoreMs: msg.restoreMs, timings: { ...this.snap.timings, restored: performance.now() } });
         // The screen as it was at the save, for the terminal and serialLog().
         s.feed(msg.screen);
+        s.markReady();
         for (const l of this.serialListeners) l(msg.screen);
         void this.afterRestore(s, msg.attachDisk);
         break;

@@ -42,6 +42,7 @@ export class ConsoleSession {
   private readonly tag = `${(++sessionSeq).toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   readonly ready: Promise<void>;
   private failReady: (err: Error) => void = () => {};
+  private resolveReady: () => void = () => {};
   private failed: Error | undefined;
   private agent: AgentChannel | undefined;
 
@@ -52,6 +53,7 @@ export class ConsoleSession {
   ) {
     this.ready = new Promise((resolve, reject) => {
       this.failReady = reject;
+      this.resolveReady = resolve;
       this.waiters.push({
         test: (log) => {
           const at = log.lastIndexOf(READY_MARKER);
@@ -84,6 +86,11 @@ export class ConsoleSession {
   /** Whether the next run() goes over the agent's port (else the serial console). */
   get usesAgent(): boolean {
     return this.agent?.open ?? false;
+  }
+
+  /** The shell is at a prompt already (a restored guest): ready without waiting for the boot's marker. */
+  markReady(): void {
+    this.resolveReady();
   }
 
   /** The machine is gone (fatal error, restart): pending and future calls reject with err. */

@@ -181,6 +181,7 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
       throw error;
     }
     session.feed(opts.restore.screen);
+    session.markReady();
   }
   const port = agentPort(machine.devices);
   if (port) connectAgentPort(session, port);
