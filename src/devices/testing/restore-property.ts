@@ -149,7 +149,7 @@ async function run<World extends RestoreWorld, Step>(
 export function restoreProperty<World extends RestoreWorld, Step>(subject: RestoreSubject<World, Step | CommonStep>, ring: RingLayout, maxSteps = 40) {
   const optional = [Feature.VIRTIO_F_RING_EVENT_IDX, Feature.VIRTIO_F_RING_INDIRECT_DESC, ...(subject.optionalFeatures ?? [])];
   const dropArb = fc.subarray(optional).map((bits) => bits.reduce((mask, bit) => mask | featureBit(bit), 0n));
-  const stepsArb = fc.array(fc.oneof({ weight: 3, arbitrary: subject.steps }, { weight: 2, arbitrary: commonSteps(subject.queues) }), { maxLength: maxSteps });
+  const stepsArb = fc.array(fc.oneof({ weight: 3, arbitrary: subject.steps }, { weight: 2, arbitrary: commonSteps(subject.queues) }), { maxLength: maxSteps, size: 'max' });
   return fc.asyncProperty(dropArb, stepsArb, fc.nat(), async (drop, steps, at) => {
     const snapshotAt = at % (steps.length + 1);
     const plain = await run(subject, ring, drop, steps, snapshotAt, false);
