@@ -35,7 +35,7 @@ import { PackedQueue } from '../queue/packed-queue.ts';
 import type { QueueEngineState } from '../queue/queue-state.ts';
 import { SplitQueue } from '../queue/split-queue.ts';
 import type { QueueGate, QueueObserver, RingLayout, Virtqueue } from '../queue/virtqueue.ts';
-import type { DeviceRestoreHost, DeviceStateHooks } from '../state/device-state.ts';
+import type { ApplyDeviceState, DeviceRestoreHost, DeviceStateHooks } from '../state/device-state.ts';
 import { FunctionStateError, hex64 } from '../state/state-reader.ts';
 import { CommonCfgRegisters, WIDTH_MASK, isValidQueueSize } from './common-cfg.ts';
 import { PciHeader, VirtioPciCap, buildConfigSpace } from './config-header.ts';
@@ -368,7 +368,7 @@ export class VirtioPciFunction implements PciFunction {
       configChanged: () => void (configChanged = true),
       whenRestored: (job) => void jobs.push(job),
     };
-    let applyDevice: ReturnType<DeviceStateHooks['restore']> | undefined;
+    let applyDevice: ApplyDeviceState | undefined;
     try {
       applyDevice = hooks?.restore(this.device, saved.device, host);
     } catch (error) {
