@@ -7,7 +7,10 @@
  *   const theirs = v86.save_state();
  *
  * and on a fresh machine (same devices and options; the NIC's MAC and the disk's size may
- * differ), after v86 restored RAM and before the CPU runs: `restoreLabDevices(devices, ours)`.
+ * differ), after v86 restored its state (RAM, and the PIRQ routing a raised line follows) and
+ * before the CPU runs: `restoreLabDevices(devices, ours)`. A function whose ISR was set raises
+ * its line again (with memory BARs the adapter raises it a microtask later). Counters restart
+ * from zero.
  * The state is JSON (see virtio/pci/function-state.ts); a bad or foreign one throws
  * FunctionStateError before any function changes.
  */

@@ -180,3 +180,6 @@ export function readFunctionState(value: unknown, fn: FunctionIdentity): Checked
     device: r.at('device'),
   };
 }
+
+/** FunctionState is plain JSON by construction: this line stops compiling if a field is not. */
+export const FUNCTION_STATE_IS_JSON: FunctionState extends JsonValue ? true : never = true;

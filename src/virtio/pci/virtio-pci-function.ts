@@ -15,7 +15,7 @@
  * VM snapshots: quiesce(), then saveState() gives the function's state as JSON
  * (function-state.ts); restoreState() continues from one on a fresh function.
  */
-import type { AccessWidth, PciAttachment, PciBar, PciFunction, PciLocation } from '../bus.ts';
+import type { AccessWidth, GuestMemory, PciAttachment, PciBar, PciFunction, PciLocation } from '../bus.ts';
 import {
   DeviceStatus,
   Feature,
@@ -26,22 +26,21 @@ import {
   features,
   hasFeature,
 } from '../constants.ts';
-import type { GuestMemory } from '../bus.ts';
 import type { DeviceContext, VirtioDevice } from '../device.ts';
-import type { DescriptorChain } from '../queue/descriptor-chain.ts';
 import { VirtqueueError } from '../queue/errors.ts';
 import { isPowerOfTwo } from '../queue/layout.ts';
 import { PackedQueue } from '../queue/packed-queue.ts';
 import type { QueueEngineState } from '../queue/queue-state.ts';
 import { SplitQueue } from '../queue/split-queue.ts';
 import type { QueueGate, QueueObserver, RingLayout, Virtqueue } from '../queue/virtqueue.ts';
-import type { DeviceRestoreHost, DeviceStateHooks } from '../state/device-state.ts';
+import type { ApplyDeviceState, DeviceRestoreHost, DeviceStateHooks } from '../state/device-state.ts';
 import { FunctionStateError, hex64 } from '../state/state-reader.ts';
 import { CommonCfgRegisters, WIDTH_MASK, isValidQueueSize } from './common-cfg.ts';
 import { PciHeader, VirtioPciCap, buildConfigSpace } from './config-header.ts';
 import { FUNCTION_STATE_FORMAT, FUNCTION_STATE_VERSION, readFunctionState, type FunctionState } from './function-state.ts';
 import { ErrorCoalescer } from './error-reports.ts';
 import { PciCfgWindow } from './pci-cfg-window.ts';
+import { RestoredQueues, type RestoredQueue } from './restored-queues.ts';
 import { computeBarLayout, nextPowerOfTwo, type BarLayout } from './layout.ts';
 
 export interface VirtioPciOptions {
@@ -351,35 +350,26 @@ export class VirtioPciFunction implements PciFunction {
     const onBroken = (error: VirtqueueError) => {
       if (applied) this.fail(error);
     };
-    const rebuilt = saved.queues.map((regs, index) => (regs.engine ? this.rebuildQueue(index, regs, regs.engine, memory, saved.acceptedFeatures, onBroken) : undefined));
+    const queues = new RestoredQueues(
+      this.name,
+      saved.queues.map((regs, index) => (regs.engine ? this.rebuildQueue(index, regs, regs.engine, memory, saved.acceptedFeatures, onBroken) : undefined)),
+    );
 
     let configChanged = false;
     const jobs: Array<() => void> = [];
     const host: DeviceRestoreHost = {
-      takeChain: (queueIndex, id) => {
-        const queue = rebuilt[queueIndex];
-        if (!queue) throw new FunctionStateError(`${this.name}: the device state holds a chain of queue ${queueIndex}, which is not enabled`);
-        if (!queue.engine.live) return undefined;
-        const chain = queue.chains.get(id);
-        if (!chain) throw new FunctionStateError(`${this.name}: the device state holds chain ${id} of queue ${queueIndex}, which is not in flight (or held twice)`);
-        queue.chains.delete(id);
-        return chain;
-      },
+      takeChain: (queueIndex, id) => queues.take(queueIndex, id),
       configChanged: () => void (configChanged = true),
       whenRestored: (job) => void jobs.push(job),
     };
-    let applyDevice: ReturnType<DeviceStateHooks['restore']> | undefined;
+    let applyDevice: ApplyDeviceState | undefined;
     try {
       applyDevice = hooks?.restore(this.device, saved.device, host);
     } catch (error) {
       if (error instanceof FunctionStateError) throw error;
       throw new FunctionStateError(`${this.name}: device state: ${describe(error)}`);
     }
-    // A chain in flight that nobody holds would never be returned: the driver would wait forever.
-    rebuilt.forEach((queue, index) => {
-      const [left] = queue?.chains.keys() ?? [];
-      if (left !== undefined) throw new FunctionStateError(`${this.name}: queue ${index}: chain ${left} is in flight but the device state does not hold it`);
-    });
+    queues.requireAllTaken();
 
     return () => {
       this.requireFresh();
@@ -395,7 +385,7 @@ export class VirtioPciFunction implements PciFunction {
         regs.driver = [s.driver[0], s.driver[1]];
         regs.device = [s.device[0], s.device[1]];
         regs.enabled = s.enabled;
-        const queue = rebuilt[index]?.engine;
+        const queue = queues.engine(index);
         regs.queue = queue;
         if (queue) {
           queue.gate = this.gates[index];
@@ -458,7 +448,7 @@ export class VirtioPciFunction implements PciFunction {
     memory: GuestMemory,
     features: bigint,
     onBroken: (error: VirtqueueError) => void,
-  ): { engine: Virtqueue; chains: Map<number, DescriptorChain> } {
+  ): RestoredQueue {
     try {
       const queue = this.buildQueue(index, regs, memory, features, onBroken);
       // readFunctionState read the engine in the layout the features name, which buildQueue built.

@@ -88,20 +88,41 @@ export class DriverMock {
   readonly buffers: Arena;
 
   constructor(
-    readonly fn: VirtioPciFunction,
-    readonly memory: ArrayMemory,
-    readonly irq: TestIrq,
+    /** The function, its RAM and its line: replaced by continueOn() (a snapshot restore). */
+    public fn: VirtioPciFunction,
+    public memory: ArrayMemory,
+    public irq: TestIrq,
     private readonly byteAccess = false,
   ) {
-    fn.onError((reason) => {
-      this.errors.push(reason);
-      this.errorResets.push(fn.stats.resets);
-    });
-    fn.connect({ memory, irq });
+    this.plug(fn, memory, irq);
     this.caps = DriverMock.parseCaps(fn.configSpace);
     // Page 0 stays unused so a zero address is never a valid buffer by accident.
     this.rings = new Arena(0x1000, memory.size >>> 2);
     this.buffers = new Arena(memory.size >>> 2, memory.size);
+  }
+
+  private plug(fn: VirtioPciFunction, memory: ArrayMemory, irq: TestIrq): void {
+    fn.onError((reason) => {
+      if (fn !== this.fn) return; // a function this driver has left
+      this.errors.push(reason);
+      this.errorResets.push(fn.stats.resets);
+    });
+    fn.connect({ memory, irq });
+  }
+
+  /**
+   * A snapshot restore, as the guest lives it: this driver — its queues, their shadows, its
+   * allocators — goes on over `memory` (a copy of its RAM) with `fn`, a fresh function of the
+   * same layout, which the caller restores next. The old function and RAM are left behind.
+   */
+  continueOn(fn: VirtioPciFunction, memory: ArrayMemory, irq = new TestIrq()): void {
+    if (memory.size !== this.memory.size) throw new Error('driver mock: continueOn needs RAM of the same size');
+    this.fn = fn;
+    this.memory = memory;
+    this.irq = irq;
+    // Earlier errors were counted against the old function's resets (its status carries over).
+    this.errorResets.fill(-1);
+    this.plug(fn, memory, irq);
   }
 
   static create(device: VirtioDevice, options: DriverMockOptions = {}): DriverMock {
