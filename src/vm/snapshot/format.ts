@@ -214,7 +214,7 @@ function readHeader(bytes: Uint8Array): Header {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
   if (version > FORMAT_VERSION) {
-    throw new SnapshotError('version', `this state was saved by a newer virtio-lab (format ${version}); this one reads format ${FORMAT_VERSION} and older`);
+    throw new SnapshotError('version', `this state was saved by a newer virtio-lab (format ${version}); this one reads format ${FORMAT_VERSION}`);
   }
   if (version !== FORMAT_VERSION) damaged(`it claims format version ${version}`);
   const headerLength = view.getUint32(12, true);

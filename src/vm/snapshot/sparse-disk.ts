@@ -52,6 +52,7 @@ export const SPARSE_LIMITS = {
 const { minBlock: MIN_BLOCK, maxBlock: MAX_BLOCK, maxChunk: MAX_CHUNK } = SPARSE_LIMITS;
 /** Disk reads while encoding, and zero writes while restoring, go in pieces this size. */
 const PIECE = 1 * MiB;
+/** The index's fixed fields, blockSize … chunkCount. */
 const FIXED = 24;
 
 export interface SparseEncodeOptions {
@@ -145,7 +146,7 @@ function* encodeSteps(size: number, zstd: ZstdCodec, opts: SparseEncodeOptions):
   return [index, ...chunks];
 }
 
-/** The disk section for `source`, as consecutive pieces (the index, then each chunk). */
+/** The disk section for `source`, as consecutive pieces (the index, then each chunk); the source's own errors pass through. */
 export async function encodeSparseDisk(source: DiskSource, zstd: ZstdCodec, opts: SparseEncodeOptions = {}): Promise<Uint8Array[]> {
   const steps = encodeSteps(source.size, zstd, opts);
   for (let step = steps.next(); ; step = steps.next()) {
