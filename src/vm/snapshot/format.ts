@@ -249,7 +249,7 @@ export interface SnapshotExpectation {
 
 export interface DecodedSnapshot {
   readonly meta: SnapshotMeta;
-  /** v86's state as the zstd frame it was stored in (v86's restore_state() takes it); a view into the file. */
+  /** v86's state as the zstd frame it was stored in, a view into the file: restore_state(v86State.slice().buffer) takes it. */
   readonly v86State: Uint8Array;
   readonly deviceState: unknown;
   /** The included disk, checked but not decompressed: restoreSparseDisk() writes it out. */
