@@ -12,6 +12,8 @@
  *          properties.ts, through the descriptor's fuzzProperties)
  *   relay  packet parsers, switch + gateway, TCP NAT (src/wire/testing/packet-properties.ts,
  *          src/relay/fuzz/*-properties.ts)
+ *   snapshot  the state file parser: truncations, bit flips, mutations behind the checksums,
+ *          huge length claims (src/vm/snapshot/testing/snapshot-properties.ts)
  *
  *   npm run fuzz -- --seconds 600 [--only blk] [--slice 1000] [--seed 42] [--coverage]
  *   npm run fuzz -- --only "blk: garbage" --replay SEED:PATH      (re-run one failure)
@@ -34,6 +36,7 @@ import { virtioProperties } from '../src/virtio/testing/properties.ts';
 import { transportProperties } from '../src/virtio/testing/transport-properties.ts';
 import { deviceBoundedWorkProperties } from '../src/virtio/testing/bounded-work-properties.ts';
 import { worstCases } from '../src/virtio/testing/work-meter.ts';
+import { snapshotProperties } from '../src/vm/snapshot/testing/snapshot-properties.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -51,6 +54,7 @@ const campaigns: Array<{ campaign: string; properties: NamedProperty[] }> = [
   },
   ...(await Promise.all(registeredDevices.map(async (d) => ({ campaign: d.kind, properties: (await d.fuzzProperties?.()) ?? [] })))),
   { campaign: 'relay', properties: [...packetProperties(), ...gatewayProperties(), ...tcpNatProperties()] },
+  { campaign: 'snapshot', properties: await snapshotProperties() },
 ];
 
 const seconds = Number(arg('seconds') ?? 30);

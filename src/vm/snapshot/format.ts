@@ -23,7 +23,7 @@ import {
   type StoredSection,
 } from './meta.ts';
 import { formatBytes, SnapshotError } from './snapshot-error.ts';
-import { encodeSparseDisk, parseSparseDisk, type DiskSource, type SparseDisk, type SparseEncodeOptions } from './sparse-disk.ts';
+import { encodeSparseDisk, encodeSparseDiskSync, parseSparseDisk, type DiskSource, type SparseDisk, type SparseEncodeOptions } from './sparse-disk.ts';
 import { DEFAULT_ZSTD_LEVEL, type ZstdCodec } from './zstd.ts';
 import { inspectZstdFrame, ZstdFrameError } from './zstd-frame.ts';
 
@@ -75,13 +75,41 @@ function sectionOfPieces(pieces: readonly Uint8Array[]): StoredSection {
   return { length, crc32c: ~crc >>> 0 };
 }
 
-/**
- * The state file as consecutive pieces (header, then each section's), for `new Blob(pieces)`
- * or a stream without one more copy of the whole. Throws SnapshotError('too-large') when a
- * part is over the format's bounds, RangeError when `parts` is not a valid state.
- */
-export async function encodeSnapshotPieces(parts: SnapshotParts, zstd: ZstdCodec, opts: EncodeOptions = {}): Promise<Uint8Array[]> {
-  const level = opts.level ?? DEFAULT_ZSTD_LEVEL;
+function headerOf(parts: SnapshotParts, createdAt: string, sections: SnapshotSections) {
+  return {
+    formatVersion: FORMAT_VERSION,
+    kind: parts.kind,
+    name: parts.name,
+    createdAt,
+    imageSha256: parts.imageSha256,
+    memoryMiB: parts.memoryMiB,
+    ring: parts.ring,
+    functions: [...parts.functions],
+    ...(parts.disk ? { disk: { name: parts.disk.name, size: parts.disk.source.size, included: parts.disk.include } } : {}),
+    sections,
+  };
+}
+
+/** The header's bytes, checked with the reader's own validation: we never write what we would refuse. */
+function headerBytesOf(header: ReturnType<typeof headerOf>): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(header));
+  try {
+    if (bytes.length > SNAPSHOT_LIMITS.headerBytes) throw new SnapshotError('corrupt', `header of ${bytes.length} bytes`);
+    parseMeta(JSON.parse(JSON.stringify(header)), FORMAT_VERSION);
+  } catch (e) {
+    if (e instanceof SnapshotError && e.kind === 'corrupt') throw new RangeError(`not a valid state: ${e.message}`);
+    throw e;
+  }
+  return bytes;
+}
+
+interface Prepared {
+  createdAt: string;
+  devicesRaw: Uint8Array;
+}
+
+/** The checks that need no compression: meta fields and the v86 and device state bounds. */
+function prepare(parts: SnapshotParts): Prepared {
   if (parts.v86State.length > v86StateLimit(parts.memoryMiB)) {
     throw new SnapshotError('too-large', `v86's state is ${formatBytes(parts.v86State.length)}, over the ${formatBytes(v86StateLimit(parts.memoryMiB))} a ${parts.memoryMiB} MiB guest may have`);
   }
@@ -91,48 +119,57 @@ export async function encodeSnapshotPieces(parts: SnapshotParts, zstd: ZstdCodec
   if (devicesRaw.length > SNAPSHOT_LIMITS.devicesBytes) {
     throw new SnapshotError('too-large', `the device state is ${formatBytes(devicesRaw.length)}, over the ${formatBytes(SNAPSHOT_LIMITS.devicesBytes)} a state file may hold`);
   }
-  const v86 = zstd.compress(parts.v86State, level);
-  const devices = zstd.compress(devicesRaw, level);
-  const diskPieces = parts.disk?.include ? await encodeSparseDisk(parts.disk.source, zstd, opts.disk) : [];
+  const createdAt = (parts.createdAt ?? new Date()).toISOString();
+  const placeholder = { length: 0, crc32c: 0 };
+  headerBytesOf(
+    headerOf(parts, createdAt, {
+      v86: { ...placeholder, contentSize: parts.v86State.length },
+      devices: { ...placeholder, contentSize: devicesRaw.length },
+      ...(parts.disk?.include ? { disk: placeholder } : {}),
+    }),
+  );
+  return { createdAt, devicesRaw };
+}
 
-  const sections: SnapshotSections = {
-    v86: { ...section(v86), contentSize: parts.v86State.length },
-    devices: { ...section(devices), contentSize: devicesRaw.length },
-    ...(parts.disk?.include ? { disk: sectionOfPieces(diskPieces) } : {}),
-  };
-  const header = {
-    formatVersion: FORMAT_VERSION,
-    kind: parts.kind,
-    name: parts.name,
-    createdAt: (parts.createdAt ?? new Date()).toISOString(),
-    imageSha256: parts.imageSha256,
-    memoryMiB: parts.memoryMiB,
-    ring: parts.ring,
-    functions: [...parts.functions],
-    ...(parts.disk ? { disk: { name: parts.disk.name, size: parts.disk.source.size, included: parts.disk.include } } : {}),
-    sections,
-  };
-  const headerBytes = encoder.encode(JSON.stringify(header));
-  // Never write what we would refuse to read.
-  try {
-    if (headerBytes.length > SNAPSHOT_LIMITS.headerBytes) throw new SnapshotError('corrupt', `header of ${headerBytes.length} bytes`);
-    parseMeta(JSON.parse(JSON.stringify(header)), FORMAT_VERSION);
-  } catch (e) {
-    if (e instanceof SnapshotError && e.kind === 'corrupt') throw new RangeError(`not a valid state: ${e.message}`);
-    throw e;
-  }
+function assemble(parts: SnapshotParts, zstd: ZstdCodec, opts: EncodeOptions, prepared: Prepared, diskPieces: Uint8Array[] | undefined): Uint8Array[] {
+  const level = opts.level ?? DEFAULT_ZSTD_LEVEL;
+  const v86 = zstd.compress(parts.v86State, level);
+  const devices = zstd.compress(prepared.devicesRaw, level);
+  const headerBytes = headerBytesOf(
+    headerOf(parts, prepared.createdAt, {
+      v86: { ...section(v86), contentSize: parts.v86State.length },
+      devices: { ...section(devices), contentSize: prepared.devicesRaw.length },
+      ...(diskPieces ? { disk: sectionOfPieces(diskPieces) } : {}),
+    }),
+  );
   const prefix = new Uint8Array(PREFIX_BYTES);
   prefix.set(SNAPSHOT_MAGIC);
   const view = new DataView(prefix.buffer);
   view.setUint32(8, FORMAT_VERSION, true);
   view.setUint32(12, headerBytes.length, true);
   view.setUint32(16, crc32c(headerBytes), true);
-  return [prefix, headerBytes, v86, devices, ...diskPieces];
+  return [prefix, headerBytes, v86, devices, ...(diskPieces ?? [])];
 }
 
-/** The state file in one buffer (see encodeSnapshotPieces). */
-export async function encodeSnapshot(parts: SnapshotParts, zstd: ZstdCodec, opts: EncodeOptions = {}): Promise<Uint8Array> {
-  const pieces = await encodeSnapshotPieces(parts, zstd, opts);
+/**
+ * The state file as consecutive pieces (header, then each section's), for `new Blob(pieces)`
+ * or a stream without one more copy of the whole. Throws SnapshotError('too-large') when a
+ * part is over the format's bounds, RangeError when `parts` is not a valid state.
+ */
+export async function encodeSnapshotPieces(parts: SnapshotParts, zstd: ZstdCodec, opts: EncodeOptions = {}): Promise<Uint8Array[]> {
+  const prepared = prepare(parts);
+  const disk = parts.disk?.include ? await encodeSparseDisk(parts.disk.source, zstd, opts.disk) : undefined;
+  return assemble(parts, zstd, opts, prepared, disk);
+}
+
+/** encodeSnapshotPieces when the disk (if included) reads synchronously (a BlockBackend). */
+export function encodeSnapshotPiecesSync(parts: SnapshotParts, zstd: ZstdCodec, opts: EncodeOptions = {}): Uint8Array[] {
+  const prepared = prepare(parts);
+  const disk = parts.disk?.include ? encodeSparseDiskSync(parts.disk.source, zstd, opts.disk) : undefined;
+  return assemble(parts, zstd, opts, prepared, disk);
+}
+
+export function concatPieces(pieces: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of pieces) {
@@ -140,6 +177,16 @@ export async function encodeSnapshot(parts: SnapshotParts, zstd: ZstdCodec, opts
     at += p.length;
   }
   return out;
+}
+
+/** The state file in one buffer (see encodeSnapshotPieces). */
+export async function encodeSnapshot(parts: SnapshotParts, zstd: ZstdCodec, opts: EncodeOptions = {}): Promise<Uint8Array> {
+  return concatPieces(await encodeSnapshotPieces(parts, zstd, opts));
+}
+
+/** encodeSnapshot when the disk (if included) reads synchronously. */
+export function encodeSnapshotSync(parts: SnapshotParts, zstd: ZstdCodec, opts: EncodeOptions = {}): Uint8Array {
+  return concatPieces(encodeSnapshotPiecesSync(parts, zstd, opts));
 }
 
 function truncated(have: number, need: number): never {
@@ -167,7 +214,7 @@ function readHeader(bytes: Uint8Array): Header {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
   if (version > FORMAT_VERSION) {
-    throw new SnapshotError('version', `this state was saved by a newer virtio-lab (format ${version}); this one reads format ${FORMAT_VERSION} and older`);
+    throw new SnapshotError('version', `this state was saved by a newer virtio-lab (format ${version}); this one reads format ${FORMAT_VERSION}`);
   }
   if (version !== FORMAT_VERSION) damaged(`it claims format version ${version}`);
   const headerLength = view.getUint32(12, true);
@@ -202,7 +249,7 @@ export interface SnapshotExpectation {
 
 export interface DecodedSnapshot {
   readonly meta: SnapshotMeta;
-  /** v86's state as the zstd frame it was stored in (v86's restore_state() takes it); a view into the file. */
+  /** v86's state as the zstd frame it was stored in, a view into the file: restore_state(v86State.slice().buffer) takes it. */
   readonly v86State: Uint8Array;
   readonly deviceState: unknown;
   /** The included disk, checked but not decompressed: restoreSparseDisk() writes it out. */

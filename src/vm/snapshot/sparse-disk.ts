@@ -43,12 +43,16 @@ export const SPARSE_DEFAULTS = {
 } as const;
 
 /** Bounds a file's index must respect. */
-const MIN_BLOCK = 4 * KiB;
-const MAX_BLOCK = 1 * MiB;
-/** A chunk's decompressed size: what restoring holds at once. */
-const MAX_CHUNK = 4 * MiB;
+export const SPARSE_LIMITS = {
+  minBlock: 4 * KiB,
+  maxBlock: 1 * MiB,
+  /** A chunk's decompressed size: what restoring holds at once. */
+  maxChunk: 4 * MiB,
+} as const;
+const { minBlock: MIN_BLOCK, maxBlock: MAX_BLOCK, maxChunk: MAX_CHUNK } = SPARSE_LIMITS;
 /** Disk reads while encoding, and zero writes while restoring, go in pieces this size. */
 const PIECE = 1 * MiB;
+/** The index's fixed fields, blockSize … chunkCount. */
 const FIXED = 24;
 
 export interface SparseEncodeOptions {
@@ -75,12 +79,20 @@ function tooLarge(limit: number): never {
   );
 }
 
-/** The disk section for `source`, as consecutive pieces (the index, then each chunk). */
-export async function encodeSparseDisk(source: DiskSource, zstd: ZstdCodec, opts: SparseEncodeOptions = {}): Promise<Uint8Array[]> {
+/** One read the encoder needs: fill `dst` from disk byte `offset`. */
+export interface DiskRead {
+  readonly offset: number;
+  readonly dst: Uint8Array;
+}
+
+/**
+ * The encoder, as steps: it yields each read it needs (1 MiB at a time) and returns the
+ * section's pieces (the index, then each chunk). Drivers below do the reads sync or async.
+ */
+function* encodeSteps(size: number, zstd: ZstdCodec, opts: SparseEncodeOptions): Generator<DiskRead, Uint8Array[], undefined> {
   const blockSize = opts.blockSize ?? SPARSE_DEFAULTS.blockSize;
   const blocksPerChunk = opts.blocksPerChunk ?? SPARSE_DEFAULTS.blocksPerChunk;
   const maxLength = opts.maxLength ?? SNAPSHOT_LIMITS.diskData;
-  const size = source.size;
   if (!Number.isSafeInteger(size) || size < 0 || size > SNAPSHOT_LIMITS.diskSize) throw new SnapshotError('too-large', `a disk of ${formatBytes(size)} is over the ${formatBytes(SNAPSHOT_LIMITS.diskSize)} a state file may include`);
   if (!(blockSize >= MIN_BLOCK && blockSize <= MAX_BLOCK && (blockSize & (blockSize - 1)) === 0)) throw new RangeError(`block size ${blockSize}`);
   if (!(Number.isInteger(blocksPerChunk) && blocksPerChunk >= 1 && blocksPerChunk * blockSize <= MAX_CHUNK)) throw new RangeError(`blocks per chunk ${blocksPerChunk}`);
@@ -107,7 +119,7 @@ export async function encodeSparseDisk(source: DiskSource, zstd: ZstdCodec, opts
   const piece = new Uint8Array(Math.max(PIECE, blockSize));
   for (let offset = 0; offset < size; offset += piece.length) {
     const got = piece.subarray(0, Math.min(piece.length, size - offset));
-    await source.read(offset, got);
+    yield { offset, dst: got };
     for (let at = 0; at < got.length; at += blockSize) {
       const block = got.subarray(at, Math.min(at + blockSize, got.length));
       if (isZero(block)) continue;
@@ -132,6 +144,28 @@ export async function encodeSparseDisk(source: DiskSource, zstd: ZstdCodec, opts
   index.set(bitmap, FIXED);
   lengths.forEach((n, i) => view.setUint32(indexBytes + 4 * i, n, true));
   return [index, ...chunks];
+}
+
+/** The disk section for `source`, as consecutive pieces (the index, then each chunk); the source's own errors pass through. */
+export async function encodeSparseDisk(source: DiskSource, zstd: ZstdCodec, opts: SparseEncodeOptions = {}): Promise<Uint8Array[]> {
+  const steps = encodeSteps(source.size, zstd, opts);
+  for (let step = steps.next(); ; step = steps.next()) {
+    if (step.done) return step.value;
+    await source.read(step.value.offset, step.value.dst);
+  }
+}
+
+function notAsync(result: void | Promise<void>, what: string): void {
+  if (result instanceof Promise) throw new TypeError(`${what} returned a promise: use the async function`);
+}
+
+/** encodeSparseDisk for a source that reads synchronously (a BlockBackend). */
+export function encodeSparseDiskSync(source: DiskSource, zstd: ZstdCodec, opts: SparseEncodeOptions = {}): Uint8Array[] {
+  const steps = encodeSteps(source.size, zstd, opts);
+  for (let step = steps.next(); ; step = steps.next()) {
+    if (step.done) return step.value;
+    notAsync(source.read(step.value.offset, step.value.dst), 'the disk source');
+  }
 }
 
 /** A validated disk section: views into the file, nothing decompressed yet. */
@@ -221,16 +255,20 @@ export function parseSparseDisk(section: Uint8Array, size: number): SparseDisk {
 
 let zeroPiece: Uint8Array | undefined;
 
+/** One write a restore makes: `src` at disk byte `offset`. */
+export interface DiskWrite {
+  readonly offset: number;
+  readonly src: Uint8Array;
+}
+
 /**
- * Write the disk into `sink`: every block, zero ones too, so the sink ends up byte-identical
- * to the disk that was saved. Holds one decompressed chunk (≤ 4 MiB) at a time. Throws
- * SnapshotError('corrupt') when a chunk does not decompress; the sink's own errors pass through.
+ * The writes that restore the disk, in disk order: every block, zero ones too (so the sink
+ * ends up byte-identical to the disk that was saved), adjacent blocks of one kind merged
+ * (zeros in pieces of ≤ 1 MiB). Holds one decompressed chunk (≤ 4 MiB) at a time; a write's
+ * `src` is valid until the next step. Throws SnapshotError('corrupt') when a chunk does not
+ * decompress.
  */
-export async function restoreSparseDisk(disk: SparseDisk, sink: DiskSink, zstd: ZstdCodec): Promise<void> {
-  if (sink.size !== disk.size) {
-    if (!sink.truncate) throw new RangeError(`the sink holds ${sink.size} bytes, the disk ${disk.size}`);
-    await sink.truncate(disk.size);
-  }
+export function* restoreWrites(disk: SparseDisk, zstd: ZstdCodec): Generator<DiskWrite, void, undefined> {
   zeroPiece ??= new Uint8Array(PIECE);
   const zeros = zeroPiece;
   const view = new DataView(disk.section.buffer, disk.section.byteOffset, disk.section.byteLength);
@@ -246,11 +284,11 @@ export async function restoreSparseDisk(disk: SparseDisk, sink: DiskSink, zstd: 
   let runLength = 0;
   let runSrc: Uint8Array | null = null;
   let runFrom = 0;
-  const flush = async () => {
-    if (runSrc) await sink.write(runOffset, runSrc.subarray(runFrom, runFrom + runLength));
-    else for (let at = 0; at < runLength; at += PIECE) await sink.write(runOffset + at, zeros.subarray(0, Math.min(PIECE, runLength - at)));
+  function* flush(): Generator<DiskWrite, void, undefined> {
+    if (runSrc) yield { offset: runOffset, src: runSrc.subarray(runFrom, runFrom + runLength) };
+    else for (let at = 0; at < runLength; at += PIECE) yield { offset: runOffset + at, src: zeros.subarray(0, Math.min(PIECE, runLength - at)) };
     runLength = 0;
-  };
+  }
 
   const blockCount = Math.ceil(disk.size / disk.blockSize);
   for (let i = 0; i < blockCount; i++) {
@@ -258,7 +296,7 @@ export async function restoreSparseDisk(disk: SparseDisk, sink: DiskSink, zstd: 
     const length = Math.min(disk.blockSize, disk.size - offset);
     if (isStored(disk.section, i)) {
       if (inChunk === disk.blocksPerChunk) {
-        if (runLength > 0) await flush();
+        if (runLength > 0) yield* flush();
         const frameLength = view.getUint32(table + 4 * chunkIndex, true);
         const expected = chunkContentSize(disk, chunkIndex);
         try {
@@ -272,16 +310,41 @@ export async function restoreSparseDisk(disk: SparseDisk, sink: DiskSink, zstd: 
         inChunk = 0;
         chunkPos = 0;
       }
-      if (runLength > 0 && runSrc !== chunk) await flush();
+      if (runLength > 0 && runSrc !== chunk) yield* flush();
       if (runLength === 0) [runOffset, runSrc, runFrom] = [offset, chunk, chunkPos];
       runLength += length;
       chunkPos += length;
       inChunk++;
     } else {
-      if (runLength > 0 && runSrc !== null) await flush();
+      if (runLength > 0 && runSrc !== null) yield* flush();
       if (runLength === 0) [runOffset, runSrc] = [offset, null];
       runLength += length;
     }
   }
-  if (runLength > 0) await flush();
+  if (runLength > 0) yield* flush();
+}
+
+function sizeMismatch(sink: DiskSink, disk: SparseDisk): RangeError {
+  return new RangeError(`the sink holds ${sink.size} bytes, the disk ${disk.size}`);
+}
+
+/**
+ * Write the saved disk into `sink` (see restoreWrites). A sink of another size is truncated
+ * to the disk's when it can be, else refused (RangeError). The sink's own errors pass through.
+ */
+export async function restoreSparseDisk(disk: SparseDisk, sink: DiskSink, zstd: ZstdCodec): Promise<void> {
+  if (sink.size !== disk.size) {
+    if (!sink.truncate) throw sizeMismatch(sink, disk);
+    await sink.truncate(disk.size);
+  }
+  for (const { offset, src } of restoreWrites(disk, zstd)) await sink.write(offset, src);
+}
+
+/** restoreSparseDisk for a sink that writes synchronously (a BlockBackend). */
+export function restoreSparseDiskSync(disk: SparseDisk, sink: DiskSink, zstd: ZstdCodec): void {
+  if (sink.size !== disk.size) {
+    if (!sink.truncate) throw sizeMismatch(sink, disk);
+    notAsync(sink.truncate(disk.size), 'the disk sink');
+  }
+  for (const { offset, src } of restoreWrites(disk, zstd)) notAsync(sink.write(offset, src), 'the disk sink');
 }
