@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Page } from '@playwright/test';
 import { expect, test } from './fixtures.ts';
+import { encodeSnapshot } from '../src/vm/snapshot/format.ts';
+import { loadZstd } from '../src/vm/snapshot/zstd-node.ts';
 
 const run = (page: Page, cmd: string, timeoutMs = 60_000) =>
   page.evaluate(([c, t]) => window.virtioLab.run(c as string, { timeoutMs: t as number }), [cmd, timeoutMs] as const);
@@ -129,17 +131,32 @@ test('a corrupted or foreign state file is refused with a message, and the VM bo
   expect(await start(page)).toBe('booted');
   await expect(page.getByTestId('restore-failed')).toContainText('not a virtio-lab state file');
 
-  // A real state with bytes flipped in the middle: damaged.
-  const saved = await page.evaluate(async () => {
+  // A real state, damaged in the middle, and cut short.
+  const outcomes = await page.evaluate(async () => {
     const b = new Uint8Array(await (await window.virtioLab.saveState('to-damage')).arrayBuffer());
-    return Array.from(b.subarray(0, 200_000));
+    const flipped = b.slice();
+    for (let i = flipped.length >> 1; i < (flipped.length >> 1) + 100; i++) flipped[i] ^= 0xff;
+    const tryRestore = (bytes: Uint8Array<ArrayBuffer>) => window.virtioLab.restoreState(new Blob([bytes])).then(() => 'restored', (e: Error) => e.message);
+    const damaged = await tryRestore(flipped);
+    await window.virtioLab.ready;
+    const cut = await tryRestore(b.subarray(0, b.length - 1000));
+    return { damaged, cut };
   });
-  const damaged = await page.evaluate((head) => {
-    const b = new Uint8Array(head);
-    for (let i = 150_000; i < 150_100; i++) b[i] ^= 0xff;
-    return window.virtioLab.restoreState(new Blob([b])).then(() => 'restored', (e: Error) => e.message);
-  }, saved);
-  expect(damaged).toMatch(/damaged|truncated|ends early/i);
+  expect(outcomes.damaged).toMatch(/damaged/);
+  expect(outcomes.cut).toMatch(/incomplete/);
+  await ready(page);
+  expect(await start(page)).toBe('booted');
+
+  // A well-formed state of another guest image.
+  const foreign = await encodeSnapshot(
+    { kind: 'saved', name: 'foreign', imageSha256: 'ab'.repeat(32), memoryMiB: 128, ring: 'split', functions: ['virtio-rng'], v86State: new Uint8Array(4096), deviceState: {} },
+    await loadZstd(),
+  );
+  const refused = await page.evaluate(
+    (b64) => window.virtioLab.restoreState(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))])).then(() => 'restored', (e: Error) => e.message),
+    Buffer.from(foreign).toString('base64'),
+  );
+  expect(refused).toMatch(/another guest image/);
   await ready(page);
   expect(await start(page)).toBe('booted');
 });

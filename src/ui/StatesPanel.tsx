@@ -56,7 +56,7 @@ export function StatesPanel({ vm, client }: { vm: VmSnapshot; client: VmClient }
 
   useEffect(() => {
     void refresh();
-  }, [refresh, vm.boot]);
+  }, [refresh, vm.boot, vm.statesSaved]);
 
   const act = async (label: string, fn: () => Promise<string | void>) => {
     setBusy(label);

@@ -56,6 +56,8 @@ export interface VmSnapshot {
   bootState?: { bytes?: number; ms?: number; error?: string };
   /** What the guest said when the steps after a restore (new MAC, disk mount…) failed. */
   afterRestoreError?: string;
+  /** States saved by this page so far (the States panel lists again when it changes). */
+  statesSaved?: number;
   /** The worker's restore of the state (v86's and our devices'), ms. */
   restoreMs?: number;
   /** How long the guest stood still while the boot state was taken at its first prompt, ms. */
@@ -477,6 +479,7 @@ export class VmClient {
         this.set({ bootState: { bytes: msg.bytes, ms: msg.ms, error: msg.error } });
         break;
       case 'state-saved':
+        this.set({ statesSaved: (this.snap.statesSaved ?? 0) + 1 });
         this.stateWaiters.get(msg.id)?.resolve(msg.info);
         this.stateWaiters.delete(msg.id);
         break;
