@@ -55,6 +55,14 @@ test('a return visit restores the boot state: disk, network, rng and run() all w
   // The rng serves the restored driver.
   const rng = await run(page, 'head -c 32 /dev/hwrng | od -An -tx1 | tr -d " \\n"');
   expect(rng.output).toMatch(/^[0-9a-f]{64}$/);
+  // The inspector shows the restored rings: blk's position goes on from the saved one
+  // (its request counter starts again at this restore, the ring index did not).
+  await page.evaluate(() => window.virtioLab.inspector.show());
+  await expect
+    .poll(() => page.evaluate(() => window.virtioLab.inspector.device('blk')?.queues[0]), { timeout: 20_000 })
+    .toMatchObject({ enabled: true, lastAvailIdx: expect.any(Number) });
+  const q = (await page.evaluate(() => window.virtioLab.inspector.device('blk')?.queues[0]))!;
+  expect(q.lastAvailIdx).toBeGreaterThan(q.counters.requests);
   // The guest clock was set from the host's.
   const guestNow = Number((await run(page, 'date +%s')).output.trim());
   expect(Math.abs(guestNow - Date.now() / 1000)).toBeLessThan(60);
