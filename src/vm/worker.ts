@@ -23,7 +23,7 @@ import type { RingLayout } from '../virtio/queue/virtqueue.ts';
 import type { BootStart, StateInfo } from './protocol.ts';
 import { bootProfile, captureLabState, imageIdentity, readLabState, restoreLabState, type LabIdentity, type LabState } from './lab-states.ts';
 import { withLateDisk } from './snapshot/late-disk.ts';
-import { bootStateFile, deleteStateFile, readStateFile, stateFile, writeStateFile } from './snapshot/state-files.ts';
+import { bootStateFile, deleteStateFile, pruneBootStates, readStateFile, stateFile, writeStateFile } from './snapshot/state-files.ts';
 import { loadZstd } from './snapshot/zstd-browser.ts';
 import { readSnapshotMeta } from './snapshot/format.ts';
 import { stateInfo } from './snapshot/state-info.ts';
@@ -324,6 +324,7 @@ function atBootPoint(): void {
       const bytes = await encode();
       await writeStateFile(bootStateFile(profile), bytes);
       post({ type: 'boot-state', bytes: bytes.length, ms: performance.now() - t0 });
+      await pruneBootStates();
     } catch (e) {
       post({ type: 'boot-state', error: (e as Error).message });
     }

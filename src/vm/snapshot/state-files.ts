@@ -85,8 +85,26 @@ export async function writeStateFile(file: string, bytes: Uint8Array): Promise<v
     await (handle as FileSystemFileHandle & { move(name: string): Promise<void> }).move(file);
   } catch (e) {
     await dir.removeEntry(tmp).catch(() => undefined);
+    if ((e as DOMException).name === 'QuotaExceededError') {
+      throw new Error(`not enough browser storage for this state (${(bytes.length / 1e6).toFixed(1)} MB): delete states or disks you no longer need`);
+    }
     throw e;
   }
+}
+
+/** Boot states kept: one per device set in use; older profiles (another image…) go. */
+export const BOOT_STATES_KEPT = 4;
+
+/** Deletes all but the `keep` newest boot states. */
+export async function pruneBootStates(keep = BOOT_STATES_KEPT): Promise<void> {
+  const dir = await statesDir();
+  const boots: { file: string; at: number }[] = [];
+  for await (const [file, handle] of dir as unknown as AsyncIterable<[string, FileSystemHandle]>) {
+    if (handle.kind !== 'file' || !file.startsWith('.boot-')) continue;
+    boots.push({ file, at: (await (handle as FileSystemFileHandle).getFile()).lastModified });
+  }
+  boots.sort((a, b) => b.at - a.at);
+  for (const { file } of boots.slice(keep)) await dir.removeEntry(file).catch(() => undefined);
 }
 
 export async function deleteStateFile(file: string): Promise<void> {
