@@ -16,6 +16,7 @@ import {
 } from '../disks/disk-store.ts';
 import type { DiskAttachment } from '../vm/protocol.ts';
 import type { VmSnapshot } from './vm-client.ts';
+import { usePanelAction } from './use-panel-action.ts';
 
 const MiB = 1024 * 1024;
 const fmt = (bytes: number) => (bytes >= 1024 * MiB ? `${(bytes / 1024 / MiB).toFixed(1)} GiB` : `${(bytes / MiB).toFixed(1)} MiB`);
@@ -23,41 +24,23 @@ const fmt = (bytes: number) => (bytes >= 1024 * MiB ? `${(bytes / 1024 / MiB).to
 export function DiskPanel({ vm, onBoot }: { vm: VmSnapshot; onBoot(disk: DiskAttachment | null): void }) {
   const [disks, setDisks] = useState<DiskInfo[]>([]);
   const [usage, setUsage] = useState<StorageUsage>();
-  const [message, setMessage] = useState<{ text: string; error: boolean }>();
-  const [busy, setBusy] = useState<string>();
   const [newName, setNewName] = useState('');
   const [newSize, setNewSize] = useState(128);
   const [readOnly, setReadOnly] = useState(false);
 
   const refresh = useCallback(async () => {
-    try {
-      setDisks(await listDisks());
-      setUsage(await storageUsage());
-    } catch (e) {
-      setMessage({ text: (e as Error).message, error: true });
-    }
+    setDisks(await listDisks());
+    setUsage(await storageUsage());
   }, []);
+
+  const { busy, setBusy, message, act, reload } = usePanelAction(refresh);
 
   // Refresh when the VM (re)attaches a disk and every few seconds while it writes.
   useEffect(() => {
-    void refresh();
-    const t = setInterval(() => void refresh(), 5000);
+    void reload();
+    const t = setInterval(() => void reload(), 5000);
     return () => clearInterval(t);
-  }, [refresh, vm.boot, vm.disk?.name]);
-
-  const act = async (label: string, fn: () => Promise<void>, done?: string) => {
-    setBusy(label);
-    setMessage(undefined);
-    try {
-      await fn();
-      if (done) setMessage({ text: done, error: false });
-    } catch (e) {
-      setMessage({ text: (e as Error).message, error: true });
-    } finally {
-      setBusy(undefined);
-      void refresh();
-    }
-  };
+  }, [reload, vm.boot, vm.disk?.name]);
 
   const onCreate = (ev: FormEvent) => {
     ev.preventDefault();

@@ -7,6 +7,7 @@ import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import type { StateInfo } from '../vm/protocol.ts';
 import { defaultStateName, deleteState, downloadState, listStates, uploadState, type ListedState } from './states.ts';
 import type { VmClient, VmSnapshot } from './vm-client.ts';
+import { usePanelAction } from './use-panel-action.ts';
 
 const MiB = 1024 * 1024;
 const fmt = (bytes: number) => (bytes >= MiB ? `${(bytes / MiB).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(0)} KiB`);
@@ -42,35 +43,17 @@ function describe(s: StateInfo): string {
 
 export function StatesPanel({ vm, client }: { vm: VmSnapshot; client: VmClient }) {
   const [states, setStates] = useState<ListedState[]>([]);
-  const [message, setMessage] = useState<{ text: string; error: boolean }>();
-  const [busy, setBusy] = useState<string>();
   const [name, setName] = useState('');
 
   const refresh = useCallback(async () => {
-    try {
-      setStates(await listStates());
-    } catch (e) {
-      setMessage({ text: (e as Error).message, error: true });
-    }
+    setStates(await listStates());
   }, []);
 
-  useEffect(() => {
-    void refresh();
-  }, [refresh, vm.boot, vm.statesSaved]);
+  const { busy, message, act, reload } = usePanelAction(refresh);
 
-  const act = async (label: string, fn: () => Promise<string | void>) => {
-    setBusy(label);
-    setMessage(undefined);
-    try {
-      const done = await fn();
-      if (done) setMessage({ text: done, error: false });
-    } catch (e) {
-      setMessage({ text: (e as Error).message, error: true });
-    } finally {
-      setBusy(undefined);
-      void refresh();
-    }
-  };
+  useEffect(() => {
+    void reload();
+  }, [reload, vm.boot, vm.statesSaved]);
 
   const onSave = (ev: FormEvent) => {
     ev.preventDefault();
