@@ -7,7 +7,7 @@ import { ConsoleSession } from '../vm/console-session.ts';
 import { AGENT_PORT } from '../vm/console-session-agent.ts';
 import { InspectorStore } from './inspector/store.ts';
 import { afterRestoreCommand } from '../vm/snapshot/after-restore.ts';
-import { ATTACH_DISK_COMMAND } from '../vm/snapshot/late-disk.ts';
+import { MOUNT_DISK_COMMAND } from '../vm/snapshot/late-disk.ts';
 import type { RingLayout } from '../virtio/queue/virtqueue.ts';
 import type {
   AttachedDisk,
@@ -208,7 +208,7 @@ export class VmClient {
     });
     if (this.session !== s) return;
     if (answer.attachDisk) {
-      const r = await s.run(ATTACH_DISK_COMMAND).catch((e: Error) => ({ status: -1, output: e.message }));
+      const r = await s.run(MOUNT_DISK_COMMAND).catch((e: Error) => ({ status: -1, output: e.message }));
       if (r.status !== 0) this.set({ afterRestoreError: r.output.trim() });
     }
     this.markReady(s);

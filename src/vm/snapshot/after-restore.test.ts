@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { afterRestoreCommand } from './after-restore.ts';
-import { ATTACH_DISK_COMMAND } from './late-disk.ts';
+import { ATTACH_DISK_COMMAND, MOUNT_DISK_COMMAND } from './late-disk.ts';
 
 describe('afterRestoreCommand', () => {
   const now = Date.UTC(2026, 11, 4, 18, 0, 0);
@@ -9,8 +9,9 @@ describe('afterRestoreCommand', () => {
     const withDisk = afterRestoreCommand({ attachDisk: true, now });
     expect(withDisk).toContain(`date -u -s @${now / 1000}`);
     expect(withDisk).toContain('of=/dev/urandom');
-    expect(withDisk.endsWith(ATTACH_DISK_COMMAND)).toBe(true);
+    expect(withDisk.endsWith(MOUNT_DISK_COMMAND)).toBe(true);
     expect(afterRestoreCommand({ attachDisk: false, now })).not.toContain(ATTACH_DISK_COMMAND);
+    expect(afterRestoreCommand({ attachDisk: false, now })).not.toContain('/dev/vda');
   });
 
   it("gives eth0 the tab's MAC and a new DHCP client, only with a NIC", () => {

@@ -12,7 +12,7 @@
  * - a boot state was saved before any disk was read or mounted: the disk attached now is
  *   mounted now (a state saved by hand carries its disk, mounted, and skips this).
  */
-import { ATTACH_DISK_COMMAND } from './late-disk.ts';
+import { MOUNT_DISK_COMMAND } from './late-disk.ts';
 
 export interface AfterRestore {
   /** The tab's MAC for eth0 ("02:…"), when the VM has a NIC. */
@@ -38,9 +38,10 @@ export function afterRestoreCommand(opts: AfterRestore): string {
     // The MAC goes into a shell line: only the exact form passes.
     if (!MAC.test(mac)) throw new Error(`not a MAC address: ${JSON.stringify(opts.mac)}`);
     steps.push(
-      `if [ -e /sys/class/net/eth0 ]; then killall -q udhcpc; ip addr flush dev eth0; ip link set dev eth0 address ${mac}; rm -f /run/net/eth0; ${DHCP} fi`,
+      // udhcpc starts with its script's deconfig: the old address and lease file go then.
+      `if [ -e /sys/class/net/eth0 ]; then killall -q udhcpc; ip link set dev eth0 address ${mac}; ${DHCP} fi`,
     );
   }
-  if (opts.attachDisk) steps.push(ATTACH_DISK_COMMAND);
+  if (opts.attachDisk) steps.push(MOUNT_DISK_COMMAND);
   return steps.join('; ');
 }
