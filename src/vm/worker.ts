@@ -193,6 +193,17 @@ async function boot(req: BootRequest): Promise<void> {
   // Every boot but a plain cold one leaves the disk for later, so its first prompt can be
   // saved as the boot state and a restored one can be given any disk (lab-states.ts).
   const bootManifest = req.start.kind === 'cold' ? manifest : withLateDisk(manifest);
+  // The image and v86's wasm load while the state is read and checked (both take a while).
+  const loaded = Promise.all([
+    loadGuestImage(
+      bootManifest,
+      (name, onProgress) => fetchBytes(new URL(name, req.baseUrl).href, onProgress),
+      (progress) => post({ type: 'progress', progress }),
+      { cache: browserGuestFileCache(req.baseUrl) },
+    ),
+    WebAssembly.compileStreaming(fetch(req.wasmUrl)),
+  ]);
+  loaded.catch(() => undefined); // awaited below; a failure is reported there
   const imageSha256 = await imageIdentity(bootManifest, bootManifest.cmdline);
   let state = await requestedState(req.start, imageSha256);
   if (stopping) return;
@@ -220,15 +231,7 @@ async function boot(req: BootRequest): Promise<void> {
     if (stopping) return;
     post({ type: 'disk', disk: opened.disk });
   }
-  const [image, wasm] = await Promise.all([
-    loadGuestImage(
-      bootManifest,
-      (name, onProgress) => fetchBytes(new URL(name, req.baseUrl).href, onProgress),
-      (progress) => post({ type: 'progress', progress }),
-      { cache: browserGuestFileCache(req.baseUrl) },
-    ),
-    WebAssembly.compileStreaming(fetch(req.wasmUrl)),
-  ]);
+  const [image, wasm] = await loaded;
   if (stopping) return;
   const ring = state?.decoded.meta.ring ?? req.ring;
   const net = req.net && openNet(req.net);
