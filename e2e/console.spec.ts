@@ -6,6 +6,9 @@
 import { outputBytes } from '../src/vm/console-session-agent.ts';
 import { expect, test } from './fixtures.ts';
 
+// Starts from a first visit's boot state (e2e/fixtures.ts): restored, not booted.
+test.use({ seedBootStates: true });
+
 const BOOT = '/?disk=none&net=none';
 const run = (page: import('@playwright/test').Page, cmd: string, timeoutMs = 30_000) =>
   page.evaluate(([c, t]) => window.virtioLab.run(c as string, { timeoutMs: t as number }), [cmd, timeoutMs] as const);

@@ -6,6 +6,9 @@ import path from 'node:path';
 import type { Page } from '@playwright/test';
 import { expect, test } from './fixtures.ts';
 
+// Starts from a first visit's boot state (e2e/fixtures.ts): restored, not booted.
+test.use({ seedBootStates: true });
+
 const run = (page: Page, cmd: string, timeoutMs = 60_000) =>
   page.evaluate(([c, t]) => window.virtioLab.run(c as string, { timeoutMs: t as number }), [cmd, timeoutMs] as const);
 

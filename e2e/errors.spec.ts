@@ -1,5 +1,8 @@
 import { expect, test } from './fixtures.ts';
 
+// Starts from a first visit's boot state (e2e/fixtures.ts): restored, not booted.
+test.use({ seedBootStates: true });
+
 test('a crashed VM worker shows the error and Restart recovers', async ({ page }) => {
   // The first worker script the page loads dies at once.
   let crashes = 1;

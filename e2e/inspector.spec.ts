@@ -8,6 +8,9 @@ import { expect, test } from './fixtures.ts';
 import { InspectorPage, SHOTS } from './inspector-page.ts';
 import type { QueueSnapshot } from '../src/virtio/inspect/types.ts';
 
+// Starts from a first visit's boot state (e2e/fixtures.ts): restored, not booted.
+test.use({ seedBootStates: true });
+
 test.describe.configure({ mode: 'serial' });
 
 let lab: InspectorPage;

@@ -10,6 +10,9 @@ import type { Page } from '@playwright/test';
 import { expect, test } from './fixtures.ts';
 import type { FunctionSnapshot } from '../src/virtio/inspect/types.ts';
 
+// Starts from a first visit's boot state (e2e/fixtures.ts): restored, not booted.
+test.use({ seedBootStates: true });
+
 const SHOTS = 'test-results/lessons';
 /** RECORD_LESSON_FIXTURES=1: also save the live snapshots the checks saw, for the unit tests' fixtures. */
 const RECORD = process.env.RECORD_LESSON_FIXTURES === '1';

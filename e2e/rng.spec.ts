@@ -1,5 +1,8 @@
 import { expect, test } from './fixtures.ts';
 
+// Starts from a first visit's boot state (e2e/fixtures.ts): restored, not booted.
+test.use({ seedBootStates: true });
+
 test('virtio-rng: the stock driver binds our device and reads its bytes', async ({ page }) => {
   await page.goto('/');
   await page.evaluate(() => window.virtioLab.ready);
