@@ -28,6 +28,11 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 /** The guest's udhcpc, started as /init starts it (the lease lands in /run/net/eth0). */
 const DHCP = 'udhcpc -f -i eth0 -s /usr/share/udhcpc/default.script -x hostname:virtio-lab >/run/net/udhcpc.log 2>&1 </dev/null &';
 
+/**
+ * Only the disk mount holds `ready` back; the rest runs in the background (each process
+ * costs tens of ms in the emulator, and no command needs the new lease at once: a cold
+ * boot does not wait for DHCP either).
+ */
 export function afterRestoreCommand(opts: AfterRestore): string {
   const steps: string[] = [];
   const seconds = Math.floor((opts.now ?? Date.now()) / 1000);
@@ -42,6 +47,6 @@ export function afterRestoreCommand(opts: AfterRestore): string {
       `if [ -e /sys/class/net/eth0 ]; then killall -q udhcpc; ip link set dev eth0 address ${mac}; ${DHCP} fi`,
     );
   }
-  if (opts.attachDisk) steps.push(MOUNT_DISK_COMMAND);
-  return steps.join('; ');
+  const background = `{ ${steps.join('; ')}; } </dev/null >/dev/null 2>&1 &`;
+  return opts.attachDisk ? `${background} ${MOUNT_DISK_COMMAND}` : `${background} true`;
 }
