@@ -79,6 +79,7 @@ test('restored with another disk attached: the new capacity reaches the guest, t
 });
 
 test('restores over a changing disk never corrupt it: e2fsck is clean and every synced file is there', async ({ page }) => {
+  test.setTimeout(300_000); // a first visit and four restores
   await firstVisit(page);
   const sums: string[] = [];
   for (let i = 0; i < 4; i++) {
@@ -131,6 +132,7 @@ test('save by hand, reload, restore by name: the file written before the save an
 });
 
 test('a corrupted or foreign state file is refused with a message, and the VM boots cold', async ({ page }) => {
+  test.setTimeout(400_000); // a first visit and four kernel boots
   await firstVisit(page);
   // Not a state at all.
   const garbage = await page.evaluate(() => window.virtioLab.restoreState(new Blob([new Uint8Array(5000).fill(7)])).then(() => 'restored', (e: Error) => e.message));
