@@ -111,8 +111,13 @@ function observedLink(inner: FrameLink, onChange: (up: boolean) => void): FrameL
   };
 }
 
-/** The NIC's link to the relay, and the status the page shows. */
-function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } {
+/** The NIC's link (to the relay, or to the worker's own gateway), and the status the page shows; undefined: no NIC. */
+function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } | undefined {
+  const mode = want.mode ?? 'relay';
+  if (mode !== 'relay') {
+    post({ type: 'net', net: { ...want, up: false, problem: want.note ?? `network mode ${mode} is not available in this build` } });
+    return undefined;
+  }
   const status: NetStatus = { ...want, up: false };
   const mac = parseMac(want.mac);
   const report = () => post({ type: 'net', net: { ...status } });
@@ -231,7 +236,7 @@ async function boot(req: BootRequest): Promise<void> {
   ]);
   if (stopping) return;
   const ring = state?.decoded.meta.ring ?? req.ring;
-  const net = req.net && openNet(req.net);
+  const net = req.net ? openNet(req.net) : undefined;
   link = net?.link;
   const create = () =>
     Machine.create({
