@@ -10,6 +10,7 @@ import type { DiskAttachment, FromWorker, NetAttachment, NetStatus, ToWorker, Vm
 import { WebSocketFrameLink } from '../backends/websocket-frame-link.ts';
 import { GatewayLink } from '../net/gateway-link.ts';
 import { fetchUplink } from '../net/fetch-uplink.ts';
+import { WispUplink } from '../net/wisp/wisp-uplink.ts';
 import type { FrameLink, FrameLinkEvents } from '../backends/frame-link.ts';
 import { parseMac } from '../devices/net/config.ts';
 import { leasedAddress } from '../net/dhcp-snoop.ts';
@@ -122,6 +123,24 @@ function uplinkFor(want: NetAttachment, onProblem: (problem: string | undefined,
     case 'fetch':
       // 10.0.2.2:P is the browser's own 127.0.0.1:P; other hosts by their Host header.
       return new GatewayLink(fetchUplink(), { nat: 'all', hostAddress: '127.0.0.1' });
+    case 'wisp': {
+      let link: GatewayLink | undefined;
+      const wisp = new WispUplink(want.wispUrl ?? '', {
+        WebSocket,
+        onState: (s) => {
+          onProblem(s.problem, s.retryInMs);
+          link?.setUp(s.up);
+        },
+      });
+      // The wisp server's 127.0.0.1 is what 10.0.2.2 stands for.
+      link = new GatewayLink(wisp, { nat: 'all', hostAddress: '127.0.0.1' }, false);
+      const close = link.close.bind(link);
+      link.close = () => {
+        wisp.close();
+        close();
+      };
+      return link;
+    }
     default:
       return new WebSocketFrameLink(want.relayUrl, WebSocket, { onProblem });
   }
