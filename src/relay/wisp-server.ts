@@ -61,7 +61,11 @@ export const DEFAULT_WISP_OPTIONS: WispServerOptions = {
 
 /** A stream's bytes waiting for its host socket beyond which it is closed (a client ignoring credit). */
 const MAX_STREAM_BACKLOG = 8 * 1024 * 1024;
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', 'ip6-localhost']);
+/**
+ * This host's loopback, by name; 10.0.2.2 too, the lab gateway's address, which stands for the
+ * loopback of whatever makes the outside connection (stock v86's own wisp gateway sends it as is).
+ */
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', 'ip6-localhost', '10.0.2.2']);
 
 /** Where a CONNECT may go under `nat`, or null (blocked). */
 export function wispTarget(nat: NatPolicy, hostname: string): string | null {
@@ -135,7 +139,12 @@ export function attachWispServer(server: Server, options: Partial<WispServerOpti
       const s = streams.get(id);
       if (!s) return;
       streams.delete(id);
-      s.tcp?.destroy();
+      // A client's voluntary CLOSE is all a wisp v1 FIN can be: let what it sent reach the host.
+      if (!tell && reason === WISP_CLOSE_VOLUNTARY && s.tcp && !s.tcp.destroyed) {
+        const tcp = s.tcp;
+        tcp.end();
+        setTimeout(() => tcp.destroy(), 30_000).unref();
+      } else s.tcp?.destroy();
       try {
         s.udp?.close();
       } catch {
