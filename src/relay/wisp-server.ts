@@ -47,6 +47,11 @@ export interface WispServerOptions {
   credit: number;
   /** Bytes queued toward the client before host sockets pause. */
   maxBufferedBytes: number;
+  /**
+   * Upgrade paths another listener answers (the relay's /relay/…); others get a 404 rather
+   * than a socket left hanging. Default: none when this is the server's only upgrade listener.
+   */
+  othersPath?: string;
 }
 
 export const DEFAULT_WISP_OPTIONS: WispServerOptions = {
@@ -114,7 +119,11 @@ export function attachWispServer(server: Server, options: Partial<WispServerOpti
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname !== base && url.pathname !== `${base}/`) return; // the relay's, or nobody's
+    if (url.pathname !== base && url.pathname !== `${base}/`) {
+      const theirs = o.othersPath !== undefined ? url.pathname.startsWith(o.othersPath) : server.listenerCount('upgrade') > 1;
+      if (!theirs) refuse(socket, 404, 'Not Found');
+      return;
+    }
     if (o.token !== null && url.searchParams.get('token') !== o.token) return refuse(socket, 401, 'Unauthorized');
     if (!originOk(req)) return refuse(socket, 403, 'Forbidden');
     wss.handleUpgrade(req, socket, head, (ws) => serve(ws));

@@ -40,7 +40,7 @@ try {
   server = createAppServer({ distDir: path.join(root, 'dist'), host, port, netModes: ['relay', 'wisp'] });
   relay = attachRelay(server, { ...config.options, cluster: config.cluster });
   const { token, allowedOrigins, gateway } = config.options;
-  attachWispServer(server, { nat: (gateway && gateway.nat) || 'host', token: token ?? null, allowedOrigins: allowedOrigins ?? null });
+  attachWispServer(server, { nat: (gateway && gateway.nat) || 'host', token: token ?? null, allowedOrigins: allowedOrigins ?? null, othersPath: '/relay' });
 } catch (e) {
   console.error(`virtio-lab: ${(e as Error).message}`);
   process.exit(1);
