@@ -19,7 +19,7 @@ export const FETCH_NAME_ADDRESS = '198.18.0.1';
 export const MAX_REQUEST_HEAD = 16 * 1024;
 /** Request bodies larger than this are refused (they are buffered whole before fetch()). */
 export const MAX_REQUEST_BODY = 4 * 1024 * 1024;
-/** Response bytes read ahead of the guest's TCP (pause stops reading past this). */
+/** Methods passed on to fetch() (CONNECT and TRACE are not allowed there). */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 /** Request headers fetch() may not set (the browser owns them) or that describe our framing. */
 const DROPPED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'expect', 'user-agent', 'accept-encoding', 'cookie', 'origin', 'referer']);

@@ -33,7 +33,10 @@ export const MAX_NAMES = 4096;
 export const MAX_STREAMS = 512;
 /** Bytes a stream takes from the server while the guest is not reading before it is reset. */
 export const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
-/** Bytes queued toward the server per stream beyond its CONTINUE credit (shrinks the guest's TCP window). */
+/**
+ * Largest DATA packet we send (servers bound messages; ours at 64 KiB). Bytes waiting for
+ * CONTINUE credit count as the socket's writableLength, which shrinks the guest's TCP window.
+ */
 const DATA_CHUNK = 16 * 1024;
 /** UDP streams per flow socket (one per destination). */
 const MAX_UDP_DESTINATIONS = 16;
