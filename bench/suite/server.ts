@@ -1,5 +1,6 @@
 /**
- * The benchmark's one loopback server: the built lab (dist/), the relay on /relay/<room>, and
+ * The benchmark's one loopback server: the built lab (dist/), the relay on /relay/<room>, a
+ * wisp server on /wisp/ (NAT host), and
  * under /stock/ a page running stock v86 from npm in a worker (bench/browser/). One origin,
  * so every column shares the relay and the same OPFS.
  */
@@ -12,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createAppServer } from '../../src/server/app-server.ts';
 import { securityHeaders } from '../../src/server/headers.ts';
 import { attachRelay, type Relay } from '../../src/relay/index.ts';
+import { attachWispServer } from '../../src/relay/wisp-server.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const v86Build = path.dirname(createRequire(import.meta.url).resolve('v86/build/libv86.mjs'));
@@ -40,9 +42,10 @@ export interface BenchServer {
 }
 
 export async function startBenchServer(): Promise<BenchServer> {
-  const server = createAppServer({ distDir: path.join(ROOT, 'dist'), host: '127.0.0.1', port: 0, extraRoutes: stockRoutes });
+  const server = createAppServer({ distDir: path.join(ROOT, 'dist'), host: '127.0.0.1', port: 0, extraRoutes: stockRoutes, netModes: ['relay', 'wisp'] });
   // NAT to this host's loopback only: the transfers' endpoints listen on 127.0.0.1.
   const relay = attachRelay(server, { gateway: { nat: 'host' } });
+  const wisp = attachWispServer(server, { nat: 'host' });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
@@ -51,6 +54,7 @@ export async function startBenchServer(): Promise<BenchServer> {
     relay,
     async close() {
       await relay.close();
+      wisp.close();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     },

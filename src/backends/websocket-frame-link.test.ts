@@ -47,6 +47,27 @@ function fakeTimers() {
 }
 
 describe('WebSocketFrameLink (fake socket)', () => {
+  it('says why it is down: unreachable or closed by the server, with the URL and the retry delay', () => {
+    FakeSocket.all = [];
+    const t = fakeTimers();
+    const problems: Array<[string | undefined, number | undefined]> = [];
+    const link = new WebSocketFrameLink('ws://relay.example/relay/lab', FakeSocket, {
+      random: () => 1,
+      minBackoffMs: 300,
+      onProblem: (p, ms) => problems.push([p, ms]),
+      ...t,
+    });
+    link.attach({ onFrame: () => {}, onLinkChange: () => {} });
+    FakeSocket.all[0].drop();
+    expect(problems).toEqual([['ws://relay.example/relay/lab: unreachable (could not connect)', 300]]);
+    t.fire();
+    FakeSocket.all[1].open();
+    expect(problems.at(-1)).toEqual([undefined, undefined]);
+    FakeSocket.all[1].onclose?.({ code: 4000 });
+    expect(problems.at(-1)).toEqual(['ws://relay.example/relay/lab: closed by the server (code 4000)', 300]);
+    link.close();
+  });
+
   it('reports link state, frames in and out, drops while down and when buffered too much', () => {
     FakeSocket.all = [];
     const link = new WebSocketFrameLink('ws://relay/relay/lab', FakeSocket, { maxBufferedBytes: 100 });

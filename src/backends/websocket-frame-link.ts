@@ -34,6 +34,11 @@ export interface WebSocketFrameLinkOptions {
   maxBackoffMs?: number;
   /** Refuse sends while the socket has more than this queued (default 1 MiB). */
   maxBufferedBytes?: number;
+  /**
+   * Why the link is down, for people: the URL and what happened ("closed by the server",
+   * "unreachable"), and the delay before the next attempt; undefined once it is up again.
+   */
+  onProblem?: (problem: string | undefined, retryInMs?: number) => void;
   /** For tests: randomness for jitter, and the timer. */
   random?: () => number;
   setTimeout?: (fn: () => void, ms: number) => unknown;
@@ -84,6 +89,9 @@ export class WebSocketFrameLink implements FrameLink {
   private readonly random: () => number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
+  private readonly onProblem: (problem: string | undefined, retryInMs?: number) => void;
+  /** What went wrong last, reported with the retry delay. */
+  private lastProblem = '';
 
   /** Connects at once; `attach` starts event delivery. */
   constructor(
@@ -97,6 +105,7 @@ export class WebSocketFrameLink implements FrameLink {
     this.random = opts.random ?? Math.random;
     this.setTimer = opts.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimeout ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
+    this.onProblem = opts.onProblem ?? (() => {});
     this.connect();
   }
 
@@ -164,8 +173,9 @@ export class WebSocketFrameLink implements FrameLink {
     let ws: WebSocketLike;
     try {
       ws = new this.WebSocketImpl(this.url);
-    } catch {
+    } catch (e) {
       // e.g. a malformed URL: keep retrying, the caller sees a link that stays down
+      this.lastProblem = `${this.url}: ${(e as Error).message}`;
       this.scheduleReconnect();
       return;
     }
@@ -175,6 +185,7 @@ export class WebSocketFrameLink implements FrameLink {
       if (this.socket !== ws) return;
       this.stats.opens++;
       this.failures = 0;
+      this.onProblem(undefined);
       this.setUp(true);
     };
     ws.onmessage = (event) => {
@@ -183,9 +194,19 @@ export class WebSocketFrameLink implements FrameLink {
     };
     // 'error' is always followed by 'close'; reconnect from there only.
     ws.onerror = () => {};
-    ws.onclose = () => {
+    let opened = false;
+    const onopen = ws.onopen;
+    ws.onopen = (ev) => {
+      opened = true;
+      onopen?.(ev);
+    };
+    ws.onclose = (ev) => {
       if (this.socket !== ws) return;
       this.socket = undefined;
+      const code = (ev as { code?: unknown } | undefined)?.code;
+      const why = typeof code === 'number' && code !== 1005 && code !== 1006 ? ` (code ${code})` : '';
+      // Browsers say nothing more about a failed WebSocket (no status, no error text).
+      this.lastProblem = opened ? `${this.url}: closed by the server${why}` : `${this.url}: unreachable (could not connect${why})`;
       this.stats.closes++;
       this.setUp(false);
       this.scheduleReconnect();
@@ -195,10 +216,12 @@ export class WebSocketFrameLink implements FrameLink {
   private scheduleReconnect(): void {
     if (this.closed) return;
     this.failures++;
+    const delay = this.backoffMs(this.failures);
+    this.onProblem(this.lastProblem || undefined, delay);
     this.timer = this.setTimer(() => {
       this.timer = undefined;
       this.connect();
-    }, this.backoffMs(this.failures));
+    }, delay);
   }
 
   private message(data: unknown): void {

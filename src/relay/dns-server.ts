@@ -8,7 +8,6 @@
  * are at most DNS_UDP_MAX (512) bytes, so always within the MTU; lookups in flight are
  * capped at maxPendingLookups, answers at 16 addresses.
  */
-import { lookup as dnsLookup } from 'node:dns';
 import { u32Bytes } from '../wire/bytes.ts';
 import {
   DNS_CLASS_IN,
@@ -48,18 +47,8 @@ export interface DnsServerConfig {
   names: Record<string, string>;
   nat: NatPolicy;
   maxPendingLookups: number;
-  /** Resolver for names outside the lab (nat 'all' only); default Node's dns.lookup (IPv4). */
-  lookup?: LookupFn;
-}
-
-/** Node's resolver, IPv4 only. */
-export function nodeLookup(name: string): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    dnsLookup(name, { family: 4, all: true }, (err, addrs) => {
-      if (err) reject(err);
-      else resolve(addrs.map((a) => parseIp(a.address)));
-    });
-  });
+  /** Resolver for names outside the lab (nat 'all' only): the uplink's. */
+  lookup: LookupFn;
 }
 
 export class DnsServer {
@@ -72,7 +61,7 @@ export class DnsServer {
     /** The address of a guest by its DHCP hostname (lower case), if one has it. */
     private readonly addressOfHost: (hostname: string) => number | undefined,
   ) {
-    this.lookup = cfg.lookup ?? nodeLookup;
+    this.lookup = cfg.lookup;
   }
 
   /** A query from (dstMac, ip.src:srcPort) to ip.dst:53; `b` is the UDP payload. */
@@ -113,7 +102,7 @@ export class DnsServer {
         this.pendingLookups--;
         this.reply(mac, ip, srcPort, query, q, addrs.length ? DNS_RCODE_NOERROR : DNS_RCODE_NXDOMAIN, answer(addrs.slice(0, MAX_ANSWERS)));
       },
-      (e: NodeJS.ErrnoException) => {
+      (e: { code?: string }) => {
         this.pendingLookups--;
         const nx = e.code === 'ENOTFOUND' || e.code === 'ENODATA';
         this.reply(mac, ip, srcPort, query, q, nx ? DNS_RCODE_NXDOMAIN : DNS_RCODE_SERVFAIL, []);

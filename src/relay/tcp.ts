@@ -3,16 +3,16 @@
  * speaks TCP to the guest (handshake, MSS, windows both ways, FIN/RST, retransmission
  * toward the guest with an RTO, fast retransmit on three duplicate ACKs, a congestion
  * window so a burst does not overrun the guest's rx queue) and bridges the byte stream to a
- * Node net.Socket opened to the NAT target. The SYN-ACK goes out only once that socket has
+ * host socket the uplink opens to the NAT target (uplink.ts: a Node HostSocket in the relay). The SYN-ACK goes out only once that socket has
  * connected, so "connection refused" on the host becomes an RST for the guest.
  *
  * No window scaling (we do not offer it, so neither side scales: 64 KiB windows), no SACK,
  * no timestamps, no urgent data. Out-of-order segments from the guest are dropped and
  * answered with a duplicate ACK (the guest's link to us is ordered, so this is rare).
  */
-import net from 'node:net';
 import { macEquals } from '../wire/ethernet.ts';
 import { ipToString } from '../wire/ipv4.ts';
+import { type HostSocket, type TcpTarget, afterBurst } from './uplink.ts';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, buildTcp } from '../wire/tcp.ts';
 
 export interface TcpOptions {
@@ -49,17 +49,14 @@ export const DEFAULT_TCP_OPTIONS: TcpOptions = {
   maxConnections: 256,
 };
 
-export interface TcpTarget {
-  host: string;
-  port: number;
-}
+export type { TcpTarget } from './uplink.ts';
 
 export interface TcpHooks {
   /** Sends a TCP segment (header + data, checksum done) to the guest. */
   emit(guestMac: Uint8Array, src: number, dst: number, segment: Uint8Array): void;
   count(what: string): void;
-  /** Test hook: connect somewhere (default net.connect). */
-  connect?: (target: TcpTarget) => net.Socket;
+  /** Opens the host side of a new connection (the uplink's connectTcp). */
+  connect: (target: TcpTarget) => HostSocket;
 }
 
 export interface TcpConnStats {
@@ -73,7 +70,7 @@ export interface TcpConnStats {
 }
 
 /** Ends a host socket with an RST (the guest's connection is gone, not finished). */
-function abort(s: net.Socket | null): void {
+function abort(s: HostSocket | null): void {
   if (!s || s.destroyed) return;
   try {
     s.resetAndDestroy();
@@ -90,7 +87,7 @@ type State = 'connecting' | 'syn-rcvd' | 'established' | 'time-wait' | 'closed';
 
 class Conn {
   state: State = 'connecting';
-  socket: net.Socket | null = null;
+  socket: HostSocket | null = null;
   // receive side (guest → us)
   irs: number;
   rcvNxt: number;
@@ -121,7 +118,7 @@ class Conn {
   rttvar = 0;
   timed: { seq: number; at: number } | null = null;
   retries = 0;
-  timer: NodeJS.Timeout | null = null;
+  timer: ReturnType<typeof setTimeout> | null = null;
   ackScheduled = false;
   lastActivity = Date.now();
   stats = { bytesToGuest: 0, bytesFromGuest: 0, retransmits: 0 };
@@ -197,7 +194,7 @@ class Conn {
 export class TcpNat {
   private readonly conns = new Map<string, Conn>();
   readonly opts: TcpOptions;
-  private idleSweep: NodeJS.Timeout | null = null;
+  private idleSweep: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly hooks: TcpHooks,
@@ -243,9 +240,9 @@ export class TcpNat {
     this.conns.set(key, c);
     this.hooks.count('tcp-open');
     this.ensureSweep();
-    let sock: net.Socket;
+    let sock: HostSocket;
     try {
-      sock = this.hooks.connect ? this.hooks.connect(target) : net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
+      sock = this.hooks.connect(target);
     } catch {
       this.conns.delete(key);
       return this.resetFor(guestMac, src, dst, seg);
@@ -262,7 +259,7 @@ export class TcpNat {
       this.sendSynAck(c);
       this.armTimer(c);
     });
-    sock.on('data', (chunk: Buffer) => this.fromHost(c, chunk));
+    sock.on('data', (chunk: Uint8Array) => this.fromHost(c, chunk));
     sock.on('end', () => {
       c.hostEnded = true;
       this.trySend(c);
@@ -282,7 +279,7 @@ export class TcpNat {
     });
   }
 
-  private fromHost(c: Conn, chunk: Buffer): void {
+  private fromHost(c: Conn, chunk: Uint8Array): void {
     if (c.state === 'closed' || c.state === 'time-wait') return;
     c.queue.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
     c.queued += chunk.length;
@@ -466,7 +463,7 @@ export class TcpNat {
     if (c.ackScheduled) return;
     c.ackScheduled = true;
     // Coalesce ACKs for segments that arrive in one burst (one WebSocket read).
-    setImmediate(() => {
+    afterBurst(() => {
       if (!c.ackScheduled) return;
       c.ackScheduled = false;
       this.sendAck(c);

@@ -7,14 +7,13 @@
  * its guest leaves; one send per guest datagram; replies that would need IP fragments
  * (over the MTU) are dropped, not fragmented.
  */
-import dgram from 'node:dgram';
 import { DEFAULT_MTU, macEquals } from '../wire/ethernet.ts';
 import { ICMP_DEST_UNREACHABLE, ICMP_UNREACH_ADMIN_PROHIBITED, buildIcmp } from '../wire/icmp.ts';
 import { IPPROTO_ICMP, IPV4_HEADER_LEN, type Ipv4Packet, ipv4HeaderBytes, parseIp } from '../wire/ipv4.ts';
 import { UDP_HEADER_LEN } from '../wire/udp.ts';
 import type { GatewayIo } from './gateway-io.ts';
 import type { NatPolicy } from './nat-policy.ts';
-import type { TcpTarget } from './tcp.ts';
+import type { HostUdpSocket, TcpTarget } from './uplink.ts';
 
 /** Largest UDP payload that fits one IPv4 packet at the MTU. */
 const MAX_UDP_PAYLOAD = DEFAULT_MTU - IPV4_HEADER_LEN - UDP_HEADER_LEN;
@@ -30,11 +29,11 @@ export interface UdpNatConfig {
 }
 
 interface UdpFlow {
-  socket: dgram.Socket;
+  socket: HostUdpSocket;
   guestMac: Uint8Array;
   guestIp: number;
   guestPort: number;
-  timer: NodeJS.Timeout;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 export class UdpNat {
@@ -45,6 +44,8 @@ export class UdpNat {
     private readonly io: GatewayIo,
     private readonly cfg: UdpNatConfig,
     private readonly target: (dst: number, port: number) => TcpTarget | null,
+    /** Opens a flow's socket (the uplink's createUdp). */
+    private readonly createSocket: () => HostUdpSocket,
   ) {}
 
   get size(): number {
@@ -95,7 +96,7 @@ export class UdpNat {
 
   private open(key: string, guestMac: Uint8Array, guestIp: number, guestPort: number): UdpFlow {
     const { io, cfg } = this;
-    const socket = dgram.createSocket('udp4');
+    const socket = this.createSocket();
     const flow: UdpFlow = {
       socket,
       guestMac: guestMac.slice(0, 6),

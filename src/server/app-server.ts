@@ -8,11 +8,17 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import sirv from 'sirv';
 import { securityHeaders } from './headers.ts';
+import { NET_HEADER } from '../ui/net-choice.ts';
 
 export interface AppServerOptions {
   distDir: string;
   host: string;
   port: number;
+  /**
+   * The uplinks this server offers the page (NET_HEADER on every response; default relay):
+   * the page defaults to relay when listed, and to fetch on hosts that send no such header.
+   */
+  netModes?: string[];
   /** Served before the app: return true when the request was answered (benchmarks' pages). */
   extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
@@ -21,7 +27,7 @@ export function createAppServer(opts: AppServerOptions): Server {
   if (!existsSync(path.join(opts.distDir, 'index.html'))) {
     throw new Error(`no built app in ${opts.distDir}: run "npm run build" first (npm start does)`);
   }
-  const headers = securityHeaders();
+  const headers = { ...securityHeaders(), [NET_HEADER]: (opts.netModes ?? ['relay']).join(', ') };
   const serve = sirv(opts.distDir, {
     etag: true,
     // Guest files are verified by sha256 anyway; hashed assets never change.

@@ -1,6 +1,7 @@
 /**
- * `npm start`: serves the built lab and the network relay (WebSocket `/relay/<room>`) on one
- * port (PORT, default 8080) and prints its URL.
+ * `npm start`: serves the built lab, the network relay (WebSocket `/relay/<room>`) and a wisp
+ * server (WebSocket `/wisp/`, same NAT policy, token and origins) on one port (PORT, default
+ * 8080) and prints its URL.
  *
  * Relay settings (relay-config.ts): `--nat off|host|all` (or RELAY_NAT; default host),
  * RELAY_TOKEN (required when HOST is not loopback; clients then pass `?token=`),
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createAppServer } from './app-server.ts';
 import { attachRelay, type Relay } from '../relay/index.ts';
+import { attachWispServer } from '../relay/wisp-server.ts';
 import { type RelayConfig, relayConfig } from './relay-config.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -35,8 +37,10 @@ try {
 let server;
 let relay: Relay;
 try {
-  server = createAppServer({ distDir: path.join(root, 'dist'), host, port });
+  server = createAppServer({ distDir: path.join(root, 'dist'), host, port, netModes: ['relay', 'wisp'] });
   relay = attachRelay(server, { ...config.options, cluster: config.cluster });
+  const { token, allowedOrigins, gateway } = config.options;
+  attachWispServer(server, { nat: (gateway && gateway.nat) || 'host', token: token ?? null, allowedOrigins: allowedOrigins ?? null, othersPath: '/relay' });
 } catch (e) {
   console.error(`virtio-lab: ${(e as Error).message}`);
   process.exit(1);

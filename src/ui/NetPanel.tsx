@@ -1,13 +1,38 @@
 /**
- * The NIC: link state, relay, room, MAC, the guest's leased IP, frame/byte counters, drops,
- * and a pcap download of what crossed the device.
+ * The NIC: its network mode, link state and why it is down, the uplink (relay room, wisp
+ * server), MAC, the guest's leased IP, frame/byte counters, drops, and a pcap download of
+ * what crossed the device.
  */
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
+import type { NetStatus } from '../vm/protocol.ts';
 import type { VmClient, VmSnapshot } from './vm-client.ts';
 
 function roomOf(url: string): string {
   const m = /\/relay\/([^/?#]+)/.exec(url);
   return m ? decodeURIComponent(m[1]) : '';
+}
+
+/** What each mode can and cannot reach, for the panel. */
+const MODE_HELP: Record<string, string> = {
+  relay: 'Ethernet frames to the relay; its gateway does DHCP, DNS and NAT.',
+  wisp: 'Gateway in this tab; TCP and UDP leave as wisp streams through the server.',
+  fetch:
+    'No server: guest HTTP (port 80) becomes the page’s fetch(), so only sites that send CORS headers answer. HTTPS from the guest and other TCP get a reset.',
+  none: 'No network.',
+};
+
+/** "retrying in N s", counting down between status updates. */
+function useRetryText(net: NetStatus | undefined): string | undefined {
+  const [now, setNow] = useState(() => Date.now());
+  const due = net && !net.up && net.retryInMs !== undefined && net.at !== undefined ? net.at + net.retryInMs : undefined;
+  useEffect(() => {
+    if (due === undefined) return;
+    const t = setInterval(() => setNow(Date.now()), 500);
+    return () => clearInterval(t);
+  }, [due]);
+  if (due === undefined) return undefined;
+  const s = Math.max(0, Math.ceil((due - now) / 1000));
+  return s > 0 ? `retrying in ${s} s` : 'retrying now';
 }
 
 const n = (x: number | undefined) => (x ?? 0).toLocaleString('en-US');
@@ -16,7 +41,9 @@ const kib = (x: number | undefined) => `${((x ?? 0) / 1024).toFixed(1)} KiB`;
 export function NetPanel({ vm, client }: { vm: VmSnapshot; client: VmClient }) {
   const [msg, setMsg] = useState<string>();
   const net = vm.net;
+  const retry = useRetryText(net);
   if (!net) return null;
+  const mode = net.mode ?? 'relay';
   const stats = vm.devices.find((d) => d.name === 'virtio-net')?.extra ?? {};
   const download = async () => {
     setMsg(undefined);
@@ -38,16 +65,34 @@ export function NetPanel({ vm, client }: { vm: VmSnapshot; client: VmClient }) {
     <section className="net" data-testid="net-panel">
       <h2>Network</h2>
       <p>
-        eth0 link{' '}
+        mode <span data-testid="net-mode">{mode}</span>, eth0 link{' '}
         <span className={`link link-${net.up ? 'up' : 'down'}`} data-testid="net-link">
           {net.up ? 'up' : 'down'}
         </span>
       </p>
+      {(net.problem || retry) && (
+        <p className="net-problem" data-testid="net-problem">
+          {[net.problem, retry].filter(Boolean).join('; ')}
+        </p>
+      )}
+      <p className="net-help">{MODE_HELP[mode]}</p>
       <dl>
-        <dt>relay</dt>
-        <dd title={net.relayUrl}>{net.relayUrl}</dd>
-        <dt>room</dt>
-        <dd data-testid="net-room">{roomOf(net.relayUrl)}</dd>
+        {mode === 'relay' && (
+          <>
+            <dt>relay</dt>
+            <dd title={net.relayUrl}>{net.relayUrl}</dd>
+            <dt>room</dt>
+            <dd data-testid="net-room">{roomOf(net.relayUrl)}</dd>
+          </>
+        )}
+        {mode === 'wisp' && (
+          <>
+            <dt>wisp</dt>
+            <dd data-testid="net-wisp" title={net.wispUrl}>
+              {net.wispUrl}
+            </dd>
+          </>
+        )}
         <dt>MAC</dt>
         <dd data-testid="net-mac">{net.mac}</dd>
         <dt>IP</dt>

@@ -10,6 +10,7 @@ import { LESSONS } from './lessons/lessons/index.ts';
 import { DEFAULT_DISK, ensureDefaultDisk } from '../disks/disk-store.ts';
 import type { DiskAttachment, NetAttachment } from '../vm/protocol.ts';
 import { formatMac, localMac } from '../devices/net/config.ts';
+import { NET_HEADER, chooseNet, serverNetModes } from './net-choice.ts';
 
 const hasOpfs = typeof navigator.storage?.getDirectory === 'function';
 
@@ -31,19 +32,31 @@ function diskToUrl(disk: DiskAttachment | null): void {
 }
 
 /**
- * ?room=NAME (default "lab") on this server's relay, ?relay=ws://… for another relay
- * (any websockproxy-compatible one), ?net=none for no NIC.
+ * The network from the URL (net-choice.ts) and from what this host offers: a HEAD request
+ * for the page itself reads NET_HEADER, which `npm start` sets and static hosts do not.
  */
-function netFromUrl(): NetAttachment | null {
-  const params = new URLSearchParams(location.search);
-  if (params.get('net') === 'none') return null;
-  const room = params.get('room') || 'lab';
-  const relay = params.get('relay');
-  const base = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/relay/`;
-  // A relay bound beyond loopback wants its token: pass on the page's own ?token=.
-  const token = params.get('token');
-  const url = relay || base + encodeURIComponent(room) + (token ? `?token=${encodeURIComponent(token)}` : '');
-  return { relayUrl: url, mac: tabMac() };
+async function netFromUrl(): Promise<NetAttachment | null> {
+  let offered: Set<string> | null = null;
+  try {
+    const res = await fetch(location.href, { method: 'HEAD', cache: 'no-store' });
+    offered = serverNetModes(res.headers.get(NET_HEADER));
+  } catch {
+    // offline or the host refuses HEAD: as a static host
+  }
+  const choice = chooseNet(location.href, offered);
+  const mac = tabMac();
+  switch (choice.mode) {
+    case 'none':
+      return null;
+    case 'invalid':
+      return { mode: 'none', relayUrl: '', mac, note: choice.reason };
+    case 'fetch':
+      return { mode: 'fetch', relayUrl: '', mac };
+    case 'relay':
+      return { mode: 'relay', relayUrl: choice.relayUrl, mac };
+    case 'wisp':
+      return { mode: 'wisp', relayUrl: '', wispUrl: choice.wispUrl, mac };
+  }
 }
 
 /**
@@ -76,18 +89,19 @@ const boot = (disk: DiskAttachment | null) => {
 };
 
 const first = diskFromUrl();
-const net = netFromUrl();
 // ?boot=cold, ?state=NAME: the first boot only; restarts restore the boot state as usual.
 const how = bootStartFromUrl();
-if (first && first.name === DEFAULT_DISK.name && !first.readOnly) {
-  // The default disk is made on first visit; if that fails the VM boots without it.
-  ensureDefaultDisk().then(
-    () => client.start(first, net, how),
-    () => client.start(null, net, how),
-  );
-} else {
-  client.start(first, net, how);
-}
+void netFromUrl().then((net) => {
+  if (first && first.name === DEFAULT_DISK.name && !first.readOnly) {
+    // The default disk is made on first visit; if that fails the VM boots without it.
+    ensureDefaultDisk().then(
+      () => client.start(first, net, how),
+      () => client.start(null, net, how),
+    );
+  } else {
+    client.start(first, net, how);
+  }
+});
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

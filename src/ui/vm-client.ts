@@ -3,6 +3,7 @@
  * state the UI renders. A restart is a fresh worker, so nothing leaks between boots.
  */
 import wasmUrl from 'v86/build/v86.wasm?url';
+import workerUrl from '../vm/worker.ts?worker&url';
 import { ConsoleSession } from '../vm/console-session.ts';
 import { AGENT_PORT } from '../vm/console-session-agent.ts';
 import { InspectorStore } from './inspector/store.ts';
@@ -100,20 +101,31 @@ function deferred(): Deferred {
 
 type Listener = () => void;
 
-export function supportsModuleWorkers(): boolean {
-  let supported = false;
+/**
+ * Starts the VM's module worker, or returns null when the browser cannot run module workers.
+ * Browsers without them never read `options.type` (they start a classic worker, or throw):
+ * the getter tells. Probing with a throwaway worker instead would need a data: or blob:
+ * script, which a host's Content-Security-Policy may forbid (ours forbids data:).
+ */
+export function startModuleWorker(url: URL, name: string): Worker | null {
+  let typeRead = false;
+  const options = {
+    name,
+    get type(): WorkerType {
+      typeRead = true;
+      return 'module';
+    },
+  };
+  let worker: Worker;
   try {
-    const probe = {
-      get type(): WorkerType {
-        supported = true;
-        return 'module';
-      },
-    };
-    new Worker('data:text/javascript,', probe).terminate();
-  } catch {
-    /* the getter ran or the browser has no Worker at all */
+    worker = new Worker(url, options);
+  } catch (e) {
+    if (typeRead) throw e;
+    return null;
   }
-  return supported;
+  if (typeRead) return worker;
+  worker.terminate();
+  return null;
 }
 
 /** ?ring=packed offers packed virtqueues (VIRTIO_F_RING_PACKED) on every device; anything else: split. */
@@ -278,7 +290,8 @@ export class VmClient {
       boot: this.snap.boot + 1,
       timings: { workerStart: performance.now() },
     });
-    if (!supportsModuleWorkers()) {
+    const worker = startModuleWorker(new URL(workerUrl, location.href), 'virtio-lab-vm');
+    if (!worker) {
       this.handle({
         type: 'fatal',
         kind: 'unsupported',
@@ -286,7 +299,6 @@ export class VmClient {
       });
       return;
     }
-    const worker = new Worker(new URL('../vm/worker.ts', import.meta.url), { type: 'module', name: 'virtio-lab-vm' });
     this.worker = worker;
     worker.addEventListener('message', (ev: MessageEvent<FromWorker>) => {
       if (this.worker === worker) this.handle(ev.data);

@@ -39,12 +39,25 @@ export interface LoadProgress {
   total: number;
 }
 
-/** The NIC a VM gets: a virtio-net function linked to a relay room. */
+/**
+ * Where the NIC's traffic goes: 'relay' (frames to a relay room, whose gateway NATs), 'wisp'
+ * (the gateway runs in the worker, TCP/UDP leave as wisp streams), 'fetch' (the gateway in the
+ * worker, guest HTTP on port 80 becomes fetch()), 'none' (no NIC).
+ */
+export type NetMode = 'relay' | 'wisp' | 'fetch' | 'none';
+
+/** The NIC a VM gets: a virtio-net function linked to a relay room, or to the worker's own gateway. */
 export interface NetAttachment {
-  /** ws:// or wss:// URL of the relay room, e.g. ws://127.0.0.1:8080/relay/lab. */
+  /** Default 'relay'. */
+  mode?: NetMode;
+  /** ws:// or wss:// URL of the relay room, e.g. ws://127.0.0.1:8080/relay/lab ('' unless relay). */
   relayUrl: string;
+  /** ws:// or wss:// URL of the wisp server (wisp mode). */
+  wispUrl?: string;
   /** The NIC's MAC, "02:xx:…" (locally administered). */
   mac: string;
+  /** Why the page chose this mode when the URL asked for another (shown in the Network panel). */
+  note?: string;
 }
 
 /** The NIC as the worker sees it. */
@@ -52,6 +65,12 @@ export interface NetStatus extends NetAttachment {
   up: boolean;
   /** The address the guest leased by DHCP (seen in the DHCP ACK), if any yet. */
   ip?: string;
+  /** Why the uplink is down or failing: the URL and the error, or "closed by the server". */
+  problem?: string;
+  /** When down: the next reconnect attempt, in ms from `at`. */
+  retryInMs?: number;
+  /** Worker clock (Date.now()) when this status was taken. */
+  at?: number;
 }
 
 /** Counters of one of our PCI functions. */

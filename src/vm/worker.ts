@@ -8,6 +8,9 @@ import { browserGuestFileCache } from './guest-image-cache.ts';
 import { Machine } from './machine.ts';
 import type { DiskAttachment, FromWorker, NetAttachment, NetStatus, ToWorker, VmErrorKind } from './protocol.ts';
 import { WebSocketFrameLink } from '../backends/websocket-frame-link.ts';
+import { GatewayLink } from '../net/gateway-link.ts';
+import { fetchUplink } from '../net/fetch-uplink.ts';
+import { WispUplink } from '../net/wisp/wisp-uplink.ts';
 import type { FrameLink, FrameLinkEvents } from '../backends/frame-link.ts';
 import { parseMac } from '../devices/net/config.ts';
 import { leasedAddress } from '../net/dhcp-snoop.ts';
@@ -111,15 +114,58 @@ function observedLink(inner: FrameLink, onChange: (up: boolean) => void): FrameL
   };
 }
 
-/** The NIC's link to the relay, and the status the page shows. */
-function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } {
+/**
+ * The link for a mode: the relay's WebSocket, or a gateway in this worker whose outside is
+ * fetch() or a wisp server. `onProblem` hears why the uplink is down and when it retries.
+ */
+function uplinkFor(want: NetAttachment, onProblem: (problem: string | undefined, retryInMs?: number) => void): FrameLink {
+  switch (want.mode ?? 'relay') {
+    case 'fetch':
+      // 10.0.2.2:P is the browser's own 127.0.0.1:P; other hosts by their Host header.
+      return new GatewayLink(fetchUplink(), { nat: 'all', hostAddress: '127.0.0.1' });
+    case 'wisp': {
+      let link: GatewayLink | undefined;
+      const wisp = new WispUplink(want.wispUrl ?? '', {
+        WebSocket,
+        onState: (s) => {
+          onProblem(s.problem, s.retryInMs);
+          link?.setUp(s.up);
+        },
+      });
+      // The wisp server's 127.0.0.1 is what 10.0.2.2 stands for.
+      link = new GatewayLink(wisp, { nat: 'all', hostAddress: '127.0.0.1' }, false);
+      const close = link.close.bind(link);
+      link.close = () => {
+        wisp.close();
+        close();
+      };
+      return link;
+    }
+    default:
+      return new WebSocketFrameLink(want.relayUrl, WebSocket, { onProblem });
+  }
+}
+
+/** The NIC's link (to the relay, or to the worker's own gateway), and the status the page shows; undefined: no NIC. */
+function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } | undefined {
+  const mode = want.mode ?? 'relay';
+  if (mode === 'none') {
+    post({ type: 'net', net: { ...want, up: false, problem: want.note } });
+    return undefined;
+  }
   const status: NetStatus = { ...want, up: false };
   const mac = parseMac(want.mac);
-  const report = () => post({ type: 'net', net: { ...status } });
-  const l = observedLink(new WebSocketFrameLink(want.relayUrl, WebSocket), (up) => {
+  const report = () => post({ type: 'net', net: { ...status, at: Date.now() } });
+  const l = observedLink(uplinkFor(want, (problem, retryInMs) => {
+    status.problem = problem;
+    status.retryInMs = retryInMs;
+    report();
+  }), (up) => {
     status.up = up;
+    if (up) status.problem = status.retryInMs = undefined;
     report();
   });
+  status.up = l.up;
   report();
   return {
     link: l,
@@ -234,7 +280,7 @@ async function boot(req: BootRequest): Promise<void> {
   const [image, wasm] = await loaded;
   if (stopping) return;
   const ring = state?.decoded.meta.ring ?? req.ring;
-  const net = req.net && openNet(req.net);
+  const net = req.net ? openNet(req.net) : undefined;
   link = net?.link;
   const create = () =>
     Machine.create({
