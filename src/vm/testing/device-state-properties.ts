@@ -156,11 +156,32 @@ function restoreExactly(old: LabWorld, text: string, what: string): LabWorld {
   return restoreInto(rebuildLab(old), text, what);
 }
 
+/** What a valid state holds beyond the power-on state, for the campaign's coverage report. */
+function stateFeatures(state: LabDevicesState): string[] {
+  const out: string[] = [];
+  for (const f of state.functions) {
+    out.push(`${f.name}: status 0x${f.status.toString(16)}`);
+    for (const q of f.queues) {
+      if (q.engine?.broken) out.push(`${f.name}: a broken queue`);
+      else if (q.engine?.inFlight.length) out.push(`${f.name}: ${q.engine.layout} chains in flight`);
+    }
+    const device = f.device as Record<string, unknown> | null;
+    const nonEmpty = (key: string) => Array.isArray(device?.[key]) && (device[key] as unknown[]).length > 0;
+    if (nonEmpty('rxHeld')) out.push(`${f.name}: rx chains held`);
+    if (nonEmpty('rxBacklog')) out.push(`${f.name}: rx backlog`);
+    if (nonEmpty('controlPending')) out.push(`${f.name}: control messages pending`);
+    if (device?.deviceReady === true) out.push(`${f.name}: DEVICE_READY`);
+    const ports = Array.isArray(device?.ports) ? (device.ports as Array<{ guestOpen: boolean; backlog: string }>) : [];
+    if (ports.some((p) => p.guestOpen)) out.push(`${f.name}: a port open`);
+    if (ports.some((p) => p.backlog !== '')) out.push(`${f.name}: port backlog`);
+  }
+  return out;
+}
+
 export function roundTripProperty(coverage: Map<string, number>): fc.IProperty<[TrafficCase]> {
   return fc.property(trafficCaseArb, (c) => {
     const { world, text } = validState(c);
-    const state = JSON.parse(text) as LabDevicesState;
-    for (const f of state.functions) bump(coverage, `${f.name}: status 0x${f.status.toString(16)}${f.queues.some((q) => q.engine?.broken) ? ', a broken queue' : ''}`);
+    for (const what of stateFeatures(JSON.parse(text) as LabDevicesState)) bump(coverage, what);
     const restored = restoreExactly(world, text, 'a valid state');
     // The driver's view matches the restored device's: it goes on strictly.
     c.after.forEach((step, i) => {

@@ -21,6 +21,8 @@ import { encodeControl } from '../../devices/console/control.ts';
 import { CONTROL_TRANSMITQ } from '../../devices/console/spec.ts';
 import { RUN_PORT } from '../../devices/console/testing.ts';
 import { manualDefer } from '../../devices/testing/manual-defer.ts';
+import { netDevice } from '../../devices/net/index.ts';
+import { NET_RECEIVEQ } from '../../devices/net/spec.ts';
 import { GUEST_MAC, PEER_MAC, ethernet } from '../../devices/net/testing.ts';
 import { descriptorFor, registeredDevices } from '../../devices/registry.ts';
 import type { PciBus } from '../../virtio/bus.ts';
@@ -28,13 +30,17 @@ import { DeviceStatus, Feature, hasFeature } from '../../virtio/constants.ts';
 import type { VirtioPciFunction } from '../../virtio/pci/virtio-pci-function.ts';
 import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
 import { ArrayMemory } from '../../virtio/testing/array-memory.ts';
-import { DriverMock } from '../../virtio/testing/driver-mock.ts';
+import { DriverMock, DriverQueue } from '../../virtio/testing/driver-mock.ts';
+import { PackedDriverQueue } from '../../virtio/testing/packed-driver-queue.ts';
 import { fail } from '../../virtio/testing/invariants.ts';
 import { TestIrq } from '../../virtio/testing/test-irq.ts';
 import { plugLabDevices, type LabDevices } from '../lab-devices.ts';
 
-/** Guest RAM per function: the driver mock's rings take the first quarter, buffers the rest. */
-export const LAB_RAM = 1 << 20;
+/**
+ * Guest RAM per function: the driver mock's rings take the first quarter (every queue of
+ * every device fits), buffers the rest. Small, since every case copies it a few times.
+ */
+export const LAB_RAM = 1 << 18;
 const DISK_BYTES = 64 * 512;
 const FUNCTIONS = registeredDevices.length;
 
@@ -157,6 +163,7 @@ export type LabStep =
   | { readonly kind: 'garbage'; readonly fn: number; readonly queue: number; readonly at: number; readonly bytes: Uint8Array }
   | { readonly kind: 'blk-request'; readonly type: number; readonly sector: number; readonly sectors: number; readonly seed: number }
   | { readonly kind: 'blk-writeback'; readonly value: number }
+  | { readonly kind: 'net-rx' | 'console-rx'; readonly queue: number; readonly sizes: readonly number[]; readonly kick: boolean }
   | { readonly kind: 'net-frame'; readonly len: number; readonly seed: number }
   | { readonly kind: 'net-link'; readonly up: boolean }
   | { readonly kind: 'console-control'; readonly event: number; readonly id: number; readonly value: number }
@@ -198,6 +205,17 @@ export const labStepArb: fc.Arbitrary<LabStep> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('blk-writeback' as const), value: fc.constantFrom(0, 1, 7) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constantFrom('net-rx' as const, 'console-rx' as const),
+      // console: port 0's receiveq, the control receiveq, port 1's receiveq.
+      queue: fc.constantFrom(0, 2, 4),
+      // Mostly small: a large frame then takes several (MRG_RXBUF) and the NIC holds them until it fits.
+      sizes: fc.array(fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 20, max: 400 }) }, { weight: 1, arbitrary: fc.constant(1526) }), { minLength: 1, maxLength: 4 }),
+      kick: fc.boolean(),
+    }),
+  },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('net-frame' as const), len: fc.oneof(fc.integer({ min: 14, max: 1514 }), fc.integer({ min: 900, max: 1514 })), seed: fc.nat(255) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('net-link' as const), up: fc.constantFrom(true, true, false) }) },
   {
@@ -291,9 +309,15 @@ export function applyLabStep(world: LabWorld, step: LabStep, mode: StepMode): vo
       const t = drivers[fn]!;
       const q = t.queues[queueOf(t, step.queue)];
       if (!q) return;
-      // Anywhere in the rings the driver wrote so far (every queue's, from the ring arena's start).
-      const at = 0x1000 + (step.at % (t.memory.size / 4 - 0x1000 - step.bytes.length));
-      t.memory.bytes.set(step.bytes, at);
+      // Over what the driver wrote for this queue: its descriptors, or (split, odd `at`) avail idx,
+      // moved a little ahead (entries the driver never wrote, stale heads) or anywhere.
+      if (q instanceof DriverQueue && step.at % 2 === 1) {
+        const ahead = step.bytes.length > 1 ? step.bytes[0]! % (q.size + 2) : step.bytes[0]! << 8;
+        t.memory.writeU16(q.addr.avail + 2, (t.memory.readU16(q.addr.avail + 2) + ahead) & 0xffff);
+      } else {
+        const desc = q instanceof DriverQueue || q instanceof PackedDriverQueue ? q.addr.desc : 0x1000;
+        t.memory.bytes.set(step.bytes, desc + (step.at % (16 * q.size - step.bytes.length + 1)));
+      }
       for (const other of t.queues) if (other) world.tainted.add(`${fn}:${other.index}`);
       q.notify();
       return;
@@ -310,6 +334,17 @@ export function applyLabStep(world: LabWorld, step: LabStep, mode: StepMode): vo
     case 'blk-writeback': {
       const fn = functionOf(world, (f) => blkDevice.owns(f.device));
       if (fn >= 0) drivers[fn]!.writeConfig(BlkConfigOffset.WRITEBACK, 1, step.value);
+      return;
+    }
+    case 'net-rx':
+    case 'console-rx': {
+      const owns = step.kind === 'net-rx' ? netDevice.owns : consoleDevice.owns;
+      const fn = functionOf(world, (f) => owns(f.device));
+      if (fn < 0) return;
+      const queue = step.kind === 'net-rx' ? NET_RECEIVEQ : step.queue;
+      let added = false;
+      for (const size of step.sizes) added = add(drivers[fn]!, queue, { writable: [size] }) || added;
+      if (added && step.kick) drivers[fn]!.queues[queue]!.kick();
       return;
     }
     case 'net-frame':

@@ -15,6 +15,7 @@ import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '..
 import { DESC_SIZE } from '../../virtio/queue/layout.ts';
 import { bytesToBase64 } from '../../virtio/state/base64.ts';
 import type { ArrayMemory } from '../../virtio/testing/array-memory.ts';
+import { LAB_RAM } from './lab-world.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Path = ReadonlyArray<string | number>;
@@ -32,7 +33,7 @@ export type Mutation =
   | { readonly kind: 'giant'; readonly pick: number; readonly length: number; readonly array: boolean }
   | { readonly kind: 'transplant'; readonly from: number; readonly to: number }
   | { readonly kind: 'in-flight'; readonly pick: number; readonly count: number; readonly held: boolean }
-  | { readonly kind: 'ram'; readonly pick: number; readonly shape: 'long' | 'indirect' | 'random'; readonly seed: number };
+  | { readonly kind: 'ram'; readonly pick: number; readonly shape: 'long' | 'indirect' | 'random'; readonly seed: number; readonly fill: boolean };
 
 // ---- values -----------------------------------------------------------------------------
 
@@ -104,11 +105,20 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
     }),
   },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('string' as const), pick, value: stringArb }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('deep' as const), pick, depth: fc.oneof(fc.integer({ min: 2, max: 50 }), fc.integer({ min: 1000, max: 5000 })), object: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('deep' as const), pick, depth: fc.oneof(fc.integer({ min: 2, max: 50 }), fc.integer({ min: 500, max: 1500 })), object: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('giant' as const), pick, length: giantLengthArb, array: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('transplant' as const), from: pick, to: pick }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('in-flight' as const), pick, count: fc.oneof(fc.integer({ min: 1, max: 4 }), fc.constant(1 << 16)), held: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('ram' as const), pick, shape: fc.constantFrom('long' as const, 'indirect' as const, 'random' as const), seed: fc.nat() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('ram' as const),
+      pick,
+      shape: fc.constantFrom('long' as const, 'indirect' as const, 'random' as const),
+      seed: fc.nat(),
+      fill: fc.boolean(),
+    }),
+  },
 );
 
 // ---- the tree ---------------------------------------------------------------------------
@@ -118,15 +128,22 @@ interface Node {
   readonly value: Json;
 }
 
-/** Every node of `root`, parents before children. */
+/** Deeper than any state's own nodes (a nest a mutation built is not walked into). */
+const MAX_TARGET_DEPTH = 16;
+/** Elements of one array that can be targets (a giant one a mutation built is not walked whole). */
+const MAX_TARGET_ITEMS = 300;
+
+/** The nodes of `root` down to MAX_TARGET_DEPTH, parents before children (iterative: a mutation may nest thousands deep). */
 function nodes(root: Json): Node[] {
   const out: Node[] = [];
-  const visit = (value: Json, path: Path) => {
-    out.push({ path, value });
-    if (Array.isArray(value)) value.forEach((v, i) => visit(v, [...path, i]));
-    else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) visit(v, [...path, k]);
-  };
-  visit(root, []);
+  const stack: Node[] = [{ path: [], value: root }];
+  for (let node = stack.pop(); node; node = stack.pop()) {
+    out.push(node);
+    const { path, value } = node;
+    if (path.length >= MAX_TARGET_DEPTH || value === null || typeof value !== 'object') continue;
+    const entries: Array<[string | number, Json]> = Array.isArray(value) ? value.slice(0, MAX_TARGET_ITEMS).map((v, i) => [i, v]) : Object.entries(value);
+    for (let i = entries.length - 1; i >= 0; i--) stack.push({ path: [...path, entries[i]![0]], value: entries[i]![1] });
+  }
   return out;
 }
 
@@ -225,8 +242,12 @@ function mutateJson(root: Json, m: Mutation): Json {
     case 'in-flight':
       addInFlight(root, m);
       return root;
-    case 'ram':
-      return root; // applied to guest RAM (mutateRam)
+    case 'ram': {
+      // The RAM itself is rewritten by mutateRam; here, with `fill`, every head of that queue goes in flight.
+      const split = splitQueues(root);
+      if (m.fill && split.length) putInFlight(split[m.pick % split.length]!, Number.MAX_SAFE_INTEGER, 0);
+      return root;
+    }
   }
 }
 
@@ -235,8 +256,8 @@ function mutateJson(root: Json, m: Mutation): Json {
 type Obj = Record<string, Json>;
 
 /** Enabled queues with their engine: [function, queue] objects of a LabDevicesState. */
-function liveQueues(root: Json): Array<{ fn: Obj; queue: Obj; index: number }> {
-  const out: Array<{ fn: Obj; queue: Obj; index: number }> = [];
+function liveQueues(root: Json): LiveQueue[] {
+  const out: LiveQueue[] = [];
   const functions = isObject(root) && Array.isArray(root.functions) ? root.functions : [];
   for (const fn of functions) {
     if (!isObject(fn) || !Array.isArray(fn.queues)) continue;
@@ -247,38 +268,42 @@ function liveQueues(root: Json): Array<{ fn: Obj; queue: Obj; index: number }> {
   return out;
 }
 
+type LiveQueue = { fn: Obj; queue: Obj; index: number };
+
+/** The NIC's held rx chains list when `q` is its receive queue (rxHeld claims chains there). */
+function rxHeldOf({ fn, index }: LiveQueue): Json[] | undefined {
+  const device = isObject(fn.device) ? fn.device : undefined;
+  return index === 0 && device && Array.isArray(device.rxHeld) ? device.rxHeld : undefined;
+}
+
 /**
- * Put up to `count` more chains in flight on one live queue, with the positions moved so
- * the counts agree (split: lastAvailIdx; packed: nextAvail and its wrap counter) and, with
- * `held`, the receive queue's chains claimed by the NIC, so the restore has to walk them all.
+ * Put up to `count` more chains in flight on `target`, with the positions moved so the
+ * counts agree (split: lastAvailIdx; packed: nextAvail and its wrap counter), and claimed by
+ * the NIC when it is its receive queue, so the restore walks them all and the device keeps them.
  */
-function addInFlight(root: Json, m: Extract<Mutation, { kind: 'in-flight' }>): void {
-  const live = liveQueues(root);
-  const target = live.length ? live[m.pick % live.length]! : undefined;
-  if (!target) return;
-  const { fn, queue, index } = target;
+function putInFlight(target: LiveQueue, count: number, start: number): void {
+  const { queue } = target;
   const engine = queue.engine as Obj;
   const size = queue.size as number;
   const inFlight = engine.inFlight;
   if (!Array.isArray(inFlight)) return;
-  const device = isObject(fn.device) ? fn.device : undefined;
-  const claimed = m.held && index === 0 && device && Array.isArray(device.rxHeld) ? device.rxHeld : undefined;
+  const claimed = rxHeldOf(target);
   if (engine.layout === 'split' && typeof engine.lastAvailIdx === 'number') {
     const busy = new Set(inFlight);
     const added: number[] = [];
-    for (let h = (m.pick >>> 4) % size, i = 0; i < size && added.length < m.count; h = (h + 1) % size, i++) if (!busy.has(h)) added.push(h);
-    engine.inFlight = [...inFlight, ...added].sort((a, b) => (a as number) - (b as number));
+    for (let h = start % size, i = 0; i < size && added.length < count; h = (h + 1) % size, i++) if (!busy.has(h)) added.push(h);
+    engine.inFlight = [...(inFlight as number[]), ...added].sort((a, b) => a - b);
     engine.lastAvailIdx = (engine.lastAvailIdx + added.length) & 0xffff;
     claimed?.push(...added);
   } else if (engine.layout === 'packed' && typeof engine.nextAvail === 'number') {
     const held = inFlight.reduce<number>((n, c) => n + (isObject(c) && typeof c.slots === 'number' ? c.slots : 0), 0);
     const ids = new Set(inFlight.map((c) => (isObject(c) ? c.id : -1)));
-    const room = Math.min(m.count, size - held);
+    const room = Math.min(count, size - held);
     let at = engine.nextAvail;
     for (let id = 0, n = 0; id < size && n < room; id++) {
       if (ids.has(id)) continue;
-      // One writable slot each, inside the RAM's buffer half.
-      inFlight.push({ id, firstSlot: at, slots: 1, indirect: false, readable: [], writable: [(1 << 19) + 64 * id, 64] });
+      // One writable slot each, in the top half of RAM (away from the driver's rings).
+      inFlight.push({ id, firstSlot: at, slots: 1, indirect: false, readable: [], writable: [LAB_RAM / 2 + 64 * id, 64] });
       claimed?.push(id);
       at = (at + 1) % size;
       if (at === 0) engine.availWrap = !engine.availWrap;
@@ -286,6 +311,19 @@ function addInFlight(root: Json, m: Extract<Mutation, { kind: 'in-flight' }>): v
     }
     engine.nextAvail = at;
   }
+}
+
+/** The in-flight mutation's queue: with `held`, the NIC's receive queue where there is one. */
+function addInFlight(root: Json, m: Extract<Mutation, { kind: 'in-flight' }>): void {
+  const live = liveQueues(root);
+  const rx = live.filter((q) => rxHeldOf(q));
+  const from = m.held && rx.length ? rx : live;
+  if (from.length) putInFlight(from[m.pick % from.length]!, m.count, m.pick >>> 4);
+}
+
+/** The live split queues, the ones whose chains in flight a restore re-reads from RAM. */
+function splitQueues(root: Json): LiveQueue[] {
+  return liveQueues(root).filter(({ queue }) => (queue.engine as Obj).layout === 'split');
 }
 
 /** Descriptor-table addresses of the live split queues, per function, for mutateRam. */
@@ -297,10 +335,9 @@ export interface RamTarget {
 
 export function ramTargets(root: Json): RamTarget[] {
   const functions = isObject(root) && Array.isArray(root.functions) ? root.functions : [];
-  return liveQueues(root).flatMap(({ fn, queue }) => {
+  return splitQueues(root).flatMap(({ fn, queue }) => {
     const desc = Array.isArray(queue.desc) ? queue.desc[0] : undefined;
-    const engine = queue.engine as Obj;
-    return engine.layout === 'split' && typeof desc === 'number' ? [{ fn: functions.indexOf(fn), desc, size: queue.size as number }] : [];
+    return typeof desc === 'number' ? [{ fn: functions.indexOf(fn), desc, size: queue.size as number }] : [];
   });
 }
 
