@@ -11,7 +11,7 @@
  * meets, so any mutation applies to any state and fast-check can shrink it.
  */
 import fc from 'fast-check';
-import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../virtio/constants.ts';
+import { PACKED_MAX_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../virtio/constants.ts';
 import { DESC_SIZE } from '../../virtio/queue/layout.ts';
 import { bytesToBase64 } from '../../virtio/state/base64.ts';
 import type { ArrayMemory } from '../../virtio/testing/array-memory.ts';
@@ -286,7 +286,8 @@ function putInFlight(target: LiveQueue, count: number, start: number): void {
   const engine = queue.engine as Obj;
   const size = queue.size as number;
   const inFlight = engine.inFlight;
-  if (!Array.isArray(inFlight)) return;
+  // An earlier mutation may have set the size to anything: the loops below run up to it.
+  if (!Array.isArray(inFlight) || !Number.isInteger(size) || size < 1 || size > PACKED_MAX_SIZE) return;
   const claimed = rxHeldOf(target);
   if (engine.layout === 'split' && typeof engine.lastAvailIdx === 'number') {
     const busy = new Set(inFlight);
