@@ -218,45 +218,43 @@ export function mutationProperty(coverage: Map<string, number>): fc.IProperty<[M
 
 /** One case of mutationProperty (fails by throwing). */
 export function checkMutationCase({ traffic, mutations }: MutationCase, coverage: Map<string, number>): void {
-  {
-    const { world, text } = validState(traffic);
-    const valid = JSON.parse(text) as unknown;
-    const mutatedText = JSON.stringify(mutateState(valid, mutations));
-    const where = mutations.map((m) => m.kind).join(' + ');
+  const { world, text } = validState(traffic);
+  const valid = JSON.parse(text) as unknown;
+  const mutatedText = JSON.stringify(mutateState(valid, mutations));
+  const where = mutations.map((m) => m.kind).join(' + ');
 
-    const fresh = rebuildLab(world);
-    const targets = ramTargets(valid as never);
-    const ramMutated = mutations.some((m) => m.kind === 'ram');
-    for (const m of mutations) if (m.kind === 'ram') mutateRam(targets, fresh.drivers.map((t) => t.memory), m);
-    const saved = fresh.devices.all.map((fn) => JSON.stringify(fn.saveState()));
-    const ram = fresh.drivers.map((t) => t.memory.bytes.slice());
+  const fresh = rebuildLab(world);
+  const targets = ramTargets(valid);
+  const ramMutated = mutations.some((m) => m.kind === 'ram');
+  for (const m of mutations) if (m.kind === 'ram') mutateRam(targets, fresh.drivers.map((t) => t.memory), m);
+  const saved = fresh.devices.all.map((fn) => JSON.stringify(fn.saveState()));
+  const ram = fresh.drivers.map((t) => t.memory.bytes.slice());
 
-    const { refused } = restoreMeasured(fresh, JSON.parse(mutatedText), where, mutatedText.length);
-    bump(coverage, `${where} → ${refused ? `refused: ${maskNumbers(refused.message).slice(0, 90)}` : mutatedText === text ? 'taken (unchanged)' : 'taken'}`);
+  const { refused } = restoreMeasured(fresh, JSON.parse(mutatedText), where, mutatedText.length);
+  bump(coverage, `${where} → ${refused ? `refused: ${maskNumbers(refused.message).slice(0, 90)}` : mutatedText === text ? 'taken (unchanged)' : 'taken'}`);
 
-    if (refused) {
-      requireUntouched(fresh, saved, ram, refused.message);
-      // Still fresh: the valid state goes in (over RAM as it was saved).
-      if (!ramMutated) restoreInto(fresh, text, 'the valid state after a refused one');
-      return;
-    }
-
-    checkLab(fresh, 'right after the restore');
-    // What was taken saves and restores again to the same state.
-    quiesceLabSync(fresh);
-    const taken = saveText(fresh);
-    const again = restoreExactly(fresh, taken, 'a taken state, saved again');
-    // The device may now complete chains this driver never sent: nothing but no exception and the invariants.
-    traffic.after.forEach((step, i) => {
-      applyLabStep(again, step, LOOSE);
-      checkLab(again, `after a mutated restore, step ${i} (${step.kind})`);
-    });
-    for (const t of again.drivers) for (const q of t.queues) q?.notify();
-    again.settle();
-    checkLab(again, 'after the last kicks');
-    quiesceLabSync(again);
-    saveLabDevices(again.devices);
+  if (refused) {
+    requireUntouched(fresh, saved, ram, refused.message);
+    // Still fresh: the valid state goes in (over RAM as it was saved).
+    if (!ramMutated) restoreInto(fresh, text, 'the valid state after a refused one');
+    return;
   }
+
+  checkLab(fresh, 'right after the restore');
+  // What was taken saves and restores again to the same state.
+  quiesceLabSync(fresh);
+  const taken = saveText(fresh);
+  const again = restoreExactly(fresh, taken, 'a taken state, saved again');
+  // The device may now complete chains this driver never sent: nothing but no exception and the invariants.
+  traffic.after.forEach((step, i) => {
+    applyLabStep(again, step, LOOSE);
+    checkLab(again, `after a mutated restore, step ${i} (${step.kind})`);
+  });
+  for (const t of again.drivers) for (const q of t.queues) q?.notify();
+  again.settle();
+  checkLab(again, 'after the last kicks');
+  quiesceLabSync(again);
+  saveLabDevices(again.devices);
 }
 
 /** The campaign. */

@@ -334,7 +334,8 @@ export interface RamTarget {
   readonly size: number;
 }
 
-export function ramTargets(root: Json): RamTarget[] {
+export function ramTargets(state: unknown): RamTarget[] {
+  const root = state as Json;
   const functions = isObject(root) && Array.isArray(root.functions) ? root.functions : [];
   return splitQueues(root).flatMap(({ fn, queue }) => {
     const desc = Array.isArray(queue.desc) ? queue.desc[0] : undefined;
