@@ -14,6 +14,9 @@
  *          src/relay/fuzz/*-properties.ts)
  *   snapshot  the state file parser: truncations, bit flips, mutations behind the checksums,
  *          huge length claims (src/vm/snapshot/testing/snapshot-properties.ts)
+ *   device-state  the virtio functions' saved state in that file: valid states from every
+ *          registered device round trip, mutated ones (and rewritten RAM) are refused cleanly
+ *          or restore into working functions, within bounded work (src/vm/testing/device-state-properties.ts)
  *
  *   npm run fuzz -- --seconds 600 [--only blk] [--slice 1000] [--seed 42] [--coverage]
  *   npm run fuzz -- --only "blk: garbage" --replay SEED:PATH      (re-run one failure)
@@ -37,6 +40,7 @@ import { transportProperties } from '../src/virtio/testing/transport-properties.
 import { deviceBoundedWorkProperties } from '../src/virtio/testing/bounded-work-properties.ts';
 import { worstCases } from '../src/virtio/testing/work-meter.ts';
 import { snapshotProperties } from '../src/vm/snapshot/testing/snapshot-properties.ts';
+import { deviceStateProperties } from '../src/vm/testing/device-state-properties.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -55,6 +59,7 @@ const campaigns: Array<{ campaign: string; properties: NamedProperty[] }> = [
   ...(await Promise.all(registeredDevices.map(async (d) => ({ campaign: d.kind, properties: (await d.fuzzProperties?.()) ?? [] })))),
   { campaign: 'relay', properties: [...packetProperties(), ...gatewayProperties(), ...tcpNatProperties()] },
   { campaign: 'snapshot', properties: await snapshotProperties() },
+  { campaign: 'device-state', properties: deviceStateProperties() },
 ];
 
 const seconds = Number(arg('seconds') ?? 30);

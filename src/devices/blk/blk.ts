@@ -221,10 +221,19 @@ export class VirtioBlk implements VirtioDevice {
     const stats = this.stats;
     // A malformed ring makes pop() throw; the transport turns that into DEVICE_NEEDS_RESET.
     // At most queue-size chains; parsing reads a header and at most max_*_seg segments each.
-    for (let chain = queue.pop(); chain; chain = queue.pop()) {
-      const t0 = performance.now();
-      this.waiting.push({ head: chain.headIndex, req: parseBlkRequest(ctx.memory, chain, this.config) });
-      stats.hostMs += performance.now() - t0;
+    try {
+      for (let chain = queue.pop(); chain; chain = queue.pop()) {
+        const t0 = performance.now();
+        this.waiting.push({ head: chain.headIndex, req: parseBlkRequest(ctx.memory, chain, this.config) });
+        stats.hostMs += performance.now() - t0;
+      }
+    } catch (error) {
+      // The queue is broken: its chains are never completed, so the requests popped before
+      // the break wait for nothing (kept, they would make the device busy for good and no
+      // VM snapshot could be saved until a reset).
+      this.waiting.length = 0;
+      this.nextWaiting = 0;
+      throw error;
     }
     this.servePass(ctx, target, queue);
     if (this.nextWaiting < this.waiting.length) this.continueLater(ctx, queue);

@@ -208,6 +208,19 @@ describe('virtio-blk snapshots', () => {
     settle();
   });
 
+  it('a ring that breaks in the middle of a drain leaves no request waiting: the function still saves', async () => {
+    const t = DriverMock.create(device(new MemoryBlockBackend(SECTORS * 512)), { pci: { deviceState: blkDevice.state } });
+    const [q] = t.init();
+    q!.add({ readable: [outhdr(T.VIRTIO_BLK_T_FLUSH)], writable: [1] });
+    // avail idx one past what the driver wrote: ring[1] still holds head 0, in flight by then.
+    t.memory.writeU16(q!.addr.avail + 2, 2);
+    q!.notify();
+    expect(t.errors).toEqual(['queue 0: avail ring[1]: head 0 is already in flight']);
+    expect(t.fn.deviceStatus & DeviceStatus.DEVICE_NEEDS_RESET).toBeTruthy();
+    await t.fn.quiesce();
+    expect(t.fn.saveState().queues[0]!.engine).toMatchObject({ broken: 'avail ring[1]: head 0 is already in flight', inFlight: [0] });
+  });
+
   it('other limits (options) are refused, leaving the function untouched', () => {
     const t = DriverMock.create(device(new MemoryBlockBackend(SECTORS * 512)), { pci: { deviceState: blkDevice.state } });
     t.initRings();

@@ -336,6 +336,10 @@ export class VirtioNet implements VirtioDevice {
     } catch (error) {
       // A ring violation found while popping. From a kick the transport would catch it, but
       // frames also arrive from the link's event handler, where nobody would.
+      // A broken queue's chains are never completed: the ones held for a frame go with it
+      // (kept, later frames would still be copied into them, and a snapshot would list
+      // chains a restore cannot give back).
+      if (!queue.live) this.stash = [];
       ctx.fail(error);
     }
     this.syncBacklogStats();

@@ -1,14 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { memoryLinkPair, type MemoryFrameLink } from '../../backends/memory-frame-link.ts';
-import { Feature, IsrBit, NetFeature, hasFeature } from '../../virtio/constants.ts';
+import { DeviceStatus, Feature, IsrBit, NetFeature, hasFeature } from '../../virtio/constants.ts';
 import { CommonCfg } from '../../virtio/pci/layout.ts';
 import type { FunctionState } from '../../virtio/pci/function-state.ts';
 import { VirtioPciFunction } from '../../virtio/pci/virtio-pci-function.ts';
 import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
 import { FunctionStateError } from '../../virtio/state/state-reader.ts';
 import { ArrayMemory } from '../../virtio/testing/array-memory.ts';
-import { DriverMock } from '../../virtio/testing/driver-mock.ts';
+import { DriverMock, type DriverQueue } from '../../virtio/testing/driver-mock.ts';
 import { manualDefer } from '../testing/manual-defer.ts';
 import { RING_LAYOUTS, onRing } from '../testing/ring-layout.ts';
 import { hex, restoreProperty, type RestoreSubject, type RestoreWorld } from '../testing/restore-property.ts';
@@ -205,6 +205,23 @@ describe('virtio-net snapshots', () => {
     expect(t.irq.level).toBe(true);
     expect(t.readConfig(NetConfigOffset.STATUS, 2)).toBe(0);
     expect(t.readCommon(CommonCfg.CONFIG_GENERATION, 1)).toBe((generation + 1) & 0xff);
+  });
+
+  it('a receive ring that breaks drops the chains held for a frame, so the state round trips', () => {
+    const { t, peer } = holdingRx('split', 2);
+    const net = t.fn.device as VirtioNet;
+    expect(net.heldRxChains).toHaveLength(2);
+    const rxq = t.queues[NET_RECEIVEQ] as DriverQueue;
+    t.memory.writeU16(rxq.addr.avail + 2, 100); // avail idx far ahead of a 16-entry ring
+    rxq.notify();
+    expect(t.fn.deviceStatus & DeviceStatus.DEVICE_NEEDS_RESET).toBeTruthy();
+    expect(net.heldRxChains).toHaveLength(0);
+    peer.send(frame(100, 3));
+    const state = JSON.parse(JSON.stringify(t.fn.saveState()));
+    expect(state.device.rxHeld).toEqual([]);
+    expect(state.queues[NET_RECEIVEQ].engine.broken).toMatch(/avail idx 100 is 98 entries ahead/);
+    const { fn } = restoreInto(t, state, 'split');
+    expect(JSON.parse(JSON.stringify(fn.saveState()))).toEqual(state);
   });
 
   it('held chains must match the chains in flight: anything else is refused and changes nothing', () => {

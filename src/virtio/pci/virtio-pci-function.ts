@@ -367,7 +367,7 @@ export class VirtioPciFunction implements PciFunction {
       applyDevice = hooks?.restore(this.device, saved.device, host);
     } catch (error) {
       if (error instanceof FunctionStateError) throw error;
-      throw new FunctionStateError(`${this.name}: device state: ${describe(error)}`);
+      throw new FunctionStateError(`${this.name}: device state: ${describe(error)}`, { cause: error });
     }
     queues.requireAllTaken();
 
@@ -418,7 +418,7 @@ export class VirtioPciFunction implements PciFunction {
         // A device bug: never leave a half-restored function, go back to the power-on state.
         this.restoring = undefined;
         this.reset();
-        throw new FunctionStateError(`${this.name}: applying the device state failed: ${describe(error)}`);
+        throw new FunctionStateError(`${this.name}: applying the device state failed: ${describe(error)}`, { cause: error });
       }
       configChanged ||= this.restoring.configChanged;
       this.restoring = undefined;
@@ -461,7 +461,7 @@ export class VirtioPciFunction implements PciFunction {
       if (!chains) throw new FunctionStateError(`queue ${index}: a ${engine.layout} engine state for a ${queue.layout} queue`);
       return { engine: queue, chains };
     } catch (error) {
-      throw new FunctionStateError(`${this.name}: ${describe(error)}`);
+      throw new FunctionStateError(`${this.name}: ${describe(error)}`, { cause: error });
     }
   }
 

@@ -198,7 +198,7 @@ export class SplitQueue implements Virtqueue {
           chains.set(head, this.walkChain(head));
         } catch (error) {
           const reason = error instanceof VirtqueueError ? error.reason : unexpectedReason(error);
-          throw new FunctionStateError(`queue ${this.index}: the chain in flight at head ${head} no longer reads as one: ${reason}`);
+          throw new FunctionStateError(`queue ${this.index}: the chain in flight at head ${head} no longer reads as one: ${reason}`, { cause: error });
         }
       }
     }

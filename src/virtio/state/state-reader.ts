@@ -8,8 +8,9 @@ import { base64ToBytes, base64Length } from './base64.ts';
 
 /** A saved state that cannot be restored (malformed, out of range, or not this function's). */
 export class FunctionStateError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** `cause`: what a restore caught and reports as this (a device hook's or the ring walk's own exception). */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'FunctionStateError';
   }
 }
