@@ -280,10 +280,11 @@ async function boot(req: BootRequest): Promise<void> {
   const [image, wasm] = await loaded;
   if (stopping) return;
   const ring = state?.decoded.meta.ring ?? req.ring;
-  const net = req.net ? openNet(req.net) : undefined;
-  link = net?.link;
-  const create = () =>
-    Machine.create({
+  // Each machine gets its own link: a link attaches to one NIC once.
+  const create = () => {
+    const net = req.net ? openNet(req.net) : undefined;
+    link = net?.link;
+    return Machine.create({
       image,
       wasm,
       onSerial: (bytes) => {
@@ -304,9 +305,11 @@ async function boot(req: BootRequest): Promise<void> {
         console: req.console ? { ports: [AGENT_PORT] } : undefined,
       },
     });
+  };
   let m = await create();
   identity = { imageSha256, memoryMiB: bootManifest.memoryMiB, ring };
-  const functions = m.devices.all.map((fn) => fn.name);
+  // Offered features too: a read-only disk (VIRTIO_BLK_F_RO) is another device to restore into.
+  const functions = m.devices.all.map((fn) => `${fn.name}:${fn.offeredFeatures.toString(16)}`);
   const profile = req.start.kind === 'auto' ? await bootProfile(imageSha256, functions, ring) : undefined;
   if (!state && profile) state = await storedBootState(profile, imageSha256);
 
@@ -319,6 +322,7 @@ async function boot(req: BootRequest): Promise<void> {
     } catch (e) {
       post({ type: 'restore-failed', message: (e as Error).message });
       if (state.decoded.meta.kind === 'boot' && profile) await deleteStateFile(bootStateFile(profile)).catch(() => undefined);
+      link?.close();
       await m.stop().catch(() => undefined);
       m = await create();
     }
