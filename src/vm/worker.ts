@@ -349,6 +349,9 @@ async function boot(req: BootRequest): Promise<void> {
   }, 500);
 }
 
+/** How long after the first prompt the boot state is compressed and stored. */
+const BOOT_STATE_STORE_DELAY_MS = 3000;
+
 /** The first prompt of a kernel boot: save the boot state if this boot makes one. */
 function atBootPoint(): void {
   const m = machine;
@@ -371,7 +374,9 @@ function atBootPoint(): void {
       post({ type: 'boot-state', error: (e as Error).message });
       return;
     }
-    // Compressing and storing happen while the guest runs (the page is ready by then).
+    // Compressing holds the worker (and so the guest) for ~0.3 s or more: not while the user's
+    // first commands run. Then it is stored while the guest runs.
+    await new Promise((r) => setTimeout(r, BOOT_STATE_STORE_DELAY_MS));
     try {
       const t0 = performance.now();
       const bytes = await encode();
