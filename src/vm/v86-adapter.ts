@@ -46,6 +46,33 @@ const MMIO_GRANULE = 128 * 1024;
 
 const copyOf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
 
+/**
+ * v86's main loop runs the guest for 1 ms, then yields and is called back. In a browser it
+ * yields through a scheduler worker of its own: a round trip to another thread after every
+ * millisecond of guest time, which on a busy 2-core machine left the guest a fraction of the
+ * worker's time. Our emulator already runs in a dedicated worker, where a MessageChannel
+ * message is a macrotask of this thread (no clamping, no other thread); sleeps (an idle
+ * guest) use a timer, and a wake-up replaces a pending sleep as v86's own worker does.
+ * Node's v86 uses setImmediate already.
+ */
+export function yieldInThisThread(v86: any): void {
+  if (typeof MessageChannel === 'undefined' || !v86.worker) return;
+  v86.unregister_yield(); // ends v86's scheduler worker
+  const channel = new MessageChannel();
+  channel.port1.onmessage = (e: MessageEvent<number>) => v86.yield_callback(e.data);
+  let sleep: ReturnType<typeof setTimeout> | undefined;
+  v86.yield = (t: number, tick: number) => {
+    if (sleep !== undefined) clearTimeout(sleep);
+    sleep = undefined;
+    if (t < 1) channel.port2.postMessage(tick);
+    else sleep = setTimeout(() => v86.yield_callback(tick), t);
+  };
+  v86.unregister_yield = () => {
+    if (sleep !== undefined) clearTimeout(sleep);
+    channel.port1.close();
+  };
+}
+
 export class V86Host {
   private constructor(
     private readonly emulator: any,
@@ -82,6 +109,7 @@ export class V86Host {
       }
       emulator.add_listener('serial0-output-byte', opts.onSerialByte);
       emulator.add_listener('emulator-loaded', () => {
+        if (typeof process === 'undefined') yieldInThisThread(emulator.v86);
         resolve(new V86Host(emulator, new V86PciBus(emulator.v86.cpu)));
       });
     });
