@@ -30,6 +30,7 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
     capacitySectors: device.capacitySectors,
     writeback: device.writeback ? 1 : 0,
     readOnly: device.backend.readOnly ? 1 : 0,
+    cachedWriteBytes: device.backend.cachedWriteBytes ?? 0,
   }),
   // One pass: 16 MiB of data (counted twice on reads: the copy and v86's dirty notice) plus
   // header, segments, GET_ID answer and status of each of 256 parsed requests (budget.ts).
