@@ -46,11 +46,11 @@ const same = (a: Uint8Array | undefined, b: Uint8Array) => !!a && Buffer.compare
 
 const fill = (len: number, seed: number) => Uint8Array.from({ length: len }, (_, i) => (i * 31 + seed * 7 + 1) & 0xff);
 
-function setup(opts: { size?: number; maxBytes?: number; bypassBytes?: number; fault?: MemoryBlockBackend['fault'] } = {}) {
+function setup(opts: { size?: number; maxBytes?: number; bypassBytes?: number; mergeGapBytes?: number; fault?: MemoryBlockBackend['fault'] } = {}) {
   const medium = new MemoryBlockBackend(opts.size ?? 1 << 20, { trackDurability: true, fault: opts.fault });
   const rec = recording(medium);
   const t = manualTimer();
-  const cache = new WriteBackCache(rec.backend, { maxBytes: opts.maxBytes ?? 64 * KiB, bypassBytes: opts.bypassBytes, timer: t.timer, maxAgeMs: 500 });
+  const cache = new WriteBackCache(rec.backend, { maxBytes: opts.maxBytes ?? 64 * KiB, bypassBytes: opts.bypassBytes, mergeGapBytes: opts.mergeGapBytes ?? 0, timer: t.timer, maxAgeMs: 500 });
   return { medium, log: rec.log, t, cache };
 }
 
@@ -104,6 +104,30 @@ describe('WriteBackCache: write-back semantics', () => {
     cache.flush();
     expect(log).toEqual([['write', 0, 32 * KiB], ['flush', 0, 0]]);
     for (let i = 0; i < 8; i++) expect(medium.bytes.subarray(i * 4 * KiB, (i + 1) * 4 * KiB)).toEqual(fill(4 * KiB, i));
+  });
+
+  it('blocks a small gap apart go out in one call, the gap written back as the medium had it', () => {
+    const { medium, log, cache } = setup({ mergeGapBytes: 8 * KiB });
+    medium.bytes.set(fill(64 * KiB, 7), 0);
+    cache.write(12 * KiB, fill(4 * KiB, 2)); // cached out of disk order: gathered, not a slab view
+    cache.write(0, fill(4 * KiB, 1));
+    cache.write(44 * KiB, fill(4 * KiB, 3)); // 28 KiB after the last: its own call
+    cache.flush();
+    expect(log).toEqual([['write', 0, 16 * KiB], ['write', 44 * KiB, 4 * KiB], ['flush', 0, 0]]);
+    const want = fill(64 * KiB, 7);
+    want.set(fill(4 * KiB, 1), 0);
+    want.set(fill(4 * KiB, 2), 12 * KiB);
+    want.set(fill(4 * KiB, 3), 44 * KiB);
+    expect(same(medium.bytes.subarray(0, 64 * KiB), want)).toBe(true);
+  });
+
+  it('a merged write-out call never spans more than 1 MiB', () => {
+    const { log, cache } = setup({ maxBytes: 1 << 20, mergeGapBytes: 64 * KiB, size: 4 << 20 });
+    for (let at = 0; at < 3 << 20; at += 32 * KiB) cache.write(at, fill(4 * KiB, at));
+    cache.flush();
+    const writes = log.filter(([op]) => op === 'write');
+    // 32 blocks per MiB: each call takes one MiB's worth, first block to last (996 KiB).
+    expect(writes).toEqual([0, 1, 2].map((m) => ['write', m << 20, 996 * KiB]));
   });
 
   it('a partial block is completed from the medium before it is cached', () => {
@@ -278,11 +302,11 @@ describe('WriteBackCache: against a plain disk (property)', () => {
 
   it('reads always match a plain disk; after FLUSH the medium is durable and equal; the bound holds', () => {
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 60 }), fc.integer({ min: 1, max: 6 }), (ops, slots) => {
+      fc.property(fc.array(op, { maxLength: 60 }), fc.integer({ min: 1, max: 6 }), fc.constantFrom(0, 4 * KiB, 64 * KiB), (ops, slots, mergeGapBytes) => {
         const model = new MemoryBlockBackend(SIZE);
         const medium = new MemoryBlockBackend(SIZE, { trackDurability: true });
         const t = manualTimer();
-        const cache = new WriteBackCache(medium, { maxBytes: slots * CACHE_BLOCK, bypassBytes: 8 * KiB, timer: t.timer });
+        const cache = new WriteBackCache(medium, { maxBytes: slots * CACHE_BLOCK, bypassBytes: 8 * KiB, mergeGapBytes, timer: t.timer });
         for (const o of ops) {
           if (o.kind === 'write') {
             model.write(o.offset, fill(o.len, o.seed));

@@ -12,8 +12,10 @@
  *
  * Order: a write-out takes every block cached so far, so the medium never sees a later
  * epoch (after a FLUSH) before an earlier one. Within an epoch blocks go out by ascending
- * offset, runs of neighbours in one call: the driver cannot depend on the order of writes
- * it has not flushed (a crash may keep any subset), and sorted runs mean fewer calls.
+ * offset, nearby ones in one call: the driver cannot depend on the order of writes it has
+ * not flushed (a crash may keep any subset), and merged runs mean fewer calls.
+ *
+ * Memory: maxBytes of slab + a 1 MiB gather buffer + a Map entry per cached block.
  *
  * Reads see cached blocks. Large writes (≥ `bypassBytes`: sequential streams) go straight to
  * the medium — copying them here would only add a copy — and update any cached block they
@@ -34,6 +36,11 @@ export const DEFAULT_CACHE_AGE_MS = 1000;
 /** Default size from which a write bypasses the cache. */
 export const DEFAULT_BYPASS_BYTES = 128 << 10;
 
+/** Default largest gap of clean blocks a write-out fills in to save a medium call. */
+export const DEFAULT_MERGE_GAP_BYTES = 64 << 10;
+/** A write-out call covers at most this much of the disk (the gather buffer's size). */
+export const MERGE_SPAN_BYTES = 1 << 20;
+
 /** Schedules `job` in `ms`; returns how to cancel it. */
 export type CacheTimer = (job: () => void, ms: number) => () => void;
 
@@ -49,6 +56,8 @@ export interface WriteBackCacheOptions {
   maxAgeMs?: number;
   /** Writes of at least this many bytes go straight to the medium. */
   bypassBytes?: number;
+  /** Cached blocks at most this far apart go out in one call (0: only neighbours). */
+  mergeGapBytes?: number;
   timer?: CacheTimer;
 }
 
@@ -73,6 +82,7 @@ export class WriteBackCache implements BlockBackend {
   readonly maxBytes: number;
   readonly maxAgeMs: number;
   readonly bypassBytes: number;
+  readonly mergeGapBytes: number;
   readonly stats: WriteBackCacheStats = { writeOuts: 0, writeOutCalls: 0, blocksCached: 0, bypassed: 0, fullWriteOuts: 0, failedWriteOuts: 0 };
 
   /** maxBytes / CACHE_BLOCK slots, allocated at the first cached write. */
@@ -84,6 +94,8 @@ export class WriteBackCache implements BlockBackend {
   private readonly free: number[] = [];
   /** Slots from here up were never used since the cache was last empty. */
   private bump = 0;
+  /** MERGE_SPAN_BYTES, allocated at the first write-out that fills a gap. */
+  private gatherBuffer: Uint8Array | undefined;
   private cancelTimer: (() => void) | undefined;
   private readonly timer: CacheTimer;
 
@@ -97,11 +109,14 @@ export class WriteBackCache implements BlockBackend {
     this.maxBytes = opts.maxBytes ?? DEFAULT_CACHE_BYTES;
     this.maxAgeMs = opts.maxAgeMs ?? DEFAULT_CACHE_AGE_MS;
     this.bypassBytes = opts.bypassBytes ?? DEFAULT_BYPASS_BYTES;
+    this.mergeGapBytes = Math.min(opts.mergeGapBytes ?? DEFAULT_MERGE_GAP_BYTES, MERGE_SPAN_BYTES);
     this.timer = opts.timer ?? setTimer;
     if (!Number.isSafeInteger(this.maxBytes) || this.maxBytes < CACHE_BLOCK || this.maxBytes % CACHE_BLOCK !== 0) {
       throw new RangeError(`write cache: maxBytes ${this.maxBytes} is not a positive multiple of ${CACHE_BLOCK}`);
     }
-    if (!(this.maxAgeMs > 0) || !(this.bypassBytes > 0)) throw new RangeError('write cache: maxAgeMs and bypassBytes must be positive');
+    if (!(this.maxAgeMs > 0) || !(this.bypassBytes > 0) || !(this.mergeGapBytes >= 0)) {
+      throw new RangeError('write cache: maxAgeMs and bypassBytes must be positive, mergeGapBytes not negative');
+    }
     this.slots = this.maxBytes / CACHE_BLOCK;
   }
 
@@ -260,8 +275,11 @@ export class WriteBackCache implements BlockBackend {
   }
 
   /**
-   * Every cached block to the medium, by ascending offset; neighbours whose slots are
-   * neighbours too go in one call. Blocks leave the cache only once written.
+   * Every cached block to the medium, by ascending offset, in as few calls as pay: on OPFS
+   * a write costs ~70 µs whatever its size up to 64 KiB, a 4 KiB read ~5 µs, so blocks up to
+   * MERGE_GAP_BYTES apart go out in one call of at most MERGE_SPAN_BYTES, the gap between
+   * them read from the medium first (its own bytes, written back unchanged). Blocks leave
+   * the cache only once written.
    */
   writeOut(): void {
     if (this.cached.size === 0) return;
@@ -270,15 +288,30 @@ export class WriteBackCache implements BlockBackend {
     try {
       for (let i = 0; i < blocks.length; ) {
         const first = blocks[i];
-        const firstSlot = this.cached.get(first)!;
         let n = 1;
-        while (i + n < blocks.length && blocks[i + n] === first + n && this.cached.get(first + n) === firstSlot + n) n++;
-        const length = (n - 1) * CACHE_BLOCK + this.blockLength(first + n - 1);
-        this.inner.write(first * CACHE_BLOCK, this.slab!.subarray(firstSlot * CACHE_BLOCK, firstSlot * CACHE_BLOCK + length));
+        let contiguous = true; // no gap, and slots in disk order: the slab itself is the buffer
+        while (i + n < blocks.length) {
+          const next = blocks[i + n];
+          const gap = next - blocks[i + n - 1] - 1;
+          if (gap * CACHE_BLOCK > this.mergeGapBytes || (next + 1 - first) * CACHE_BLOCK > MERGE_SPAN_BYTES) break;
+          contiguous &&= gap === 0 && this.cached.get(next) === this.cached.get(first)! + (next - first);
+          n++;
+        }
+        const last = blocks[i + n - 1];
+        const start = first * CACHE_BLOCK;
+        const length = (last - first) * CACHE_BLOCK + this.blockLength(last);
+        let data: Uint8Array;
+        if (contiguous) {
+          const from = this.cached.get(first)! * CACHE_BLOCK;
+          data = this.slab!.subarray(from, from + length);
+        } else {
+          data = this.gather(blocks, i, n, start, length);
+        }
+        this.inner.write(start, data);
         this.stats.writeOutCalls++;
         for (let k = 0; k < n; k++) {
-          this.cached.delete(first + k);
-          this.free.push(firstSlot + k);
+          this.free.push(this.cached.get(blocks[i + k])!);
+          this.cached.delete(blocks[i + k]);
         }
         i += n;
       }
@@ -287,6 +320,22 @@ export class WriteBackCache implements BlockBackend {
       throw error;
     }
     this.emptied();
+  }
+
+  /** The span [start, +length) in the gather buffer: cached blocks blocks[i..i+n), the gaps from the medium. */
+  private gather(blocks: readonly number[], i: number, n: number, start: number, length: number): Uint8Array {
+    this.gatherBuffer ??= new Uint8Array(MERGE_SPAN_BYTES);
+    const out = this.gatherBuffer.subarray(0, length);
+    let at = start; // first byte not yet filled
+    for (let k = 0; k < n; k++) {
+      const block = blocks[i + k];
+      const blockStart = block * CACHE_BLOCK;
+      if (blockStart > at) this.inner.read(at, out.subarray(at - start, blockStart - start));
+      const len = this.blockLength(block);
+      out.set(this.slotView(this.cached.get(block)!, len), blockStart - start);
+      at = blockStart + len;
+    }
+    return out;
   }
 
   /** Write everything out, then make the medium durable. */
