@@ -122,12 +122,20 @@ describe('WriteBackCache: write-back semantics', () => {
   });
 
   it('a merged write-out call never spans more than 1 MiB', () => {
-    const { log, cache } = setup({ maxBytes: 1 << 20, mergeGapBytes: 64 * KiB, size: 4 << 20 });
+    const { log, cache } = setup({ maxBytes: 4 << 20, mergeGapBytes: 64 * KiB, size: 4 << 20 });
     for (let at = 0; at < 3 << 20; at += 32 * KiB) cache.write(at, fill(4 * KiB, at));
     cache.flush();
     const writes = log.filter(([op]) => op === 'write');
     // 32 blocks per MiB: each call takes one MiB's worth, first block to last (996 KiB).
     expect(writes).toEqual([0, 1, 2].map((m) => ['write', m << 20, 996 * KiB]));
+  });
+
+  it('a write-out fills in at most maxBytes of gaps, however the blocks are spread', () => {
+    // 4 blocks 60 KiB apart would merge into one 184 KiB call; the budget (16 KiB) allows none of the gaps.
+    const { log, cache } = setup({ maxBytes: 4 * CACHE_BLOCK, mergeGapBytes: 64 * KiB });
+    for (let k = 0; k < 4; k++) cache.write(k * 64 * KiB, fill(4 * KiB, k));
+    cache.flush();
+    expect(log.filter(([op]) => op === 'write').map(([, o, l]) => [o, l])).toEqual([0, 1, 2, 3].map((k) => [k * 64 * KiB, 4 * KiB]));
   });
 
   it('a partial block is completed from the medium before it is cached', () => {

@@ -15,7 +15,10 @@
  * offset, nearby ones in one call: the driver cannot depend on the order of writes it has
  * not flushed (a crash may keep any subset), and merged runs mean fewer calls.
  *
- * Memory: maxBytes of slab + a 1 MiB gather buffer + a Map entry per cached block.
+ * Bounds: memory, maxBytes of slab + a 1 MiB gather buffer + a Map entry per cached block;
+ * one write-out, ≤ maxBytes / 4 KiB medium writes moving ≤ 2 × maxBytes (the gaps it fills
+ * are budgeted) and ≤ maxBytes of gap reads. A FLUSH, or a write finding the cache full, may
+ * run one inside a device pass (16 MiB cache: some tens of ms of OPFS work at most).
  *
  * Reads see cached blocks. Large writes (≥ `bypassBytes`: sequential streams) go straight to
  * the medium — copying them here would only add a copy — and update any cached block they
@@ -285,6 +288,9 @@ export class WriteBackCache implements BlockBackend {
     if (this.cached.size === 0) return;
     this.stats.writeOuts++;
     const blocks = [...this.cached.keys()].sort((a, b) => a - b);
+    // Gap bytes filled in, over the whole write-out: at most maxBytes, so one write-out
+    // writes ≤ 2 × maxBytes and reads ≤ maxBytes whatever the blocks' layout.
+    let gapBudget = this.maxBytes;
     try {
       for (let i = 0; i < blocks.length; ) {
         const first = blocks[i];
@@ -292,9 +298,10 @@ export class WriteBackCache implements BlockBackend {
         let contiguous = true; // no gap, and slots in disk order: the slab itself is the buffer
         while (i + n < blocks.length) {
           const next = blocks[i + n];
-          const gap = next - blocks[i + n - 1] - 1;
-          if (gap * CACHE_BLOCK > this.mergeGapBytes || (next + 1 - first) * CACHE_BLOCK > MERGE_SPAN_BYTES) break;
-          contiguous &&= gap === 0 && this.cached.get(next) === this.cached.get(first)! + (next - first);
+          const gapBytes = (next - blocks[i + n - 1] - 1) * CACHE_BLOCK;
+          if (gapBytes > this.mergeGapBytes || gapBytes > gapBudget || (next + 1 - first) * CACHE_BLOCK > MERGE_SPAN_BYTES) break;
+          gapBudget -= gapBytes;
+          contiguous &&= gapBytes === 0 && this.cached.get(next) === this.cached.get(first)! + (next - first);
           n++;
         }
         const last = blocks[i + n - 1];
