@@ -173,8 +173,9 @@ export async function benchDisks(
         // A synchronous API has no queue depth: the qd32 rows repeat the qd1 pattern.
         const load = watchMachineLoad();
         const r = await raw.page.evaluate((j) => window.stock.rawOpfs(j), { rw: job.rw, bs: job.bs, seconds, fileBytes: bytes });
-        push(job, 'raw-opfs', { value: job.metric === 'MBps' ? (r.mibps * 1048576) / 1e6 : r.iops, foreignCores: load().foreignCores });
-        log(`  round ${round + 1} ${job.id} raw-opfs: ${(job.metric === 'MBps' ? (r.mibps * 1048576) / 1e6 : r.iops).toFixed(0)} ${job.metric}`);
+        const s: Sample = { value: job.metric === 'MBps' ? (r.mibps * 1048576) / 1e6 : r.iops, foreignCores: load().foreignCores };
+        push(job, 'raw-opfs', s);
+        log(`  round ${round + 1} ${job.id} raw-opfs: ${s.value.toFixed(0)} ${job.metric}, others ${s.foreignCores?.toFixed(2)} cores${disturbed(s) ? ' (disturbed)' : ''}`);
       }
     }
     const rows = DISK_JOBS.map((job) => {
