@@ -49,6 +49,8 @@ export interface DiskRatios {
   opfsOverMem?: Figure;
   opfsOverRaw?: Figure;
   hostUsOpfsOverMem?: Figure;
+  /** Ratios taken over disturbed rounds too (too few undisturbed ones): marked in the table. */
+  overDisturbed?: (keyof DiskRatios)[];
 }
 
 export interface DiskResults {
@@ -203,14 +205,27 @@ export async function benchDisks(
   }
 }
 
-/** Per-round ratios between columns, over rounds where neither sample was disturbed. */
+/**
+ * Per-round ratios between columns, over rounds where neither sample was disturbed; when
+ * fewer than two such rounds remain, over every round (listed in `overDisturbed`).
+ */
 export function diskRatios(column: (id: DiskColumnId) => Sample[]): DiskRatios {
-  const kept = (id: DiskColumnId, k: 'value' | 'hostUsPerReq' = 'value') => column(id).map((s) => (disturbed(s) ? undefined : s[k]));
-  return {
-    memOverIde: pairedRatio(kept('virtio-mem'), kept('ide')),
-    opfsOverIde: pairedRatio(kept('virtio-opfs'), kept('ide')),
-    opfsOverMem: pairedRatio(kept('virtio-opfs'), kept('virtio-mem')),
-    opfsOverRaw: pairedRatio(kept('virtio-opfs'), kept('raw-opfs')),
-    hostUsOpfsOverMem: pairedRatio(kept('virtio-opfs', 'hostUsPerReq'), kept('virtio-mem', 'hostUsPerReq')),
+  const overDisturbed: (keyof DiskRatios)[] = [];
+  const ratio = (name: Exclude<keyof DiskRatios, 'overDisturbed'>, a: DiskColumnId, b: DiskColumnId, k: 'value' | 'hostUsPerReq' = 'value') => {
+    const calm = (id: DiskColumnId) => column(id).map((s) => (disturbed(s) ? undefined : s[k]));
+    const r = pairedRatio(calm(a), calm(b));
+    if (r && r.runs.length >= 2) return r;
+    const all = pairedRatio(column(a).map((s) => s[k]), column(b).map((s) => s[k]));
+    if (all) overDisturbed.push(name);
+    return all ?? r;
   };
+  const out: DiskRatios = {
+    memOverIde: ratio('memOverIde', 'virtio-mem', 'ide'),
+    opfsOverIde: ratio('opfsOverIde', 'virtio-opfs', 'ide'),
+    opfsOverMem: ratio('opfsOverMem', 'virtio-opfs', 'virtio-mem'),
+    opfsOverRaw: ratio('opfsOverRaw', 'virtio-opfs', 'raw-opfs'),
+    hostUsOpfsOverMem: ratio('hostUsOpfsOverMem', 'virtio-opfs', 'virtio-mem', 'hostUsPerReq'),
+  };
+  if (overDisturbed.length) out.overDisturbed = overDisturbed;
+  return out;
 }

@@ -71,6 +71,15 @@ describe('bench report', () => {
     expect(md).not.toContain('### Network');
   });
 
+  it('takes a ratio over every round, marked, when fewer than two rounds were undisturbed', () => {
+    const busy = (values: number[]) => values.map((value) => ({ value, foreignCores: DISTURBED_CORES + 1 }));
+    const cols: Record<DiskColumnId, Sample[]> = { ide: busy([100, 200]), 'virtio-mem': busy([50, 100]), 'virtio-opfs': [], 'raw-opfs': [] };
+    const r = diskRatios((id) => cols[id]);
+    expect(r.memOverIde?.runs).toEqual([0.5, 0.5]);
+    expect(r.overDisturbed).toEqual(['memOverIde']);
+    expect(r.opfsOverMem).toBeUndefined();
+  });
+
   it('marks a --quick run as too short to quote', () => {
     expect(renderMarkdown({ machine: { ...machine, quick: true } })).toMatch(/--quick: too short to quote/);
   });

@@ -50,7 +50,9 @@ function diskSection(d: DiskResults): string[] {
       `a synchronous API has no queue, so its qd32 rows repeat qd1. ${d.rounds} rounds, columns interleaved in each; values are the median (min–max) ` +
       `of the undisturbed rounds, ratios the median of per-round ratios ± half their range. ` +
       `A sample during which other processes used ≥ ${DISTURBED_CORES} cores was dropped: ${d.dropped ?? 0} of ${d.samples ?? 0} ` +
-      `(other processes' median load during the samples: ${(d.foreignCores ?? 0).toFixed(2)} cores).`,
+      `(other processes' median load during the samples: ${(d.foreignCores ?? 0).toFixed(2)} cores). ` +
+      `A cell whose every sample was disturbed is over all of them, and a ratio with fewer than two undisturbed rounds ` +
+      `is over every round, marked ⚠: read those as the machine's, not the disk's.`,
   );
   out.push('');
   out.push(row(['', ...DISK_COLUMNS.map((c) => c.label), 'virtio mem / IDE', 'virtio OPFS / IDE', 'virtio OPFS / mem', 'virtio OPFS / raw OPFS']));
@@ -61,10 +63,9 @@ function diskSection(d: DiskResults): string[] {
       row([
         job.label,
         ...DISK_COLUMNS.map((c) => cell(cells[c.id]?.value, digits) + (cells[c.id]?.dropped ? ` [${cells[c.id]!.dropped} dropped]` : '')),
-        ratioCell(ratios?.memOverIde),
-        ratioCell(ratios?.opfsOverIde),
-        ratioCell(ratios?.opfsOverMem),
-        ratioCell(ratios?.opfsOverRaw),
+        ...(['memOverIde', 'opfsOverIde', 'opfsOverMem', 'opfsOverRaw'] as const).map(
+          (k) => ratioCell(ratios?.[k]) + (ratios?.overDisturbed?.includes(k) ? ' ⚠' : ''),
+        ),
       ]),
     );
   }
@@ -89,7 +90,7 @@ function diskSection(d: DiskResults): string[] {
         m(opfs?.instrPerReq, 0, 1000),
         m(opfs?.kicksPerReq, 2),
         m(opfs?.hostUsPerReq, 1),
-        ratioCell(ratios?.hostUsOpfsOverMem),
+        ratioCell(ratios?.hostUsOpfsOverMem) + (ratios?.overDisturbed?.includes('hostUsOpfsOverMem') ? ' ⚠' : ''),
       ]),
     );
   }
