@@ -51,21 +51,27 @@ const copyOf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
  * yields through a scheduler worker of its own: a round trip to another thread after every
  * millisecond of guest time, which on a busy 2-core machine left the guest a fraction of the
  * worker's time. Our emulator already runs in a dedicated worker, where a MessageChannel
- * message is a macrotask of this thread (no clamping, no other thread); sleeps (an idle
- * guest) use a timer, and a wake-up replaces a pending sleep as v86's own worker does.
- * Node's v86 uses setImmediate already.
+ * message is a task of this thread (no other thread, no clamping). A sleep (an idle guest
+ * until its next timer) is a timer set from such a message task: a timer set from a timer's
+ * callback would nest, and browsers stretch nested timers to ≥ 4 ms. A wake-up (an interrupt
+ * for a halted guest) replaces a pending sleep, as in v86's own worker. Node's v86 uses
+ * setImmediate and is left alone.
  */
 export function yieldInThisThread(v86: any): void {
   if (typeof MessageChannel === 'undefined' || !v86.worker) return;
   v86.unregister_yield(); // ends v86's scheduler worker
   const channel = new MessageChannel();
-  channel.port1.onmessage = (e: MessageEvent<number>) => v86.yield_callback(e.data);
   let sleep: ReturnType<typeof setTimeout> | undefined;
+  channel.port1.onmessage = (e: MessageEvent<{ tick: number; t: number }>) => {
+    const { tick, t } = e.data;
+    if (tick !== v86.tick_counter) return; // a later yield replaced this one
+    if (t < 1) v86.yield_callback(tick);
+    else sleep = setTimeout(() => v86.yield_callback(tick), t);
+  };
   v86.yield = (t: number, tick: number) => {
     if (sleep !== undefined) clearTimeout(sleep);
     sleep = undefined;
-    if (t < 1) channel.port2.postMessage(tick);
-    else sleep = setTimeout(() => v86.yield_callback(tick), t);
+    channel.port2.postMessage({ tick, t });
   };
   v86.unregister_yield = () => {
     if (sleep !== undefined) clearTimeout(sleep);

@@ -7,6 +7,7 @@ function fakeV86() {
   let workerEnded = 0;
   const v86 = {
     worker: {},
+    tick_counter: 0,
     unregister_yield() {
       workerEnded++;
     },
@@ -25,6 +26,7 @@ describe('yieldInThisThread: v86 yields within the worker, not through its sched
     const f = fakeV86();
     yieldInThisThread(f.v86);
     expect(f.ended()).toBe(1);
+    f.v86.tick_counter = 7;
     f.v86.yield(0, 7);
     expect(f.calls).toEqual([]); // not synchronously: v86 must return to the event loop first
     await later(5);
@@ -34,14 +36,28 @@ describe('yieldInThisThread: v86 yields within the worker, not through its sched
   it('sleeps for t ms, and a wake-up replaces a pending sleep (its callback never comes)', async () => {
     const f = fakeV86();
     yieldInThisThread(f.v86);
+    f.v86.tick_counter = 1;
     f.v86.yield(40, 1);
     await later(5);
+    f.v86.tick_counter = 2;
     f.v86.yield(0, 2);
     await later(80);
     expect(f.calls).toEqual([2]);
+    f.v86.tick_counter = 3;
     f.v86.yield(10, 3);
     await later(60);
     expect(f.calls).toEqual([2, 3]);
+  });
+
+  it('drops a yield that a later one replaced before its message came', async () => {
+    const f = fakeV86();
+    yieldInThisThread(f.v86);
+    f.v86.tick_counter = 1;
+    f.v86.yield(5, 1);
+    f.v86.tick_counter = 2;
+    f.v86.yield(0, 2);
+    await later(40);
+    expect(f.calls).toEqual([2]);
   });
 
   it('leaves v86 alone when it has no scheduler worker (Node)', () => {
