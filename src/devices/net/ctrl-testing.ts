@@ -2,6 +2,7 @@
  * Control-queue requests as a driver writes them (§5.1.6.5), and a helper that sends one over a
  * DriverMock queue and reads its ack. For tests, the fuzz properties and the transport fuzzer.
  */
+import type { Region } from '../../virtio/queue/descriptor-chain.ts';
 import type { DriverRing } from '../../virtio/testing/driver-mock.ts';
 import { NetCtrlClass, NetCtrlMac, VIRTIO_NET_CTRL_ANNOUNCE_ACK, VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET } from './spec.ts';
 
@@ -47,7 +48,7 @@ export function offloadsRequest(offloads: bigint): Uint8Array {
  * data apart) with `ackBytes` of device-writable room, kick, and return what came back:
  * the used length and the ack byte (undefined when nothing was written).
  */
-export function sendCtrl(q: DriverRing, request: Uint8Array, split: readonly number[] = [2], ackBytes = 1): { len: number; ack: number | undefined } {
+export function sendCtrl(q: DriverRing, request: Uint8Array, split: readonly number[] = [2], ackBytes = 1): { len: number; ack: number | undefined; ackRegions: Region[] } {
   const readable: Uint8Array[] = [];
   let at = 0;
   for (const n of split) {
@@ -56,9 +57,9 @@ export function sendCtrl(q: DriverRing, request: Uint8Array, split: readonly num
     at += n;
   }
   if (at < request.length) readable.push(request.subarray(at));
-  q.add({ readable, writable: ackBytes > 0 ? [ackBytes] : [] });
+  const { writable } = q.add({ readable, writable: ackBytes > 0 ? [ackBytes] : [] });
   q.kick();
   const used = q.used();
   if (used.length !== 1) throw new Error(`control request: ${used.length} used elements, expected 1`);
-  return { len: used[0]!.len, ack: used[0]!.len > 0 ? used[0]!.data[0] : undefined };
+  return { len: used[0]!.len, ack: used[0]!.len > 0 ? used[0]!.data[0] : undefined, ackRegions: writable };
 }

@@ -82,7 +82,9 @@ export class NetControl {
   }
 
   activate(ctx: DeviceContext): void {
-    this.negotiated = ctx.features;
+    // Each control feature needs CTRL_VQ (§5.1.3.1); a driver that took one without it gets
+    // none of them (an announce it could never ack would stay pending for good).
+    this.negotiated = hasFeature(ctx.features, N.VIRTIO_NET_F_CTRL_VQ) ? ctx.features : ctx.features & ~CTRL_FEATURES;
     this.setOffloads(ctx.features & GUEST_OFFLOAD_BITS);
   }
 
