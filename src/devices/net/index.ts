@@ -21,7 +21,7 @@ export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
   // The config space, then what the driver set through the control queue.
   config: (device) => [...netConfigFields(device), ...netControlFields(device)],
   decoder: netDecoder,
-  stats: (device) => ({ ...device.stats.toRecord(), ...device.control.stats.toRecord(), linkUp: device.linkUp ? 1 : 0, mtu: device.mtu }),
+  stats: (device) => ({ ...device.stats.toRecord(), ...device.control.stats.toRecord(), rxPromisc: device.control.filter.promisc ? 1 : 0, linkUp: device.linkUp ? 1 : 0, mtu: device.mtu }),
   // At the default queue size and backlog (budget.ts says how each number comes about); a
   // control-queue kick costs less (ctrl-budget.ts; bounded-work.ts checks both).
   kickBudget: (({ bytes, frames }) => ({ bytes, frames }))(netKickBudget(256)),
