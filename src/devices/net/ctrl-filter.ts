@@ -40,8 +40,17 @@ export class RxFilter {
   private unicastOverflow = false;
   private multicastOverflow = false;
 
-  /** @param mac the NIC's current address, read at each check (MAC_ADDR_SET changes it in place). */
-  constructor(private readonly mac: Uint8Array) {}
+  /** The NIC's address as a macKey (one number compare per frame). */
+  private own: number;
+
+  constructor(mac: Uint8Array) {
+    this.own = macKey(mac);
+  }
+
+  /** The NIC's address changed (MAC_ADDR_SET, reset). */
+  setMac(mac: Uint8Array): void {
+    this.own = macKey(mac);
+  }
 
   reset(): void {
     this.setState({ promisc: true, allmulti: false, alluni: false, nomulti: false, nouni: false, nobcast: false, unicast: { macs: [], overflow: false }, multicast: { macs: [], overflow: false } });
@@ -82,7 +91,7 @@ export class RxFilter {
       return this.allmulti || this.multicastOverflow || this.multicast.has(dst);
     }
     if (this.nouni) return false;
-    return this.alluni || this.unicastOverflow || dst === macKey(this.mac) || this.unicast.has(dst);
+    return this.alluni || this.unicastOverflow || dst === this.own || this.unicast.has(dst);
   }
 
   get state(): RxFilterState {

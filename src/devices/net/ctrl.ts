@@ -92,8 +92,7 @@ export class NetControl {
   reset(): void {
     this.negotiated = 0n;
     this.filter.reset();
-    this.mac.set(this.original);
-    this.config.setMac(this.original);
+    this.setMac(this.original);
     this.config.clearAnnounce();
     this.setOffloads(0n);
   }
@@ -178,8 +177,7 @@ export class NetControl {
       case 'mac-table':
         return this.filter.setTable(c.unicast, c.multicast);
       case 'mac-addr':
-        this.mac.set(c.mac);
-        this.config.setMac(c.mac);
+        this.setMac(c.mac);
         this.stats.macChanges++;
         return;
       case 'announce-ack':
@@ -189,6 +187,13 @@ export class NetControl {
       case 'guest-offloads':
         return this.setOffloads(c.offloads);
     }
+  }
+
+  /** §5.1.6.5.2: the config field changes before the command completes. */
+  private setMac(mac: Uint8Array): void {
+    this.mac.set(mac);
+    this.config.setMac(mac);
+    this.filter.setMac(mac);
   }
 
   private setOffloads(offloads: bigint): void {
