@@ -19,14 +19,15 @@ import { RxFilter } from './ctrl-filter.ts';
 import { NetCtrlRx, VIRTIO_NET_ERR, VIRTIO_NET_OK } from './spec.ts';
 
 /** Features that come with the control queue (each needs CTRL_VQ, §5.1.3.1). */
-export const CTRL_FEATURES = featureMask(
+export const CTRL_FEATURE_BITS = [
   N.VIRTIO_NET_F_CTRL_VQ,
   N.VIRTIO_NET_F_CTRL_RX,
   N.VIRTIO_NET_F_CTRL_RX_EXTRA,
   N.VIRTIO_NET_F_CTRL_MAC_ADDR,
   N.VIRTIO_NET_F_GUEST_ANNOUNCE,
   N.VIRTIO_NET_F_CTRL_GUEST_OFFLOADS,
-);
+] as const;
+export const CTRL_FEATURES = featureMask(...CTRL_FEATURE_BITS);
 
 /**
  * Feature bits a GUEST_OFFLOADS_SET may name (§5.1.6.5.6.1: the GUEST_* receive offloads;

@@ -31,6 +31,7 @@ import { netBoundedWorkProperty } from './bounded-work.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { CTRL_MAX_REQUEST_BYTES } from './ctrl-budget.ts';
 import { parseCtrlRequest } from './ctrl-command.ts';
+import { CTRL_FEATURE_BITS } from './ctrl.ts';
 import { announceAckRequest, ctrlRequest, macAddrRequest, macTableRequest, offloadsRequest, rxModeRequest, sendCtrl } from './ctrl-testing.ts';
 import { NET_CTRLQ, NetCtrlRx, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_OK } from './spec.ts';
 import { segmentTcp4 } from './tso.ts';
@@ -163,12 +164,7 @@ const OPTIONAL = [
   N.VIRTIO_NET_F_HOST_TSO4,
   N.VIRTIO_NET_F_MRG_RXBUF,
   N.VIRTIO_NET_F_STATUS,
-  N.VIRTIO_NET_F_CTRL_VQ,
-  N.VIRTIO_NET_F_CTRL_RX,
-  N.VIRTIO_NET_F_CTRL_RX_EXTRA,
-  N.VIRTIO_NET_F_CTRL_MAC_ADDR,
-  N.VIRTIO_NET_F_GUEST_ANNOUNCE,
-  N.VIRTIO_NET_F_CTRL_GUEST_OFFLOADS,
+  ...CTRL_FEATURE_BITS,
 ];
 
 /** What a guest's stack would verify itself (UDP without a checksum is taken as is). */
