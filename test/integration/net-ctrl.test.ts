@@ -3,7 +3,7 @@
  * the driver negotiates CTRL_VQ and sets its receive filter on ifup; `ip link set … promisc`
  * reaches the device; `ip link set dev eth0 address …` changes the NIC's MAC (CTRL_MAC_ADDR),
  * the relay's switch moves the guest's port to it, and after a DHCP renewal for the new
- * address, ping goes on.
+ * address, ping goes on; an announce request is answered as Linux does (GUEST_ANNOUNCE).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetFeature } from '../../src/virtio/constants.ts';
@@ -51,6 +51,16 @@ describe('virtio-net control queue in the real guest', () => {
     await run('ip link set dev eth0 allmulticast off');
     expect(nic().control.filter.allmulti).toBe(false);
     expect(ctrl().ctrlErrors).toBe(0);
+  });
+
+  it('an announce request (as after a restore): the guest announces itself and acks', async () => {
+    const arpsBefore = nic().stats.txFrames;
+    expect(nic().requestAnnounce()).toBe(true);
+    await run('for i in $(seq 20); do sleep 0.1; done');
+    // Linux: netdev_notify_peers (a gratuitous ARP, at least one frame out), then ANNOUNCE_ACK.
+    expect(ctrl().announcesAcked).toBe(1);
+    expect(nic().config.announcePending).toBe(false);
+    expect(nic().stats.txFrames).toBeGreaterThan(arpsBefore);
   });
 
   it('ip link set dev eth0 address … changes the NIC and the relay learns it; ping goes on', async () => {
