@@ -41,15 +41,12 @@ describe('virtio-net control queue in the real guest', () => {
   });
 
   it('ip link set promisc on/off reaches the device', async () => {
-    await run('ip link set dev eth0 promisc on');
+    expect(await run('ip link set dev eth0 promisc on && echo done')).toBe('done');
     expect(nic().control.filter.promisc).toBe(true);
     expect(ctrl().rxPromisc).toBe(1);
     await run('ip link set dev eth0 promisc off');
     expect(nic().control.filter.promisc).toBe(false);
-    await run('ip link set dev eth0 allmulticast on');
-    expect(nic().control.filter.allmulti).toBe(true);
-    await run('ip link set dev eth0 allmulticast off');
-    expect(nic().control.filter.allmulti).toBe(false);
+    // (busybox's ip has no allmulticast: ALLMULTI is the unit tests'.)
     expect(ctrl().ctrlErrors).toBe(0);
   });
 
