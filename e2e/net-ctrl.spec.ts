@@ -1,7 +1,8 @@
 /**
  * virtio-net's control queue in the browser: the guest changes its MAC (`ip link set dev eth0
  * address …`: CTRL_MAC_ADDR), the relay's switch moves the tab's port to the new MAC (its
- * table shows it, the old one is gone), and after the guest renews its lease ping works.
+ * table shows it, the old one is gone), and after the guest renews its lease ping works. The
+ * inspector shows the request decoded, with its ack.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,9 +32,14 @@ test('a MAC change in the guest reaches the relay switch, and ping goes on', asy
     // Linux's virtio_net negotiated the control queue (feature bit 17 in sysfs).
     expect((await run(page, 'cut -c18 /sys/class/net/eth0/device/features')).output.trim()).toBe('1');
 
+    // The inspector decodes the control queue (queue 2): the request and its ack.
+    await page.evaluate(() => window.virtioLab.inspector.show());
     const change = await run(page, `ip link set dev eth0 address ${NEW_MAC} && cat /sys/class/net/eth0/address`);
     expect(change.status).toBe(0);
     expect(change.output.trim()).toBe(NEW_MAC);
+    await expect
+      .poll(() => page.evaluate(() => window.virtioLab.inspector.events('net', 2).map((e) => e.detail ?? '')))
+      .toEqual(expect.arrayContaining([`MAC ADDR_SET ${NEW_MAC}`, 'ack VIRTIO_NET_OK']));
     // The old lease is the old MAC's: the guest asks again for its new address.
     const renew = await run(page, 'killall -q udhcpc; udhcpc -n -q -f -i eth0 -s /usr/share/udhcpc/default.script >/dev/null 2>&1; ip -4 addr show eth0');
     expect(renew.output).toMatch(/inet 10\.0\.2\.\d+\/24/);
