@@ -36,7 +36,7 @@ function restoreInto(t: DriverMock, state: FunctionState, options: Partial<Virti
 }
 
 describe('virtio-net control state across a snapshot', () => {
-  it('the filter and offloads come back, and the restored NIC asks the guest to announce itself', () => {
+  it('the filter and offloads come back; the state saves back unchanged; then the NIC can ask the guest to announce itself', () => {
     const t = running();
     const cq = t.queues[NET_CTRLQ] as DriverRing;
     expect(sendCtrl(cq, rxModeRequest(NetCtrlRx.PROMISC, false)).ack).toBe(VIRTIO_NET_OK);
@@ -46,9 +46,14 @@ describe('virtio-net control state across a snapshot', () => {
     const saved = (t.fn.device as VirtioNet).control.filter.state;
     t.readIsr();
     const generation = t.readCommon(CommonCfg.CONFIG_GENERATION, 1);
-    const { net, fn } = restoreInto(t, t.fn.saveState());
+    const state = t.fn.saveState();
+    const { net, fn } = restoreInto(t, state);
     expect(net.control.filter.state).toEqual(saved);
     expect(net.guestOffloads).toBe(0n);
+    expect(JSON.parse(JSON.stringify(fn.saveState()))).toEqual(JSON.parse(JSON.stringify(state)));
+    expect(fn.isrStatus).toBe(0);
+    // What the lab does after a restore (announceRestoredGuest).
+    expect(net.requestAnnounce()).toBe(true);
     expect(t.readConfig(NetConfigOffset.STATUS, 2)).toBe(VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE);
     expect(fn.isrStatus & IsrBit.CONFIG).toBe(IsrBit.CONFIG);
     expect(t.readCommon(CommonCfg.CONFIG_GENERATION, 1)).toBe((generation + 1) & 0xff);
@@ -60,7 +65,8 @@ describe('virtio-net control state across a snapshot', () => {
   it('no announce when the driver did not negotiate GUEST_ANNOUNCE', () => {
     const t = running({}, t0Features() & ~featureBit(N.VIRTIO_NET_F_GUEST_ANNOUNCE));
     t.readIsr();
-    const { fn } = restoreInto(t, t.fn.saveState());
+    const { fn, net } = restoreInto(t, t.fn.saveState());
+    expect(net.requestAnnounce()).toBe(false);
     expect(t.readConfig(NetConfigOffset.STATUS, 2)).toBe(VIRTIO_NET_S_LINK_UP);
     expect(fn.isrStatus).toBe(0);
   });

@@ -9,9 +9,9 @@
  * config must match. A link whose state differs now reports the change as a flap would.
  *
  * `ctrl` (added with the control queue; a state without it loads with the power-on filter and
- * the negotiated offloads): the receive filter and the guest offloads the driver set. With
- * GUEST_ANNOUNCE negotiated, the restored device asks the guest to announce itself (ANNOUNCE
- * and a config interrupt): the guest's peers and the relay's switch learn where it is now.
+ * the negotiated offloads): the receive filter and the guest offloads the driver set. The
+ * announce a restored guest owes its peers is asked for after the restore (lab-devices-state.ts,
+ * announceRestoredGuest), so that a restored state saves back unchanged.
  */
 import type { DeviceStateHooks } from '../../virtio/state/device-state.ts';
 import { bytesToBase64 } from '../../virtio/state/base64.ts';
@@ -99,14 +99,12 @@ export const netState: DeviceStateHooks<VirtioNet> = {
     if (bytes > limits.bytes) state.at('rxBacklog').fail(`${bytes} bytes, the backlog holds at most ${limits.bytes}`);
     const ctrlField = state.optional('ctrl');
     const control = ctrlField && readControl(net, ctrlField);
-    return (ctx) => {
+    return () => {
       net.restoreReceive(linkUp, held, frames);
       if (control) {
         net.control.filter.setState(control.filter);
         net.control.restoreOffloads(control.offloads);
       }
-      // The guest wakes up elsewhere: it says so (a no-op without GUEST_ANNOUNCE or when inactive).
-      if (ctx) net.requestAnnounce();
     };
   },
 };
