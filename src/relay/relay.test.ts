@@ -137,19 +137,21 @@ describe('relay over WebSocket', () => {
     expect(s.rooms.find((r) => r.name === 'other')!.drops).toEqual({});
   });
 
-  it('drops spoofed, oversized and runt frames, counts them, and keeps the client', async () => {
+  it("drops frames from another's MAC, oversized and runt frames, counts them, and keeps the client", async () => {
     const { base, relay } = await startRelay({ maxFrameBytes: 1514 });
     const a = await connect(`${base}/relay/x`);
     const b = await connect(`${base}/relay/x`);
+    b.ws.send(frame(BROADCAST_MAC, mac(2)));
+    await a.next();
     a.ws.send(frame(BROADCAST_MAC, mac(1)));
     await b.next();
-    a.ws.send(frame(BROADCAST_MAC, mac(9))); // spoofed
+    a.ws.send(frame(BROADCAST_MAC, mac(2))); // b's MAC
     a.ws.send(frame(BROADCAST_MAC, mac(1), 1515)); // too big
     a.ws.send(new Uint8Array(5)); // runt
     a.ws.send(frame(BROADCAST_MAC, mac(1), 1514)); // the largest allowed
     expect((await b.next()).length).toBe(1514);
     const port = relay.stats().rooms[0].ports.find((p) => p.mac === '52:54:00:00:00:01')!;
-    expect(port.drops).toEqual({ spoofed: 1, 'too-big': 1, runt: 1 });
+    expect(port.drops).toEqual({ 'mac-in-use': 1, 'too-big': 1, runt: 1 });
     expect(port.framesIn).toBe(5);
     expect(b.frames).toEqual([]);
   });

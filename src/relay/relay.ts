@@ -258,6 +258,11 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
     const leases = link?.leaseBook(name, (key) => sw.hasLocalMac(key));
     const gateway = gatewayOptions === false ? null : new Gateway(sw, gatewayOptions, leases);
     r = { name, sw, gateway, uplink, clients: new Map(), lastUsed: Date.now() };
+    // A guest changed its MAC (switch.ts): its old one left, as when a client goes.
+    sw.onMacMoved = (_port, from) => {
+      gateway?.clientLeft(from);
+      link?.clientLeft(name, from);
+    };
     rooms.set(name, r);
     return r;
   };

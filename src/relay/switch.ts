@@ -2,7 +2,11 @@
  * A MAC-learning Ethernet switch for one room. Ports are WebSocket clients and the room's
  * gateway. The switch learns source MAC → port, floods broadcast/multicast and unknown
  * unicast to every other port, forwards known unicast to its port. A client port is locked
- * to the first source MAC it uses (anything else is spoofing: dropped and counted), frames
+ * to one source MAC at a time: the first it uses, then the one a guest changes to (`ip link
+ * set dev eth0 address …`, which virtio-net's CTRL_MAC_ADDR tells our NIC): the port moves
+ * to a new MAC nobody else owns, the old one is forgotten, at most MAC_MOVE_BURST times and
+ * then one per MAC_MOVE_REFILL_S; beyond that a frame from another MAC is spoofing (dropped
+ * and counted). Frames
  * are size-checked, a port may be rate-limited and its floods limited (token buckets), and a
  * guard (the gateway's) may refuse frames that claim others' IP addresses. Nothing a guest
  * sends can throw out of here: bad frames are counted per reason.
@@ -81,6 +85,15 @@ const mayExchange = (a: SwitchPort, b: SwitchPort) =>
  */
 export type SourceGuard = (frame: Uint8Array, srcKey: number) => DropReason | null;
 
+/**
+ * Moves of a client port to a new MAC: a burst of this many, then one per MAC_MOVE_REFILL_S.
+ * A guest changes its address rarely; a port flapping between MACs churns every relay's table
+ * (and would take a DHCP lease per MAC), so that is bounded.
+ */
+export const MAC_MOVE_BURST = 4;
+export const MAC_MOVE_REFILL_S = 30;
+const MAC_MOVES: RateLimit = { framesPerSecond: 1 / MAC_MOVE_REFILL_S, bytesPerSecond: 1, burstSeconds: MAC_MOVE_BURST * MAC_MOVE_REFILL_S };
+
 export interface SwitchOptions {
   /** Largest frame accepted, header included, no FCS. Default 1514 (MTU 1500 + 14). */
   maxFrameBytes: number;
@@ -130,6 +143,8 @@ export class SwitchPort {
   attached = true;
   readonly bucket: TokenBucket | null;
   readonly floodBucket: TokenBucket | null;
+  /** Moves left to a new MAC (client ports). */
+  readonly moveBucket: TokenBucket | null;
   constructor(
     readonly room: SwitchRoom,
     readonly id: number,
@@ -139,6 +154,7 @@ export class SwitchPort {
   ) {
     this.bucket = options.rateLimit ? new TokenBucket(options.rateLimit, now) : null;
     this.floodBucket = options.floodLimit ? new TokenBucket(options.floodLimit, now) : null;
+    this.moveBucket = options.lockMac ? new TokenBucket(MAC_MOVES, now) : null;
   }
 
   /** A frame from this port into the switch. */
@@ -172,6 +188,8 @@ export interface RoomStats {
   forwarded: number;
   /** Known unicast addressed back to its own sender: dropped silently. */
   hairpin: number;
+  /** Client ports that moved to a new MAC (a guest changed its address). */
+  macMoves: number;
   drops: Partial<Record<DropReason, number>>;
 }
 
@@ -182,7 +200,9 @@ export class SwitchRoom {
   private readonly now: () => number;
   /** Applied to frames from client (lockMac) ports; set by the room's gateway. */
   guard: SourceGuard | null = null;
-  private readonly totals = { framesIn: 0, bytesIn: 0, flooded: 0, forwarded: 0, hairpin: 0, drops: {} as Partial<Record<DropReason, number>> };
+  /** Told when a client port moved from one MAC to another (the relay: its gateway and cluster forget the old one). */
+  onMacMoved: ((port: SwitchPort, from: Uint8Array) => void) | null = null;
+  private readonly totals = { framesIn: 0, bytesIn: 0, flooded: 0, forwarded: 0, hairpin: 0, macMoves: 0, drops: {} as Partial<Record<DropReason, number>> };
 
   constructor(
     readonly name: string,
@@ -265,11 +285,10 @@ export class SwitchRoom {
       }
       this.table.set(src, port);
     } else if (port.macKey !== src) {
-      if (port.options.lockMac || port.options.mac) return this.drop(port, 'spoofed');
-      // An unlocked port (none in the relay today) may move between MACs.
-      const owner = this.table.get(src);
-      if (owner && owner !== port) return this.drop(port, 'mac-in-use');
-      this.table.set(src, port);
+      // The gateway's MAC is fixed; a client's may move (see move()).
+      if (port.options.mac && !port.options.lockMac) return this.drop(port, 'spoofed');
+      const refused = this.move(port, src, frame);
+      if (refused) return this.drop(port, refused);
     }
     if (this.guard && (port.options.lockMac || port.options.remote)) {
       const bad = this.guard(frame, src);
@@ -294,6 +313,21 @@ export class SwitchRoom {
     for (const p of [...this.ports]) if (p !== port && p.attached && mayExchange(port, p)) this.send(p, frame);
   }
 
+  /** A client port's frame from a MAC other than its own: move the port there, or say why not. */
+  private move(port: SwitchPort, src: number, frame: Uint8Array): DropReason | null {
+    const owner = this.table.get(src);
+    if (owner && owner !== port) return 'mac-in-use';
+    if (!port.moveBucket?.take(0, this.now())) return 'spoofed';
+    const from = port.mac!;
+    if (this.table.get(port.macKey!) === port) this.table.delete(port.macKey!);
+    port.macKey = src;
+    port.mac = frame.slice(6, 12);
+    this.table.set(src, port);
+    this.totals.macMoves++;
+    this.onMacMoved?.(port, from);
+    return null;
+  }
+
   private send(port: SwitchPort, frame: Uint8Array): void {
     if (port.sink.deliver(frame)) {
       port.counters.framesOut++;
@@ -311,6 +345,7 @@ export class SwitchRoom {
       flooded: this.totals.flooded,
       forwarded: this.totals.forwarded,
       hairpin: this.totals.hairpin,
+      macMoves: this.totals.macMoves,
       drops: { ...this.totals.drops },
     };
   }

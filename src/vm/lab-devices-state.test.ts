@@ -8,9 +8,10 @@ import { DeviceStatus as S } from '../virtio/constants.ts';
 import { FunctionStateError } from '../virtio/state/state-reader.ts';
 import { ArrayMemory } from '../virtio/testing/array-memory.ts';
 import { DriverMock } from '../virtio/testing/driver-mock.ts';
+import type { VirtioNet } from '../devices/net/net.ts';
 import { TestIrq } from '../virtio/testing/test-irq.ts';
 import { plugLabDevices, type LabDeviceOptions, type LabDevices } from './lab-devices.ts';
-import { quiesceLabDevices, restoreLabDevices, saveLabDevices, type LabDevicesState } from './lab-devices-state.ts';
+import { announceRestoredGuest, quiesceLabDevices, restoreLabDevices, saveLabDevices, type LabDevicesState } from './lab-devices-state.ts';
 
 const RUNNING = S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK | S.DRIVER_OK;
 
@@ -62,6 +63,10 @@ describe('saving and restoring the lab devices', () => {
     expect(b.all.map((fn) => fn.deviceStatus)).toEqual([RUNNING, RUNNING, RUNNING, RUNNING]);
     expect(b.blk!.isrStatus).toBe(2); // the disk grew: a config change for the driver
     expect(b.net!.isrStatus).toBe(0); // the new MAC is no change
+    // Then the NIC asks the guest to announce itself (GUEST_ANNOUNCE): ANNOUNCE and a config interrupt.
+    expect(announceRestoredGuest(b)).toBe(true);
+    expect(b.net!.isrStatus).toBe(2);
+    expect((b.net!.device as VirtioNet).config.announcePending).toBe(true);
     // and a device works: the rng answers a request on its restored queue
     const rng = drivers[0]!.queues[0]!;
     rng.add({ writable: [8] });

@@ -16,6 +16,7 @@
  */
 import { FUNCTION_STATE_FORMAT, type FunctionState } from '../virtio/pci/function-state.ts';
 import { FunctionStateError, StateReader } from '../virtio/state/state-reader.ts';
+import { netDevice } from '../devices/net/index.ts';
 import type { LabDevices } from './lab-devices.ts';
 
 export const LAB_DEVICES_STATE_FORMAT = 'virtio-lab-devices';
@@ -59,4 +60,16 @@ export function restoreLabDevices(devices: LabDevices, state: LabDevicesState): 
   }
   const apply = devices.all.map((fn, i) => fn.prepareRestore(saved[i]!.raw as FunctionState));
   for (const step of apply) step();
+}
+
+/**
+ * After restoreLabDevices: the guest wakes up in another tab, on another relay port, so its NIC
+ * asks it to announce itself (§5.1.6.5.4: with GUEST_ANNOUNCE negotiated, ANNOUNCE and a config
+ * interrupt; Linux answers with gratuitous ARPs, which the relay's switch learns from, and an
+ * ANNOUNCE_ACK). Apart from the restore itself, so that a restored state saves back as it was.
+ * Returns whether the NIC asked.
+ */
+export function announceRestoredGuest(devices: LabDevices): boolean {
+  const device = devices.net?.device;
+  return device !== undefined && netDevice.owns(device) && device.requestAnnounce();
 }

@@ -9,7 +9,7 @@ import { deviceStats, plugLabDevices, type LabDeviceOptions, type LabDevices } f
 import type { GuestImage } from './guest-image.ts';
 import { SerialBatcher } from './serial-batcher.ts';
 import { V86Host } from './v86-adapter.ts';
-import { quiesceLabDevices, restoreLabDevices, saveLabDevices, type LabDevicesState } from './lab-devices-state.ts';
+import { announceRestoredGuest, quiesceLabDevices, restoreLabDevices, saveLabDevices, type LabDevicesState } from './lab-devices-state.ts';
 
 /** The machine's state: v86's (CPU, RAM, its devices) and our functions' (JSON). */
 export interface MachineState {
@@ -100,6 +100,7 @@ export class Machine {
     await this.host.restoreState(state.v86);
     // Untrusted (a file): restoreLabDevices checks every field before it changes anything.
     restoreLabDevices(this.devices, state.devices as LabDevicesState);
+    announceRestoredGuest(this.devices);
   }
 
   /** Wall time since start: v86 paces the guest's clocks by the host's. */

@@ -46,6 +46,8 @@ export interface NetLab {
   payload: Uint8Array;
   /** md5s of what guests uploaded to the sink, in arrival order. */
   uploads: Promise<string>[];
+  /** The relay the guest is on (its stats show the switch's table). */
+  relay: Relay;
   stop(): Promise<void>;
 }
 
@@ -102,5 +104,5 @@ export async function startNetLab(room: string, devices?: NodeVmOptions['devices
     await stop();
     throw e;
   }
-  return { vm, filesPort, sinkPort, payload, uploads, stop };
+  return { vm, filesPort, sinkPort, payload, uploads, relay, stop };
 }

@@ -4,7 +4,9 @@
  * indirect table, chains as long as the queue, 256 chains per kick, rx buffers of any size
  * (aliased too) under a full backlog — and the host work of every kick and every later pass
  * stays within netDevice.kickBudget: guest bytes touched, frames emitted (one allocation
- * each), and the fixed wall-time bound. Each pass also completes at least one chain, so the
+ * each), and the fixed wall-time bound. The control queue likewise (ctrl-budget.ts): a full
+ * ring of requests of any length (1 MiB, all aliasing one buffer), MAC tables claiming more
+ * entries than they hold, no room for the ack — every chain answered in the kick. Each pass also completes at least one chain, so the
  * ring drains. Worst cases go to `worstCases` for `npm run fuzz`'s report. On either ring
  * layout: the chains are written by hand (aliasing is the point), as split descriptors (§2.7.5)
  * or packed ones (§2.8.6).
@@ -20,7 +22,9 @@ import { assertWithinBudget, measure, worstCases } from '../../virtio/testing/wo
 import { TCP_ACK, TCP_PSH } from '../../wire/tcp.ts';
 import { TSO_MIN_GSO_SIZE, netKickBudget } from './budget.ts';
 import { encodeNetHdr } from './hdr.ts';
-import { NET_TRANSMITQ, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_SIZE } from './spec.ts';
+import { CTRL_MAX_REQUEST_BYTES, CTRL_QUEUE_SIZE, ctrlKickBudget } from './ctrl-budget.ts';
+import { CTRL_FEATURES } from './ctrl.ts';
+import { NET_CTRLQ, NET_TRANSMITQ, NetCtrlClass, NetCtrlMac, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 import { NetHarness, PEER_MAC, GUEST_MAC, ethernet, ipv4, partial, tcp } from './testing.ts';
 
 const QUEUE_SIZE = 256;
@@ -196,9 +200,60 @@ export function netRxBoundedCase(c: RxCase, ring: RingLayout = 'split'): void {
   if (t.driver.errors.length > 0) fail(`device reset: ${t.driver.errors[0]}`);
 }
 
+const CTRL_BUDGET = ctrlKickBudget(CTRL_QUEUE_SIZE);
+
+const ctrlCaseArb = fc.record({
+  chains: fc.oneof(fc.constant(CTRL_QUEUE_SIZE), fc.integer({ min: 1, max: CTRL_QUEUE_SIZE })),
+  /** Readable bytes per descriptor; every readable descriptor of every chain aliases one buffer. */
+  readLen: fc.oneof(fc.constantFrom(0, 1, 2, 10, CTRL_MAX_REQUEST_BYTES, CTRL_MAX_REQUEST_BYTES + 1, 1 << 20), fc.integer({ min: 0, max: 2 * CTRL_MAX_REQUEST_BYTES })),
+  pieces: fc.oneof(fc.constant(1), fc.integer({ min: 2, max: 8 }), fc.constant(CTRL_QUEUE_SIZE - 1)),
+  /** What the buffer holds: a MAC table claiming as many entries as the bytes hold (or 2^32-1), or noise. */
+  request: fc.constantFrom('table', 'lying-table', 'noise'),
+  ackLen: fc.constantFrom(0, 1, 64),
+  indirect: fc.boolean(),
+  seed: fc.nat(),
+});
+export type CtrlCase = typeof ctrlCaseArb extends fc.Arbitrary<infer T> ? T : never;
+
+/** Control queue: `chains` requests in the ring, one kick, all answered within ctrlKickBudget. */
+export function netCtrlBoundedCase(c: CtrlCase, ring: RingLayout = 'split'): void {
+  const t = NetHarness.create({ features: ALL | CTRL_FEATURES, queueSize: 16, memorySize: 4 << 20, ring });
+  const cq = t.driver.queues[NET_CTRLQ];
+  if (!cq || cq.layout !== ring) fail(`net: no ${ring} control queue`);
+  const mem = t.driver.memory;
+  const buffer = t.driver.buffers.alloc(Math.max(1, c.readLen));
+  const ack = t.driver.buffers.alloc(64);
+  const total = c.readLen * c.pieces;
+  if (c.request === 'noise') {
+    for (let i = 0; i < Math.min(c.readLen, 4096); i++) mem.bytes[buffer + i] = (c.seed + i * 131) & 0xff;
+  } else if (c.readLen >= 6) {
+    // Class MAC, TABLE_SET, then a unicast count the data (the buffer seen `pieces` times) could hold, or a lie.
+    mem.write(buffer, Uint8Array.of(NetCtrlClass.MAC, NetCtrlMac.TABLE_SET));
+    mem.writeU32(buffer + 2, c.request === 'lying-table' ? 0xffffffff : Math.max(0, Math.floor((total - 10) / 6)));
+  }
+  const count = c.pieces + (c.ackLen > 0 ? 1 : 0);
+  const chains = c.indirect ? c.chains : Math.min(c.chains, Math.floor(CTRL_QUEUE_SIZE / count));
+  for (let i = 0; i < chains; i++) {
+    cq.addAliased({ count, addr: buffer, readLen: c.readLen, len: c.ackLen, writeAddr: ack, readable: c.pieces, indirect: c.indirect });
+  }
+  const where = `${chains} requests of ${c.pieces} × ${c.readLen} bytes (${c.request}), ack room ${c.ackLen}${c.indirect ? ', indirect' : ''}`;
+  const work = measure(mem, () => cq.notify(), () => ({ requests: t.device.control.stats.ctrlRequests }));
+  assertWithinBudget(`net control kick (${where})`, work, { bytes: CTRL_BUDGET.bytes, requests: CTRL_BUDGET.requests });
+  worstCases.noteWork(ring === 'packed' ? 'net packed: control kick' : 'net: control kick', work, where, { bytes: CTRL_BUDGET.bytes, requests: CTRL_BUDGET.requests });
+  if (t.driver.errors.length > 0) fail(`device reset: ${t.driver.errors[0]}`);
+  const used = cq.used();
+  if (used.length !== chains) fail(`${used.length} of ${chains} control requests answered in the kick (${where})`);
+  // Only a request that fits the budget and parses may be OK; none of these are valid tables or commands.
+  for (const u of used) if (u.len > 1 || (u.len === 1 && total > CTRL_MAX_REQUEST_BYTES && u.data[0] !== 1)) fail(`control ack ${u.data[0]} (len ${u.len}) for ${where}`);
+}
+
 export function netBoundedWorkProperty(ring: RingLayout = 'split'): fc.IProperty<any> {
   return fc.property(
-    fc.oneof({ weight: 3, arbitrary: txCaseArb.map((c) => ({ tx: c })) }, { weight: 1, arbitrary: rxCaseArb.map((c) => ({ rx: c })) }),
-    (c) => ('tx' in c ? netTxBoundedCase(c.tx, ring) : netRxBoundedCase(c.rx, ring)),
+    fc.oneof(
+      { weight: 3, arbitrary: txCaseArb.map((c) => ({ tx: c })) },
+      { weight: 1, arbitrary: rxCaseArb.map((c) => ({ rx: c })) },
+      { weight: 1, arbitrary: ctrlCaseArb.map((c) => ({ ctrl: c })) },
+    ),
+    (c) => ('tx' in c ? netTxBoundedCase(c.tx, ring) : 'rx' in c ? netRxBoundedCase(c.rx, ring) : netCtrlBoundedCase(c.ctrl, ring)),
   );
 }

@@ -1,9 +1,10 @@
 /**
  * struct virtio_net_config (§5.1.4) as bytes in a ConfigSpace, plus MAC address helpers.
- * All fields are read-only to the driver; status changes come from the link.
+ * All fields are read-only to the driver; status changes come from the link (LINK_UP) and the
+ * device's announce requests (ANNOUNCE), the MAC from the driver's own MAC_ADDR_SET.
  */
 import { ConfigSpace } from '../../virtio/config-space.ts';
-import { VIRTIO_NET_S_LINK_UP } from './spec.ts';
+import { VIRTIO_NET_S_ANNOUNCE, VIRTIO_NET_S_LINK_UP } from './spec.ts';
 
 export const NetConfigOffset = {
   MAC: 0, // u8[6]
@@ -24,20 +25,49 @@ export class NetConfig {
     this.space.setU16(NetConfigOffset.MTU, mtu);
   }
 
+  get status(): number {
+    return this.space.getU16(NetConfigOffset.STATUS);
+  }
+
   get linkUp(): boolean {
-    return (this.space.getU16(NetConfigOffset.STATUS) & VIRTIO_NET_S_LINK_UP) !== 0;
+    return (this.status & VIRTIO_NET_S_LINK_UP) !== 0;
   }
 
-  /** Snapshot restore: the status the driver saw, without telling anyone (it is no change to the driver). */
+  get announcePending(): boolean {
+    return (this.status & VIRTIO_NET_S_ANNOUNCE) !== 0;
+  }
+
+  /** Snapshot restore: the link status the driver saw, without telling anyone (it is no change to the driver). */
   restoreLinkUp(up: boolean): void {
-    new DataView(this.space.bytes.buffer).setUint16(NetConfigOffset.STATUS, up ? VIRTIO_NET_S_LINK_UP : 0, true);
+    this.writeSilently(NetConfigOffset.STATUS, up ? VIRTIO_NET_S_LINK_UP : 0);
   }
 
-  /** Returns whether the status field changed. */
+  /** Returns whether the status field changed (the ConfigSpace then raises the config change). */
   setLinkUp(up: boolean): boolean {
     if (up === this.linkUp) return false;
-    this.space.setU16(NetConfigOffset.STATUS, up ? VIRTIO_NET_S_LINK_UP : 0);
+    this.space.setU16(NetConfigOffset.STATUS, (this.status & ~VIRTIO_NET_S_LINK_UP) | (up ? VIRTIO_NET_S_LINK_UP : 0));
     return true;
+  }
+
+  /** Ask the driver to announce itself (§5.1.6.5.4): ANNOUNCE set, a config change. False when one is pending already. */
+  requestAnnounce(): boolean {
+    if (this.announcePending) return false;
+    this.space.setU16(NetConfigOffset.STATUS, this.status | VIRTIO_NET_S_ANNOUNCE);
+    return true;
+  }
+
+  /** The driver's ANNOUNCE_ACK (or a reset): cleared without a config change, the driver asked for it. */
+  clearAnnounce(): void {
+    this.writeSilently(NetConfigOffset.STATUS, this.status & ~VIRTIO_NET_S_ANNOUNCE);
+  }
+
+  /** MAC_ADDR_SET (§5.1.6.5.2: the config field changes before the command completes), or a reset; the driver's own doing, so silent. */
+  setMac(mac: Uint8Array): void {
+    this.space.bytes.set(mac.subarray(0, 6), NetConfigOffset.MAC);
+  }
+
+  private writeSilently(offset: number, value: number): void {
+    new DataView(this.space.bytes.buffer).setUint16(offset, value, true);
   }
 }
 

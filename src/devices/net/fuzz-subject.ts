@@ -1,7 +1,7 @@
 /**
  * virtio-net as a subject of the transport fuzzer (virtio/testing/transport-properties.ts): on
- * an in-memory link, no driver-writable config, and one honest frame each way checked after
- * the garbage.
+ * an in-memory link, no driver-writable config, and one honest frame each way (and one control
+ * request, when negotiated) checked after the garbage.
  * The ring layout is the case's: `ring: 'packed'` offers VIRTIO_F_RING_PACKED and the honest
  * bring-up takes it.
  */
@@ -12,7 +12,9 @@ import type { TransportSubject } from '../../virtio/testing/transport-properties
 import { equalBytes } from '../testing/equal-bytes.ts';
 import { manualDefer } from '../testing/manual-defer.ts';
 import { VirtioNet } from './net.ts';
-import { VIRTIO_NET_HDR_SIZE } from './spec.ts';
+import { hasFeature, NetFeature } from '../../virtio/constants.ts';
+import { rxModeRequest, sendCtrl } from './ctrl-testing.ts';
+import { NET_CTRLQ, NetCtrlRx, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_OK } from './spec.ts';
 import { GUEST_MAC, PEER_MAC, ethernet } from './testing.ts';
 
 export const netSubject: TransportSubject = {
@@ -37,6 +39,11 @@ export const netSubject: TransportSubject = {
         txq.kick();
         later?.settle();
         if (txq.used().length !== 1 || wire.length !== 1 || !equalBytes(wire[0], out)) fail('virtio-net: honest tx did not reach the wire after garbage');
+        // The control queue answers an honest request (when the bring-up took CTRL_VQ and CTRL_RX).
+        const cq = t.queues[NET_CTRLQ];
+        if (cq && hasFeature(t.features, NetFeature.VIRTIO_NET_F_CTRL_RX) && hasFeature(t.features, NetFeature.VIRTIO_NET_F_CTRL_VQ)) {
+          if (sendCtrl(cq, rxModeRequest(NetCtrlRx.PROMISC, true)).ack !== VIRTIO_NET_OK) fail('virtio-net: an honest control request failed after garbage');
+        }
         rxq.add({ writable: [VIRTIO_NET_HDR_SIZE + 1514] });
         rxq.kick();
         const into = ethernet(Uint8Array.from({ length: 50 }, (_, i) => 255 - i), 0x88b5, GUEST_MAC, PEER_MAC);

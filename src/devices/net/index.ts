@@ -1,27 +1,29 @@
 /** virtio-net as the lab plugs, shows and fuzzes it (see ../descriptor.ts). */
 import type { DeviceDescriptor } from '../descriptor.ts';
 import { netKickBudget } from './budget.ts';
-import { netConfigFields, netDecoder } from './inspect.ts';
+import { netConfigFields, netControlFields, netDecoder } from './inspect.ts';
 import { VirtioNet, type VirtioNetOptions } from './net.ts';
 import { netState } from './state.ts';
 
 /** A NIC to attach as virtio-net (eth0), over a FrameLink (e.g. a WebSocketFrameLink to the relay). */
 export type NetLabOptions = Pick<
   VirtioNetOptions,
-  'link' | 'mac' | 'onCapture' | 'mtu' | 'tso' | 'mergeableRxBuffers' | 'rxBacklogFrames' | 'rxBacklogBytes'
+  'link' | 'mac' | 'onCapture' | 'mtu' | 'tso' | 'ctrlVq' | 'mergeableRxBuffers' | 'rxBacklogFrames' | 'rxBacklogBytes'
 >;
 
 export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
   kind: 'net',
   name: 'virtio-net',
-  queueNames: ['receiveq', 'transmitq'],
+  queueNames: ['receiveq', 'transmitq', 'controlq'],
   // tx kicks deferred too: a burst of sends costs one exit.
   create: (options, { defer, later }) => options && new VirtioNet({ ...options, defer, later }),
   owns: (device): device is VirtioNet => device instanceof VirtioNet,
-  config: netConfigFields,
+  // The config space, then what the driver set through the control queue.
+  config: (device) => [...netConfigFields(device), ...netControlFields(device)],
   decoder: netDecoder,
-  stats: (device) => ({ ...device.stats.toRecord(), linkUp: device.linkUp ? 1 : 0, mtu: device.mtu }),
-  // At the default queue size and backlog (budget.ts says how each number comes about).
+  stats: (device) => ({ ...device.stats.toRecord(), ...device.control.stats.toRecord(), rxPromisc: device.control.filter.promisc ? 1 : 0, linkUp: device.linkUp ? 1 : 0, mtu: device.mtu }),
+  // At the default queue size and backlog (budget.ts says how each number comes about); a
+  // control-queue kick costs less (ctrl-budget.ts; bounded-work.ts checks both).
   kickBudget: (({ bytes, frames }) => ({ bytes, frames }))(netKickBudget(256)),
   state: netState,
   fuzzSubject: async () => (await import('./fuzz-subject.ts')).netSubject,

@@ -1,16 +1,18 @@
 /**
- * virtio-net for the inspector: struct virtio_net_config decoded (§5.1.4) and frames decoded
- * for the timeline (§5.1.6: virtio_net_hdr, then an Ethernet/IP summary). Read-only and never
- * throws.
+ * virtio-net for the inspector: struct virtio_net_config decoded (§5.1.4), frames decoded
+ * for the timeline (§5.1.6: virtio_net_hdr, then an Ethernet/IP summary) and control requests
+ * with their acks (§5.1.6.5). Read-only and never throws.
  */
 import { decodeFrame } from '../../wire/decode.ts';
 import { readableBytes, writtenBytes, type RequestDecoder } from '../../virtio/inspect/timeline.ts';
 import type { ConfigField } from '../../virtio/inspect/types.ts';
 import { configField as field } from '../config-field.ts';
 import { formatMac } from './config.ts';
+import { CTRL_MAX_REQUEST_BYTES } from './ctrl-budget.ts';
+import { describeCtrlCommand, parseCtrlRequest } from './ctrl-command.ts';
 import { parseNetHdr } from './hdr.ts';
 import type { VirtioNet } from './net.ts';
-import { NET_TRANSMITQ, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_SIZE } from './spec.ts';
+import { NET_CTRLQ, NET_TRANSMITQ, VIRTIO_NET_OK, VIRTIO_NET_S_ANNOUNCE, VIRTIO_NET_S_LINK_UP, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 
 /** Longest frame decoded for a summary: a whole TSO chain (64 KiB + headers), whose payload size the summary shows. */
 const NET_DECODE_BYTES = 65_550;
@@ -30,12 +32,29 @@ function netDecode(bytes: Uint8Array): { detail: string; fields: Record<string, 
   };
 }
 
+/** A control request as the device will read it (an over-long one is refused unread, so it is not read here either). */
+function ctrlDecode(bytes: Uint8Array | undefined, length: number): { detail: string; fields: Record<string, string | number> } {
+  if (!bytes) return { detail: `control request of ${length} B (over ${CTRL_MAX_REQUEST_BYTES} B: refused)`, fields: { length } };
+  const parsed = parseCtrlRequest(bytes);
+  const fields = { class: bytes[0] ?? -1, command: bytes[1] ?? -1, length };
+  return parsed.ok ? { detail: describeCtrlCommand(parsed.command), fields } : { detail: `malformed: ${parsed.reason}`, fields };
+}
+
 export const netDecoder: RequestDecoder = {
   popped(mem, queue, chain) {
+    if (queue === NET_CTRLQ) {
+      const n = chain.readableLength;
+      return ctrlDecode(n <= CTRL_MAX_REQUEST_BYTES ? readableBytes(mem, chain, n) : undefined, n);
+    }
     if (queue !== NET_TRANSMITQ) return { detail: `rx buffer posted · ${chain.writableLength} B` };
     return netDecode(readableBytes(mem, chain, Math.min(chain.readableLength, NET_DECODE_BYTES)));
   },
   completed(mem, queue, chain, len) {
+    if (queue === NET_CTRLQ) {
+      if (!chain || len < 1) return { detail: 'no ack (no device-writable byte)' };
+      const ack = writtenBytes(mem, chain, 1)[0];
+      return { detail: ack === VIRTIO_NET_OK ? 'ack VIRTIO_NET_OK' : `ack VIRTIO_NET_ERR (${ack})`, fields: { ack: ack ?? -1 } };
+    }
     if (queue === NET_TRANSMITQ || !chain) return undefined;
     if (len === 0) return { detail: 'returned empty' };
     return netDecode(writtenBytes(mem, chain, Math.min(len, NET_DECODE_BYTES)));
@@ -45,8 +64,26 @@ export const netDecoder: RequestDecoder = {
 export function netConfigFields(d: VirtioNet): ConfigField[] {
   return [
     field('mac', formatMac(d.mac), '5.1.4'),
-    field('status', d.linkUp ? '1 (LINK_UP)' : '0 (link down)', '5.1.4'),
+    field('status', statusText(d.config.status), '5.1.4'),
     field('max_virtqueue_pairs', 1, '5.1.4'),
     field('mtu', d.mtu, '5.1.4'),
+  ];
+}
+
+function statusText(status: number): string {
+  const bits = [status & VIRTIO_NET_S_LINK_UP ? 'LINK_UP' : 'link down', status & VIRTIO_NET_S_ANNOUNCE ? 'ANNOUNCE' : ''].filter(Boolean).join('|');
+  return `${status} (${bits})`;
+}
+
+/** The receive filter and offloads the driver set through the control queue (§5.1.6.5), for the inspector's device panel. */
+export function netControlFields(d: VirtioNet): ConfigField[] {
+  const f = d.control.filter.state;
+  const modes = (['promisc', 'allmulti', 'alluni', 'nomulti', 'nouni', 'nobcast'] as const).filter((m) => f[m]);
+  const list = (l: { macs: Uint8Array[]; overflow: boolean }) => (l.overflow ? 'all (table overflow)' : l.macs.map(formatMac).join(' ') || 'none');
+  return [
+    field('rx mode', modes.join(' ') || 'filtered', '5.1.6.5.1'),
+    field('unicast table', list(f.unicast), '5.1.6.5.2'),
+    field('multicast table', list(f.multicast), '5.1.6.5.2'),
+    field('guest offloads', `0x${d.guestOffloads.toString(16)}`, '5.1.6.5.6'),
   ];
 }

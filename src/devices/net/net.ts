@@ -1,5 +1,7 @@
 /**
- * virtio-net (§5.1) over a FrameLink: one receiveq and one transmitq, no control queue.
+ * virtio-net (§5.1) over a FrameLink: one receiveq, one transmitq and (VIRTIO_NET_F_CTRL_VQ,
+ * option ctrlVq) a controlq, served by ctrl.ts; its receive filter decides which frames from
+ * the link reach the guest.
  *
  * tx: on a kick (or at the end of the emulator's time slice, see `defer`) pop chains,
  * gather virtio_net_hdr + frame, complete a partial checksum (CSUM) or cut a TSO super-frame
@@ -27,11 +29,14 @@ import type { FrameLink } from '../../backends/frame-link.ts';
 import { FrameBacklog } from './backlog.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { NetConfig, toMac } from './config.ts';
+import { CTRL_QUEUE_SIZE } from './ctrl-budget.ts';
+import { CTRL_FEATURES, NetControl } from './ctrl.ts';
 import { encodeNetHdr, parseNetHdr } from './hdr.ts';
 import { DEFAULT_MTU, ETH_HLEN, VLAN_HLEN, maxFrameLength } from '../../wire/ethernet.ts';
 import { DEFAULT_RX_BACKLOG_BYTES, DEFAULT_RX_BACKLOG_FRAMES, TX_PASS_BYTES, TX_PASS_FRAMES } from './budget.ts';
 import {
   MAX_GSO_FRAME,
+  NET_CTRLQ,
   NET_RECEIVEQ,
   NET_TRANSMITQ,
   VIRTIO_NET_HDR_F_DATA_VALID,
@@ -57,6 +62,11 @@ export interface VirtioNetOptions {
   queueSize?: number;
   /** Offer VIRTIO_NET_F_HOST_TSO4 (default true): the device segments large TCP sends. */
   tso?: boolean;
+  /**
+   * Offer VIRTIO_NET_F_CTRL_VQ and the features it carries (CTRL_RX, CTRL_RX_EXTRA,
+   * CTRL_MAC_ADDR, GUEST_ANNOUNCE, CTRL_GUEST_OFFLOADS; default true).
+   */
+  ctrlVq?: boolean;
   /** Offer VIRTIO_NET_F_MRG_RXBUF (default true). */
   mergeableRxBuffers?: boolean;
   /** Bounds of the backlog of frames waiting for rx buffers (defaults 256 frames, 1 MiB). */
@@ -85,10 +95,13 @@ export class VirtioNet implements VirtioDevice {
   readonly pciClass = PciClass.NETWORK_ETHERNET;
   readonly deviceConfig: ConfigSpace;
   readonly config: NetConfig;
+  /** The NIC's current address: the options', or the one the driver set (MAC_ADDR_SET) since its last reset. */
   readonly mac: Uint8Array;
   readonly mtu: number;
   readonly link: FrameLink;
   readonly stats = new NetStats();
+  /** The control queue, its receive filter and the guest offloads in force. */
+  readonly control: NetControl;
   /** Capture hook; may be set or cleared at any time. */
   onCapture: VirtioNetOptions['onCapture'];
   /** Most recent reason a packet was dropped (for logs and tests). */
@@ -116,8 +129,12 @@ export class VirtioNet implements VirtioDevice {
     this.onCapture = opts.onCapture;
     this.config = new NetConfig(this.mac, this.mtu);
     this.deviceConfig = this.config.space;
+    this.control = new NetControl(this.mac, this.config, (offloads) => {
+      this.guestCsum = (offloads & featureMask(NetFeature.VIRTIO_NET_F_GUEST_CSUM)) !== 0n;
+    });
+    const ctrlVq = opts.ctrlVq ?? true;
     const size = opts.queueSize ?? 256;
-    this.queueMaxSizes = [size, size];
+    this.queueMaxSizes = ctrlVq ? [size, size, CTRL_QUEUE_SIZE] : [size, size];
     const backlogFrames = opts.rxBacklogFrames ?? DEFAULT_RX_BACKLOG_FRAMES;
     const backlogBytes = opts.rxBacklogBytes ?? DEFAULT_RX_BACKLOG_BYTES;
     // The backlog bounds what one rx kick delivers: it must be a number that bounds.
@@ -130,6 +147,7 @@ export class VirtioNet implements VirtioDevice {
     let offered = featureMask(N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU, N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM);
     if (opts.tso ?? true) offered |= featureMask(N.VIRTIO_NET_F_HOST_TSO4);
     if (opts.mergeableRxBuffers ?? true) offered |= featureMask(N.VIRTIO_NET_F_MRG_RXBUF);
+    if (ctrlVq) offered |= CTRL_FEATURES;
     this.deviceFeatures = offered;
 
     this.config.setLinkUp(this.link.up);
@@ -151,7 +169,7 @@ export class VirtioNet implements VirtioDevice {
   activate(ctx: DeviceContext): void {
     this.ctx = ctx;
     this.mergeable = ctx.hasFeature(NetFeature.VIRTIO_NET_F_MRG_RXBUF);
-    this.guestCsum = ctx.hasFeature(NetFeature.VIRTIO_NET_F_GUEST_CSUM);
+    this.control.activate(ctx);
     this.hostTso4 = ctx.hasFeature(NetFeature.VIRTIO_NET_F_HOST_TSO4);
   }
 
@@ -162,6 +180,17 @@ export class VirtioNet implements VirtioDevice {
     this.backlog.clear();
     this.syncBacklogStats();
     this.txPasses.cancel();
+    this.control.reset();
+  }
+
+  /** GUEST_* offload feature bits in force (negotiated, then as CTRL_GUEST_OFFLOADS set them): what rx may deliver. */
+  get guestOffloads(): bigint {
+    return this.control.guestOffloads;
+  }
+
+  /** Ask the guest to announce itself (GUEST_ANNOUNCE negotiated); false when it cannot or one is pending. */
+  requestAnnounce(): boolean {
+    return this.control.requestAnnounce();
   }
 
   /** Work that would complete later (a transmit pass still to run), or undefined when there is none. */
@@ -210,6 +239,10 @@ export class VirtioNet implements VirtioDevice {
 
   notify(queueIndex: number): void {
     if (queueIndex === NET_RECEIVEQ) return this.fillRx();
+    if (queueIndex === NET_CTRLQ && this.ctx) {
+      const queue = this.ctx.queue(NET_CTRLQ);
+      return void (queue && this.control.serve(this.ctx, queue));
+    }
     if (queueIndex !== NET_TRANSMITQ) return;
     const ctx = this.ctx;
     const queue = ctx?.queue(NET_TRANSMITQ);
@@ -313,6 +346,7 @@ export class VirtioNet implements VirtioDevice {
     if (frame.length < ETH_HLEN) return void s.rxDropsRunt++;
     if (frame.length > maxFrameLength(frame, this.mtu)) return void s.rxDropsOversized++;
     if (!this.ctx) return void s.rxDropsNotReady++;
+    if (!this.control.filter.accepts(frame)) return void this.control.stats.rxDropsFiltered++;
     if (!this.backlog.push(frame)) {
       s.rxDropsBacklogFull++;
       this.lastDropReason = `rx backlog full (${this.backlog.length} frames, ${this.backlog.bytes} bytes)`;

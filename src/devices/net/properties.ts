@@ -9,7 +9,10 @@
  *    changes only inside posted rx buffers; every frame on the wire fits the MTU; the guest
  *    receives exactly the bytes of frames the peer sent, in order, and DATA_VALID only on
  *    frames whose checksums verify; every frame is accounted for. Then a plain tx and rx
- *    still work.
+ *    still work. With the control queue negotiated: any request (valid, mutated or noise, any
+ *    split, with or without room for the ack) gets exactly one answer, VIRTIO_NET_OK only for
+ *    one that parses; frames the filter keeps back are counted; DATA_VALID only while
+ *    GUEST_CSUM is among the guest offloads.
  *  - the offload functions alone (tso.ts, checksum.ts) on random frames.
  *  - bounded work (bounded-work.ts): adversarial rings, every kick and pass within kickBudget.
  * The ring properties run on split rings and, named "… (packed)", on packed ones (§2.8); the
@@ -26,7 +29,11 @@ import { ETH_HLEN, ETH_MAX_FRAME as MAX_FRAME, VLAN_HLEN, maxFrameLength } from 
 import { MAX_TSO_SEGMENTS, TSO_MIN_GSO_SIZE } from './budget.ts';
 import { netBoundedWorkProperty } from './bounded-work.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
-import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from './spec.ts';
+import { CTRL_MAX_REQUEST_BYTES } from './ctrl-budget.ts';
+import { parseCtrlRequest } from './ctrl-command.ts';
+import { CTRL_FEATURE_BITS } from './ctrl.ts';
+import { announceAckRequest, ctrlRequest, macAddrRequest, macTableRequest, offloadsRequest, rxModeRequest, sendCtrl } from './ctrl-testing.ts';
+import { NET_CTRLQ, NetCtrlRx, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_OK } from './spec.ts';
 import { segmentTcp4 } from './tso.ts';
 import { inspectorView } from '../inspector-view.ts';
 import { netDevice } from './index.ts';
@@ -68,6 +75,25 @@ const hdrArb = fc.oneof(
       csumOffset: fc.integer({ min: 0, max: 0xffff }),
     }),
   },
+);
+
+const macArb = fc.oneof(
+  fc.constantFrom(GUEST_MAC, PEER_MAC, Uint8Array.of(1, 0, 0x5e, 0, 0, 1), Uint8Array.of(0x33, 0x33, 0, 0, 0, 1)),
+  fc.uint8Array({ minLength: 6, maxLength: 6 }),
+);
+
+/** A control request: what a driver sends, the same mutated, or noise. */
+const ctrlRequestArb = fc.oneof(
+  { weight: 3, arbitrary: fc.tuple(fc.integer({ min: 0, max: 5 }), fc.boolean()).map(([cmd, on]) => rxModeRequest(cmd, on)) },
+  { weight: 2, arbitrary: fc.tuple(fc.array(macArb, { maxLength: 70 }), fc.array(macArb, { maxLength: 6 })).map(([u, m]) => macTableRequest(u, m)) },
+  { weight: 2, arbitrary: macArb.map((m) => macAddrRequest(m)) },
+  { weight: 1, arbitrary: fc.constant(announceAckRequest()) },
+  { weight: 1, arbitrary: fc.bigInt({ min: 0n, max: 0x7ffn }).map((o) => offloadsRequest(o)) },
+  {
+    weight: 2,
+    arbitrary: fc.tuple(fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 3 }), fc.uint8Array({ maxLength: 40 })).map(([cls, cmd, data]) => ctrlRequest(cls, cmd, data)),
+  },
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 12 }) },
 );
 
 const splitArb = fc.array(fc.oneof(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 3000 })), { maxLength: 5 });
@@ -119,10 +145,27 @@ const opArb = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('link' as const), up: fc.constantFrom(false, true, true) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('ctrl' as const),
+      request: ctrlRequestArb,
+      split: fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 3 }),
+      ackBytes: fc.constantFrom(1, 1, 1, 0, 4),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ kind: 'announce' as const }) },
 );
 
 const N = NetFeature;
-const OPTIONAL = [N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM, N.VIRTIO_NET_F_HOST_TSO4, N.VIRTIO_NET_F_MRG_RXBUF, N.VIRTIO_NET_F_STATUS];
+const OPTIONAL = [
+  N.VIRTIO_NET_F_CSUM,
+  N.VIRTIO_NET_F_GUEST_CSUM,
+  N.VIRTIO_NET_F_HOST_TSO4,
+  N.VIRTIO_NET_F_MRG_RXBUF,
+  N.VIRTIO_NET_F_STATUS,
+  ...CTRL_FEATURE_BITS,
+];
 
 /** What a guest's stack would verify itself (UDP without a checksum is taken as is). */
 function verifiable(frame: Uint8Array): boolean {
@@ -152,15 +195,19 @@ export function netTrafficCase(
   const inspector = inspect ? inspectorView(netDevice, t.device) : undefined;
   const timeline = inspector && new Timeline(inspector.decoder);
   t.driver.fn.tracer = timeline;
+  /** Where the device may write: posted rx buffers and control acks. */
   const rxRegions: Region[] = [];
   /** Total size of each rx chain posted. */
   const rxChains: number[] = [];
   const injected: Uint8Array[] = [];
   const received: Uint8Array[] = [];
   let injectedCount = 0;
+  const cq = bits.includes(N.VIRTIO_NET_F_CTRL_VQ) ? t.driver.queues[NET_CTRLQ] : undefined;
   const collect = () => {
+    const csumOn = (t.device.guestOffloads & featureBit(N.VIRTIO_NET_F_GUEST_CSUM)) !== 0n;
     for (const r of t.received()) {
       if (r.hdr.numBuffers < 1) fail('num_buffers 0');
+      if (r.hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID && !csumOn) fail('DATA_VALID with GUEST_CSUM not among the guest offloads');
       if (r.hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID && verifiable(r.frame) && !checksumsOk(r.frame)) fail('DATA_VALID on a frame whose checksums do not verify');
       received.push(r.frame);
     }
@@ -200,6 +247,22 @@ export function netTrafficCase(
       case 'link':
         t.peer.setUp(o.up);
         break;
+      case 'ctrl': {
+        if (!cq) break;
+        // Frames so far were delivered under the offloads before this request.
+        collect();
+        const errors = t.device.control.stats.ctrlErrors;
+        const answer = sendCtrl(cq, o.request, o.split, o.ackBytes);
+        const ok = answer.ack === VIRTIO_NET_OK;
+        if (o.ackBytes === 0 ? answer.len !== 0 : answer.len !== 1 || answer.ack! > 1) fail(`control answer ${JSON.stringify(answer)} with ${o.ackBytes} bytes of ack room`);
+        if (ok && (o.request.length > CTRL_MAX_REQUEST_BYTES || !parseCtrlRequest(o.request).ok)) fail('VIRTIO_NET_OK for a request that does not parse');
+        if (ok === (t.device.control.stats.ctrlErrors !== errors)) fail('a control error not counted, or counted for an OK');
+        rxRegions.push(...answer.ackRegions);
+        break;
+      }
+      case 'announce':
+        if (t.device.requestAnnounce() && !(bits.includes(N.VIRTIO_NET_F_GUEST_ANNOUNCE) && cq)) fail('announce requested without GUEST_ANNOUNCE');
+        break;
     }
     checkInvariants(t.driver);
     const s = t.device.stats;
@@ -221,8 +284,10 @@ export function netTrafficCase(
   }
   const s = t.device.stats;
   if (s.rxFrames !== received.length) fail(`${s.rxFrames} frames counted, ${received.length} received`);
-  if (s.rxFrames + s.rxDrops + s.backlogFrames + t.peer.dropped !== injectedCount) fail('an injected frame is unaccounted for');
-  for (const [k, v] of Object.entries(s.toRecord())) if (v && /Drops|Csum|Gso|DataValid|Merged|BadBuffers/.test(k)) bump(coverage, k, v);
+  const control = t.device.control;
+  if (s.rxFrames + s.rxDrops + s.backlogFrames + t.peer.dropped + control.stats.rxDropsFiltered !== injectedCount) fail('an injected frame is unaccounted for');
+  for (const [k, v] of Object.entries({ ...s.toRecord(), ...control.stats.toRecord() })) if (v && /Drops|Csum|Gso|DataValid|Merged|BadBuffers|ctrl|mac|announce/.test(k)) bump(coverage, k, v);
+  if (control.lastError) bump(coverage, `last control error: ${maskNumbers(control.lastError)}`);
   if (t.device.lastDropReason) bump(coverage, `last drop: ${maskNumbers(t.device.lastDropReason)}`);
 
   // Plain traffic afterwards.
@@ -234,6 +299,8 @@ export function netTrafficCase(
   t.send(hello);
   later?.settle();
   if (t.wire.length !== before + 1 || !equalBytes(t.wire[before], hello)) fail('a plain frame did not go out after the garbage');
+  // An honest driver opens the filter again (a MAC_ADDR_SET or NOUNI may have closed it to `back`).
+  if (cq && bits.includes(N.VIRTIO_NET_F_CTRL_RX) && sendCtrl(cq, rxModeRequest(NetCtrlRx.PROMISC, true)).ack !== VIRTIO_NET_OK) fail('an honest PROMISC on failed after the garbage');
   t.postRx(t.device.stats.backlogFrames + 1);
   collect();
   const back = ethernet(Uint8Array.from({ length: 50 }, (_, i) => 255 - i), 0x88b5, GUEST_MAC, PEER_MAC);

@@ -5,9 +5,10 @@
  */
 import { ETH_HLEN } from '../../wire/ethernet.ts';
 
-/** §5.1.2 Virtqueues: receiveq1 and transmitq1 (no control queue, no multiqueue). */
+/** §5.1.2 Virtqueues: receiveq1, transmitq1 and, with VIRTIO_NET_F_CTRL_VQ, controlq (no multiqueue: index 2). */
 export const NET_RECEIVEQ = 0;
 export const NET_TRANSMITQ = 1;
+export const NET_CTRLQ = 2;
 
 /**
  * struct virtio_net_hdr (§5.1.6). With VIRTIO_F_VERSION_1 num_buffers is always present,
@@ -43,3 +44,37 @@ export const VIRTIO_NET_S_ANNOUNCE = 2;
 
 /** Largest frame a TSO send may hand us: an IPv4 datagram is at most 64 KiB. */
 export const MAX_GSO_FRAME = ETH_HLEN + 65535;
+
+/** §5.1.6.5 struct virtio_net_ctrl: class and command (device-readable), then data, then the ack byte (device-writable). */
+export const VIRTIO_NET_OK = 0;
+export const VIRTIO_NET_ERR = 1;
+
+/** Control classes (§5.1.6.5); VLAN, MQ and the later ones are not offered, so their commands get VIRTIO_NET_ERR. */
+export const NetCtrlClass = {
+  RX: 0,
+  MAC: 1,
+  VLAN: 2,
+  ANNOUNCE: 3,
+  MQ: 4,
+  GUEST_OFFLOADS: 5,
+} as const;
+
+/** VIRTIO_NET_CTRL_RX commands (§5.1.6.5.1): one byte of data, 0 (off) or 1 (on). The last four need CTRL_RX_EXTRA. */
+export const NetCtrlRx = {
+  PROMISC: 0,
+  ALLMULTI: 1,
+  ALLUNI: 2,
+  NOMULTI: 3,
+  NOUNI: 4,
+  NOBCAST: 5,
+} as const;
+
+/** VIRTIO_NET_CTRL_MAC commands (§5.1.6.5.2). */
+export const NetCtrlMac = {
+  TABLE_SET: 0,
+  ADDR_SET: 1,
+} as const;
+
+/** VIRTIO_NET_CTRL_ANNOUNCE_ACK (§5.1.6.5.4), VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET (§5.1.6.5.6.1). */
+export const VIRTIO_NET_CTRL_ANNOUNCE_ACK = 0;
+export const VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET = 0;
