@@ -6,6 +6,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { logging, server as wisp } from '@mercuryworkshop/wisp-js/server';
 
 export interface WispJsServer {
@@ -27,12 +28,19 @@ export async function startWispJs(): Promise<WispJsServer> {
     throw new Error(`${hostname}: not a loopback name`);
   };
   const http = createServer((_, res) => res.writeHead(404).end());
-  http.on('upgrade', (req, socket, head) => wisp.routeRequest(req, socket, head));
+  // Upgraded sockets are the server's no more: close() ends them itself.
+  const sockets = new Set<Duplex>();
+  http.on('upgrade', (req, socket, head) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    wisp.routeRequest(req, socket, head);
+  });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   return {
     url: `ws://127.0.0.1:${(http.address() as AddressInfo).port}/`,
     close: () =>
       new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
         http.closeAllConnections();
         http.close(() => r());
       }),
