@@ -11,8 +11,9 @@
  * checks the OPFS file as the browser left it (e2fsck after a journal replay; every synced
  * file read back with debugfs); after relaunching and booting the same disk the guest checks
  * that it mounted read-write and that every file synced in any round so far reads back
- * with the right md5. With strace, each round also checks that the synced file's pwrite()s
- * were followed by an fdatasync() of the disk file before the guest's sync returned.
+ * with the right md5. With strace, each round also checks that the pwrite()s of the synced
+ * file's blocks (located with debugfs after the kill; without it, pwrites starting with its
+ * bytes) were followed by an fdatasync() of the disk file before the guest's sync returned.
  *
  * File contents are derived from (round, line) — `seq` of 15-digit numbers in the guest, 256
  * unique 16-byte lines per 4 KiB block — so the host knows what each file must hold without
@@ -176,6 +177,8 @@ interface HostCheck {
   problems: string[];
   unsyncedFiles: number;
   unsyncedBytes: number;
+  /** Byte ranges [start, end) of the disk holding `locate`'s blocks (debugfs), if asked and found. */
+  ranges?: [number, number][];
 }
 
 /**
@@ -183,7 +186,7 @@ interface HostCheck {
  * nothing; every synced file must hold its pattern; unsynced survivors must hold a prefix
  * of theirs (ext4 data=ordered never exposes blocks the file did not write).
  */
-function hostCheck(round: number, src: string): HostCheck {
+function hostCheck(round: number, src: string, locate?: string): HostCheck {
   const problems: string[] = [];
   const res: HostCheck = { problems, unsyncedFiles: 0, unsyncedBytes: 0 };
   const img = path.join(scratch, 'disk.img');
@@ -194,6 +197,11 @@ function hostCheck(round: number, src: string): HostCheck {
     const fsck = run('e2fsck', ['-fn', img]);
     if (fsck.status !== 0) problems.push(`host: e2fsck -fn exited ${fsck.status}: ${fsck.out.trim().split('\n').slice(0, 12).join(' | ')}`);
 
+    if (locate) {
+      const blockSize = Number(/Block size:\s+(\d+)/.exec(run('debugfs', ['-R', 'stats', img]).out)?.[1]);
+      const blocks = run('debugfs', ['-R', `blocks /${locate}`, img]).out.match(/\d+/g)?.map(Number) ?? [];
+      if (blockSize > 0 && blocks.length) res.ranges = blocks.map((b) => [b * blockSize, (b + 1) * blockSize]);
+    }
     const ls = run('debugfs', ['-R', 'ls -p /', img]);
     // "/inode/mode/uid/gid/name/size/"
     const files = new Map<string, number>();
@@ -249,9 +257,47 @@ function corruptSynced(file: string, r: number): void {
  */
 const haveStrace = !args.includes('--no-strace') && spawnSync('sh', ['-c', 'command -v strace']).status === 0;
 
+/** A traced pwrite of the disk file: when it returned, where, how many bytes. */
+interface TracedWrite {
+  t: number;
+  offset: number;
+  bytes: number;
+}
+
+interface FlushOutcome {
+  problem?: string;
+  dataBytes: number;
+  syncs: number;
+  /** Every pwrite of the disk file up to the sync's return, and the last fdatasync/fsync. */
+  writes: TracedWrite[];
+  lastSync: number;
+}
+
 interface FlushTrace {
   /** Analyse what happened up to `untilMs` (Date.now() when the guest's sync returned), detach. */
-  finish(untilMs: number, prefix: string): Promise<{ problem?: string; dataBytes: number; syncs: number }>;
+  finish(untilMs: number, prefix: string): Promise<FlushOutcome>;
+}
+
+/**
+ * The strace verdict by where the synced file's blocks are on the disk (from debugfs after
+ * the kill), not by the first bytes of a pwrite: a write cache may carry the file's blocks in
+ * a call that starts at another block. Some pwrite must have covered them, and an fdatasync
+ * must have followed the last such pwrite before the guest's sync returned.
+ */
+function flushVerdict(trace: FlushOutcome, ranges: readonly [number, number][]): FlushOutcome {
+  let lastData = -1;
+  let dataBytes = 0;
+  for (const w of trace.writes) {
+    let overlap = 0;
+    for (const [start, end] of ranges) overlap += Math.max(0, Math.min(end, w.offset + w.bytes) - Math.max(start, w.offset));
+    if (overlap === 0) continue;
+    dataBytes += overlap;
+    lastData = Math.max(lastData, w.t);
+  }
+  const verdict = { ...trace, dataBytes, problem: undefined as string | undefined };
+  if (lastData < 0) verdict.problem = "strace: saw no pwrite of the synced file's blocks";
+  else if (trace.lastSync < lastData) verdict.problem = "strace: no fdatasync of the disk after the synced file's blocks were written, yet the guest's sync returned";
+  return verdict;
 }
 
 async function traceFlushes(chrome: OwnedChromium, diskFile: string): Promise<FlushTrace | undefined> {
@@ -295,13 +341,19 @@ async function traceFlushes(chrome: OwnedChromium, diskFile: string): Promise<Fl
       let syncs = 0;
       // A call another thread interrupts is logged in two lines ("<unfinished ...>", then
       // "<... resumed>"): it counts when it returned.
-      const pending = new Map<string, { call: string; data: string }>();
-      const done = (t: number, call: string, data: string, ret: number) => {
+      const pending = new Map<string, { call: string; data: string; rest: string }>();
+      const writes: TracedWrite[] = [];
+      const done = (t: number, call: string, data: string, ret: number, rest: string) => {
         if (t > untilMs || ret < 0) return;
         if (call.endsWith('sync')) {
           lastSync = Math.max(lastSync, t);
           syncs++;
-        } else if (data.startsWith(prefix)) {
+          return;
+        }
+        // pwrite64(fd<path>, "…"..., count, offset)
+        const at = /, (\d+), (\d+)(?:\)| <unfinished)/.exec(rest);
+        if (at) writes.push({ t, offset: Number(at[2]), bytes: ret });
+        if (data.startsWith(prefix)) {
           lastData = Math.max(lastData, t);
           dataBytes += ret;
         }
@@ -311,20 +363,22 @@ async function traceFlushes(chrome: OwnedChromium, diskFile: string): Promise<Fl
         if (start) {
           if (start[4] !== diskFile) continue;
           const ret = /\) = (-?\d+)$/.exec(start[6]);
-          if (ret) done(Number(start[2]) * 1000, start[3], start[5] ?? '', Number(ret[1]));
-          else if (start[6].endsWith('<unfinished ...>')) pending.set(start[1] ?? '', { call: start[3], data: start[5] ?? '' });
+          if (ret) done(Number(start[2]) * 1000, start[3], start[5] ?? '', Number(ret[1]), start[6]);
+          else if (start[6].endsWith('<unfinished ...>')) pending.set(start[1] ?? '', { call: start[3], data: start[5] ?? '', rest: start[6] });
           continue;
         }
         const resumed = /^(?:\[pid\s+(\d+)\] )?(\d+\.\d+) <\.\.\. (\w+) resumed>.*= (-?\d+)$/.exec(line);
         const p = resumed && pending.get(resumed[1] ?? '');
         if (p && p.call === resumed![3]) {
           pending.delete(resumed![1] ?? '');
-          done(Number(resumed![2]) * 1000, p.call, p.data, Number(resumed![4]));
+          done(Number(resumed![2]) * 1000, p.call, p.data, Number(resumed![4]), p.rest);
         }
       }
-      if (lastData < 0) return { problem: 'strace: saw no pwrite of the synced file', dataBytes, syncs };
-      if (lastSync < lastData) return { problem: 'strace: no fdatasync of the disk after the synced file was written, yet the guest\'s sync returned', dataBytes, syncs };
-      return { dataBytes, syncs };
+      // By first bytes: the verdict when the host cannot locate the file's blocks (flushVerdict).
+      const outcome: FlushOutcome = { dataBytes, syncs, writes, lastSync };
+      if (lastData < 0) outcome.problem = 'strace: saw no pwrite of the synced file';
+      else if (lastSync < lastData) outcome.problem = 'strace: no fdatasync of the disk after the synced file was written, yet the guest\'s sync returned';
+      return outcome;
     },
   };
 }
@@ -408,7 +462,7 @@ try {
     await sh(b.page, 'sync', 120_000);
     const syncMs = Date.now() - s1;
     const writeMs = s1 - s0;
-    const flushes = await trace?.finish(Date.now(), String(syncedFirst(r)).slice(0, 10));
+    let flushes = await trace?.finish(Date.now(), String(syncedFirst(r)).slice(0, 10));
     synced.push({ name, round: r, bytes: lines * LINE, md5: md5(pattern(syncedFirst(r), lines)) });
 
     // Unsynced: copies of a 256 KiB file (made once: seq is slow, cp is not) back to back,
@@ -422,7 +476,8 @@ try {
     booted = undefined;
     if (r === corruptRound && diskFile) corruptSynced(diskFile, r);
 
-    const host = hostTools && diskFile ? hostCheck(r, diskFile) : undefined;
+    const host = hostTools && diskFile ? hostCheck(r, diskFile, name) : undefined;
+    if (flushes && host?.ranges) flushes = flushVerdict(flushes, host.ranges);
     booted = await launchAndBoot();
     const recovered = booted.log.includes('recovery complete');
     const guest = await guestCheck(booted);

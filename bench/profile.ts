@@ -5,6 +5,7 @@
  * one Node process with V8's sampling profiler. Answers "our code or the guest's CPU?".
  *
  *   npm run bench:profile -- [--job rnd-read-1] [--seconds 5]
+ *   npm run bench:profile -- --opfs     # the OPFS calls our disk path makes, in Chromium (opfs-calls.ts)
  */
 import { Session } from 'node:inspector/promises';
 import { ConsoleSession } from '../src/vm/console-session.ts';
@@ -13,9 +14,20 @@ import { MemoryBlockBackend } from '../src/backends/memory-block-backend.ts';
 import { DISK_JOBS, fioCommand, parseFioTerse } from './suite/fio.ts';
 import { stockV86InNode } from './suite/stock-node.ts';
 
+/** The raw file the --opfs calls go to: the disk table's size. */
+const DISK_MIB_FOR_OPFS = 256;
+
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
+}
+if (process.argv.includes('--opfs')) {
+  // Node has no OPFS: its side of the profile is the cost of each SyncAccessHandle call in Chromium.
+  const { measureOpfsCalls } = await import('./opfs-calls.ts');
+  const figures = await measureOpfsCalls({ ms: 300, rounds: 5, fileMiB: DISK_MIB_FOR_OPFS });
+  console.log('µs per SyncAccessHandle call in a Chromium worker, median (min–max) of 5 interleaved rounds:');
+  for (const [id, f] of figures) console.log(`  ${id.padEnd(16)} ${f.median.toFixed(1).padStart(8)}  (${f.min.toFixed(1)}–${f.max.toFixed(1)})`);
+  process.exit(0);
 }
 const job = DISK_JOBS.find((j) => j.id === (arg('job') ?? 'rnd-read-1'));
 if (!job) {

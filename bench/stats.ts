@@ -28,3 +28,30 @@ export function cell(f: Figure | undefined, digits = 0): string {
   const x = (v: number) => v.toFixed(digits);
   return f.runs.length === 1 ? x(f.median) : `${x(f.median)} (${x(f.min)}–${x(f.max)})`;
 }
+
+/**
+ * Per-round ratios a[i] / b[i] of two columns measured side by side in the same rounds
+ * (undefined entries: rounds dropped from either), as a figure: its range is the ratio's own
+ * spread, which the two columns' ranges would overstate (a slow round slows both).
+ */
+export function pairedRatio(a: readonly (number | undefined)[], b: readonly (number | undefined)[]): Figure | undefined {
+  const rs: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x !== undefined && y !== undefined && Number.isFinite(x) && Number.isFinite(y) && y > 0) rs.push(x / y);
+  }
+  return rs.length ? figure(rs) : undefined;
+}
+
+/** Half the range as a share of the median: "±4 %" means min and max lie within 4 % of it. */
+export function spreadPct(f: Figure): number {
+  return f.median > 0 ? ((f.max - f.min) / 2 / f.median) * 100 : Infinity;
+}
+
+/** "0.97× ±4 %" (a single round: no spread to give). */
+export function ratioCell(f: Figure | undefined): string {
+  if (!f) return '–';
+  const x = `${f.median.toFixed(2)}×`;
+  return f.runs.length < 2 ? x : `${x} ±${spreadPct(f).toFixed(0)} %`;
+}

@@ -1,9 +1,14 @@
 /**
  * The disk table: the same fio jobs on v86's IDE disk, our virtio-blk on memory and on OPFS,
  * and the raw OPFS floor (no guest), columns interleaved job by job, round by round.
+ *
+ * Trust: many short rounds rather than few long ones; a sample during which other processes
+ * used DISTURBED_CORES or more of the machine is dropped (machine-load.ts) and counted; each
+ * ratio is the median of per-round ratios of samples taken side by side, with their spread.
  */
 import type { BrowserContext } from '@playwright/test';
-import { figure, type Figure } from '../stats.ts';
+import { figure, pairedRatio, type Figure } from '../stats.ts';
+import { watchMachineLoad } from './machine-load.ts';
 import { DISK_JOBS, fioCommand, interruptCount, parseFioTerse, type DiskJob } from './fio.ts';
 import { instructionsBetween, labGuest, stockGuest, stockPage, type BenchGuest } from './guests.ts';
 import type { DeviceStats } from '../../src/vm/protocol.ts';
@@ -30,18 +35,41 @@ export interface DiskCosts {
 
 export interface DiskCell extends DiskCosts {
   value: Figure;
+  /** Samples dropped as disturbed (the figures are over the others). */
+  dropped: number;
+}
+
+/** Other processes' CPU (cores, average over a sample) from which a sample counts as disturbed. */
+export const DISTURBED_CORES = 0.5;
+
+/** Per-round ratios of two columns' values (and of host µs per request, OPFS / memory). */
+export interface DiskRatios {
+  memOverIde?: Figure;
+  opfsOverIde?: Figure;
+  opfsOverMem?: Figure;
+  opfsOverRaw?: Figure;
+  hostUsOpfsOverMem?: Figure;
+  /** Ratios taken over disturbed rounds too (too few undisturbed ones): marked in the table. */
+  overDisturbed?: (keyof DiskRatios)[];
 }
 
 export interface DiskResults {
   seconds: number;
   rounds: number;
   diskMiB: number;
-  rows: { job: DiskJob; cells: Partial<Record<DiskColumnId, DiskCell>> }[];
+  /** Samples dropped as disturbed / taken, over the whole table. */
+  dropped: number;
+  samples: number;
+  /** Median other-process load over all samples, in cores. */
+  foreignCores: number;
+  rows: { job: DiskJob; cells: Partial<Record<DiskColumnId, DiskCell>>; ratios: DiskRatios }[];
 }
 
 /** One fio run's figures; `diskCell` turns a column's samples into its cell. */
 export interface Sample {
   value: number;
+  /** Other processes' CPU during the sample, in cores; over DISTURBED_CORES: dropped. */
+  foreignCores?: number;
   guestIrqsPerReq?: number;
   instrPerReq?: number;
   kicksPerReq?: number;
@@ -54,7 +82,9 @@ export const blkStats = (devices: DeviceStats[]) => devices.find((d) => d.name =
 /** One fio job in guest `g` on `device`, with its per-request costs (irqs on `irqLine`, instructions, our device's counters). */
 export async function runJob(g: BenchGuest, device: string, irqLine: RegExp, job: DiskJob, seconds: number, sizeMiB: number): Promise<Sample> {
   const before = await g.counters();
+  const load = watchMachineLoad();
   const r = await g.run(`cat /proc/interrupts; ${fioCommand(job, device, seconds, sizeMiB)}; cat /proc/interrupts`);
+  const foreignCores = load().foreignCores;
   const after = await g.counters();
   if (r.status !== 0) throw new Error(`${g.label}: fio failed (status ${r.status}):\n${r.output.slice(-2000)}`);
   const fio = parseFioTerse(r.output, job);
@@ -62,6 +92,7 @@ export async function runJob(g: BenchGuest, device: string, irqLine: RegExp, job
   const per = (x: number) => x / fio.requests;
   const sample: Sample = {
     value: job.metric === 'MBps' ? fio.MBps : fio.iops,
+    foreignCores,
     guestIrqsPerReq: per(irqsAfter - irqsBefore),
     instrPerReq: per(instructionsBetween(before.instructions, after.instructions)),
   };
@@ -76,14 +107,22 @@ export async function runJob(g: BenchGuest, device: string, irqLine: RegExp, job
   return sample;
 }
 
-/** Median (min–max) of each figure over a column's samples (at least one). */
-export function diskCell(ss: Sample[]): DiskCell {
-  const fig = (k: keyof Sample) => {
+export const disturbed = (s: Sample | undefined) => !s || (s.foreignCores ?? 0) >= DISTURBED_CORES;
+
+/**
+ * Median (min–max) of each figure over a column's undisturbed samples; if every sample was
+ * disturbed, over all of them (the table's dropped count says so).
+ */
+export function diskCell(all: Sample[]): DiskCell {
+  const calm = all.filter((s) => !disturbed(s));
+  const ss = calm.length ? calm : all;
+  const fig = (k: Exclude<keyof Sample, 'foreignCores'>) => {
     const xs = ss.map((s) => s[k]).filter((x): x is number => x !== undefined && Number.isFinite(x));
     return xs.length ? figure(xs) : undefined;
   };
   return {
     value: fig('value')!,
+    dropped: all.length - calm.length,
     guestIrqsPerReq: fig('guestIrqsPerReq'),
     instrPerReq: fig('instrPerReq'),
     kicksPerReq: fig('kicksPerReq'),
@@ -120,6 +159,7 @@ export async function benchDisks(
       // Warm-up: fio's pages and v86's JIT for the I/O paths.
       await runJob(g, device, /x/, DISK_JOBS[2], 1, diskMiB);
     }
+    // samples[job/column][round]
     const samples = new Map<string, Sample[]>();
     const push = (job: DiskJob, col: DiskColumnId, s: Sample) => {
       const k = `${job.id}/${col}`;
@@ -130,12 +170,14 @@ export async function benchDisks(
         for (const [id, { g, device, irq }] of Object.entries(guests)) {
           const s = await runJob(g, device, irq, job, seconds, diskMiB);
           push(job, id as DiskColumnId, s);
-          log(`  round ${round + 1} ${job.id} ${id}: ${s.value.toFixed(job.metric === 'IOPS' ? 0 : 1)} ${job.metric}`);
+          log(`  round ${round + 1} ${job.id} ${id}: ${s.value.toFixed(job.metric === 'IOPS' ? 0 : 1)} ${job.metric}, others ${s.foreignCores?.toFixed(2)} cores${disturbed(s) ? ' (disturbed)' : ''}`);
         }
         // A synchronous API has no queue depth: the qd32 rows repeat the qd1 pattern.
+        const load = watchMachineLoad();
         const r = await raw.page.evaluate((j) => window.stock.rawOpfs(j), { rw: job.rw, bs: job.bs, seconds, fileBytes: bytes });
-        push(job, 'raw-opfs', { value: job.metric === 'MBps' ? (r.mibps * 1048576) / 1e6 : r.iops });
-        log(`  round ${round + 1} ${job.id} raw-opfs: ${(job.metric === 'MBps' ? (r.mibps * 1048576) / 1e6 : r.iops).toFixed(0)} ${job.metric}`);
+        const s: Sample = { value: job.metric === 'MBps' ? (r.mibps * 1048576) / 1e6 : r.iops, foreignCores: load().foreignCores };
+        push(job, 'raw-opfs', s);
+        log(`  round ${round + 1} ${job.id} raw-opfs: ${s.value.toFixed(0)} ${job.metric}, others ${s.foreignCores?.toFixed(2)} cores${disturbed(s) ? ' (disturbed)' : ''}`);
       }
     }
     const rows = DISK_JOBS.map((job) => {
@@ -145,11 +187,45 @@ export async function benchDisks(
         if (ss.length === 0) continue;
         cells[id] = diskCell(ss);
       }
-      return { job, cells };
+      return { job, cells, ratios: diskRatios((col) => samples.get(`${job.id}/${col}`) ?? []) };
     });
-    return { seconds, rounds, diskMiB, rows };
+    const all = [...samples.values()].flat();
+    return {
+      seconds,
+      rounds,
+      diskMiB,
+      dropped: all.filter(disturbed).length,
+      samples: all.length,
+      foreignCores: figure(all.map((s) => s.foreignCores ?? 0)).median,
+      rows,
+    };
   } finally {
     for (const { g } of Object.values(guests)) await g.close();
     await raw.page.close();
   }
+}
+
+/**
+ * Per-round ratios between columns, over rounds where neither sample was disturbed; when
+ * fewer than two such rounds remain, over every round (listed in `overDisturbed`).
+ */
+export function diskRatios(column: (id: DiskColumnId) => Sample[]): DiskRatios {
+  const overDisturbed: (keyof DiskRatios)[] = [];
+  const ratio = (name: Exclude<keyof DiskRatios, 'overDisturbed'>, a: DiskColumnId, b: DiskColumnId, k: 'value' | 'hostUsPerReq' = 'value') => {
+    const calm = (id: DiskColumnId) => column(id).map((s) => (disturbed(s) ? undefined : s[k]));
+    const r = pairedRatio(calm(a), calm(b));
+    if (r && r.runs.length >= 2) return r;
+    const all = pairedRatio(column(a).map((s) => s[k]), column(b).map((s) => s[k]));
+    if (all) overDisturbed.push(name);
+    return all ?? r;
+  };
+  const out: DiskRatios = {
+    memOverIde: ratio('memOverIde', 'virtio-mem', 'ide'),
+    opfsOverIde: ratio('opfsOverIde', 'virtio-opfs', 'ide'),
+    opfsOverMem: ratio('opfsOverMem', 'virtio-opfs', 'virtio-mem'),
+    opfsOverRaw: ratio('opfsOverRaw', 'virtio-opfs', 'raw-opfs'),
+    hostUsOpfsOverMem: ratio('hostUsOpfsOverMem', 'virtio-opfs', 'virtio-mem', 'hostUsPerReq'),
+  };
+  if (overDisturbed.length) out.overDisturbed = overDisturbed;
+  return out;
 }

@@ -22,9 +22,15 @@ export const DISK_JOBS: DiskJob[] = [
   { id: 'rnd-write-32', label: 'rnd-write 4 KiB, qd32 (IOPS)', rw: 'randwrite', bs: 4096, iodepth: 32, metric: 'IOPS' },
 ];
 
+/**
+ * Write jobs end with an fsync (a FLUSH), inside fio's runtime: a disk with a write-back
+ * cache (ours on OPFS) then pays for writing its cache out within the job that filled it,
+ * not in whatever runs next.
+ */
 export function fioCommand(job: DiskJob, device: string, seconds: number, sizeMiB: number): string {
   return (
     `fio --name=bench --filename=${device} --ioengine=libaio --direct=1 --time_based --runtime=${seconds} ` +
+    (job.rw.includes('write') ? '--end_fsync=1 ' : '') +
     `--size=${sizeMiB}m --rw=${job.rw} --bs=${job.bs} --iodepth=${job.iodepth} --norandommap --randrepeat=0 ` +
     `--output-format=terse --terse-version=3`
   );

@@ -1,6 +1,6 @@
 /** Renders `npm run bench`'s results as the markdown the README's Performance section carries. */
-import { cell, type Figure } from '../stats.ts';
-import { DISK_COLUMNS, type DiskResults } from './blk.ts';
+import { cell, ratioCell, type Figure } from '../stats.ts';
+import { DISK_COLUMNS, DISTURBED_CORES, type DiskResults } from './blk.ts';
 import { NICS, type NetResults } from './net.ts';
 import { MODES, type ModeResults } from './net-modes.ts';
 import type { InspectorResults } from './inspector.ts';
@@ -48,30 +48,35 @@ function diskSection(d: DiskResults): string[] {
   out.push(
     `fio inside the guest, the same job line for every column (libaio, O_DIRECT, time-based ${d.seconds} s, ${d.diskMiB} MiB zeroed disk; ` +
       `/dev/sda for IDE, /dev/vda for virtio-blk). The raw OPFS column is the same access pattern on a SyncAccessHandle with no guest; ` +
-      `a synchronous API has no queue, so its qd32 rows repeat qd1. Median of ${d.rounds} run(s), (min–max).`,
+      `a synchronous API has no queue, so its qd32 rows repeat qd1. ${d.rounds} rounds, columns interleaved in each; values are the median (min–max) ` +
+      `of the undisturbed rounds, ratios the median of per-round ratios ± half their range. ` +
+      `A sample during which other processes used ≥ ${DISTURBED_CORES} cores was dropped: ${d.dropped ?? 0} of ${d.samples ?? 0} ` +
+      `(other processes' median load during the samples: ${(d.foreignCores ?? 0).toFixed(2)} cores). ` +
+      `A cell whose every sample was disturbed is over all of them, and a ratio with fewer than two undisturbed rounds ` +
+      `is over every round, marked ⚠: read those as the machine's, not the disk's.`,
   );
   out.push('');
-  out.push(row(['', ...DISK_COLUMNS.map((c) => c.label), 'virtio mem / IDE', 'virtio OPFS / IDE', 'virtio OPFS / raw OPFS']));
-  out.push(rule(DISK_COLUMNS.length + 4));
-  for (const { job, cells } of d.rows) {
+  out.push(row(['', ...DISK_COLUMNS.map((c) => c.label), 'virtio mem / IDE', 'virtio OPFS / IDE', 'virtio OPFS / mem', 'virtio OPFS / raw OPFS']));
+  out.push(rule(DISK_COLUMNS.length + 5));
+  for (const { job, cells, ratios } of d.rows) {
     const digits = job.metric === 'MBps' ? 1 : 0;
     out.push(
       row([
         job.label,
-        ...DISK_COLUMNS.map((c) => cell(cells[c.id]?.value, digits)),
-        ratio(cells['virtio-mem']?.value, cells.ide?.value),
-        ratio(cells['virtio-opfs']?.value, cells.ide?.value),
-        ratio(cells['virtio-opfs']?.value, cells['raw-opfs']?.value),
+        ...DISK_COLUMNS.map((c) => cell(cells[c.id]?.value, digits) + (cells[c.id]?.dropped ? ` [${cells[c.id]!.dropped} dropped]` : '')),
+        ...(['memOverIde', 'opfsOverIde', 'opfsOverMem', 'opfsOverRaw'] as const).map(
+          (k) => ratioCell(ratios?.[k]) + (ratios?.overDisturbed?.includes(k) ? ' ⚠' : ''),
+        ),
       ]),
     );
   }
   out.push('');
   out.push('Per request (medians): guest interrupts on the disk\'s line, guest instructions (thousands, fio\'s own included), and for our device its kicks, interrupts and host time in device code.');
   out.push('');
-  out.push(row(['', 'IDE irqs', 'IDE kinstr', 'mem irqs', 'mem kinstr', 'mem kicks', 'mem µs', 'OPFS irqs', 'OPFS kinstr', 'OPFS kicks', 'OPFS µs']));
-  out.push(rule(11));
+  out.push(row(['', 'IDE irqs', 'IDE kinstr', 'mem irqs', 'mem kinstr', 'mem kicks', 'mem µs', 'OPFS irqs', 'OPFS kinstr', 'OPFS kicks', 'OPFS µs', 'OPFS µs / mem µs']));
+  out.push(rule(12));
   const m = (f: Figure | undefined, digits: number, scale = 1) => (f ? (f.median / scale).toFixed(digits) : '–');
-  for (const { job, cells } of d.rows) {
+  for (const { job, cells, ratios } of d.rows) {
     const { ide, 'virtio-mem': mem, 'virtio-opfs': opfs } = cells;
     out.push(
       row([
@@ -86,6 +91,7 @@ function diskSection(d: DiskResults): string[] {
         m(opfs?.instrPerReq, 0, 1000),
         m(opfs?.kicksPerReq, 2),
         m(opfs?.hostUsPerReq, 1),
+        ratioCell(ratios?.hostUsOpfsOverMem) + (ratios?.overDisturbed?.includes('hostUsOpfsOverMem') ? ' ⚠' : ''),
       ]),
     );
   }
@@ -205,6 +211,14 @@ export function renderMarkdown(r: BenchResults): string {
         `a lesson open ${cell(i.lessonIops)} IOPS, lesson/hidden ${(i.lessonRatio.median * 100).toFixed(1)} % (rounds ${i.lessonRatio.runs.map((x) => (x * 100).toFixed(0) + ' %').join(', ')}).`,
       '',
     );
+    if (i.hiddenCores && i.shownCores && i.lessonCores) {
+      out.push(
+        `In CPU time (what other processes cannot inflate): the lab's processes used ${cell(i.hiddenCores, 2)} cores hidden, ${cell(i.shownCores, 2)} shown, ` +
+          `${cell(i.lessonCores, 2)} with a lesson open; guest instructions per CPU-second of them, shown / hidden ${ratioCell(i.instrPerCpuRatio)}, ` +
+          `lesson / hidden ${ratioCell(i.lessonInstrPerCpuRatio)} (per-round ratios ± half their range).`,
+        '',
+      );
+    }
   }
   return out.join('\n');
 }

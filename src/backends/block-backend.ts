@@ -34,6 +34,11 @@ export interface BlockBackend {
    * Unset for memory, where going piece by piece saves that copy.
    */
   readonly coalesceRequests?: boolean;
+  /**
+   * Bytes of completed writes held in a volatile cache that the medium has not seen yet
+   * (write-back-cache.ts); absent or 0: none. flush() writes them out.
+   */
+  readonly cachedWriteBytes?: number;
   /** Fill `dst` from byte `offset`. Throws BlockBackendError. */
   read(offset: number, dst: Uint8Array): void;
   /** Store `src` at byte `offset`. Throws BlockBackendError ('read-only', 'quota', 'io'). */

@@ -68,6 +68,7 @@ function tabMac(): string {
 }
 
 const client = new VmClient(new URL('guest/', document.baseURI).href);
+client.prewarm();
 const enc = new TextEncoder();
 const lessons = new LessonEngine(LESSONS, {
   inspector: client.inspector,
@@ -91,17 +92,10 @@ const boot = (disk: DiskAttachment | null) => {
 const first = diskFromUrl();
 // ?boot=cold, ?state=NAME: the first boot only; restarts restore the boot state as usual.
 const how = bootStartFromUrl();
-void netFromUrl().then((net) => {
-  if (first && first.name === DEFAULT_DISK.name && !first.readOnly) {
-    // The default disk is made on first visit; if that fails the VM boots without it.
-    ensureDefaultDisk().then(
-      () => client.start(first, net, how),
-      () => client.start(null, net, how),
-    );
-  } else {
-    client.start(first, net, how);
-  }
-});
+// The network check (a request to the server) and the disk check run side by side.
+// The default disk is made on first visit; if that fails the VM boots without it.
+const disk = first && first.name === DEFAULT_DISK.name && !first.readOnly ? ensureDefaultDisk().then(() => first, () => null) : Promise.resolve(first);
+void Promise.all([disk, netFromUrl()]).then(([d, net]) => client.start(d, net, how));
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

@@ -149,6 +149,8 @@ export class VmClient {
   session: ConsoleSession = this.newSession();
   /** The current boot was restored from a state (its first prompt is not a boot's). */
   private restoring = false;
+  /** A worker started by prewarm(), for the first boot. */
+  private spare: Worker | undefined;
   private bootPointWaiter: ((msg: { saved: boolean; attachDisk: boolean }) => void) | undefined;
   private nextRequest = 1;
   private readonly stateWaiters = new Map<number, { resolve(info: StateInfo): void; reject(err: Error): void }>();
@@ -248,6 +250,19 @@ export class VmClient {
   }
 
   /**
+   * Starts the first boot's worker now, before start() knows how to boot: while the page
+   * checks its network and disk, the worker loads its code, the guest manifest, v86's wasm
+   * and zstd. Every boot after the first starts a fresh worker in start().
+   */
+  prewarm(): void {
+    if (this.worker || this.spare || this.snap.boot > 0) return;
+    const worker = startModuleWorker(new URL(workerUrl, location.href), 'virtio-lab-vm');
+    if (!worker) return; // start() reports it
+    this.spare = worker;
+    worker.postMessage({ type: 'preload', baseUrl: this.guestBaseUrl, wasmUrl: new URL(wasmUrl, location.href).href } satisfies ToWorker);
+  }
+
+  /**
    * Boots a fresh VM in a fresh worker. `disk` picks the disk (null: none); omitted keeps
    * the current choice.
    */
@@ -290,7 +305,8 @@ export class VmClient {
       boot: this.snap.boot + 1,
       timings: { workerStart: performance.now() },
     });
-    const worker = startModuleWorker(new URL(workerUrl, location.href), 'virtio-lab-vm');
+    const worker = this.spare ?? startModuleWorker(new URL(workerUrl, location.href), 'virtio-lab-vm');
+    this.spare = undefined;
     if (!worker) {
       this.handle({
         type: 'fatal',

@@ -7,6 +7,7 @@ import type { BlockBackend } from '../backends/block-backend.ts';
 import { BlobBlockBackend } from '../backends/blob-block-backend.ts';
 import { MemoryBlockBackend } from '../backends/memory-block-backend.ts';
 import { OpfsBlockBackend } from '../backends/opfs-block-backend.ts';
+import { WriteBackCache } from '../backends/write-back-cache.ts';
 import { DISKS_DIR, DiskError, memoryDiskBytes } from '../disks/disk-names.ts';
 import type { AttachedDisk, DiskAttachment } from './protocol.ts';
 
@@ -34,7 +35,10 @@ export async function openDisk(want: DiskAttachment): Promise<{ backend: BlockBa
     return { backend, disk: { ...want, size: backend.size, snapshot: false } };
   }
   try {
-    const backend = await openWithRetry(want.name, want.readOnly);
+    const opfs = await openWithRetry(want.name, want.readOnly);
+    // Small writes complete from a worker-side cache (virtio-blk's write-back mode); FLUSH,
+    // a 1 s timer, a full 16 MiB cache, a snapshot and close() take them to OPFS.
+    const backend = want.readOnly ? opfs : new WriteBackCache(opfs);
     return { backend, disk: { ...want, size: backend.size, snapshot: false } };
   } catch (e) {
     if (!(want.readOnly && e instanceof DiskError && e.kind === 'disk-in-use')) throw e;

@@ -119,6 +119,8 @@ export interface StateInfo {
 export type ToWorker =
   /** `console: false` boots without the virtio-console (run() then types into the serial console). */
   /** `ring: 'packed'` offers VIRTIO_F_RING_PACKED on every virtio function (default split only). */
+  /** Sent to a worker started ahead of its boot: fetch and compile what every boot needs meanwhile. */
+  | { type: 'preload'; baseUrl: string; wasmUrl: string }
   | { type: 'boot'; baseUrl: string; wasmUrl: string; disk?: DiskAttachment; net?: NetAttachment; console?: boolean; ring?: RingLayout; start?: BootStart }
   /** A cold boot reached its first prompt: save the boot state now if this boot makes one (answer: 'boot-point'). */
   | { type: 'boot-point' }

@@ -46,6 +46,39 @@ const MMIO_GRANULE = 128 * 1024;
 
 const copyOf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
 
+/**
+ * v86's main loop runs the guest for 1 ms, then yields and is called back. In a browser it
+ * yields through a scheduler worker of its own: a round trip to another thread after every
+ * millisecond of guest time, which on a busy 2-core machine left the guest a fraction of the
+ * worker's time. Our emulator already runs in a dedicated worker, where a MessageChannel
+ * message is a task of this thread (no other thread, no clamping). A sleep (an idle guest
+ * until its next timer) is a timer set from such a message task: a timer set from a timer's
+ * callback would nest, and browsers stretch nested timers to ≥ 4 ms. A wake-up (an interrupt
+ * for a halted guest) replaces a pending sleep, as in v86's own worker. Node's v86 uses
+ * setImmediate and is left alone.
+ */
+export function yieldInThisThread(v86: any): void {
+  if (typeof MessageChannel === 'undefined' || !v86.worker) return;
+  v86.unregister_yield(); // ends v86's scheduler worker
+  const channel = new MessageChannel();
+  let sleep: ReturnType<typeof setTimeout> | undefined;
+  channel.port1.onmessage = (e: MessageEvent<{ tick: number; t: number }>) => {
+    const { tick, t } = e.data;
+    if (tick !== v86.tick_counter) return; // a later yield replaced this one
+    if (t < 1) v86.yield_callback(tick);
+    else sleep = setTimeout(() => v86.yield_callback(tick), t);
+  };
+  v86.yield = (t: number, tick: number) => {
+    if (sleep !== undefined) clearTimeout(sleep);
+    sleep = undefined;
+    channel.port2.postMessage({ tick, t });
+  };
+  v86.unregister_yield = () => {
+    if (sleep !== undefined) clearTimeout(sleep);
+    channel.port1.close();
+  };
+}
+
 export class V86Host {
   private constructor(
     private readonly emulator: any,
@@ -82,6 +115,7 @@ export class V86Host {
       }
       emulator.add_listener('serial0-output-byte', opts.onSerialByte);
       emulator.add_listener('emulator-loaded', () => {
+        if (typeof process === 'undefined') yieldInThisThread(emulator.v86);
         resolve(new V86Host(emulator, new V86PciBus(emulator.v86.cpu)));
       });
     });

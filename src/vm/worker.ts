@@ -3,7 +3,7 @@
  * The VM worker: loads the guest image, builds the machine, and relays console bytes.
  * v86 and every device run here, never on the page's thread.
  */
-import { GuestImageError, loadGuestImage, parseManifest } from './guest-image.ts';
+import { GuestImageError, loadGuestImage, parseManifest, type GuestManifest } from './guest-image.ts';
 import { browserGuestFileCache } from './guest-image-cache.ts';
 import { Machine } from './machine.ts';
 import type { DiskAttachment, FromWorker, NetAttachment, NetStatus, ToWorker, VmErrorKind } from './protocol.ts';
@@ -26,7 +26,7 @@ import type { RingLayout } from '../virtio/queue/virtqueue.ts';
 import type { BootStart, StateInfo } from './protocol.ts';
 import { bootProfile, captureLabState, imageIdentity, readLabState, restoreLabState, type LabIdentity, type LabState } from './lab-states.ts';
 import { withLateDisk } from './snapshot/late-disk.ts';
-import { bootStateFile, deleteStateFile, pruneBootStates, readStateFile, stateFile, writeStateFile } from './snapshot/state-files.ts';
+import { bootStateFile, bootStatesNewestFirst, deleteStateFile, pruneBootStates, readStateFile, stateFile, writeStateFile } from './snapshot/state-files.ts';
 import { loadZstd } from './snapshot/zstd-browser.ts';
 import { readSnapshotMeta } from './snapshot/format.ts';
 import { stateInfo } from './snapshot/state-info.ts';
@@ -218,9 +218,30 @@ async function requestedState(how: BootStart, imageSha256: string): Promise<LabS
   }
 }
 
+/**
+ * The newest boot state, read and decoded while the image loads and the machine is made:
+ * the profile that names the right file is known only then, and it is nearly always the
+ * newest one (one page, one set of devices). Any failure here is left to storedBootState.
+ */
+async function earlyBootState(imageSha256: string): Promise<{ file: string; state: LabState } | undefined> {
+  try {
+    const [file] = await bootStatesNewestFirst();
+    const bytes = file === undefined ? undefined : await readStateFile(file);
+    return bytes && { file, state: readLabState(bytes, imageSha256, await loadZstd()) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** This profile's boot state, if there is a usable one (a damaged one is deleted). */
-async function storedBootState(profile: string, imageSha256: string): Promise<LabState | undefined> {
+async function storedBootState(
+  profile: string,
+  imageSha256: string,
+  early: Promise<{ file: string; state: LabState } | undefined> | undefined,
+): Promise<LabState | undefined> {
   const file = bootStateFile(profile);
+  const guessed = await early;
+  if (guessed?.file === file) return guessed.state;
   let bytes: Uint8Array | undefined;
   try {
     bytes = await readStateFile(file);
@@ -233,9 +254,25 @@ async function storedBootState(profile: string, imageSha256: string): Promise<La
   }
 }
 
+/**
+ * What a page starts loading before it knows how to boot (its network and disk checks take a
+ * while): the manifest, v86's compiled wasm and the zstd codec. Each promise is kept with its
+ * URL; boot() takes it only for the same URL. Failures surface in boot(), not here.
+ */
+let preloaded: { baseUrl: string; manifest: Promise<GuestManifest>; wasmUrl: string; wasm: Promise<WebAssembly.Module> } | undefined;
+
+function preload(baseUrl: string, wasmUrl: string): void {
+  const manifest = fetchManifest(baseUrl);
+  const wasm = WebAssembly.compileStreaming(fetch(wasmUrl));
+  manifest.catch(() => undefined);
+  wasm.catch(() => undefined);
+  loadZstd().catch(() => undefined);
+  preloaded = { baseUrl, manifest, wasmUrl, wasm };
+}
+
 async function boot(req: BootRequest): Promise<void> {
   post({ type: 'state', state: 'loading' });
-  const manifest = await fetchManifest(req.baseUrl);
+  const manifest = await (preloaded?.baseUrl === req.baseUrl ? preloaded.manifest : fetchManifest(req.baseUrl));
   // Every boot but a plain cold one leaves the disk for later, so its first prompt can be
   // saved as the boot state and a restored one can be given any disk (lab-states.ts).
   const bootManifest = req.start.kind === 'cold' ? manifest : withLateDisk(manifest);
@@ -247,11 +284,12 @@ async function boot(req: BootRequest): Promise<void> {
       (progress) => post({ type: 'progress', progress }),
       { cache: browserGuestFileCache(req.baseUrl) },
     ),
-    WebAssembly.compileStreaming(fetch(req.wasmUrl)),
+    preloaded?.wasmUrl === req.wasmUrl ? preloaded.wasm : WebAssembly.compileStreaming(fetch(req.wasmUrl)),
   ]);
   loaded.catch(() => undefined); // awaited below; a failure is reported there
   const imageSha256 = await imageIdentity(bootManifest, bootManifest.cmdline);
   let state = await requestedState(req.start, imageSha256);
+  const early = req.start.kind === 'auto' ? earlyBootState(imageSha256) : undefined;
   if (stopping) return;
 
   // A saved state brings its own disk back (its contents are in the file).
@@ -311,7 +349,7 @@ async function boot(req: BootRequest): Promise<void> {
   // Offered features too: a read-only disk (VIRTIO_BLK_F_RO) is another device to restore into.
   const functions = m.devices.all.map((fn) => `${fn.name}:${fn.offeredFeatures.toString(16)}`);
   const profile = req.start.kind === 'auto' ? await bootProfile(imageSha256, functions, ring) : undefined;
-  if (!state && profile) state = await storedBootState(profile, imageSha256);
+  if (!state && profile) state = await storedBootState(profile, imageSha256, early);
 
   let restored: { info: StateInfo; ms: number } | undefined;
   if (state) {
@@ -334,9 +372,10 @@ async function boot(req: BootRequest): Promise<void> {
   if (inspectWanted) inspector.subscribe();
   if (restored && state) {
     screen.push(state.screen);
-    post({ type: 'restored', info: restored.info, screen: state.screen, attachDisk: state.decoded.meta.kind === 'boot' && !!disk, restoreMs: restored.ms });
-    // The restored guest has the agent's port open: the page's session may use it at once.
+    // The restored guest has the agent's port open: said first, so the page's session runs
+    // the steps after the restore over it as soon as it hears 'restored'.
     if (runPort?.guestOpen) post({ type: 'port-open', port: runPort.name ?? 'hvc0', open: true });
+    post({ type: 'restored', info: restored.info, screen: state.screen, attachDisk: state.decoded.meta.kind === 'boot' && !!disk, restoreMs: restored.ms });
   } else {
     bootStateProfile = profile;
     diskAttachedLate = req.start.kind !== 'cold' && !!disk;
@@ -474,6 +513,9 @@ async function stop(): Promise<void> {
 self.addEventListener('message', (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
   switch (msg.type) {
+    case 'preload':
+      preload(msg.baseUrl, msg.wasmUrl);
+      break;
     case 'boot':
       boot({
         baseUrl: msg.baseUrl,

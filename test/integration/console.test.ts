@@ -71,6 +71,17 @@ describe('virtio-console: real guest', () => {
     expect(await vm.session.run('pwd; echo "[$X]"; cat /tmp/kept')).toEqual({ output: '/root\n[]\nkept\n', status: 0 });
   });
 
+  it('a cancel read together with its command (the guest stood still meanwhile) still kills it', async () => {
+    // While the CPU is stopped the request and its cancel both wait in the port: the agent
+    // reads them back to back, before the command's child has made its own process group.
+    await vm.machine.pause();
+    const cancelled = vm.session.run('sleep 300 & while :; do sleep 0.05; done', { timeoutMs: 50 });
+    await expect(cancelled).rejects.toThrow(/timed out after 50 ms/);
+    vm.machine.resume();
+    const r = await vm.session.run('for i in $(seq 20); do pidof sleep >/dev/null || break; sleep 0.1; done; pidof sleep || echo none', { timeoutMs: 20_000 });
+    expect(r).toEqual({ output: 'none\n', status: 0 });
+  });
+
   it('carries bytes both ways on a second named port (echo and head in the guest)', async () => {
     const port = device.port(TEST_PORT)!;
     const got: Uint8Array[] = [];

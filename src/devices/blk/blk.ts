@@ -190,6 +190,9 @@ export class VirtioBlk implements VirtioDevice {
     if (this.deferred?.pending) return 'a deferred kick';
     const waiting = this.waiting.length - this.nextWaiting;
     if (waiting > 0 || this.continuation.pending) return `${waiting} requests waiting for a pass`;
+    // Completed writes only a volatile cache holds: a saved state must not outlive them.
+    const cached = this.backend.cachedWriteBytes;
+    if (cached) return `${cached} bytes of completed writes in the write cache`;
     return undefined;
   }
 
@@ -197,11 +200,17 @@ export class VirtioBlk implements VirtioDevice {
    * Serve the deferred kick and every leftover pass now instead of later (a snapshot: the
    * emulator is stopped, so the guest adds nothing). Each round drains the ring or serves at
    * least one waiting request, and at most a queue's worth wait: bounded by the queue size.
+   * Then the write cache goes to the medium (and is flushed), so the disk holds every write
+   * the saved guest believes done; if that fails the device stays busy and quiesce fails.
    */
   settleNow(): void {
     const rounds = 2 * this.queueMaxSizes[0]! + 2;
     for (let round = 0; round < rounds; round++) {
-      if (!(this.deferred?.runNow() || this.continuation.runNow())) return;
+      if (!(this.deferred?.runNow() || this.continuation.runNow())) break;
+    }
+    if (this.backend.cachedWriteBytes) {
+      const failure = this.flushBackend();
+      if (failure) this.backendFailed(failure, new Set());
     }
   }
 

@@ -4,7 +4,7 @@ import type { DeviceDescriptor } from '../descriptor.ts';
 import { VirtioBlk } from './blk.ts';
 import { blkConfigFields, blkDecoder } from './inspect.ts';
 import { blkKickBudgetBytes } from './budget.ts';
-import { DEFAULT_BLK_LIMITS } from './config.ts';
+import { DEFAULT_BLK_LIMITS, type BlkLimits } from './config.ts';
 import { blkState } from './state.ts';
 
 /** A disk to attach as virtio-blk (/dev/vda). */
@@ -14,6 +14,11 @@ export interface BlkLabOptions {
   name: string;
   /** The backend failed; 'quota' means storage is full. The guest got I/O errors. */
   onBackendError?(kind: BlockBackendErrorKind, message: string): void;
+  /**
+   * Other advertised limits (benchmarks: bench/blk-segments.ts). Must keep seg_max × size_max
+   * within the 16 MiB request cap, which kickBudget below assumes (checkLimits enforces it).
+   */
+  limits?: Partial<BlkLimits>;
 }
 
 export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
@@ -21,7 +26,7 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
   name: 'virtio-blk',
   queueNames: ['requestq'],
   create: (options, { defer, later }) =>
-    options && new VirtioBlk({ backend: options.backend, serial: options.name, onBackendError: options.onBackendError, defer, later }),
+    options && new VirtioBlk({ backend: options.backend, serial: options.name, onBackendError: options.onBackendError, limits: options.limits, defer, later }),
   owns: (device): device is VirtioBlk => device instanceof VirtioBlk,
   config: blkConfigFields,
   decoder: blkDecoder,
@@ -30,6 +35,7 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
     capacitySectors: device.capacitySectors,
     writeback: device.writeback ? 1 : 0,
     readOnly: device.backend.readOnly ? 1 : 0,
+    cachedWriteBytes: device.backend.cachedWriteBytes ?? 0,
   }),
   // One pass: 16 MiB of data (counted twice on reads: the copy and v86's dirty notice) plus
   // header, segments, GET_ID answer and status of each of 256 parsed requests (budget.ts).

@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { afterRestoreCommand } from './after-restore.ts';
 import { ATTACH_DISK_COMMAND, MOUNT_DISK_COMMAND } from './late-disk.ts';
@@ -9,7 +13,7 @@ describe('afterRestoreCommand', () => {
     const withDisk = afterRestoreCommand({ attachDisk: true, now });
     expect(withDisk).toContain(`date -u -s @${now / 1000}`);
     expect(withDisk).toContain('of=/dev/urandom');
-    expect(withDisk.endsWith(MOUNT_DISK_COMMAND)).toBe(true);
+    expect(withDisk.startsWith(MOUNT_DISK_COMMAND)).toBe(true);
     expect(afterRestoreCommand({ attachDisk: false, now })).not.toContain(ATTACH_DISK_COMMAND);
     expect(afterRestoreCommand({ attachDisk: false, now })).not.toContain('/dev/vda');
   });
@@ -24,6 +28,34 @@ describe('afterRestoreCommand', () => {
   it('refuses anything but a MAC where one goes into the shell line', () => {
     for (const mac of ['02:00:00:00:00:0g', '02:00:00:00:00', '02:00:00:00:00:00; reboot', '', '0200.0000.0000']) {
       expect(() => afterRestoreCommand({ attachDisk: false, mac })).toThrow(/not a MAC/);
+    }
+  });
+
+  it('mounts first, starts the rest after it, and ends with the mount\'s status (a real sh, stub commands)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'vl-after-'));
+    try {
+      const log = path.join(dir, 'log');
+      const stub = (name: string, status: string) => {
+        writeFileSync(path.join(dir, name), `#!/bin/sh\necho ${name} >> ${log}\nexit ${status}\n`);
+        chmodSync(path.join(dir, name), 0o755);
+      };
+      for (const name of ['date', 'dd', 'virtio-lab-disk']) stub(name, '0');
+      for (const [mountStatus, attachStatus, want] of [['0', '0', 0], ['32', '0', 0], ['32', '5', 5]] as const) {
+        writeFileSync(log, '');
+        stub('mount', mountStatus);
+        stub('virtio-lab-disk', attachStatus);
+        const cmd = afterRestoreCommand({ attachDisk: true, now });
+        const r = spawnSync('/bin/sh', ['-c', cmd], { env: { PATH: dir } });
+        expect(r.status).toBe(want);
+        // The background part: the clock and the entropy, after the mount.
+        for (let i = 0; i < 100 && !readFileSync(log, 'utf8').includes('dd'); i++) await new Promise((res) => setTimeout(res, 20));
+        const lines = readFileSync(log, 'utf8').trim().split('\n');
+        expect(lines[0]).toBe('mount');
+        expect(lines.slice(-2)).toEqual(['date', 'dd']);
+        expect(lines.includes('virtio-lab-disk')).toBe(mountStatus !== '0');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

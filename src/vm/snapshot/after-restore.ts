@@ -29,9 +29,10 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const DHCP = 'udhcpc -f -i eth0 -s /usr/share/udhcpc/default.script -x hostname:virtio-lab >/run/net/udhcpc.log 2>&1 </dev/null &';
 
 /**
- * Only the disk mount holds `ready` back; the rest runs in the background (each process
- * costs tens of ms in the emulator, and no command needs the new lease at once: a cold
- * boot does not wait for DHCP either).
+ * Only the disk mount holds `ready` back; the rest runs in the background, started after the
+ * mount so that it does not compete with it for the guest's CPU (each process costs tens of
+ * ms in the emulator, and no command needs the new lease at once: a cold boot does not wait
+ * for DHCP either). The command's status is the mount's.
  */
 export function afterRestoreCommand(opts: AfterRestore): string {
   const steps: string[] = [];
@@ -48,5 +49,5 @@ export function afterRestoreCommand(opts: AfterRestore): string {
     );
   }
   const background = `{ ${steps.join('; ')}; } </dev/null >/dev/null 2>&1 &`;
-  return opts.attachDisk ? `${background} ${MOUNT_DISK_COMMAND}` : `${background} true`;
+  return opts.attachDisk ? `${MOUNT_DISK_COMMAND}; s=$?; ${background} exit $s` : background;
 }

@@ -95,16 +95,21 @@ export async function writeStateFile(file: string, bytes: Uint8Array): Promise<v
 /** Boot states kept: one per device set in use; older profiles (another image…) go. */
 export const BOOT_STATES_KEPT = 4;
 
-/** Deletes all but the `keep` newest boot states. */
-export async function pruneBootStates(keep = BOOT_STATES_KEPT): Promise<void> {
+/** The boot states' files, the most recently written first. */
+export async function bootStatesNewestFirst(): Promise<string[]> {
   const dir = await statesDir();
   const boots: { file: string; at: number }[] = [];
   for await (const [file, handle] of dir as unknown as AsyncIterable<[string, FileSystemHandle]>) {
-    if (handle.kind !== 'file' || !file.startsWith('.boot-')) continue;
+    if (handle.kind !== 'file' || !file.startsWith('.boot-') || !file.endsWith(STATE_SUFFIX)) continue;
     boots.push({ file, at: (await (handle as FileSystemFileHandle).getFile()).lastModified });
   }
-  boots.sort((a, b) => b.at - a.at);
-  for (const { file } of boots.slice(keep)) await dir.removeEntry(file).catch(() => undefined);
+  return boots.sort((a, b) => b.at - a.at).map((b) => b.file);
+}
+
+/** Deletes all but the `keep` newest boot states. */
+export async function pruneBootStates(keep = BOOT_STATES_KEPT): Promise<void> {
+  const dir = await statesDir();
+  for (const file of (await bootStatesNewestFirst()).slice(keep)) await dir.removeEntry(file).catch(() => undefined);
 }
 
 export async function deleteStateFile(file: string): Promise<void> {
