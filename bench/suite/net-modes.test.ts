@@ -63,8 +63,9 @@ describe('network modes in the bench', () => {
     };
     const md = renderMarkdown({ machine, net });
     const line = (start: string) => md.split('\n').find((l) => l.startsWith(`| ${start}`))!;
-    expect(line('wisp').split(' | ').slice(1)).toEqual(['0.50 (0.50–1.00)', '5.00 (5.00–15.00)', '4.00 (4.00–4.00)', '0.50× (0.25–0.50)', '0.50× (0.25–1.50)', '0.50× (0.25–0.50) |']);
-    expect(line('fetch').split(' | ').slice(1)).toEqual(['0.40 (0.40–0.40)', '2.00 (2.00–4.00)', '–', '0.20× (0.20–0.40)', '0.20× (0.20–0.20)', '– |']);
+    // Spread: half the ratios' range over their median.
+    expect(line('wisp').split(' | ').slice(1)).toEqual(['0.50 (0.50–1.00)', '5.00 (5.00–15.00)', '4.00 (4.00–4.00)', '0.50× ±25 %', '0.50× ±125 %', '0.50× ±25 % |']);
+    expect(line('fetch').split(' | ').slice(1)).toEqual(['0.40 (0.40–0.40)', '2.00 (2.00–4.00)', '–', '0.20× ±50 %', '0.20× ±0 %', '– |']);
     expect(line('relay').split(' | ').slice(4)).toEqual(['–', '–', '– |']);
   });
 });

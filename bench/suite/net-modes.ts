@@ -11,7 +11,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BrowserContext } from '@playwright/test';
-import { figure, type Figure } from '../stats.ts';
+import { figure, pairedRatio, type Figure } from '../stats.ts';
 import { labGuest, type BenchGuest } from './guests.ts';
 import { guestTimed, parseGuestTimed } from './tcp-endpoint.ts';
 
@@ -63,13 +63,9 @@ export class ModeSamples {
       return { pingMs: pick((r) => r[id]!.pingMs)!, downMiBps: pick((r) => r[id]!.downMiBps)!, ...(up ? { upMiBps: up } : {}) };
     };
     const vs = (id: OtherMode): ModeResult => {
-      const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
-      const up = pick((r) => ratio(r[id]!.upMiBps, r.relay!.upMiBps));
-      return {
-        pingMs: pick((r) => ratio(r[id]!.pingMs, r.relay!.pingMs))!,
-        downMiBps: pick((r) => ratio(r[id]!.downMiBps, r.relay!.downMiBps))!,
-        ...(up ? { upMiBps: up } : {}),
-      };
+      const paired = (k: keyof ModeRound) => pairedRatio(full.map((r) => r[id]![k]), full.map((r) => r.relay![k]));
+      const up = paired('upMiBps');
+      return { pingMs: paired('pingMs')!, downMiBps: paired('downMiBps')!, ...(up ? { upMiBps: up } : {}) };
     };
     return {
       modes: { relay: of('relay'), wisp: of('wisp'), fetch: of('fetch') },

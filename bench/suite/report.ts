@@ -137,13 +137,6 @@ function netSection(n: NetResults): string[] {
   return out;
 }
 
-/** A ratio with its spread over rounds: "1.23× (1.10–1.40)". */
-function times(f: Figure | undefined): string {
-  if (!f || f.runs.length === 0) return '–';
-  const x = (v: number) => v.toFixed(2);
-  return f.runs.length === 1 ? `${x(f.median)}×` : `${x(f.median)}× (${x(f.min)}–${x(f.max)})`;
-}
-
 function modesSection(m: ModeResults, n: NetResults): string[] {
   const out: string[] = [];
   out.push('#### Network modes');
@@ -152,7 +145,7 @@ function modesSection(m: ModeResults, n: NetResults): string[] {
     `Our virtio-net in each mode, in the same rounds as the table above: ping to 10.0.2.2 (answered by the relay's gateway, or by the ` +
       `gateway in the VM's worker for wisp and fetch); host → guest with busybox wget from an HTTP server on loopback (${n.mib} MiB; ` +
       `fetch can carry nothing else); guest → host with nc (fetch cannot). wisp goes through this server's own /wisp/. ` +
-      `Median of ${n.rounds} round(s), (min–max); each ratio is taken round by round against the relay, then summarised.`,
+      `Median of ${n.rounds} round(s), (min–max); ratios to the relay are the median of per-round ratios ± half their range.`,
   );
   out.push('');
   out.push(row(['mode', 'ping RTT (ms)', 'host → guest (MiB/s)', 'guest → host (MiB/s)', 'RTT / relay', 'down / relay', 'up / relay']));
@@ -160,7 +153,7 @@ function modesSection(m: ModeResults, n: NetResults): string[] {
   for (const { id, label } of MODES) {
     const r = m.modes[id];
     const vs = id === 'relay' ? undefined : m.vsRelay[id];
-    out.push(row([label, cell(r.pingMs, 2), cell(r.downMiBps, 2), cell(r.upMiBps, 2), times(vs?.pingMs), times(vs?.downMiBps), times(vs?.upMiBps)]));
+    out.push(row([label, cell(r.pingMs, 2), cell(r.downMiBps, 2), cell(r.upMiBps, 2), ratioCell(vs?.pingMs), ratioCell(vs?.downMiBps), ratioCell(vs?.upMiBps)]));
   }
   return out;
 }
