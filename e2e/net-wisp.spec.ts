@@ -1,7 +1,8 @@
 /**
  * ?net=wisp: the gateway runs in the VM's worker and guest TCP/UDP leave as wisp streams, here
- * through `npm start`'s own /wisp/ (NAT policy host: its loopback only). 10.0.2.2:PORT and
- * names like web.localhost (resolved by the wisp server) reach 127.0.0.1:PORT there.
+ * through `npm start`'s own /wisp/ (NAT policy host: its loopback only) and through a
+ * third-party server, wisp-js from npm, on loopback and allowed loopback only. 10.0.2.2:PORT
+ * and names like web.localhost (resolved by the wisp server) reach 127.0.0.1:PORT there.
  * Stock v86 (from npm, its own wisp backend) gets a TCP connection through the same /wisp/.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -10,12 +11,25 @@ import net from 'node:net';
 import type { Page } from '@playwright/test';
 import { startBenchServer } from '../bench/suite/server.ts';
 import { stockGuest } from '../bench/suite/guests.ts';
+import { startWispJs } from '../src/net/wisp/wisp-js-server.testing.ts';
 import { expect, test } from './fixtures.ts';
 
 const run = (page: Page, cmd: string, timeoutMs = 60_000) =>
   page.evaluate(([c, t]) => window.virtioLab.run(c as string, { timeoutMs: t as number }), [cmd, timeoutMs] as const);
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 const listen = (s: net.Server) => new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port)));
+
+/** The wisp servers the guest's checks go through: what `&wisp=` to add, and how to stop it. */
+const SERVERS = [
+  { name: "npm start's own /wisp/", start: async () => ({ query: '', close: async () => undefined }) },
+  {
+    name: 'wisp-js, a third-party server from npm',
+    start: async () => {
+      const w = await startWispJs();
+      return { query: `&wisp=${encodeURIComponent(w.url)}`, close: w.close };
+    },
+  },
+];
 
 async function bootWisp(page: Page, query = ''): Promise<void> {
   await page.goto(`/?disk=none&net=wisp${query}`);
@@ -27,46 +41,50 @@ async function bootWisp(page: Page, query = ''): Promise<void> {
   await run(page, `for i in $(seq 50); do ip -4 addr show eth0 | grep -q ${ip} && break; sleep 0.2; done`);
 }
 
-test('wisp mode: DHCP, ping the gateway, wget and nc both ways with md5, a name the server resolves', async ({ page }) => {
-  const blob = randomBytes(400_000);
-  const files = createHttpServer((_, res) => res.writeHead(200, { 'content-length': blob.length }).end(blob));
-  const filesPort = await listen(files);
-  const upload = randomBytes(200_000);
-  let received: Buffer[] = [];
-  let uploadDone!: () => void;
-  const uploaded = new Promise<void>((r) => (uploadDone = r));
-  const sink = net.createServer((s) => {
-    received = [];
-    s.on('data', (d: Buffer) => received.push(d));
-    s.on('end', () => uploadDone());
+for (const server of SERVERS) {
+  test(`wisp mode through ${server.name}: DHCP, ping the gateway, wget and nc both ways with md5, a name the server resolves`, async ({ page }) => {
+    const blob = randomBytes(400_000);
+    const files = createHttpServer((_, res) => res.writeHead(200, { 'content-length': blob.length }).end(blob));
+    const filesPort = await listen(files);
+    const upload = randomBytes(200_000);
+    let received: Buffer[] = [];
+    let uploadDone!: () => void;
+    const uploaded = new Promise<void>((r) => (uploadDone = r));
+    const sink = net.createServer((s) => {
+      received = [];
+      s.on('data', (d: Buffer) => received.push(d));
+      s.on('end', () => uploadDone());
+    });
+    const sinkPort = await listen(sink);
+    const source = net.createServer((s) => s.end(upload));
+    const sourcePort = await listen(source);
+    const wisp = await server.start();
+    try {
+      await bootWisp(page, wisp.query);
+      expect((await run(page, 'ping -c 2 -i 0.2 10.0.2.2')).output).toContain('2 packets received');
+      const get = await run(page, `wget -q -O /tmp/b http://10.0.2.2:${filesPort}/b && md5sum /tmp/b`);
+      expect(get.status).toBe(0);
+      expect(get.output.split(' ')[0]).toBe(md5(blob));
+      // A name only the wisp server can resolve (*.localhost is its loopback).
+      const named = await run(page, `wget -q -O /tmp/n http://web.localhost:${filesPort}/n && md5sum /tmp/n`);
+      expect(named.output.split(' ')[0]).toBe(md5(blob));
+      // nc out: the guest sends a file; nc in: the host sends one.
+      await run(page, `head -c ${upload.length} /dev/urandom > /tmp/up && md5sum /tmp/up > /tmp/up.md5`);
+      const sent = (await run(page, `nc 10.0.2.2 ${sinkPort} < /tmp/up; cat /tmp/up.md5`)).output.trim().split(' ')[0];
+      await uploaded;
+      expect(md5(Buffer.concat(received))).toBe(sent);
+      // Wisp v1 has no half-close: nc's FIN (its stdin is empty) becomes a CLOSE only once the
+      // stream is quiet, so what the host sends after it still arrives.
+      const back = await run(page, `nc 10.0.2.2 ${sourcePort} </dev/null > /tmp/down; md5sum /tmp/down`);
+      expect(back.output.split(' ')[0]).toBe(md5(upload));
+    } finally {
+      files.close();
+      sink.close();
+      source.close();
+      await wisp.close();
+    }
   });
-  const sinkPort = await listen(sink);
-  const source = net.createServer((s) => s.end(upload));
-  const sourcePort = await listen(source);
-  try {
-    await bootWisp(page);
-    expect((await run(page, 'ping -c 2 -i 0.2 10.0.2.2')).output).toContain('2 packets received');
-    const get = await run(page, `wget -q -O /tmp/b http://10.0.2.2:${filesPort}/b && md5sum /tmp/b`);
-    expect(get.status).toBe(0);
-    expect(get.output.split(' ')[0]).toBe(md5(blob));
-    // A name only the wisp server can resolve (*.localhost is its loopback).
-    const named = await run(page, `wget -q -O /tmp/n http://web.localhost:${filesPort}/n && md5sum /tmp/n`);
-    expect(named.output.split(' ')[0]).toBe(md5(blob));
-    // nc out: the guest sends a file; nc in: the host sends one.
-    await run(page, `head -c ${upload.length} /dev/urandom > /tmp/up && md5sum /tmp/up > /tmp/up.md5`);
-    const sent = (await run(page, `nc 10.0.2.2 ${sinkPort} < /tmp/up; cat /tmp/up.md5`)).output.trim().split(' ')[0];
-    await uploaded;
-    expect(md5(Buffer.concat(received))).toBe(sent);
-    // Wisp v1 has no half-close: a guest FIN closes the stream, so nc's stdin stays open
-    // until the host has sent everything and closed.
-    const back = await run(page, `sleep 10 | nc 10.0.2.2 ${sourcePort} > /tmp/down; md5sum /tmp/down`);
-    expect(back.output.split(' ')[0]).toBe(md5(upload));
-  } finally {
-    files.close();
-    sink.close();
-    source.close();
-  }
-});
+}
 
 test('wisp mode, a URL with no wisp server behind it: the panel says which and why, the VM keeps running', async ({ page }) => {
   const http = createHttpServer((_, res) => res.writeHead(200).end('not wisp'));

@@ -2,6 +2,7 @@
  * The network table: ping RTT to the gateway and TCP throughput through its NAT (busybox nc,
  * both ways) for our virtio-net beside stock v86's virtio-net and ne2k on the same relay,
  * NICs interleaved round by round; the floor is a raw WebSocket from the page to the gateway.
+ * In the same rounds, our NIC in each network mode: relay, wisp, fetch (net-modes.ts).
  */
 import type { BrowserContext, Page } from '@playwright/test';
 import { figure, median, type Figure } from '../stats.ts';
@@ -12,6 +13,7 @@ import { ICMP_ECHO_REQUEST, buildIcmp } from '../../src/wire/icmp.ts';
 import { IPPROTO_ICMP, buildIpv4, parseIp } from '../../src/wire/ipv4.ts';
 import type { DeviceStats } from '../../src/vm/protocol.ts';
 import { within } from './within.ts';
+import { MODES, ModeSamples, bootModeGuests, httpSource, wgetDown, type ModeResults } from './net-modes.ts';
 
 export const NICS = [
   { id: 'ours', label: 'virtio-lab virtio-net' },
@@ -44,6 +46,8 @@ export interface NetResults {
   rounds: number;
   rawWsMs: Figure;
   nics: Record<NicId, NicResult>;
+  /** Our NIC in each network mode, in the same rounds. */
+  modes?: ModeResults;
 }
 
 export const GATEWAY = '10.0.2.2';
@@ -153,17 +157,30 @@ export class TransferSamples {
   }
 }
 
+/** Median RTT of `pings` pings to the gateway, ms. */
+export async function pingMedian(g: BenchGuest, pings: number): Promise<number> {
+  const ping = await g.run(`ping -c ${pings} -i 0.1 ${GATEWAY}`, 120_000);
+  const rtts = [...ping.output.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  if (rtts.length === 0) throw new Error(`${g.label}: no ping replies:\n${ping.output}`);
+  return median(rtts);
+}
+
+/** `mib` MiB guest → host with nc into `sink`, MiB/s. */
+export async function ncUp(g: BenchGuest, sink: TcpEndpoint, mib: number): Promise<number> {
+  return mib / (await transfer(g, sink, `dd if=/dev/zero bs=64k count=${(mib << 20) / 65536} 2>/dev/null | nc ${GATEWAY} ${sink.port()}`, 'guest → host'));
+}
+
 /** `mib` MiB host → guest then guest → host through the NAT, with the guest's counters around each. */
 export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink: TcpEndpoint, mib: number): Promise<TransferFigures> {
   const c0 = await g.counters();
   // stdin /dev/null for every guest, whichever console runs the command.
   const down = await transfer(g, source, `nc ${GATEWAY} ${source.port()} </dev/null >/dev/null`, 'host → guest');
   const c1 = await g.counters();
-  const up = await transfer(g, sink, `dd if=/dev/zero bs=64k count=${(mib << 20) / 65536} 2>/dev/null | nc ${GATEWAY} ${sink.port()}`, 'guest → host');
+  const upMiBps = await ncUp(g, sink, mib);
   const c2 = await g.counters();
   const figures: TransferFigures = {
     downMiBps: mib / down,
-    upMiBps: mib / up,
+    upMiBps,
     downInstrPerMiB: instructionsBetween(c0.instructions, c1.instructions) / mib,
     upInstrPerMiB: instructionsBetween(c1.instructions, c2.instructions) / mib,
   };
@@ -191,33 +208,43 @@ export async function benchNet(
   const bytes = mib << 20;
   const source = tcpEndpoint('source', bytes);
   const sink = tcpEndpoint('sink', bytes);
-  log('net: booting 3 VMs');
+  const web = httpSource(bytes);
+  log('net: booting 5 VMs (3 NICs on the relay; ours in wisp and fetch mode)');
   const guests: Record<NicId, BenchGuest> = {
     ours: await labGuest(ctx, origin, 'ours', 'disk=none&room=bench-ours'),
     'stock-virtio': await stockGuest(ctx, origin, 'stock virtio-net', { net: { type: 'virtio', relay_url: relayUrl('bench-stock-virtio') } }),
     'stock-ne2k': await stockGuest(ctx, origin, 'stock ne2k', { net: { type: 'ne2k', relay_url: relayUrl('bench-stock-ne2k') } }),
   };
+  const modeGuests = { relay: guests.ours, ...(await bootModeGuests(ctx, origin)) };
+  const modes = new ModeSamples();
   try {
-    for (const g of Object.values(guests)) await waitLease(g);
+    for (const g of [...Object.values(guests), modeGuests.wisp, modeGuests.fetch]) await waitLease(g);
     const raw: number[] = [];
     const acc = Object.fromEntries(NICS.map(({ id }) => [id, { ping: [] as number[], transfer: new TransferSamples() }])) as Record<
       NicId,
       { ping: number[]; transfer: TransferSamples }
     >;
-    await guests.ours.run(`ping -c 3 ${GATEWAY}`, 60_000); // warm-up: ARP caches, JIT
+    // Warm-up: ARP caches, JIT.
+    for (const g of Object.values(modeGuests)) await g.run(`ping -c 3 ${GATEWAY}`, 60_000);
     for (let round = 0; round < rounds; round++) {
       raw.push(median(await within(rawWsRtts(guests.ours.page, relayUrl('bench-raw'), pings), 120_000, 'raw WebSocket pings')));
       for (const { id } of NICS) {
         const g = guests[id];
         const a = acc[id];
-        const ping = await g.run(`ping -c ${pings} -i 0.1 ${GATEWAY}`, 120_000);
-        const rtts = [...ping.output.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-        if (rtts.length === 0) throw new Error(`${g.label}: no ping replies:\n${ping.output}`);
-        a.ping.push(median(rtts));
+        const ping = await pingMedian(g, pings);
+        a.ping.push(ping);
 
         const t = await transferBothWays(g, source, sink, mib);
         a.transfer.add(t);
-        log(`  round ${round + 1} ${id}: ping ${median(rtts).toFixed(2)} ms, down ${t.downMiBps.toFixed(2)} MiB/s, up ${t.upMiBps.toFixed(2)} MiB/s`);
+        log(`  round ${round + 1} ${id}: ping ${ping.toFixed(2)} ms, down ${t.downMiBps.toFixed(2)} MiB/s, up ${t.upMiBps.toFixed(2)} MiB/s`);
+      }
+      for (const { id, upload } of MODES) {
+        const g = modeGuests[id];
+        const pingMs = await pingMedian(g, pings);
+        const downMiBps = await wgetDown(g, web, mib, GATEWAY, TRANSFER_LIMIT_MS);
+        const upMiBps = upload ? await ncUp(g, sink, mib) : undefined;
+        modes.add(round, id, { pingMs, downMiBps, upMiBps });
+        log(`  round ${round + 1} ${id} mode: ping ${pingMs.toFixed(2)} ms, wget down ${downMiBps.toFixed(2)} MiB/s${upMiBps ? `, up ${upMiBps.toFixed(2)} MiB/s` : ''}`);
       }
     }
     const nics = {} as Record<NicId, NicResult>;
@@ -225,10 +252,11 @@ export async function benchNet(
       const a = acc[id];
       nics[id] = { pingMs: figure(a.ping), ...a.transfer.result() };
     }
-    return { pings, mib, rounds, rawWsMs: figure(raw), nics };
+    return { pings, mib, rounds, rawWsMs: figure(raw), nics, modes: modes.result() };
   } finally {
-    for (const g of Object.values(guests)) await g.close();
+    for (const g of [...Object.values(guests), modeGuests.wisp, modeGuests.fetch]) await g.close();
     source.server.close();
     sink.server.close();
+    web.server.close();
   }
 }

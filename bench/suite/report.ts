@@ -2,6 +2,7 @@
 import { cell, ratioCell, type Figure } from '../stats.ts';
 import { DISK_COLUMNS, DISTURBED_CORES, type DiskResults } from './blk.ts';
 import { NICS, type NetResults } from './net.ts';
+import { MODES, type ModeResults } from './net-modes.ts';
 import type { InspectorResults } from './inspector.ts';
 
 export interface Machine {
@@ -131,6 +132,28 @@ function netSection(n: NetResults): string[] {
   for (const { id, label } of NICS.slice(1)) {
     const s = n.nics[id];
     out.push(`- ours / ${label}: ping ${ratio(ours.pingMs, s.pingMs)} the RTT, host → guest ${ratio(ours.downMiBps, s.downMiBps)}, guest → host ${ratio(ours.upMiBps, s.upMiBps)} the throughput`);
+  }
+  if (n.modes) out.push('', ...modesSection(n.modes, n));
+  return out;
+}
+
+function modesSection(m: ModeResults, n: NetResults): string[] {
+  const out: string[] = [];
+  out.push('#### Network modes');
+  out.push('');
+  out.push(
+    `Our virtio-net in each mode, in the same rounds as the table above: ping to 10.0.2.2 (answered by the relay's gateway, or by the ` +
+      `gateway in the VM's worker for wisp and fetch); host → guest with busybox wget from an HTTP server on loopback (${n.mib} MiB; ` +
+      `fetch can carry nothing else); guest → host with nc (fetch cannot). wisp goes through this server's own /wisp/. ` +
+      `Median of ${n.rounds} round(s), (min–max); ratios to the relay are the median of per-round ratios ± half their range.`,
+  );
+  out.push('');
+  out.push(row(['mode', 'ping RTT (ms)', 'host → guest (MiB/s)', 'guest → host (MiB/s)', 'RTT / relay', 'down / relay', 'up / relay']));
+  out.push(rule(7));
+  for (const { id, label } of MODES) {
+    const r = m.modes[id];
+    const vs = id === 'relay' ? undefined : m.vsRelay[id];
+    out.push(row([label, cell(r.pingMs, 2), cell(r.downMiBps, 2), cell(r.upMiBps, 2), ratioCell(vs?.pingMs), ratioCell(vs?.downMiBps), ratioCell(vs?.upMiBps)]));
   }
   return out;
 }

@@ -6,7 +6,10 @@
  * with no DNS traffic of our own. Reconnects with backoff; when the WebSocket goes, every
  * stream ends as a reset for the guest and `onState` says why.
  *
- * Wisp v1 has no half-close: a guest FIN closes the stream once what it sent is out.
+ * Wisp v1 has no half-close, and a CLOSE ends a stream at once: a server may drop what it still
+ * buffers toward the host (wisp-js does). So a guest FIN becomes a CLOSE only once the stream
+ * has been quiet both ways for FIN_QUIET_MS: the server has written out what the guest sent,
+ * and a reply that follows the FIN (a request, then the response) still comes back.
  */
 import type { WebSocketConstructor, WebSocketLike } from '../../backends/websocket-frame-link.ts';
 import { parseIp } from '../../wire/ipv4.ts';
@@ -31,8 +34,13 @@ const NAME_BASE = parseIp('198.18.0.0');
 export const MAX_NAMES = 4096;
 /** Open streams at once (the gateway's NAT limits are higher; a server may allow fewer). */
 export const MAX_STREAMS = 512;
-/** Bytes a stream takes from the server while the guest is not reading before it is reset. */
-export const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes all streams together may take from the server while the guest is not reading (wisp
+ * v1 has no flow control toward the client); the stream that goes beyond is reset.
+ */
+export const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
+/** Quiet time after a guest FIN before the stream's CLOSE (see above). */
+export const FIN_QUIET_MS = 1000;
 /**
  * Largest DATA packet we send (servers bound messages; ours at 64 KiB). Bytes waiting for
  * CONTINUE credit count as the socket's writableLength, which shrinks the guest's TCP window.
@@ -53,6 +61,8 @@ export interface WispUplinkOptions {
   onState?: (s: WispState) => void;
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Default MAX_UNREAD_BYTES. */
+  maxUnreadBytes?: number;
 }
 
 interface StreamEnd {
@@ -73,13 +83,18 @@ export class WispUplink implements Uplink {
   private readonly names = new Map<string, number>();
   private readonly byAddress = new Map<number, string>();
   private nextName = 0;
+  /** Bytes streams took while their guest was not reading (bound: MAX_UNREAD_BYTES). */
+  unread = 0;
   /** Counters for the panel and tests. */
   readonly stats = { opens: 0, streams: 0, protocolErrors: 0 };
+
+  readonly maxUnreadBytes: number;
 
   constructor(
     readonly url: string,
     private readonly opts: WispUplinkOptions,
   ) {
+    this.maxUnreadBytes = opts.maxUnreadBytes ?? MAX_UNREAD_BYTES;
     this.connect();
   }
 
@@ -259,6 +274,7 @@ class WispTcpSocket extends SocketEvents implements StreamEnd {
   private ending = false;
   private paused = false;
   private unread = 0;
+  private quietTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly wisp: WispUplink,
@@ -298,16 +314,20 @@ class WispTcpSocket extends SocketEvents implements StreamEnd {
 
   resume(): this {
     this.paused = false;
-    this.unread = 0;
+    this.forgetUnread();
     return this;
   }
 
   onData(data: Uint8Array): void {
-    if (this.paused && (this.unread += data.length) > MAX_UNREAD_BYTES) {
-      // The server does not stop for a guest that is not reading: bound what we hold.
-      this.wisp.finish(this.id, WISP_CLOSE_VOLUNTARY);
-      return this.finish(true);
+    if (this.paused) {
+      this.unread += data.length;
+      if ((this.wisp.unread += data.length) > this.wisp.maxUnreadBytes) {
+        // The server does not stop for a guest that is not reading: bound what we hold.
+        this.wisp.finish(this.id, WISP_CLOSE_VOLUNTARY);
+        return this.finish(true);
+      }
     }
+    if (this.quietTimer !== undefined) this.closeWhenQuiet();
     this.data(data);
   }
 
@@ -330,6 +350,30 @@ class WispTcpSocket extends SocketEvents implements StreamEnd {
     if (this.id) this.wisp.finish(this.id, WISP_CLOSE_VOLUNTARY);
   }
 
+  protected override finish(hadError: boolean): void {
+    clearTimeout(this.quietTimer);
+    this.forgetUnread();
+    super.finish(hadError);
+  }
+
+  private forgetUnread(): void {
+    this.wisp.unread -= this.unread;
+    this.unread = 0;
+  }
+
+  /** After the guest's FIN: CLOSE once nothing has moved either way for FIN_QUIET_MS. */
+  private closeWhenQuiet(): void {
+    clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(() => {
+      if (!this.id || this.destroyed) return;
+      const id = this.id;
+      this.id = 0;
+      this.wisp.finish(id, WISP_CLOSE_VOLUNTARY);
+      this.remoteEnded();
+      queueMicrotask(() => this.finish(false));
+    }, FIN_QUIET_MS);
+  }
+
   private flush(): void {
     if (!this.id || this.destroyed) return;
     let drained = false;
@@ -341,14 +385,8 @@ class WispTcpSocket extends SocketEvents implements StreamEnd {
       drained = true;
     }
     if (drained && this.writableLength === 0) this.emit('drain');
-    if (this.ending && this.queue.length === 0) {
-      // No half-close in wisp v1: closing is all a FIN can become.
-      const id = this.id;
-      this.id = 0;
-      this.wisp.finish(id, WISP_CLOSE_VOLUNTARY);
-      this.remoteEnded();
-      queueMicrotask(() => this.finish(false));
-    }
+    // No half-close in wisp v1: a CLOSE, once quiet, is all a FIN can become.
+    if (this.ending && this.queue.length === 0 && (drained || this.quietTimer === undefined)) this.closeWhenQuiet();
   }
 }
 

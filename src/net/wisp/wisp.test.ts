@@ -11,6 +11,7 @@ import { attachWispServer, wispTarget } from '../../relay/wisp-server.ts';
 import { readU32 } from '../../wire/bytes.ts';
 import { WISP_CLOSE, WISP_CONNECT, WISP_CONTINUE, WISP_DATA, decodeWisp, encodeWisp } from './packet.ts';
 import { WispUplink, type WispState } from './wisp-uplink.ts';
+import { startWispJs } from './wisp-js-server.testing.ts';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -43,9 +44,9 @@ async function wispServer(nat: 'host' | 'all' | 'off' = 'host'): Promise<string>
   return `ws://127.0.0.1:${port}/wisp/`;
 }
 
-function setup(url: string) {
+function setup(url: string, maxUnreadBytes?: number) {
   const states: WispState[] = [];
-  const wisp = new WispUplink(url, { WebSocket: WebSocket as never, onState: (s) => states.push(s), minBackoffMs: 50, maxBackoffMs: 200 });
+  const wisp = new WispUplink(url, { WebSocket: WebSocket as never, onState: (s) => states.push(s), minBackoffMs: 50, maxBackoffMs: 200, maxUnreadBytes });
   cleanups.push(() => wisp.close());
   const room = new SwitchRoom('worker', { maxFrameBytes: 1514 });
   const gw = new GatewayCore(room, wisp, { nat: 'all', hostAddress: '127.0.0.1' });
@@ -79,8 +80,21 @@ describe('wisp packets', () => {
   });
 });
 
-describe('gateway with a wisp uplink, against the wisp server on loopback', () => {
-  it('TCP both ways with md5 through 10.0.2.2:PORT → the server host 127.0.0.1:PORT', async () => {
+/** Our own server (NAT host), and a third-party one: wisp-js, allowed loopback only. */
+const SERVERS: Array<[string, () => Promise<string>]> = [
+  ['our /wisp/', () => wispServer('host')],
+  [
+    'wisp-js',
+    async () => {
+      const w = await startWispJs();
+      cleanups.push(() => w.close());
+      return w.url;
+    },
+  ],
+];
+
+describe.each(SERVERS)('gateway with a wisp uplink, through %s on loopback', (_, start) => {
+  it('TCP both ways with md5 through 10.0.2.2:PORT → the server host 127.0.0.1:PORT; a guest FIN loses none of its last bytes', async () => {
     const down = randomBytes(400_000);
     const up = randomBytes(300_000);
     const got: Buffer[] = [];
@@ -90,7 +104,7 @@ describe('gateway with a wisp uplink, against the wisp server on loopback', () =
       s.on('end', () => (hostDone = true));
       s.write(down);
     });
-    const { guest, wisp } = setup(await wispServer('host'));
+    const { guest, wisp } = setup(await start());
     await until(() => wisp.up, 5000, 'wisp up');
     const c = new GuestTcp(guest, 42001, port);
     await c.connect();
@@ -101,6 +115,52 @@ describe('gateway with a wisp uplink, against the wisp server on loopback', () =
     await until(() => hostDone, 10_000, 'upload');
     expect(md5(Buffer.concat(got))).toBe(md5(up));
   }, 20_000);
+
+  it("a reply that follows the guest's FIN still reaches the guest (wisp v1 has no half-close)", async () => {
+    const port = await tcpServer((s) => {
+      // A host that answers a while after the request, as a slow server does.
+      s.once('data', (d: Buffer) => setTimeout(() => s.end(`echo ${d.toString()}`), 300));
+    });
+    const { guest, wisp } = setup(await start());
+    await until(() => wisp.up, 5000, 'wisp up');
+    const c = new GuestTcp(guest, 42009, port);
+    await c.connect();
+    await c.send(Buffer.from('ping'));
+    c.fin();
+    await until(() => c.gotFin || c.gotRst, 5000, 'the end of the reply');
+    expect(c.gotRst).toBe(false);
+    expect(Buffer.from(c.data).toString()).toBe('echo ping');
+  });
+
+  it('a name the server resolves (*.localhost) is reached; a public address the server may not reach resets', async () => {
+    const port = await tcpServer((s) => s.end('hello from web.localhost\n'));
+    const { guest, wisp } = setup(await start());
+    await until(() => wisp.up, 5000, 'wisp up');
+    guest.udp(GW_IP, 5353, 53, dnsQuery('web.localhost'));
+    const answer = await guest.waitFor((d) => d.udp?.srcPort === 53);
+    const c = new GuestTcp(guest, 42002, port, readU32(answer.dns!.answers[0].data as Uint8Array, 0));
+    await c.connect();
+    await until(() => c.gotFin, 5000, 'FIN');
+    expect(Buffer.from(c.data).toString()).toBe('hello from web.localhost\n');
+    const b = new GuestTcp(guest, 42004, 80, 0x5db8d70e); // 93.184.215.14: not loopback
+    await b.connect().catch(() => undefined);
+    await until(() => b.gotRst, 5000, 'reset (blocked)');
+  });
+});
+
+describe('gateway with a wisp uplink, against the wisp server on loopback', () => {
+  it('a guest that stops reading while the server floods: what we hold is bounded, the stream resets', async () => {
+    const bound = 2 * 1024 * 1024;
+    const port = await tcpServer((s) => s.end(Buffer.alloc(4 * bound, 0x5a)));
+    const { guest, wisp } = setup(await wispServer('host'), bound);
+    await until(() => wisp.up, 5000, 'wisp up');
+    const c = new GuestTcp(guest, 42008, port);
+    c.autoAck = false; // the guest takes the first window and then nothing
+    await c.connect();
+    await until(() => c.gotRst, 10_000, 'reset');
+    expect(c.data.length).toBeLessThan(bound);
+    expect(wisp.unread).toBe(0);
+  });
 
   it("names go to the server to resolve: the guest's DNS answer stands in, the CONNECT names 'localhost'", async () => {
     const port = await tcpServer((s) => s.end('hello from localhost\n'));
