@@ -126,7 +126,11 @@ export class V86Host {
   }
 
   async stop(): Promise<void> {
-    await this.emulator.stop();
+    const stopped = this.emulator.stop();
+    // v86 stops at its next tick; a halted guest's next tick is its next timer, up to
+    // 100 ms away. Wake the loop now, as an interrupt would.
+    if (this.emulator.cpu_is_running) this.emulator.v86.cpu.stop_idling();
+    await stopped;
   }
 
   async destroy(): Promise<void> {
