@@ -91,7 +91,8 @@ test('upload: a prepared raw image becomes a disk the guest reads', async ({ pag
 
 test('read-only attach: guest writes fail cleanly, the data stays', async ({ page }) => {
   await bootedWithDisk(page);
-  await run(page, 'echo keep-me > /mnt/disk/ro-check && sync');
+  // Unmounted: a read-only guest cannot replay the journal, so it sees only checkpointed data.
+  await run(page, 'echo keep-me > /mnt/disk/ro-check && sync && umount /mnt/disk');
   await page.goto('/?disk=lab&ro=1');
   await page.evaluate(() => window.virtioLab.ready);
   await expect(page.getByTestId('disk-attached')).toContainText('read-only');

@@ -151,6 +151,8 @@ export class VmClient {
   private restoring = false;
   /** A worker started by prewarm(), for the first boot. */
   private spare: Worker | undefined;
+  /** Why the spare worker died before start() took it. */
+  private spareCrash: string | undefined;
   private bootPointWaiter: ((msg: { saved: boolean; attachDisk: boolean }) => void) | undefined;
   private nextRequest = 1;
   private readonly stateWaiters = new Map<number, { resolve(info: StateInfo): void; reject(err: Error): void }>();
@@ -259,6 +261,11 @@ export class VmClient {
     const worker = startModuleWorker(new URL(workerUrl, location.href), 'virtio-lab-vm');
     if (!worker) return; // start() reports it
     this.spare = worker;
+    // A worker that dies before start() adopts it is reported by start() as a crash.
+    worker.addEventListener('error', (ev) => {
+      ev.preventDefault();
+      this.spareCrash ??= ev.message || 'the VM worker crashed';
+    });
     worker.postMessage({ type: 'preload', baseUrl: this.guestBaseUrl, wasmUrl: new URL(wasmUrl, location.href).href } satisfies ToWorker);
   }
 
@@ -305,6 +312,14 @@ export class VmClient {
       boot: this.snap.boot + 1,
       timings: { workerStart: performance.now() },
     });
+    const spareCrash = this.spareCrash;
+    this.spareCrash = undefined;
+    if (this.spare && spareCrash !== undefined) {
+      this.spare.terminate();
+      this.spare = undefined;
+      this.handle({ type: 'fatal', kind: 'crash', message: spareCrash });
+      return;
+    }
     const worker = this.spare ?? startModuleWorker(new URL(workerUrl, location.href), 'virtio-lab-vm');
     this.spare = undefined;
     if (!worker) {
