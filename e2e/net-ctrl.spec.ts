@@ -27,6 +27,8 @@ test('a MAC change in the guest reaches the relay switch, and ping goes on', asy
     await page.evaluate(() => window.virtioLab.ready);
     await expect(page.getByTestId('net-ip')).toHaveText(/^10\.0\.2\.\d+$/);
     const oldMac = (await page.getByTestId('net-mac').textContent())!;
+    // The panel shows the lease as the DHCP ACK passes; the guest's script configures eth0 after.
+    await run(page, 'for i in $(seq 50); do ip route | grep -q "^default" && break; sleep 0.2; done');
     expect((await run(page, 'ping -c 2 -i 0.2 10.0.2.2')).output).toContain('2 packets received');
     expect(macs()).toContain(oldMac);
     // Linux's virtio_net negotiated the control queue (feature bit 17 in sysfs).

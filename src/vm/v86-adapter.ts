@@ -59,7 +59,9 @@ const copyOf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
  */
 export function yieldInThisThread(v86: any): void {
   if (typeof MessageChannel === 'undefined' || !v86.worker) return;
-  v86.unregister_yield(); // ends v86's scheduler worker
+  // v86's scheduler worker stays, idle, until v86 is destroyed: ending it now, while its
+  // blob: script may still be loading, aborts that request (a console error on every page).
+  const endSchedulerWorker = v86.unregister_yield.bind(v86);
   const channel = new MessageChannel();
   let sleep: ReturnType<typeof setTimeout> | undefined;
   channel.port1.onmessage = (e: MessageEvent<{ tick: number; t: number }>) => {
@@ -76,6 +78,7 @@ export function yieldInThisThread(v86: any): void {
   v86.unregister_yield = () => {
     if (sleep !== undefined) clearTimeout(sleep);
     channel.port1.close();
+    endSchedulerWorker();
   };
 }
 
