@@ -27,7 +27,8 @@ export class InspectorPage {
     await page.evaluate(() => window.virtioLab.ready);
     await page.getByTestId('inspector-toggle').click();
     await expect(page.getByTestId('inspector')).toBeVisible();
-    await expect.poll(async () => (await lab.queue('blk', 0))?.enabled).toBe(true);
+    // The panel's first snapshot may not have come yet: no device is not an error here.
+    await expect.poll(async () => (await lab.device('blk'))?.queues[0]?.enabled).toBe(true);
     return lab;
   }
 
