@@ -2,7 +2,7 @@
  * The machine: v86 + our PCI devices + a batched serial console. The browser worker and the
  * Node runner both build exactly this; only the I/O glue around it differs.
  */
-import type { PciBus } from '../virtio/bus.ts';
+import type { GuestMemory, PciBus } from '../virtio/bus.ts';
 import type { DeviceStats } from './protocol.ts';
 import { DrainPoint } from './drain-point.ts';
 import { deviceStats, plugLabDevices, type LabDeviceOptions, type LabDevices } from './lab-devices.ts';
@@ -24,6 +24,8 @@ export interface MachineOptions {
   onSerial(bytes: Uint8Array): void;
   /** The lab's devices are plugged before the CPU starts (SeaBIOS probes them). */
   devices: LabDeviceOptions;
+  /** Made to have a state restored into it: start() throws until one is (V86HostOptions). */
+  forRestore?: boolean;
 }
 
 /**
@@ -52,6 +54,7 @@ export class Machine {
       initrd: image.initrd,
       cmdline: `${image.manifest.cmdline} ${LAB_CMDLINE}`,
       memoryMiB: image.manifest.memoryMiB,
+      forRestore: opts.forRestore,
       wasm: opts.wasm,
       onSerialByte: (b) => serial.push(b),
     });
@@ -106,6 +109,11 @@ export class Machine {
   /** Wall time since start: v86 paces the guest's clocks by the host's. */
   uptimeMs(): number {
     return this.startedAt ? performance.now() - this.startedAt : 0;
+  }
+
+  /** Guest RAM, as our functions see it. */
+  get ram(): GuestMemory {
+    return this.host.ram;
   }
 
   instructions(): number {

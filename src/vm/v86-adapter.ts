@@ -26,6 +26,12 @@ export interface V86HostOptions {
   initrd: Uint8Array;
   cmdline: string;
   memoryMiB: number;
+  /**
+   * A machine made to have a state restored into it, never booted: the kernel and initrd
+   * are not loaded (the state holds the guest's RAM), so RAM above the firmware stays as
+   * fresh wasm memory, all zero and never touched, and the restore skips zeroing it.
+   */
+  forRestore?: boolean;
   /** Compiled v86.wasm (compile once, instantiate per boot). */
   wasm: WebAssembly.Module;
   onSerialByte(byte: number): void;
@@ -45,6 +51,12 @@ const MEM_BAR_BASE = 0xfe000000;
 const MMIO_GRANULE = 128 * 1024;
 
 const copyOf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
+
+/**
+ * Where v86 writes guest RAM while it builds a machine without a kernel: the BIOS and VGA
+ * BIOS, both below 1 MiB. Above it, RAM is fresh wasm memory (zero) until the guest runs.
+ */
+export const FIRMWARE_END = 0x100000;
 
 /**
  * v86's main loop runs the guest for 1 ms, then yields and is called back. In a browser it
@@ -83,10 +95,16 @@ export function yieldInThisThread(v86: any): void {
 }
 
 export class V86Host {
+  /** RAM above FIRMWARE_END is untouched fresh memory: no guest code has run, no state restored. */
+  private pristineRam: boolean;
+
   private constructor(
     private readonly emulator: any,
     readonly pciBus: V86PciBus,
-  ) {}
+    forRestore: boolean,
+  ) {
+    this.pristineRam = forRestore;
+  }
 
   /** Creates the emulator and resolves once devices can be plugged in (before `run`). */
   static create(opts: V86HostOptions): Promise<V86Host> {
@@ -100,9 +118,9 @@ export class V86Host {
           vga_memory_size: 2 * 1024 * 1024,
           bios: { buffer: copyOf(opts.bios) },
           vga_bios: opts.vgabios ? { buffer: copyOf(opts.vgabios) } : undefined,
-          bzimage: { buffer: copyOf(opts.kernel) },
-          initrd: { buffer: copyOf(opts.initrd) },
-          cmdline: opts.cmdline,
+          ...(opts.forRestore
+            ? {}
+            : { bzimage: { buffer: copyOf(opts.kernel) }, initrd: { buffer: copyOf(opts.initrd) }, cmdline: opts.cmdline }),
           autostart: false,
           disable_keyboard: true,
           disable_mouse: true,
@@ -119,12 +137,14 @@ export class V86Host {
       emulator.add_listener('serial0-output-byte', opts.onSerialByte);
       emulator.add_listener('emulator-loaded', () => {
         if (typeof process === 'undefined') yieldInThisThread(emulator.v86);
-        resolve(new V86Host(emulator, new V86PciBus(emulator.v86.cpu)));
+        resolve(new V86Host(emulator, new V86PciBus(emulator.v86.cpu), opts.forRestore === true));
       });
     });
   }
 
   run(): void {
+    // Without a kernel the CPU would run the BIOS into an empty boot menu.
+    if (this.pristineRam) throw new Error('this machine was made for a state to be restored into: restore one before it runs');
     void this.emulator.run();
   }
 
@@ -174,8 +194,23 @@ export class V86Host {
    */
   async restoreState(state: Uint8Array): Promise<void> {
     const copy = state.byteOffset === 0 && state.byteLength === state.buffer.byteLength ? state.buffer : state.slice().buffer;
-    await this.emulator.restore_state(copy);
+    const cpu = this.emulator.v86.cpu;
+    const zeroMemory = cpu.zero_memory;
+    // v86 zeroes all of RAM before it writes the saved pages: 128 MiB of writes that fault in
+    // every page of fresh wasm memory (~0.1 s in a browser). Fresh RAM is zero already.
+    if (this.pristineRam) cpu.zero_memory = (addr: number, len: number) => zeroMemory(addr, Math.max(0, Math.min(len, FIRMWARE_END - addr)));
+    try {
+      await this.emulator.restore_state(copy);
+    } finally {
+      cpu.zero_memory = zeroMemory;
+    }
+    this.pristineRam = false;
     this.pciBus.afterRestore();
+  }
+
+  /** Guest RAM (what our functions see through their attachment). */
+  get ram(): GuestMemory {
+    return new V86GuestMemory(this.emulator.v86.cpu);
   }
 
   /** Instructions the guest CPU has executed (wraps at 2^32). */

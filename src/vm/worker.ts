@@ -223,11 +223,11 @@ async function requestedState(how: BootStart, imageSha256: string): Promise<LabS
  * the profile that names the right file is known only then, and it is nearly always the
  * newest one (one page, one set of devices). Any failure here is left to storedBootState.
  */
-async function earlyBootState(imageSha256: string): Promise<{ file: string; state: LabState } | undefined> {
+async function earlyBootState(newest: Promise<string | undefined>, imageSha256: string): Promise<{ file: string; state: LabState } | undefined> {
   try {
-    const [file] = await bootStatesNewestFirst();
+    const file = await newest;
     const bytes = file === undefined ? undefined : await readStateFile(file);
-    return bytes && { file, state: readLabState(bytes, imageSha256, await loadZstd()) };
+    return file !== undefined && bytes ? { file, state: readLabState(bytes, imageSha256, await loadZstd()) } : undefined;
   } catch {
     return undefined;
   }
@@ -289,7 +289,8 @@ async function boot(req: BootRequest): Promise<void> {
   loaded.catch(() => undefined); // awaited below; a failure is reported there
   const imageSha256 = await imageIdentity(bootManifest, bootManifest.cmdline);
   let state = await requestedState(req.start, imageSha256);
-  const early = req.start.kind === 'auto' ? earlyBootState(imageSha256) : undefined;
+  const newest = req.start.kind === 'auto' ? bootStatesNewestFirst().then(([file]) => file, () => undefined) : undefined;
+  const early = newest && earlyBootState(newest, imageSha256);
   if (stopping) return;
 
   // A saved state brings its own disk back (its contents are in the file).
@@ -319,12 +320,13 @@ async function boot(req: BootRequest): Promise<void> {
   if (stopping) return;
   const ring = state?.decoded.meta.ring ?? req.ring;
   // Each machine gets its own link: a link attaches to one NIC once.
-  const create = () => {
+  const create = (forRestore: boolean) => {
     const net = req.net ? openNet(req.net) : undefined;
     link = net?.link;
     return Machine.create({
       image,
       wasm,
+      forRestore,
       onSerial: (bytes) => {
         screen.push(bytes);
         post({ type: 'serial-out', bytes }, [bytes.buffer]);
@@ -344,7 +346,10 @@ async function boot(req: BootRequest): Promise<void> {
       },
     });
   };
-  let m = await create();
+  // A machine made for a restore skips loading the kernel and zeroing RAM (V86HostOptions):
+  // made so when a state is at hand or a boot state is stored; remade if none restores.
+  const forRestore = state !== undefined || (newest !== undefined && (await newest) !== undefined);
+  let m = await create(forRestore);
   identity = { imageSha256, memoryMiB: bootManifest.memoryMiB, ring };
   // Offered features too: a read-only disk (VIRTIO_BLK_F_RO) is another device to restore into.
   const functions = m.devices.all.map((fn) => `${fn.name}:${fn.offeredFeatures.toString(16)}`);
@@ -362,8 +367,12 @@ async function boot(req: BootRequest): Promise<void> {
       if (state.decoded.meta.kind === 'boot' && profile) await deleteStateFile(bootStateFile(profile)).catch(() => undefined);
       link?.close();
       await m.stop().catch(() => undefined);
-      m = await create();
+      m = await create(false);
     }
+  } else if (forRestore) {
+    link?.close();
+    await m.stop().catch(() => undefined);
+    m = await create(false);
   }
   machine = m;
   runPort = agentPort(m.devices);

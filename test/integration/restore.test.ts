@@ -9,8 +9,11 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from '
 import os from 'node:os';
 import path from 'node:path';
 import { FileBlockBackend } from '../../src/backends/file-block-backend.ts';
-import { captureLabState, imageIdentity, readLabState, type LabIdentity } from '../../src/vm/lab-states.ts';
-import { loadGuestImageFromDir, defaultGuestDir, startNodeVm, type NodeVm } from '../../src/vm/node/node-machine.ts';
+import { captureLabState, imageIdentity, readLabState, restoreLabState, type LabIdentity } from '../../src/vm/lab-states.ts';
+import { loadGuestImageFromDir, defaultGuestDir, startNodeVm, v86Wasm, type NodeVm } from '../../src/vm/node/node-machine.ts';
+import { Machine } from '../../src/vm/machine.ts';
+import { AGENT_PORT } from '../../src/vm/console-session-agent.ts';
+import { FIRMWARE_END } from '../../src/vm/v86-adapter.ts';
 import { afterRestoreCommand } from '../../src/vm/snapshot/after-restore.ts';
 import { lateDiskGuestDir, templateDiskFile } from '../../src/vm/snapshot/node-guest.ts';
 import { restoreSparseDisk } from '../../src/vm/snapshot/sparse-disk.ts';
@@ -97,6 +100,38 @@ describe('VM states: real guest, save and restore', () => {
     expect((await vm.session.run(afterRestoreCommand({ attachDisk: false }))).status).toBe(0);
     expect((await vm.session.run('cat /mnt/disk/s')).output).toBe('saved-file\n');
   }, 120_000);
+
+  it('a machine made for a restore (no kernel in RAM, RAM not zeroed again) gets the RAM a booted machine gets', async () => {
+    const [image, wasm] = await Promise.all([loadGuestImageFromDir(guestDir), v86Wasm()]);
+    // Never written: neither machine runs.
+    const backend = FileBlockBackend.open(path.join(dir, 'a.img'));
+    const make = (forRestore: boolean) =>
+      Machine.create({ image, wasm, forRestore, onSerial: () => undefined, devices: { blk: { backend, name: 'a' }, console: { ports: [AGENT_PORT] }, onDeviceError: () => undefined } });
+    const fresh = await make(true);
+    const loaded = await make(false); // kernel and initrd in RAM, as before a boot
+    try {
+      const nonZeroWordsAbove = (m: Machine) => {
+        const words = new Uint32Array(m.ram.read(FIRMWARE_END, m.ram.size - FIRMWARE_END).buffer);
+        let n = 0;
+        for (let i = 0; i < words.length; i++) if (words[i] !== 0) n++;
+        return n;
+      };
+      // What the shortcut relies on: v86 writes nothing above the firmware without a kernel.
+      expect(nonZeroWordsAbove(fresh)).toBe(0);
+      expect(nonZeroWordsAbove(loaded)).toBeGreaterThan(100_000);
+      expect(() => fresh.start()).toThrow(/restored into/);
+      const state = readLabState(bootState, id.imageSha256, await loadZstd());
+      await restoreLabState(fresh, state);
+      await restoreLabState(loaded, state);
+      const size = fresh.ram.size;
+      expect(size).toBe(image.manifest.memoryMiB * MiB);
+      expect(md5(fresh.ram.read(0, size))).toBe(md5(loaded.ram.read(0, size)));
+    } finally {
+      await fresh.stop();
+      await loaded.stop();
+      backend.close();
+    }
+  }, 60_000);
 
   it('refuses a state of another image, and a damaged one', async () => {
     const zstd = await loadZstd();

@@ -25,7 +25,7 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 export const defaultGuestDir = path.join(repoRoot, 'public/guest');
 
 let wasmModule: Promise<WebAssembly.Module> | undefined;
-function v86Wasm(): Promise<WebAssembly.Module> {
+export function v86Wasm(): Promise<WebAssembly.Module> {
   const wasmPath = createRequire(import.meta.url).resolve('v86/build/v86.wasm');
   wasmModule ??= readFile(wasmPath).then((b) => WebAssembly.compile(b));
   return wasmModule;
@@ -156,6 +156,7 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
     machine = await Machine.create({
       image,
       wasm,
+      forRestore: opts.restore !== undefined,
       onSerial: (bytes) => {
         session.feed(bytes);
         opts.onSerial?.(bytes);
