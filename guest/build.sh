@@ -14,7 +14,7 @@ ROOT=$(dirname "$GUEST")
 BUILD=$GUEST/build
 OUT=$ROOT/public/guest
 JOBS=${JOBS:-$(($(nproc) + 1))}
-CMDLINE="console=ttyS0 tsc=reliable loglevel=7"
+CMDLINE="console=ttyS0 tsc=reliable loglevel=7 init_on_free=1"
 MEMORY_MIB=128
 
 log() { printf '\n==> %s\n' "$*"; }

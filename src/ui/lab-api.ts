@@ -80,7 +80,8 @@ export function installLabApi(client: VmClient, lessons: LessonEngine): VirtioLa
     get ready() {
       return client.ready;
     },
-    run: (cmd, opts) => client.session.run(cmd, opts),
+    // The public options only: LabRunOptions are the lab's own.
+    run: (cmd, opts) => client.session.run(cmd, { timeoutMs: opts?.timeoutMs }),
     serialLog: () => client.session.log(),
     restart: () => client.start(),
     status: () => client.snapshot(),

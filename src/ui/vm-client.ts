@@ -7,7 +7,7 @@ import workerUrl from '../vm/worker.ts?worker&url';
 import { ConsoleSession } from '../vm/console-session.ts';
 import { AGENT_PORT } from '../vm/console-session-agent.ts';
 import { InspectorStore } from './inspector/store.ts';
-import { afterRestoreCommand } from '../vm/snapshot/after-restore.ts';
+import { afterRestoreSteps } from '../vm/snapshot/after-restore.ts';
 import { MOUNT_DISK_COMMAND } from '../vm/snapshot/late-disk.ts';
 import type { RingLayout } from '../virtio/queue/virtqueue.ts';
 import type {
@@ -236,10 +236,16 @@ export class VmClient {
     const t0 = performance.now();
     while (!s.usesAgent && performance.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
     if (this.session !== s) return;
-    const cmd = afterRestoreCommand({ mac: this.netChoice?.mac, attachDisk });
-    const r = await s.run(cmd, { timeoutMs: 30_000 }).catch((e: Error) => ({ status: -1, output: e.message }));
-    if (r.status !== 0) this.set({ afterRestoreError: r.output.trim() || `exit status ${r.status}` });
+    const steps = afterRestoreSteps({ mac: this.netChoice?.mac, attachDisk });
+    const failed = (e: Error) => ({ status: -1, output: e.message });
+    if (steps.mount) {
+      const r = await s.run(steps.mount, { timeoutMs: 30_000, subshell: true }).catch(failed);
+      if (r.status !== 0) this.set({ afterRestoreError: r.output.trim() || `exit status ${r.status}` });
+    }
     this.markReady(s);
+    if (this.session !== s) return;
+    const r = await s.run(steps.background, { timeoutMs: 30_000, subshell: true }).catch(failed);
+    if (r.status !== 0 && this.session === s) this.set({ afterRestoreError: r.output.trim() || `exit status ${r.status}` });
   }
 
   /** Keyboard/paste input and run()'s command lines. */

@@ -33,7 +33,7 @@ function fakeAgent(commands: Record<string, Reply>, opts: { chunk?: number } = {
         inbox = inbox.slice(nl + 1);
         requests.push(line);
         if (line.startsWith('L')) lines.push(line.slice(1));
-        if (line.startsWith('X')) {
+        if (line.startsWith('X') || line.startsWith('F')) {
           const id = line.slice(1);
           const cmd = lines.join('\n');
           lines = [];
@@ -73,6 +73,15 @@ describe('run() over the agent port', () => {
     expect(ids[0]).not.toBe(ids[1]);
     expect(ids[0]).toMatch(/^X[A-Za-z0-9_]+$/);
     expect(dec.decode(encodeRequest('a\nb', 'id7'))).toBe('La\nLb\nXid7\n');
+  });
+
+  it("the lab's subshell requests go as F; a request without the option stays X", async () => {
+    const { session, requests } = fakeAgent({ 'mount x': { output: '', status: 0 }, 'echo hi': { output: 'hi\n', status: 0 } });
+    session.agentOpen(true);
+    expect(await session.run('mount x', { subshell: true })).toEqual({ output: '', status: 0 });
+    expect(await session.run('echo hi')).toEqual({ output: 'hi\n', status: 0 });
+    expect(requests.filter((r) => !r.startsWith('L')).map((r) => r[0])).toEqual(['F', 'X']);
+    expect(dec.decode(encodeRequest('a', 'id8', true))).toBe('La\nFid8\n');
   });
 
   it('keeps every byte 1..255 and invalid UTF-8 exact (surrogateescape), and output that looks like a marker', async () => {

@@ -4,7 +4,8 @@
  * reaches the serial console, and output moves at the port's speed, not the UART's.
  *
  * Requests (host → guest), one message per line: `L<line>` for each line of the command,
- * `X<id>` to run it, `K<id>` to cancel it. Replies (guest → host): NUL `__VL_S<id>` LF, the
+ * `X<id>` to run it (`F<id>`: in a subshell of the agent, LabRunOptions.subshell), `K<id>` to
+ * cancel it. Replies (guest → host): NUL `__VL_S<id>` LF, the
  * command's stdout+stderr bytes, NUL `__VL_E<id>:<status>` LF. Ids are unique per request
  * and carry a random session tag, so a marker cannot be faked by accident and bytes from an
  * earlier (cancelled) request are never taken for the current one: everything before the
@@ -85,10 +86,10 @@ export function outputBytes(output: string): Uint8Array {
 }
 
 /** The request bytes for one command (exported for tests). */
-export function encodeRequest(cmd: string, id: string): Uint8Array {
+export function encodeRequest(cmd: string, id: string, subshell = false): Uint8Array {
   let text = '';
   for (const line of cmd.split('\n')) text += `L${line}\n`;
-  return enc.encode(`${text}X${id}\n`);
+  return enc.encode(`${text}${subshell ? 'F' : 'X'}${id}\n`);
 }
 
 const LF = 0x0a;
@@ -187,7 +188,7 @@ export class AgentChannel {
     p.reject(err);
   }
 
-  run(cmd: string, id: string, timeoutMs: number): Promise<RunResult> {
+  run(cmd: string, id: string, timeoutMs: number, subshell = false): Promise<RunResult> {
     if (this.pending) return Promise.reject(new Error('run() over the port: one request at a time'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -209,7 +210,7 @@ export class AgentChannel {
         timer,
       };
       this.buf.clear();
-      if (!this.write(encodeRequest(cmd, id))) {
+      if (!this.write(encodeRequest(cmd, id, subshell))) {
         this.abort(new Error(`run(): the command (${cmd.length} characters) does not fit the port's buffer`));
       }
     });

@@ -23,6 +23,17 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/** Options of the lab's own requests (window.virtioLab.run takes RunOptions only). */
+export interface LabRunOptions extends RunOptions {
+  /**
+   * Over the agent's port: run the command in a subshell of the agent (its `F` request), not
+   * in a session with an `sh` of its own: two programs fewer to start, which counts in a
+   * guest just restored, whose code v86 has not compiled yet. A timeout ends the subshell,
+   * not what it started. Ignored over the serial console.
+   */
+  subshell?: boolean;
+}
+
 /** A shell prompt at the end of the output, maybe followed by terminal queries (ash sends ESC[6n). */
 const PROMPT_END = /[#$] (?:\x1b\[[0-9;?]*[A-Za-z])*$/;
 
@@ -115,15 +126,15 @@ export class ConsoleSession {
   }
 
   /** Runs one shell command line; commands queue behind each other. */
-  run(cmd: string, opts: RunOptions = {}): Promise<RunResult> {
-    const next = this.queue.then(() => this.runNow(cmd, opts.timeoutMs ?? 30_000));
+  run(cmd: string, opts: LabRunOptions = {}): Promise<RunResult> {
+    const next = this.queue.then(() => this.runNow(cmd, opts.timeoutMs ?? 30_000, opts.subshell === true));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private runNow(cmd: string, timeoutMs: number): Promise<RunResult> {
+  private runNow(cmd: string, timeoutMs: number, subshell: boolean): Promise<RunResult> {
     if (this.failed) return Promise.reject(this.failed);
-    if (this.agent?.open) return this.agent.run(cmd, `${this.tag}_${++this.seq}`, timeoutMs);
+    if (this.agent?.open) return this.agent.run(cmd, `${this.tag}_${++this.seq}`, timeoutMs, subshell);
     const id = `${this.tag}_${++this.seq}__`;
     const start = `__VL_S${id}`;
     const end = `__VL_E${id}:`;

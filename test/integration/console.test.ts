@@ -61,6 +61,19 @@ describe('virtio-console: real guest', () => {
     expect(vm.session.log()).not.toContain('__VL_');
   });
 
+  it("runs the lab's subshell requests (F) with the same contract: output, status, exit, and the agent goes on", async () => {
+    const before = vm.session.log();
+    expect(await vm.session.run('echo out; echo err >&2; exit 4', { subshell: true })).toEqual({ output: 'out\nerr\n', status: 4 });
+    expect(await vm.session.run('false || echo second', { subshell: true })).toEqual({ output: 'second\n', status: 0 });
+    // A subshell: what the command changes (the agent's own variables too) stays in it.
+    expect(await vm.session.run('cmd=broken; id=; pgid=; X=1; cd /tmp; echo set', { subshell: true })).toEqual({ output: 'set\n', status: 0 });
+    expect(await vm.session.run('pwd; echo "[$X]"')).toEqual({ output: '/root\n[]\n', status: 0 });
+    // A cancel ends the subshell, and the next request runs.
+    await expect(vm.session.run('while :; do :; done', { timeoutMs: 1000, subshell: true })).rejects.toThrow(/timed out after 1000 ms/);
+    expect(await vm.session.run('echo after', { subshell: true })).toEqual({ output: 'after\n', status: 0 });
+    expect(vm.session.log()).toBe(before);
+  });
+
   it('times out, kills what the command started, and the next command runs', async () => {
     await expect(vm.session.run('sleep 300 & sleep 200', { timeoutMs: 1500 })).rejects.toThrow(/timed out after 1500 ms/);
     // Killed at once; the dead may linger as zombies until init reaps them, so look a few times.

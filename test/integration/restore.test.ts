@@ -14,7 +14,7 @@ import { loadGuestImageFromDir, defaultGuestDir, startNodeVm, v86Wasm, type Node
 import { Machine } from '../../src/vm/machine.ts';
 import { AGENT_PORT } from '../../src/vm/console-session-agent.ts';
 import { FIRMWARE_END } from '../../src/vm/v86-adapter.ts';
-import { afterRestoreCommand } from '../../src/vm/snapshot/after-restore.ts';
+import { afterRestoreSteps } from '../../src/vm/snapshot/after-restore.ts';
 import { lateDiskGuestDir, templateDiskFile } from '../../src/vm/snapshot/node-guest.ts';
 import { restoreSparseDisk } from '../../src/vm/snapshot/sparse-disk.ts';
 import { loadZstd } from '../../src/vm/snapshot/zstd-node.ts';
@@ -64,8 +64,11 @@ describe('VM states: real guest, save and restore', () => {
     const state = readLabState(bootState, id.imageSha256, await loadZstd());
     vm = await startNodeVm({ guestDir, disk: { path: path.join(dir, 'b.img'), name: 'b' }, restore: state });
     await vm.session.ready;
-    const after = await vm.session.run(afterRestoreCommand({ attachDisk: true }), { timeoutMs: 60_000 });
-    expect(after.status).toBe(0);
+    // As the page does: the mount in a subshell of the agent, then the rest.
+    const steps = afterRestoreSteps({ attachDisk: true });
+    const mounted = await vm.session.run(steps.mount!, { timeoutMs: 60_000, subshell: true });
+    expect(mounted.status).toBe(0);
+    expect((await vm.session.run(steps.background, { subshell: true })).status).toBe(0);
     expect((await vm.session.run('cat /sys/block/vda/size')).output.trim()).toBe(String((64 * MiB) / 512));
     expect((await vm.session.run('grep /mnt/disk /proc/mounts')).output).toMatch(/^\/dev\/vda \/mnt\/disk ext4 rw/);
     const w = await vm.session.run('head -c 200000 /dev/urandom > /mnt/disk/x && sync && echo 3 > /proc/sys/vm/drop_caches && md5sum < /mnt/disk/x');
@@ -97,7 +100,9 @@ describe('VM states: real guest, save and restore', () => {
 
     vm = await startNodeVm({ guestDir, disk: { path: copy, name: 'b' }, restore: state });
     await vm.session.ready;
-    expect((await vm.session.run(afterRestoreCommand({ attachDisk: false }))).status).toBe(0);
+    const steps = afterRestoreSteps({ attachDisk: false });
+    expect(steps.mount).toBeUndefined();
+    expect((await vm.session.run(steps.background, { subshell: true })).status).toBe(0);
     expect((await vm.session.run('cat /mnt/disk/s')).output).toBe('saved-file\n');
   }, 120_000);
 

@@ -106,7 +106,7 @@ export interface NodeVmOptions {
   /**
    * Restore this state (lab-states.ts) instead of booting the kernel: the machine is built
    * with the devices given here (they must be the state's), and `session.ready` resolves at
-   * once (the saved console output is its log). The caller runs afterRestoreCommand().
+   * once (the saved console output is its log). The caller runs afterRestoreSteps().
    */
   restore?: LabState;
 }

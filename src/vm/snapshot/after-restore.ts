@@ -1,7 +1,7 @@
 /**
- * What the lab does in the guest right after a VM state was restored, as one shell command
- * line for run() (one round trip to the guest agent). A restored guest wakes up believing it
- * is the moment it was saved, in the tab that saved it:
+ * What the lab does in the guest right after a VM state was restored, as shell command lines
+ * for run(). A restored guest wakes up believing it is the moment it was saved, in the tab
+ * that saved it:
  *
  * - its NIC has the saved MAC and lease, but every tab must have its own MAC (two tabs
  *   restored from one state would otherwise share an address in a relay room): the address
@@ -28,13 +28,21 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 /** The guest's udhcpc, started as /init starts it (the lease lands in /run/net/eth0). */
 const DHCP = 'udhcpc -f -i eth0 -s /usr/share/udhcpc/default.script -x hostname:virtio-lab >/run/net/udhcpc.log 2>&1 </dev/null &';
 
+export interface AfterRestoreSteps {
+  /** Mounts the disk a boot state left for later; `ready` waits for it. Absent without one. */
+  mount?: string;
+  /** Clock, entropy, MAC and DHCP: a line that starts them in the background and returns. */
+  background: string;
+}
+
 /**
- * Only the disk mount holds `ready` back; the rest runs in the background, started after the
- * mount so that it does not compete with it for the guest's CPU (each process costs tens of
- * ms in the emulator, and no command needs the new lease at once: a cold boot does not wait
- * for DHCP either). The command's status is the mount's.
+ * Only the disk mount holds `ready` back. The rest is started after it, by a second run()
+ * once the mount has ended: started any earlier, it would compete with the mount for the
+ * guest's CPU (a restored guest runs its first instructions through v86's interpreter, each
+ * process costs tens of ms), and no command needs the new lease at once (a cold boot does
+ * not wait for DHCP either).
  */
-export function afterRestoreCommand(opts: AfterRestore): string {
+export function afterRestoreSteps(opts: AfterRestore): AfterRestoreSteps {
   const steps: string[] = [];
   const seconds = Math.floor((opts.now ?? Date.now()) / 1000);
   steps.push(`date -u -s @${seconds} >/dev/null`);
@@ -49,5 +57,5 @@ export function afterRestoreCommand(opts: AfterRestore): string {
     );
   }
   const background = `{ ${steps.join('; ')}; } </dev/null >/dev/null 2>&1 &`;
-  return opts.attachDisk ? `${MOUNT_DISK_COMMAND}; s=$?; ${background} exit $s` : background;
+  return opts.attachDisk ? { mount: MOUNT_DISK_COMMAND, background } : { background };
 }
