@@ -103,6 +103,11 @@ try {
         stateBytes: figure(instant.map((r) => r.stateBytes)),
         pauseMs: figure(instant.map((r) => r.pauseMs)),
         storeMs: figure(instant.map((r) => r.storeMs)),
+        network: {
+          promptMs: figure(all((r) => r.network.map((n) => n.pageToPrompt))),
+          leaseMs: figure(all((r) => r.network.map((n) => n.lease))),
+          pingMs: figure(all((r) => r.network.map((n) => n.ping))),
+        },
       };
     } finally {
       await browser.close();

@@ -33,6 +33,8 @@ export interface BenchResults {
     stateBytes: Figure;
     pauseMs: Figure;
     storeMs: Figure;
+    /** Restored visits with a NIC on the relay: page load → prompt, prompt → lease, prompt → first ping answered. */
+    network?: { promptMs: Figure; leaseMs: Figure; pingMs: Figure };
   };
   inspector?: InspectorResults;
 }
@@ -174,6 +176,12 @@ function instantSection(i: NonNullable<BenchResults['instant']>): string[] {
     `- restored / cold: ${ratio(i.restoredMs, i.coldMs)}; first visit / return cold: ${ratio(i.firstMs, i.coldMs)} (goal ≤ 1.2×); restored goal ≤ 1000 ms.`,
     `- the worker's restore (v86 + our devices): ${cell(i.restoreWorkerMs)} ms; boot state ${cell(MB(i.stateBytes), 2)} MB (goal ≤ 12); ` +
       `the first visit's guest paused ${cell(i.pauseMs)} ms to take it, then ${cell(i.storeMs)} ms to compress and store it while the guest ran.`,
+    ...(i.network
+      ? [
+          `- restored with a NIC on the relay (its own boot state): page load → prompt ${cell(i.network.promptMs)} ms; ` +
+            `prompt → DHCP lease ${cell(i.network.leaseMs)} ms; prompt → first ping of the gateway answered ${cell(i.network.pingMs)} ms (goal ≤ 1000).`,
+        ]
+      : []),
   ];
 }
 

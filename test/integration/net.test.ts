@@ -30,6 +30,17 @@ describe('virtio-net in the real guest, through our relay', () => {
     expect(r.output).toMatch(/5 packets transmitted, 5 packets received, 0% packet loss/);
   });
 
+  it('a DHCP renewal (udhcpc, SIGUSR1) keeps the one address, the default route and the lease file', async () => {
+    const before = (await lab.vm.session.run('cat /run/net/eth0')).output;
+    expect(before).toMatch(/^ip=10\.0\.2\.\d+\/24\n/);
+    const r = await lab.vm.session.run(
+      'read -r p < /run/net/udhcpc.pid && kill -USR1 "$p"; for i in $(seq 50); do grep -q "lease of .* obtained" /run/net/udhcpc.log && [ "$(grep -c "lease of" /run/net/udhcpc.log)" -ge 2 ] && break; sleep 0.1; done; ' +
+        'grep -c "lease of" /run/net/udhcpc.log; ip -4 addr show dev eth0 | grep -c inet; ip route | grep -c "^default via 10.0.2.2 dev eth0"; cat /run/net/eth0',
+    );
+    expect(r.output).toBe(`2\n1\n1\n${before}`);
+    expect((await lab.vm.session.run('ping -c 1 -W 5 10.0.2.2')).status).toBe(0);
+  });
+
   it('resolves lab names', async () => {
     const r = await lab.vm.session.run('nslookup gateway 10.0.2.2');
     expect(r.output).toMatch(/Address:? .*10\.0\.2\.2/);

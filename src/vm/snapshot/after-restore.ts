@@ -25,8 +25,10 @@ export interface AfterRestore {
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
+/** Where /init's udhcpc writes its pid. */
+const DHCP_PID = '/run/net/udhcpc.pid';
 /** The guest's udhcpc, started as /init starts it (the lease lands in /run/net/eth0). */
-const DHCP = 'udhcpc -f -i eth0 -s /usr/share/udhcpc/default.script -x hostname:virtio-lab >/run/net/udhcpc.log 2>&1 </dev/null &';
+const DHCP = `udhcpc -f -i eth0 -s /usr/share/udhcpc/default.script -x hostname:virtio-lab -p ${DHCP_PID} >/run/net/udhcpc.log 2>&1 </dev/null &`;
 
 export interface AfterRestoreSteps {
   /** Mounts the disk a boot state left for later; `ready` waits for it. Absent without one. */
@@ -45,17 +47,19 @@ export interface AfterRestoreSteps {
 export function afterRestoreSteps(opts: AfterRestore): AfterRestoreSteps {
   const steps: string[] = [];
   const seconds = Math.floor((opts.now ?? Date.now()) / 1000);
-  steps.push(`date -u -s @${seconds} >/dev/null`);
-  steps.push('dd if=/dev/hwrng of=/dev/urandom bs=64 count=1 2>/dev/null');
   if (opts.mac !== undefined) {
     const mac = opts.mac.toLowerCase();
     // The MAC goes into a shell line: only the exact form passes.
     if (!MAC.test(mac)) throw new Error(`not a MAC address: ${JSON.stringify(opts.mac)}`);
     steps.push(
-      // udhcpc starts with its script's deconfig: the old address and lease file go then.
-      `if [ -e /sys/class/net/eth0 ]; then killall -q udhcpc; ip link set dev eth0 address ${mac}; ${DHCP} fi`,
+      // First: the lease takes the longest. The old udhcpc by its pid file (builtins; killall
+      // would start a program that reads all of /proc). The new one starts with its script's
+      // deconfig: the old address and lease file go then.
+      `if [ -e /sys/class/net/eth0 ]; then read -r p < ${DHCP_PID} && kill "$p"; ip link set dev eth0 address ${mac}; ${DHCP} fi`,
     );
   }
+  steps.push(`date -u -s @${seconds} >/dev/null`);
+  steps.push('dd if=/dev/hwrng of=/dev/urandom bs=64 count=1 2>/dev/null');
   const background = `{ ${steps.join('; ')}; } </dev/null >/dev/null 2>&1 &`;
   return opts.attachDisk ? { mount: MOUNT_DISK_COMMAND, background } : { background };
 }
