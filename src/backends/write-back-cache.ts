@@ -128,6 +128,13 @@ export class WriteBackCache implements BlockBackend {
     this.slots = this.maxBytes / CACHE_BLOCK;
   }
 
+  /** Host ms of timer write-outs: work no request waits for, so no request's host time holds it. */
+  backgroundMs = 0;
+
+  get mediumMs(): number | undefined {
+    return this.inner.mediumMs;
+  }
+
   /** Bytes of completed writes the medium has not seen yet (whole blocks). */
   get cachedWriteBytes(): number {
     return this.cached.size * CACHE_BLOCK;
@@ -273,11 +280,14 @@ export class WriteBackCache implements BlockBackend {
     if (this.cancelTimer || this.cached.size === 0) return;
     this.cancelTimer = this.timer(() => {
       this.cancelTimer = undefined;
+      const t0 = performance.now();
       try {
         this.writeOut();
       } catch {
         // Blocks stay cached; the next FLUSH reports the failure to the guest and the host.
         this.armTimer();
+      } finally {
+        this.backgroundMs += performance.now() - t0;
       }
     }, this.maxAgeMs);
   }
