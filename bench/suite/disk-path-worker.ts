@@ -11,7 +11,7 @@ import type { DescriptorChain, Region } from '../../src/virtio/queue/descriptor-
 import type { BlockBackend } from '../../src/backends/block-backend.ts';
 import { MemoryBlockBackend } from '../../src/backends/memory-block-backend.ts';
 import { OpfsBlockBackend } from '../../src/backends/opfs-block-backend.ts';
-import { WriteBackCache } from '../../src/backends/write-back-cache.ts';
+import { WriteBackCache, type WriteBackCacheOptions } from '../../src/backends/write-back-cache.ts';
 import { parseBlkRequest } from '../../src/devices/blk/request.ts';
 import { executeBlkRequest, type BlkIoTarget } from '../../src/devices/blk/io.ts';
 import { BounceBuffer } from '../../src/devices/blk/bounce.ts';
@@ -25,6 +25,8 @@ export interface DiskPathCase {
   /** Bytes per request, moved as 4 KiB guest pages scattered like Linux's. */
   bytes: number;
   random: boolean;
+  /** OPFS: the write cache's options for this case (default: the lab's). */
+  cache?: WriteBackCacheOptions;
 }
 
 export interface DiskPathRequest {
@@ -125,7 +127,7 @@ async function run({ cases, ms, rounds, diskBytes, opfsName }: DiskPathRequest):
   await w.truncate(diskBytes);
   await w.close();
   const opfs = await OpfsBlockBackend.open(opfsName);
-  const disks: Record<DiskPathCase['disk'], BlockBackend> = { mem: new MemoryBlockBackend(diskBytes), opfs: new WriteBackCache(opfs) };
+  const mem = new MemoryBlockBackend(diskBytes);
   const shape = { capacitySectors: diskBytes / 512, limits: DEFAULT_BLK_LIMITS };
   const target = (backend: BlockBackend): BlkIoTarget => ({
     memory,
@@ -136,7 +138,8 @@ async function run({ cases, ms, rounds, diskBytes, opfsName }: DiskPathRequest):
     writeZeroes: true,
     bounce: backend.coalesceRequests ? new BounceBuffer() : undefined,
   });
-  const targets: Record<DiskPathCase['disk'], BlkIoTarget> = { mem: target(disks.mem), opfs: target(disks.opfs) };
+  // One target per case: OPFS cases differ in their cache's options, all over the one handle.
+  const targets = cases.map((c) => target(c.disk === 'mem' ? mem : new WriteBackCache(opfs, c.cache)));
   const usPerRequest: number[][] = cases.map(() => []);
   const flushMs: number[][] = cases.map(() => []);
   // The same chains every round: building them is the driver's work, not the device's.
@@ -145,7 +148,7 @@ async function run({ cases, ms, rounds, diskBytes, opfsName }: DiskPathRequest):
     for (let round = 0; round < rounds; round++) {
       for (let ci = 0; ci < cases.length; ci++) {
         const c = cases[ci];
-        const target = targets[c.disk];
+        const target = targets[ci];
         const sectorsPerReq = c.bytes / 512;
         const places = Math.floor(diskBytes / c.bytes);
         const chains = Array.from({ length: slots }, (_, s) => chainFor(memory, c, 0, s));
@@ -178,7 +181,7 @@ async function run({ cases, ms, rounds, diskBytes, opfsName }: DiskPathRequest):
     }
     return { usPerRequest, flushMs };
   } finally {
-    disks.opfs.close();
+    opfs.close();
   }
 }
 

@@ -27,6 +27,12 @@ export const DISK_PATH_CASES: DiskPathCase[] = [
   { id: 'seq-write 1M', op: 'out', bytes: 1 << 20, random: false },
 ].flatMap((c) => (['mem', 'opfs'] as const).map((disk) => ({ ...c, disk, id: `${c.id} ${disk}` }) as DiskPathCase));
 
+/** The write cache's choices, measured against the lab's defaults (`--opfs --variants`). */
+export const DISK_PATH_VARIANTS: DiskPathCase[] = [
+  { id: 'rnd-write 4K opfs gap 64K', disk: 'opfs', op: 'out', bytes: 4096, random: true, cache: { mergeGapBytes: 64 << 10 } },
+  { id: 'seq-write 1M opfs cached', disk: 'opfs', op: 'out', bytes: 1 << 20, random: false, cache: { bypassBytes: Infinity } },
+];
+
 export interface DiskPathFigures {
   id: string;
   usPerRequest: Figure;
@@ -60,7 +66,8 @@ async function blankOrigin(): Promise<{ origin: string; close(): Promise<void> }
   };
 }
 
-export async function measureDiskPath(opts: { ms: number; rounds: number; diskMiB: number }): Promise<DiskPathFigures[]> {
+export async function measureDiskPath(opts: { ms: number; rounds: number; diskMiB: number; variants?: boolean }): Promise<DiskPathFigures[]> {
+  const cases = opts.variants ? [...DISK_PATH_CASES, ...DISK_PATH_VARIANTS] : DISK_PATH_CASES;
   const src = await workerBundle();
   const site = await blankOrigin();
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'virtio-lab-disk-path-'));
@@ -68,7 +75,7 @@ export async function measureDiskPath(opts: { ms: number; rounds: number; diskMi
   try {
     const page = await ctx.newPage();
     await page.goto(site.origin);
-    const request: DiskPathRequest = { cases: DISK_PATH_CASES, ms: opts.ms, rounds: opts.rounds, diskBytes: opts.diskMiB << 20, opfsName: 'bench-disk-path' };
+    const request: DiskPathRequest = { cases, ms: opts.ms, rounds: opts.rounds, diskBytes: opts.diskMiB << 20, opfsName: 'bench-disk-path' };
     const reply = await page.evaluate(
       ({ src, request }) =>
         new Promise<DiskPathReply>((resolve) => {
@@ -81,8 +88,8 @@ export async function measureDiskPath(opts: { ms: number; rounds: number; diskMi
     );
     if (!reply.usPerRequest || !reply.flushMs) throw new Error(`disk-path worker: ${reply.error}`);
     const us = reply.usPerRequest;
-    return DISK_PATH_CASES.map((c, i) => {
-      const twin = c.disk === 'opfs' ? DISK_PATH_CASES.findIndex((m) => m.disk === 'mem' && m.op === c.op && m.bytes === c.bytes && m.random === c.random) : -1;
+    return cases.map((c, i) => {
+      const twin = c.disk === 'opfs' ? cases.findIndex((m) => m.disk === 'mem' && m.op === c.op && m.bytes === c.bytes && m.random === c.random) : -1;
       return {
         id: c.id,
         usPerRequest: figure(us[i]),

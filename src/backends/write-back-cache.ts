@@ -24,6 +24,10 @@
  * the medium — copying them here would only add a copy — and update any cached block they
  * overlap, so the medium and the cache never disagree about the newest bytes.
  *
+ * A FLUSH with nothing written to the medium since the last one that succeeded skips the
+ * medium's flush (on OPFS an fdatasync, 0.3 ms to tens of ms under load): there is nothing
+ * it could make durable. The first flush after opening always reaches the medium.
+ *
  * A failed write-out keeps its blocks cached (nothing completed is dropped) and throws to
  * whoever asked: a FLUSH then fails (IOERR, "storage full" to the host), a write that needed
  * room fails; the timer retries at its next period.
@@ -81,6 +85,8 @@ export interface WriteBackCacheStats {
   /** Write-outs forced by a full cache; failed write-outs. */
   fullWriteOuts: number;
   failedWriteOuts: number;
+  /** Flushes that did not reach the medium: nothing was written to it since the last one. */
+  flushesSkipped: number;
 }
 
 export class WriteBackCache implements BlockBackend {
@@ -91,7 +97,7 @@ export class WriteBackCache implements BlockBackend {
   readonly maxAgeMs: number;
   readonly bypassBytes: number;
   readonly mergeGapBytes: number;
-  readonly stats: WriteBackCacheStats = { writeOuts: 0, writeOutCalls: 0, blocksCached: 0, bypassed: 0, fullWriteOuts: 0, failedWriteOuts: 0 };
+  readonly stats: WriteBackCacheStats = { writeOuts: 0, writeOutCalls: 0, blocksCached: 0, bypassed: 0, fullWriteOuts: 0, failedWriteOuts: 0, flushesSkipped: 0 };
 
   /** maxBytes / CACHE_BLOCK slots, allocated at the first cached write. */
   private slab: Uint8Array | undefined;
@@ -106,6 +112,12 @@ export class WriteBackCache implements BlockBackend {
   private gatherBuffer: Uint8Array | undefined;
   private cancelTimer: (() => void) | undefined;
   private readonly timer: CacheTimer;
+  /**
+   * The medium may hold writes its last flush did not cover. Set before every call that can
+   * change it (a failed call may have changed part), cleared by a flush that succeeded; set
+   * at first, as nothing says the medium was flushed before we opened it.
+   */
+  private mediumDirty = true;
 
   constructor(
     readonly inner: BlockBackend,
@@ -214,6 +226,7 @@ export class WriteBackCache implements BlockBackend {
 
   /** A large write: to the medium now; cached blocks it covers are dropped, those it overlaps patched. */
   private writeThrough(offset: number, src: Uint8Array): void {
+    this.mediumDirty = true;
     this.inner.write(offset, src);
     this.stats.bypassed++;
     if (this.cached.size === 0) return;
@@ -329,6 +342,7 @@ export class WriteBackCache implements BlockBackend {
         } else {
           data = this.gather(blocks, i, n, start, length);
         }
+        this.mediumDirty = true;
         this.inner.write(start, data);
         this.stats.writeOutCalls++;
         for (let k = 0; k < n; k++) {
@@ -360,19 +374,26 @@ export class WriteBackCache implements BlockBackend {
     return out;
   }
 
-  /** Write everything out, then make the medium durable. */
+  /** Write everything out, then make the medium durable (unless it has nothing new to keep). */
   flush(): void {
     this.writeOut();
+    if (!this.mediumDirty) {
+      this.stats.flushesSkipped++;
+      return;
+    }
     this.inner.flush();
+    this.mediumDirty = false;
   }
 
   discard(offset: number, length: number): void {
     this.zeroCached(offset, length);
+    this.mediumDirty = true;
     this.inner.discard(offset, length);
   }
 
   writeZeroes(offset: number, length: number): void {
     this.zeroCached(offset, length);
+    this.mediumDirty = true;
     this.inner.writeZeroes(offset, length);
   }
 
