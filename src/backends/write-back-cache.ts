@@ -40,14 +40,19 @@ export const CACHE_BLOCK = 4096;
 export const DEFAULT_CACHE_BYTES = 16 << 20;
 /** Default age bound of a cached write before it goes out. */
 export const DEFAULT_CACHE_AGE_MS = 1000;
-/** Default size from which a write bypasses the cache. */
+/**
+ * Default size from which a write bypasses the cache. Caching 1 MiB sequential writes was
+ * slower (`bench:profile -- --opfs --variants`): a second copy and 256 map entries per
+ * request, then the same OPFS write, and nothing to absorb (a stream does not rewrite).
+ */
 export const DEFAULT_BYPASS_BYTES = 128 << 10;
 
 /**
  * Default largest gap of clean blocks a write-out fills in to save a medium call: none yet.
  * Filling gaps saves OPFS calls on scattered writes (a call costs ~70 µs up to 64 KiB) but
- * rewrites blocks the guest did not write; it is off until the crash-loop (whose strace
- * check now locates a synced file by its blocks) and the disk table have measured it on.
+ * rewrites blocks the guest did not write, which the next FLUSH's fdatasync then pays for:
+ * on random 4 KiB writes a 64 KiB gap saved nothing per request and lengthened the FLUSH
+ * (`bench:profile -- --opfs --variants`). Off.
  */
 export const DEFAULT_MERGE_GAP_BYTES = 0;
 /** A write-out call covers at most this much of the disk (the gather buffer's size). */
