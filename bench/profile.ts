@@ -5,7 +5,9 @@
  * one Node process with V8's sampling profiler. Answers "our code or the guest's CPU?".
  *
  *   npm run bench:profile -- [--job rnd-read-1] [--seconds 5]
- *   npm run bench:profile -- --opfs     # the OPFS calls our disk path makes, in Chromium (opfs-calls.ts)
+ *   npm run bench:profile -- --opfs     # the OPFS calls our disk path makes, in Chromium (opfs-calls.ts),
+ *                                       # and our request path on memory vs OPFS (suite/disk-path.ts)
+ *   npm run bench:profile -- --opfs --variants   # also the write cache's alternatives (gap merging, caching 1 MiB writes)
  */
 import { Session } from 'node:inspector/promises';
 import { ConsoleSession } from '../src/vm/console-session.ts';
@@ -27,6 +29,16 @@ if (process.argv.includes('--opfs')) {
   const figures = await measureOpfsCalls({ ms: 300, rounds: 5, fileMiB: DISK_MIB_FOR_OPFS });
   console.log('µs per SyncAccessHandle call in a Chromium worker, median (min–max) of 5 interleaved rounds:');
   for (const [id, f] of figures) console.log(`  ${id.padEnd(16)} ${f.median.toFixed(1).padStart(8)}  (${f.min.toFixed(1)}–${f.max.toFixed(1)})`);
+  // Our request path on the same worker kind, memory against OPFS, without a guest.
+  const { measureDiskPath } = await import('./suite/disk-path.ts');
+  const path = await measureDiskPath({ ms: 300, rounds: 5, diskMiB: DISK_MIB_FOR_OPFS, variants: process.argv.includes('--variants') });
+  console.log('\nour request path (parse, execute, status) in a Chromium worker, µs per request, median (min–max) of 5 rounds;');
+  console.log('the FLUSH closing each round separately (ms), and OPFS / memory per round:');
+  for (const p of path) {
+    const f = p.usPerRequest;
+    const ratio = p.overMem ? `  ${p.overMem.median.toFixed(2)}× (${p.overMem.min.toFixed(2)}–${p.overMem.max.toFixed(2)})` : '';
+    console.log(`  ${p.id.padEnd(18)} ${f.median.toFixed(2).padStart(8)}  (${f.min.toFixed(2)}–${f.max.toFixed(2)})  flush ${p.flushMs.median.toFixed(2)} ms${ratio}`);
+  }
   process.exit(0);
 }
 const job = DISK_JOBS.find((j) => j.id === (arg('job') ?? 'rnd-read-1'));

@@ -31,6 +31,10 @@ export interface DiskCosts {
   kicksPerReq?: Figure;
   devIrqsPerReq?: Figure;
   hostUsPerReq?: Figure;
+  /** Parts of hostUsPerReq: inside the medium's calls, in FLUSHes; and work outside requests (timer write-outs). */
+  mediumUsPerReq?: Figure;
+  flushUsPerReq?: Figure;
+  backgroundUsPerReq?: Figure;
 }
 
 export interface DiskCell extends DiskCosts {
@@ -75,6 +79,9 @@ export interface Sample {
   kicksPerReq?: number;
   devIrqsPerReq?: number;
   hostUsPerReq?: number;
+  mediumUsPerReq?: number;
+  flushUsPerReq?: number;
+  backgroundUsPerReq?: number;
 }
 
 export const blkStats = (devices: DeviceStats[]) => devices.find((d) => d.name === 'virtio-blk');
@@ -103,6 +110,10 @@ export async function runJob(g: BenchGuest, device: string, irqLine: RegExp, job
     sample.kicksPerReq = (b.notifies - a.notifies) / requests;
     sample.devIrqsPerReq = (b.interrupts - a.interrupts) / requests;
     sample.hostUsPerReq = ((b.extra.hostMs - a.extra.hostMs) * 1000) / requests;
+    const us = (k: string) => (b.extra[k] !== undefined && a.extra[k] !== undefined ? ((b.extra[k] - a.extra[k]) * 1000) / requests : undefined);
+    sample.mediumUsPerReq = us('mediumMs');
+    sample.flushUsPerReq = us('flushMs');
+    sample.backgroundUsPerReq = us('backgroundMs');
   }
   return sample;
 }
@@ -128,6 +139,9 @@ export function diskCell(all: Sample[]): DiskCell {
     kicksPerReq: fig('kicksPerReq'),
     devIrqsPerReq: fig('devIrqsPerReq'),
     hostUsPerReq: fig('hostUsPerReq'),
+    mediumUsPerReq: fig('mediumUsPerReq'),
+    flushUsPerReq: fig('flushUsPerReq'),
+    backgroundUsPerReq: fig('backgroundUsPerReq'),
   };
 }
 
@@ -170,7 +184,8 @@ export async function benchDisks(
         for (const [id, { g, device, irq }] of Object.entries(guests)) {
           const s = await runJob(g, device, irq, job, seconds, diskMiB);
           push(job, id as DiskColumnId, s);
-          log(`  round ${round + 1} ${job.id} ${id}: ${s.value.toFixed(job.metric === 'IOPS' ? 0 : 1)} ${job.metric}, others ${s.foreignCores?.toFixed(2)} cores${disturbed(s) ? ' (disturbed)' : ''}`);
+          const host = s.hostUsPerReq === undefined ? '' : `, host µs/req ${s.hostUsPerReq.toFixed(1)} (medium ${s.mediumUsPerReq?.toFixed(1)}, flush ${s.flushUsPerReq?.toFixed(1)}, +background ${s.backgroundUsPerReq?.toFixed(1)})`;
+          log(`  round ${round + 1} ${job.id} ${id}: ${s.value.toFixed(job.metric === 'IOPS' ? 0 : 1)} ${job.metric}${host}, others ${s.foreignCores?.toFixed(2)} cores${disturbed(s) ? ' (disturbed)' : ''}`);
         }
         // A synchronous API has no queue depth: the qd32 rows repeat the qd1 pattern.
         const load = watchMachineLoad();

@@ -39,6 +39,13 @@ export interface BlockBackend {
    * (write-back-cache.ts); absent or 0: none. flush() writes them out.
    */
   readonly cachedWriteBytes?: number;
+  /**
+   * Host ms spent inside the medium's own calls (OPFS, the host file) so far; absent: not
+   * measured. Splits the device's host time into ours and the medium's (bench disk table).
+   */
+  readonly mediumMs?: number;
+  /** Host ms of work done outside any request (the write cache's timer write-outs) so far. */
+  readonly backgroundMs?: number;
   /** Fill `dst` from byte `offset`. Throws BlockBackendError. */
   read(offset: number, dst: Uint8Array): void;
   /** Store `src` at byte `offset`. Throws BlockBackendError ('read-only', 'quota', 'io'). */

@@ -21,7 +21,7 @@ import { BlkConfig, DEFAULT_BLK_LIMITS, type BlkLimits } from './config.ts';
 import { executeBlkRequest, type BlkIoTarget } from './io.ts';
 import { BounceBuffer } from './bounce.ts';
 import { parseBlkRequest } from './request.ts';
-import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkStatus as S } from './spec.ts';
+import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkReqType as T, VirtioBlkStatus as S } from './spec.ts';
 import { BLK_DRAIN_BYTES, checkLimits, requestCost } from './budget.ts';
 import type { ParsedBlkRequest } from './request.ts';
 import type { Virtqueue } from '../../virtio/queue/virtqueue.ts';
@@ -278,7 +278,9 @@ export class VirtioBlk implements VirtioDevice {
       if (out.backendError) this.backendFailed(out.backendError, reported);
       modified ||= out.modified;
       batch.push({ head, statusAddr: req.statusAddr, status: out.status, usedLen: out.usedLen, modified: out.modified });
-      stats.hostMs += performance.now() - t0;
+      const ms = performance.now() - t0;
+      stats.hostMs += ms;
+      if (req.type === T.VIRTIO_BLK_T_FLUSH) stats.flushMs += ms;
     }
     if (this.nextWaiting === this.waiting.length) {
       this.waiting.length = 0;
@@ -299,7 +301,9 @@ export class VirtioBlk implements VirtioDevice {
         }
         this.backendFailed(failure, reported);
       }
-      stats.hostMs += performance.now() - t0;
+      const ms = performance.now() - t0;
+      stats.hostMs += ms;
+      stats.flushMs += ms;
     }
 
     for (const c of batch) {

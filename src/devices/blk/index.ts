@@ -36,6 +36,8 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
     writeback: device.writeback ? 1 : 0,
     readOnly: device.backend.readOnly ? 1 : 0,
     cachedWriteBytes: device.backend.cachedWriteBytes ?? 0,
+    mediumMs: device.backend.mediumMs ?? 0,
+    backgroundMs: device.backend.backgroundMs ?? 0,
   }),
   // One pass: 16 MiB of data (counted twice on reads: the copy and v86's dirty notice) plus
   // header, segments, GET_ID answer and status of each of 256 parsed requests (budget.ts).

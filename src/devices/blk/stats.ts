@@ -37,6 +37,8 @@ export class BlkStats {
   passesLater = 0;
   /** Host time spent parsing and executing requests (performance.now()), ms. */
   hostMs = 0;
+  /** The part of hostMs spent in FLUSH requests and the device's own flushes, ms. */
+  flushMs = 0;
 
   get requests(): number {
     return this.in + this.out + this.flush + this.getId + this.discard + this.writeZeroes + this.unsupported + this.unanswerable;
@@ -99,6 +101,7 @@ export class BlkStats {
       maxBatch: this.maxBatch,
       passesLater: this.passesLater,
       hostMs: this.hostMs,
+      flushMs: this.flushMs,
       hostUsPerRequest: this.requests ? (this.hostMs * 1000) / this.requests : 0,
     };
   }
