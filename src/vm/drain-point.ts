@@ -26,8 +26,23 @@ export class DrainPoint {
     });
   };
 
+  private held: Array<() => void> = [];
+
+  /**
+   * Schedules `job` for the next timer check only, never in this task: work that should
+   * happen just before the guest runs again (frames that merge while it cannot see them).
+   */
+  readonly hold = (job: () => void): void => {
+    this.held.push(job);
+  };
+
   /** The emulator's timer check: run whatever is scheduled, now. */
   readonly atTimerCheck = (): void => {
+    if (this.held.length > 0) {
+      const held = this.held;
+      this.held = [];
+      for (const job of held) job();
+    }
     if (this.jobs.length > 0) this.counts.atTimerCheck += this.runJobs();
   };
 

@@ -13,7 +13,12 @@
  * (the rx kick). Past the bound, frames are dropped and counted, as a NIC would; so one rx
  * kick delivers at most the backlog's frames and bytes.
  *
- * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way.
+ * Large receive (GUEST_TSO4, with GUEST_CSUM and MRG_RXBUF): TCP segments of one flow waiting
+ * together are handed over as one super-frame (rx-lro.ts). With `rxHold`, the first frame of a
+ * burst goes in at once and the ones after it wait for the emulator's next timer check (the
+ * guest cannot see them earlier anyway), so a burst from the link reaches the guest merged.
+ *
+ * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way (rx super-frames: 64 KiB).
  *
  * Guest mistakes in a packet (short chain, bad offsets, unnegotiated GSO) drop that packet
  * and count it; only ring violations (thrown by the queue engine) reset the device.
@@ -29,7 +34,7 @@ import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { NetConfig, toMac } from './config.ts';
 import { encodeNetHdr, parseNetHdr } from './hdr.ts';
 import { DEFAULT_MTU, ETH_HLEN, VLAN_HLEN, maxFrameLength } from '../../wire/ethernet.ts';
-import { DEFAULT_RX_BACKLOG_BYTES, DEFAULT_RX_BACKLOG_FRAMES, TX_PASS_BYTES, TX_PASS_FRAMES } from './budget.ts';
+import { DEFAULT_RX_BACKLOG_BYTES, DEFAULT_RX_BACKLOG_FRAMES, LRO_MAX_SEGMENTS, TX_PASS_BYTES, TX_PASS_FRAMES, lroFrameLimit } from './budget.ts';
 import {
   MAX_GSO_FRAME,
   NET_RECEIVEQ,
@@ -41,6 +46,7 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV4,
   VIRTIO_NET_HDR_SIZE,
 } from './spec.ts';
+import { LRO_MAX_FRAME, TCP_CSUM_OFFSET, coalesceTcp4, type LroRun } from './rx-lro.ts';
 import { NetStats } from './stats.ts';
 import { segmentTcp4 } from './tso.ts';
 import { TxPasses } from './tx-passes.ts';
@@ -59,6 +65,18 @@ export interface VirtioNetOptions {
   tso?: boolean;
   /** Offer VIRTIO_NET_F_MRG_RXBUF (default true). */
   mergeableRxBuffers?: boolean;
+  /**
+   * Offer VIRTIO_NET_F_GUEST_TSO4 (default true; only with MRG_RXBUF, so the guest posts
+   * page-sized buffers rather than 64 KiB ones): TCP segments waiting together reach the
+   * guest merged into super-frames.
+   */
+  guestTso?: boolean;
+  /**
+   * Where frames that follow the first of a burst wait before going in (the lab: the
+   * emulator's next timer check, i.e. before the guest runs again), so they merge. Default:
+   * none, every frame goes in as it arrives.
+   */
+  rxHold?: (job: () => void) => void;
   /** Bounds of the backlog of frames waiting for rx buffers (defaults 256 frames, 1 MiB). */
   rxBacklogFrames?: number;
   rxBacklogBytes?: number;
@@ -103,9 +121,15 @@ export class VirtioNet implements VirtioDevice {
   private rxPushed = 0;
   /** virtio_net_hdr + frame of the rx frame being delivered, reused (frames are ≤ maxFrame). */
   private readonly rxScratch: Uint8Array<ArrayBuffer>;
+  /** virtio_net_hdr + a super-frame (large receive), made when GUEST_TSO4 is first negotiated. */
+  private lroScratch: Uint8Array<ArrayBuffer> | undefined;
+  private readonly rxHold: VirtioNetOptions['rxHold'];
+  /** A held fill is scheduled: frames arriving now wait for it. */
+  private rxHeld = false;
   private mergeable = false;
   private guestCsum = false;
   private hostTso4 = false;
+  private guestTso4 = false;
 
   constructor(opts: VirtioNetOptions) {
     this.mac = toMac(opts.mac);
@@ -113,6 +137,7 @@ export class VirtioNet implements VirtioDevice {
     if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new RangeError(`virtio-net: MTU ${this.mtu} out of range`);
     this.link = opts.link;
     this.txPasses = new TxPasses(opts.defer, opts.later);
+    this.rxHold = opts.rxHold;
     this.onCapture = opts.onCapture;
     this.config = new NetConfig(this.mac, this.mtu);
     this.deviceConfig = this.config.space;
@@ -129,7 +154,11 @@ export class VirtioNet implements VirtioDevice {
     const N = NetFeature;
     let offered = featureMask(N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU, N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM);
     if (opts.tso ?? true) offered |= featureMask(N.VIRTIO_NET_F_HOST_TSO4);
-    if (opts.mergeableRxBuffers ?? true) offered |= featureMask(N.VIRTIO_NET_F_MRG_RXBUF);
+    if (opts.mergeableRxBuffers ?? true) {
+      offered |= featureMask(N.VIRTIO_NET_F_MRG_RXBUF);
+      // §5.1.3.1: GUEST_TSO4 requires GUEST_CSUM (offered above).
+      if (opts.guestTso ?? true) offered |= featureMask(N.VIRTIO_NET_F_GUEST_TSO4);
+    }
     this.deviceFeatures = offered;
 
     this.config.setLinkUp(this.link.up);
@@ -153,6 +182,9 @@ export class VirtioNet implements VirtioDevice {
     this.mergeable = ctx.hasFeature(NetFeature.VIRTIO_NET_F_MRG_RXBUF);
     this.guestCsum = ctx.hasFeature(NetFeature.VIRTIO_NET_F_GUEST_CSUM);
     this.hostTso4 = ctx.hasFeature(NetFeature.VIRTIO_NET_F_HOST_TSO4);
+    // A driver may take GUEST_TSO4 without the others (a spec violation): then no merging.
+    this.guestTso4 = ctx.hasFeature(NetFeature.VIRTIO_NET_F_GUEST_TSO4) && this.mergeable && this.guestCsum;
+    if (this.guestTso4) this.lroScratch ??= new Uint8Array(VIRTIO_NET_HDR_SIZE + LRO_MAX_FRAME);
   }
 
   reset(): void {
@@ -318,7 +350,17 @@ export class VirtioNet implements VirtioDevice {
       this.lastDropReason = `rx backlog full (${this.backlog.length} frames, ${this.backlog.bytes} bytes)`;
     }
     this.syncBacklogStats();
+    const hold = this.rxHold;
+    if (!hold) return this.fillRx();
+    if (this.rxHeld) return;
+    // The first frame goes in now (an idle guest is woken at once); the rest of the burst
+    // waits for the held fill and merges.
+    this.rxHeld = true;
     this.fillRx();
+    hold(() => {
+      this.rxHeld = false;
+      this.fillRx();
+    });
   }
 
   /** Move waiting frames into posted rx buffers; at most one interrupt. */
@@ -330,6 +372,13 @@ export class VirtioNet implements VirtioDevice {
     const pushedBefore = this.rxPushed;
     try {
       for (let frame = this.backlog.peek(); frame; frame = this.backlog.peek()) {
+        const run = this.lroScratch && this.guestTso4 ? this.coalesce(queue) : undefined;
+        if (run) {
+          const done = this.deliverRun(ctx, queue, run);
+          if (done === 'no-buffers') break;
+          for (let i = done === 'single' ? 1 : run.segments; i > 0; i--) this.backlog.shift();
+          continue;
+        }
         if (this.deliver(ctx, queue, frame) === 'no-buffers') break;
         this.backlog.shift();
       }
@@ -364,20 +413,86 @@ export class VirtioNet implements VirtioDevice {
     }
   }
 
+  /**
+   * The frames at the head of the backlog merged into lroScratch (after room for the header),
+   * or undefined when the head frame goes alone. Bounds: LRO_MAX_SEGMENTS frames and
+   * lroFrameLimit(queue size, MTU) bytes (≤ 64 KiB) per super-frame.
+   */
+  private coalesce(queue: Virtqueue): LroRun | undefined {
+    const out = this.lroScratch!.subarray(VIRTIO_NET_HDR_SIZE, VIRTIO_NET_HDR_SIZE + lroFrameLimit(queue.size, this.maxFrame));
+    return coalesceTcp4((i) => this.backlog.at(i), LRO_MAX_SEGMENTS, out);
+  }
+
   private deliver(ctx: DeviceContext, queue: Virtqueue, frame: Uint8Array): 'delivered' | 'dropped' | 'no-buffers' {
     const need = VIRTIO_NET_HDR_SIZE + frame.length;
-    // Chains this frame will use: one, or with MRG_RXBUF as many as it takes.
+    const chains = this.reserve(queue, need, frame.length);
+    if (chains === 'wedged') {
+      this.stats.rxDropsBufferTooSmall++;
+      this.lastDropReason = `all ${queue.size} rx buffers together cannot hold a ${frame.length}-byte frame`;
+      return 'dropped';
+    }
+    if (typeof chains === 'string') return chains;
+    const flags = this.guestCsum && rxChecksumValid(frame) ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
+    // receive() admits only frames ≤ maxFrame, so they fit; the header is rewritten whole.
+    const bytes = this.rxScratch.subarray(0, need);
+    encodeNetHdr({ flags, gsoType: VIRTIO_NET_HDR_GSO_NONE, numBuffers: chains }, bytes);
+    bytes.set(frame, VIRTIO_NET_HDR_SIZE);
+    this.fill(ctx, queue, bytes, chains);
+    const s = this.stats;
+    s.rxFrames++;
+    s.rxBytes += frame.length;
+    if (flags) s.rxDataValid++;
+    this.capture(frame, 'rx');
+    return 'delivered';
+  }
+
+  /** A super-frame from coalesce(): one packet of gso_type TCPV4 with a partial checksum (§5.1.6.4). */
+  private deliverRun(ctx: DeviceContext, queue: Virtqueue, run: LroRun): 'delivered' | 'single' | 'no-buffers' {
+    const need = VIRTIO_NET_HDR_SIZE + run.length;
+    const chains = this.reserve(queue, need, run.length);
+    // The whole ring cannot hold it (tiny buffers; lroFrameLimit leaves room with sane ones):
+    // the segments go alone. The caller then takes them one at a time (ones delivered here
+    // count as a run of one).
+    if (chains === 'wedged') return this.deliver(ctx, queue, this.backlog.peek()!) === 'no-buffers' ? 'no-buffers' : 'single';
+    if (chains === 'dropped') return 'single'; // (only without MRG_RXBUF, which large receive needs)
+    if (chains === 'no-buffers') return chains;
+    const bytes = this.lroScratch!.subarray(0, need);
+    encodeNetHdr(
+      {
+        flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+        gsoType: VIRTIO_NET_HDR_GSO_TCPV4,
+        hdrLen: run.hdrLen,
+        gsoSize: run.gsoSize,
+        csumStart: run.csumStart,
+        csumOffset: TCP_CSUM_OFFSET,
+        numBuffers: chains,
+      },
+      bytes,
+    );
+    this.fill(ctx, queue, bytes, chains);
+    const s = this.stats;
+    s.rxLroPackets++;
+    s.rxLroSegments += run.segments;
+    s.rxFrames += run.segments;
+    for (let i = 0; i < run.segments; i++) {
+      const frame = this.backlog.at(i)!;
+      s.rxBytes += frame.length;
+      this.capture(frame, 'rx');
+    }
+    return 'delivered';
+  }
+
+  /**
+   * Takes the chains a packet of `need` bytes will use: one, or with MRG_RXBUF as many as it
+   * takes; returns how many (they are the first ones in the stash), or why not: 'wedged' when
+   * every descriptor is already ours and still too little room (waiting would wedge rx).
+   */
+  private reserve(queue: Virtqueue, need: number, frameLength: number): number | 'wedged' | 'dropped' | 'no-buffers' {
     let chains = 0;
     let room = 0;
     while (room < need) {
       const chain = this.takeChain(queue, chains);
-      if (!chain) {
-        // Every descriptor is already ours and still too little room: waiting would wedge rx.
-        if (this.stash.length < queue.size) return 'no-buffers';
-        this.stats.rxDropsBufferTooSmall++;
-        this.lastDropReason = `all ${queue.size} rx buffers together cannot hold a ${frame.length}-byte frame`;
-        return 'dropped';
-      }
+      if (!chain) return this.stash.length < queue.size ? 'no-buffers' : 'wedged';
       if (!this.mergeable && chain.writableLength < need) {
         // Without MRG_RXBUF the frame must fit one buffer (§5.1.6.3.1: the driver SHOULD post
         // ≥ 1526 bytes). Drop the frame and give the buffer back with len 0, which Linux's
@@ -385,7 +500,7 @@ export class VirtioNet implements VirtioDevice {
         // size. Kept, a small buffer at the head would drop every larger frame for good;
         // passed over for the next one, a frame no buffer holds would burn the whole ring.
         this.stats.rxDropsBufferTooSmall++;
-        this.lastDropReason = `rx buffer of ${chain.writableLength} bytes cannot hold a ${frame.length}-byte frame`;
+        this.lastDropReason = `rx buffer of ${chain.writableLength} bytes cannot hold a ${frameLength}-byte frame`;
         this.stash.splice(chains, 1);
         queue.pushUsed(chain.headIndex, 0);
         this.rxPushed++;
@@ -394,12 +509,11 @@ export class VirtioNet implements VirtioDevice {
       room += chain.writableLength;
       chains++;
     }
+    return chains;
+  }
 
-    const flags = this.guestCsum && rxChecksumValid(frame) ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
-    // receive() admits only frames ≤ maxFrame, so they fit; the header is rewritten whole.
-    const bytes = this.rxScratch.subarray(0, need);
-    encodeNetHdr({ flags, gsoType: VIRTIO_NET_HDR_GSO_NONE, numBuffers: chains }, bytes);
-    bytes.set(frame, VIRTIO_NET_HDR_SIZE);
+  /** Copies header + frame into the first `chains` stashed chains and marks them used. */
+  private fill(ctx: DeviceContext, queue: Virtqueue, bytes: Uint8Array<ArrayBuffer>, chains: number): void {
     let at = 0;
     for (const chain of this.stash.splice(0, chains)) {
       const n = new RegionCursor(ctx.memory, chain.writable).write(bytes.subarray(at));
@@ -407,14 +521,8 @@ export class VirtioNet implements VirtioDevice {
       queue.pushUsed(chain.headIndex, n);
       this.rxPushed++;
     }
-    const s = this.stats;
-    s.rxFrames++;
-    s.rxBytes += frame.length;
-    s.rxBuffersUsed += chains;
-    if (chains > 1) s.rxMergedFrames++;
-    if (flags) s.rxDataValid++;
-    this.capture(frame, 'rx');
-    return 'delivered';
+    this.stats.rxBuffersUsed += chains;
+    if (chains > 1) this.stats.rxMergedFrames++;
   }
 
   // ---- link -----------------------------------------------------------------------------

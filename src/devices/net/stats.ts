@@ -35,7 +35,10 @@ export class NetStats {
   rxBytes = 0;
   /** Frames handed over with VIRTIO_NET_HDR_F_DATA_VALID (checksum verified by us). */
   rxDataValid = 0;
-  /** Frames that needed more than one buffer (MRG_RXBUF), and buffers used in all. */
+  /** Super-frames handed over by large receive (GUEST_TSO4), and the frames merged into them. */
+  rxLroPackets = 0;
+  rxLroSegments = 0;
+  /** Packets that needed more than one buffer (MRG_RXBUF), and buffers used in all. */
   rxMergedFrames = 0;
   rxBuffersUsed = 0;
   /** Dropped: backlog full (no rx buffers for too long). */
