@@ -6,9 +6,13 @@
  * host socket the uplink opens to the NAT target (uplink.ts: a Node HostSocket in the relay). The SYN-ACK goes out only once that socket has
  * connected, so "connection refused" on the host becomes an RST for the guest.
  *
- * No window scaling (we do not offer it, so neither side scales: 64 KiB windows), no SACK,
- * no timestamps, no urgent data. Out-of-order segments from the guest are dropped and
- * answered with a duplicate ACK (the guest's link to us is ordered, so this is rare).
+ * Window scaling (RFC 7323 §2) when the guest's SYN offers it: a guest that ACKs once per
+ * 64 KiB super-frame (large receive, GUEST_TSO4) would otherwise stall a 64 KiB window for a
+ * round trip per ACK. Slow start grows the congestion window by the bytes acknowledged (the
+ * "path" is a lossless local link; per-ACK growth of one MSS would crawl with ACKs that
+ * cover 44 segments). No SACK (the link to the guest is ordered and lossless but for a full
+ * rx backlog), no timestamps, no urgent data. Out-of-order segments from the guest are
+ * dropped and answered with a duplicate ACK.
  */
 import { macEquals } from '../wire/ethernet.ts';
 import { ipToString } from '../wire/ipv4.ts';
@@ -18,7 +22,10 @@ import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, buildTcp 
 export interface TcpOptions {
   /** Our MSS toward the guest (capped by the guest's). Default 1460. */
   mss: number;
-  /** Receive window we advertise, ≤ 65535. Default 65535. */
+  /**
+   * Receive window we advertise (bytes from the guest the host socket may buffer), default
+   * 256 KiB; above 65535 only toward guests that scale windows (else 65535). Bounded at 1 GiB (RFC 7323: shift ≤ 14).
+   */
   windowBytes: number;
   /** Bytes from the host socket we hold (unacked + unsent) before pausing it. Default 256 KiB. */
   sendBufferBytes: number;
@@ -37,8 +44,8 @@ export interface TcpOptions {
 
 export const DEFAULT_TCP_OPTIONS: TcpOptions = {
   mss: 1460,
-  windowBytes: 65535,
-  sendBufferBytes: 256 * 1024,
+  windowBytes: 256 * 1024,
+  sendBufferBytes: 512 * 1024,
   rtoInitialMs: 1000,
   rtoMinMs: 200,
   rtoMaxMs: 30_000,
@@ -98,6 +105,11 @@ class Conn {
   sndNxt: number;
   sndMax: number;
   sndWnd = 0;
+  /** Window shifts (RFC 7323): the guest's, applied to its windows, and ours; 0 without scaling. */
+  sndScale = 0;
+  rcvScale = 0;
+  /** The guest's SYN offered window scaling, so ours goes in the SYN-ACK. */
+  readonly scaling: boolean;
   mss: number;
   cwnd: number;
   ssthresh = 1 << 30;
@@ -141,7 +153,12 @@ class Conn {
     this.sndMax = this.iss;
     this.mss = Math.max(64, Math.min(opts.mss, syn.options.mss ?? 536));
     this.cwnd = 10 * this.mss;
-    this.sndWnd = syn.window;
+    this.sndWnd = syn.window; // never scaled in a SYN
+    this.scaling = syn.options.windowScale !== undefined;
+    if (this.scaling) {
+      this.sndScale = Math.min(14, syn.options.windowScale!);
+      while (this.rcvScale < 14 && opts.windowBytes >>> this.rcvScale > 65535) this.rcvScale++;
+    }
     this.rto = opts.rtoInitialMs;
   }
 
@@ -324,7 +341,7 @@ export class TcpNat {
       c.retries = 0;
       c.rto = Math.max(this.opts.rtoMinMs, Math.min(c.rto, this.opts.rtoInitialMs));
       this.clearTimer(c);
-      c.sndWnd = seg.window;
+      c.sndWnd = seg.window << c.sndScale;
     } else if (seqLt(c.sndUna, ack)) {
       let acked = seqSub(ack, c.sndUna);
       if (c.finSeqKnown && seqLt(c.finSeq, ack)) {
@@ -340,9 +357,10 @@ export class TcpNat {
       if (seqLt(c.sndNxt, ack)) c.sndNxt = ack;
       c.retries = 0;
       c.dupAcks = 0;
-      if (c.cwnd < c.ssthresh) c.cwnd += Math.min(acked, c.mss);
-      else c.cwnd += Math.max(1, Math.floor((c.mss * c.mss) / c.cwnd));
-      c.sndWnd = seg.window;
+      // Bounded by the send buffer: more window than bytes we may hold is never used.
+      if (c.cwnd < c.ssthresh) c.cwnd = Math.min(this.opts.sendBufferBytes, c.cwnd + acked);
+      else c.cwnd = Math.min(this.opts.sendBufferBytes, c.cwnd + Math.max(1, Math.floor((c.mss * c.mss) / c.cwnd)));
+      c.sndWnd = seg.window << c.sndScale;
       if (c.sndUna === c.sndNxt) this.clearTimer(c);
       else this.armTimer(c, true);
       if (c.paused && c.queued < this.opts.sendBufferBytes / 2) {
@@ -351,7 +369,7 @@ export class TcpNat {
       }
     } else if (ack === c.sndUna) {
       const inFlight = c.sndNxt !== c.sndUna;
-      if (inFlight && c.sndWnd > 0 && seg.payload.length === 0 && !(seg.flags & TCP_FIN) && seg.window === c.sndWnd) {
+      if (inFlight && c.sndWnd > 0 && seg.payload.length === 0 && !(seg.flags & TCP_FIN) && seg.window << c.sndScale === c.sndWnd) {
         if (++c.dupAcks === 3) {
           // Fast retransmit of the first unacknowledged segment.
           c.ssthresh = Math.max(2 * c.mss, Math.floor(seqSub(c.sndNxt, c.sndUna) / 2));
@@ -359,7 +377,7 @@ export class TcpNat {
           this.retransmitFirst(c);
         }
       }
-      c.sndWnd = seg.window;
+      c.sndWnd = seg.window << c.sndScale;
     }
 
     // --- data and FIN from the guest
@@ -423,9 +441,10 @@ export class TcpNat {
     c.rto = Math.min(this.opts.rtoMaxMs, Math.max(this.opts.rtoMinMs, c.srtt + 4 * c.rttvar));
   }
 
+  /** The receive window in bytes: what the host socket may still buffer, as far as the header field reaches. */
   private window(c: Conn): number {
     const buffered = c.socket ? c.socket.writableLength : 0;
-    return Math.max(0, Math.min(65535, this.opts.windowBytes - buffered));
+    return Math.max(0, Math.min(65535 << c.rcvScale, this.opts.windowBytes - buffered));
   }
 
   private emit(c: Conn, flags: number, seq: number, payload?: Uint8Array, withMss = false): void {
@@ -437,8 +456,9 @@ export class TcpNat {
       seq,
       ack: flags & TCP_ACK ? c.rcvNxt : 0,
       flags,
-      window: this.window(c),
-      options: withMss ? { mss: c.mss } : undefined,
+      // RFC 7323 §2.2: the window in a SYN is never scaled (and never more than 65535).
+      window: flags & TCP_SYN ? Math.min(65535, this.window(c)) : this.window(c) >>> c.rcvScale,
+      options: withMss ? { mss: c.mss, windowScale: c.scaling ? c.rcvScale : undefined } : undefined,
       payload,
     });
     this.hooks.emit(c.guestMac, c.ourIp, c.guestIp, seg);
