@@ -25,7 +25,7 @@ async function guestTso4(page: Page): Promise<boolean> {
   return bits[7] === '1'; // VIRTIO_NET_F_GUEST_TSO4
 }
 
-const netExtra = (page: Page) => page.evaluate(() => window.virtioLab.status().devices?.find((d) => d.name === 'virtio-net')?.extra);
+const netExtra = (page: Page) => page.evaluate(async () => (await window.virtioLab.stats()).devices.find((d) => d.name === 'virtio-net')?.extra);
 
 test('a tab with large receive and one without talk TCP both ways (md5)', async ({ context }) => {
   test.setTimeout(240_000);
