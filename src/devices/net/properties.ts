@@ -8,7 +8,9 @@
  *    event handler; the device never resets (nothing here breaks the ring); guest memory
  *    changes only inside posted rx buffers; every frame on the wire fits the MTU; the guest
  *    receives exactly the bytes of frames the peer sent, in order, and DATA_VALID only on
- *    frames whose checksums verify; every frame is accounted for. Then a plain tx and rx
+ *    frames whose checksums verify; with GUEST_TSO4, bursts of one TCP flow (valid or
+ *    mutated) may come merged: cut at gso_size, a super-frame gives back each segment's
+ *    payload and seq, and its partial checksum completes to a valid one; every frame is accounted for. Then a plain tx and rx
  *    still work.
  *  - the offload functions alone (tso.ts, checksum.ts) on random frames.
  *  - bounded work (bounded-work.ts): adversarial rings, every kick and pass within kickBudget.
@@ -26,7 +28,8 @@ import { ETH_HLEN, ETH_MAX_FRAME as MAX_FRAME, VLAN_HLEN, maxFrameLength } from 
 import { MAX_TSO_SEGMENTS, TSO_MIN_GSO_SIZE } from './budget.ts';
 import { netBoundedWorkProperty } from './bounded-work.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
-import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE } from './spec.ts';
+import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_SIZE } from './spec.ts';
+import { LRO_MAX_FRAME } from './rx-lro.ts';
 import { segmentTcp4 } from './tso.ts';
 import { inspectorView } from '../inspector-view.ts';
 import { netDevice } from './index.ts';
@@ -34,7 +37,7 @@ import { equalBytes } from '../testing/equal-bytes.ts';
 import { manualDefer } from '../testing/manual-defer.ts';
 import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
 import { RING_LAYOUTS, onRing } from '../testing/ring-layout.ts';
-import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
+import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, finishL4, ipv4, partial, tcp, type RxFrame } from './testing.ts';
 
 const OUT = { srcMac: GUEST_MAC, dstMac: PEER_MAC, srcIp: 0x0a00020f, dstIp: 0x0a000202 };
 const IN = { srcMac: PEER_MAC, dstMac: GUEST_MAC, srcIp: 0x0a000202, dstIp: 0x0a00020f };
@@ -102,6 +105,15 @@ const opArb = fc.oneof(
       split: splitArb,
     }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('burst' as const),
+      frames: fc.array(fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.integer({ min: 14, max: 1513 }) }), { minLength: 2, maxLength: 12 }),
+      size: fc.oneof(fc.constant(1460), fc.integer({ min: 1, max: 1460 })),
+      seq: fc.integer({ min: 0, max: 0xffffffff }),
+    }),
+  },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('inject' as const), frame: fc.oneof(anyFrameArb(IN, 1600), fc.integer({ min: 0, max: 1600 }).map((n) => new Uint8Array(n).fill(0x5a))) }) },
   {
     weight: 3,
@@ -122,7 +134,50 @@ const opArb = fc.oneof(
 );
 
 const N = NetFeature;
-const OPTIONAL = [N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM, N.VIRTIO_NET_F_HOST_TSO4, N.VIRTIO_NET_F_MRG_RXBUF, N.VIRTIO_NET_F_STATUS];
+const OPTIONAL = [N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM, N.VIRTIO_NET_F_HOST_TSO4, N.VIRTIO_NET_F_MRG_RXBUF, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_GUEST_TSO4];
+
+/**
+ * A burst of one TCP flow toward the guest: segments of `size` bytes in sequence from `seq`,
+ * checksums correct; an entry that is a number flips the byte at that offset (a header or
+ * payload mutation the merge must notice or survive).
+ */
+function burstFrames(o: { frames: (number | undefined)[]; size: number; seq: number }): Uint8Array[] {
+  return o.frames.map((flip, i) => {
+    const seq = (o.seq + i * o.size) >>> 0;
+    const payload = Uint8Array.from({ length: o.size }, (_, j) => (j + seq) & 0xff);
+    const f = finishL4(ethernet(ipv4({ protocol: 6, src: PEER_IP, dst: GUEST_IP, payload: tcp({ srcPort: 80, dstPort: 40000, seq, ack: 1, flags: 0x10, payload }) }), 0x0800, GUEST_MAC, PEER_MAC));
+    if (flip !== undefined && flip < f.length) f[flip] ^= 0x20;
+    return f;
+  });
+}
+
+/**
+ * A received packet as the frames it stands for: itself, or a super-frame (gso_type TCPV4)
+ * cut at gso_size into {seq, payload} pieces, after checking its header and checksums.
+ */
+function expandReceived(r: RxFrame, guestTso: boolean): Array<Uint8Array | { seq: number; payload: Uint8Array }> {
+  if (r.hdr.gsoType === 0) return [r.frame];
+  if (!guestTso) fail(`gso_type ${r.hdr.gsoType} without GUEST_TSO4`);
+  if (r.hdr.gsoType !== VIRTIO_NET_HDR_GSO_TCPV4 || r.hdr.flags !== VIRTIO_NET_HDR_F_NEEDS_CSUM || r.hdr.csumStart !== 34 || r.hdr.csumOffset !== 16) fail('malformed super-frame header');
+  if (r.frame.length > LRO_MAX_FRAME || r.hdr.gsoSize < 1 || r.hdr.hdrLen < 54) fail('super-frame over its bounds');
+  const done = r.frame.slice();
+  completePartialChecksum(done, r.hdr.csumStart, r.hdr.csumOffset);
+  if (!checksumsOk(done)) fail('a super-frame whose completed checksum does not verify');
+  const seq0 = (done[38] << 24) | (done[39] << 16) | (done[40] << 8) | done[41];
+  const out = [];
+  for (let at = r.hdr.hdrLen; at < done.length; at += r.hdr.gsoSize) {
+    out.push({ seq: (seq0 + at - r.hdr.hdrLen) >>> 0, payload: done.subarray(at, Math.min(done.length, at + r.hdr.gsoSize)) });
+  }
+  if (out.length < 2) fail('a super-frame of one segment');
+  return out;
+}
+
+/** Whether `sent` is the frame a received piece stands for. */
+function sameFrame(sent: Uint8Array, got: Uint8Array | { seq: number; payload: Uint8Array }): boolean {
+  if (got instanceof Uint8Array) return equalBytes(sent, got);
+  const seq = ((sent[38] << 24) | (sent[39] << 16) | (sent[40] << 8) | sent[41]) >>> 0;
+  return sent.length >= 54 && sent[23] === 6 && seq === got.seq && equalBytes(sent.subarray(54, 14 + ((sent[16] << 8) | sent[17])), got.payload);
+}
 
 /** What a guest's stack would verify itself (UDP without a checksum is taken as is). */
 function verifiable(frame: Uint8Array): boolean {
@@ -156,13 +211,14 @@ export function netTrafficCase(
   /** Total size of each rx chain posted. */
   const rxChains: number[] = [];
   const injected: Uint8Array[] = [];
-  const received: Uint8Array[] = [];
+  const received: Array<Uint8Array | { seq: number; payload: Uint8Array }> = [];
   let injectedCount = 0;
+  const guestTso = bits.includes(N.VIRTIO_NET_F_GUEST_TSO4) && bits.includes(N.VIRTIO_NET_F_MRG_RXBUF) && bits.includes(N.VIRTIO_NET_F_GUEST_CSUM);
   const collect = () => {
     for (const r of t.received()) {
       if (r.hdr.numBuffers < 1) fail('num_buffers 0');
       if (r.hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID && verifiable(r.frame) && !checksumsOk(r.frame)) fail('DATA_VALID on a frame whose checksums do not verify');
-      received.push(r.frame);
+      received.push(...expandReceived(r, guestTso));
     }
   };
   for (const o of ops) {
@@ -184,9 +240,12 @@ export function netTrafficCase(
         break;
       }
       case 'inject':
-        injectedCount++;
-        if (t.peer.up && o.frame.length >= 14 && o.frame.length <= maxFrameLength(o.frame, 1500)) injected.push(o.frame);
-        t.inject(o.frame);
+      case 'burst':
+        for (const frame of o.kind === 'inject' ? [o.frame] : burstFrames(o)) {
+          injectedCount++;
+          if (t.peer.up && frame.length >= 14 && frame.length <= maxFrameLength(frame, 1500)) injected.push(frame);
+          t.inject(frame);
+        }
         break;
       case 'post':
         if (t.rxq.freeDescriptors < o.sizes.flat().length) collect();
@@ -215,14 +274,14 @@ export function netTrafficCase(
   // The guest got the peer's frames, unchanged and in order (some dropped, some waiting).
   let at = 0;
   for (const r of received) {
-    while (at < injected.length && !equalBytes(injected[at], r)) at++;
-    if (at === injected.length) fail(`the guest received a ${r.length}-byte frame the peer never sent (or out of order)`);
+    while (at < injected.length && !sameFrame(injected[at], r)) at++;
+    if (at === injected.length) fail(`the guest received a ${r instanceof Uint8Array ? r.length : r.payload.length}-byte frame the peer never sent (or out of order)`);
     at++;
   }
   const s = t.device.stats;
   if (s.rxFrames !== received.length) fail(`${s.rxFrames} frames counted, ${received.length} received`);
   if (s.rxFrames + s.rxDrops + s.backlogFrames + t.peer.dropped !== injectedCount) fail('an injected frame is unaccounted for');
-  for (const [k, v] of Object.entries(s.toRecord())) if (v && /Drops|Csum|Gso|DataValid|Merged|BadBuffers/.test(k)) bump(coverage, k, v);
+  for (const [k, v] of Object.entries(s.toRecord())) if (v && /Drops|Csum|Gso|DataValid|Merged|BadBuffers|Lro/.test(k)) bump(coverage, k, v);
   if (t.device.lastDropReason) bump(coverage, `last drop: ${maskNumbers(t.device.lastDropReason)}`);
 
   // Plain traffic afterwards.
