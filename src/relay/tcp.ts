@@ -14,10 +14,10 @@
  * rx backlog), no timestamps, no urgent data. Out-of-order segments from the guest are
  * dropped and answered with a duplicate ACK.
  */
-import { macEquals } from '../wire/ethernet.ts';
-import { ipToString } from '../wire/ipv4.ts';
+import { ETH_HLEN, ETH_MIN_FRAME, macEquals } from '../wire/ethernet.ts';
+import { IPV4_HEADER_LEN, ipToString } from '../wire/ipv4.ts';
 import { type HostSocket, type TcpTarget, afterBurst } from './uplink.ts';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, buildTcp } from '../wire/tcp.ts';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpBuild, type TcpSegment, tcpHeaderLength, writeTcpHeader } from '../wire/tcp.ts';
 
 export interface TcpOptions {
   /** Our MSS toward the guest (capped by the guest's). Default 1460. */
@@ -58,9 +58,16 @@ export const DEFAULT_TCP_OPTIONS: TcpOptions = {
 
 export type { TcpTarget } from './uplink.ts';
 
+/** Room for the Ethernet and IPv4 headers in front of a segment in the frames emit() gets. */
+export const TCP_FRAME_HEADROOM = ETH_HLEN + IPV4_HEADER_LEN;
+
 export interface TcpHooks {
-  /** Sends a TCP segment (header + data, checksum done) to the guest. */
-  emit(guestMac: Uint8Array, src: number, dst: number, segment: Uint8Array): void;
+  /**
+   * Sends a TCP segment to the guest: `tcpLength` bytes (header + data, checksum done) at
+   * frame[TCP_FRAME_HEADROOM], the Ethernet and IPv4 headers before it for the hook to write
+   * in place; the frame is at least Ethernet's 60 bytes (zero padding after the segment).
+   */
+  emit(guestMac: Uint8Array, src: number, dst: number, frame: Uint8Array, tcpLength: number): void;
   count(what: string): void;
   /** Opens the host side of a new connection (the uplink's connectTcp). */
   connect: (target: TcpTarget) => HostSocket;
@@ -162,23 +169,10 @@ class Conn {
     this.rto = opts.rtoInitialMs;
   }
 
-  /**
-   * `len` queued bytes starting `offset` bytes after sndUna: a view when they lie in one
-   * chunk (the usual case; buildTcp copies them anyway), else a copy.
-   */
-  slice(offset: number, len: number): Uint8Array {
-    let skip = offset;
-    for (const c of this.queue) {
-      if (skip >= c.length) {
-        skip -= c.length;
-        continue;
-      }
-      if (skip + len <= c.length) return c.subarray(skip, skip + len);
-      break;
-    }
-    const out = new Uint8Array(len);
+  /** Copies `len` queued bytes starting `offset` bytes after sndUna to out[at]. */
+  copyQueued(offset: number, len: number, out: Uint8Array, at: number): void {
     let pos = 0;
-    skip = offset;
+    let skip = offset;
     for (const c of this.queue) {
       if (pos >= len) break;
       if (skip >= c.length) {
@@ -186,11 +180,10 @@ class Conn {
         continue;
       }
       const part = c.subarray(skip, skip + (len - pos));
-      out.set(part, pos);
+      out.set(part, at + pos);
       pos += part.length;
       skip = 0;
     }
-    return out;
   }
 
   dropAcked(n: number): void {
@@ -441,14 +434,21 @@ export class TcpNat {
     c.rto = Math.min(this.opts.rtoMaxMs, Math.max(this.opts.rtoMinMs, c.srtt + 4 * c.rttvar));
   }
 
-  /** The receive window in bytes: what the host socket may still buffer, as far as the header field reaches. */
+  /**
+   * The receive window in bytes: what the host socket may still buffer, of at most
+   * windowBytes, or 64 KiB toward a guest that does not scale windows (the field's reach).
+   */
   private window(c: Conn): number {
     const buffered = c.socket ? c.socket.writableLength : 0;
-    return Math.max(0, Math.min(65535 << c.rcvScale, this.opts.windowBytes - buffered));
+    return Math.max(0, Math.min(65535 << c.rcvScale, this.opts.windowBytes) - buffered);
   }
 
-  private emit(c: Conn, flags: number, seq: number, payload?: Uint8Array, withMss = false): void {
-    const seg = buildTcp({
+  /**
+   * A segment of the connection, with `data` bytes of the queue (from `offset` after sndUna)
+   * copied straight into the frame: the one copy of the host's bytes on their way out.
+   */
+  private emit(c: Conn, flags: number, seq: number, data?: { offset: number; len: number }, withMss = false): void {
+    this.emitSegment(c.guestMac, {
       src: c.ourIp,
       dst: c.guestIp,
       srcPort: c.ourPort,
@@ -459,9 +459,16 @@ export class TcpNat {
       // RFC 7323 §2.2: the window in a SYN is never scaled (and never more than 65535).
       window: flags & TCP_SYN ? Math.min(65535, this.window(c)) : this.window(c) >>> c.rcvScale,
       options: withMss ? { mss: c.mss, windowScale: c.scaling ? c.rcvScale : undefined } : undefined,
-      payload,
-    });
-    this.hooks.emit(c.guestMac, c.ourIp, c.guestIp, seg);
+    }, data && ((out, at) => c.copyQueued(data.offset, data.len, out, at)), data?.len ?? 0);
+  }
+
+  /** Builds a segment in a frame (headroom, header, `fill`ed payload) and hands it to the hook. */
+  private emitSegment(guestMac: Uint8Array, p: Omit<TcpBuild, 'payload'>, fill?: (out: Uint8Array, at: number) => void, len = 0): void {
+    const tcpLength = tcpHeaderLength(p.options) + len;
+    const frame = new Uint8Array(Math.max(ETH_MIN_FRAME, TCP_FRAME_HEADROOM + tcpLength));
+    fill?.(frame, TCP_FRAME_HEADROOM + tcpLength - len);
+    writeTcpHeader(frame, TCP_FRAME_HEADROOM, p, len);
+    this.hooks.emit(guestMac, p.src, p.dst, frame, tcpLength);
   }
 
   private sendSynAck(c: Conn): void {
@@ -492,30 +499,19 @@ export class TcpNat {
 
   private sendRst(c: Conn): void {
     if (c.state === 'connecting') {
-      const seg = buildTcp({
-        src: c.ourIp,
-        dst: c.guestIp,
-        srcPort: c.ourPort,
-        dstPort: c.guestPort,
-        seq: 0,
-        ack: c.rcvNxt,
-        flags: TCP_RST | TCP_ACK,
-        window: 0,
-      });
-      this.hooks.emit(c.guestMac, c.ourIp, c.guestIp, seg);
+      this.emitSegment(c.guestMac, { src: c.ourIp, dst: c.guestIp, srcPort: c.ourPort, dstPort: c.guestPort, seq: 0, ack: c.rcvNxt, flags: TCP_RST | TCP_ACK, window: 0 });
     } else this.emit(c, TCP_RST | TCP_ACK, c.sndNxt);
   }
 
   private sendRstSeq(c: Conn, seq: number): void {
-    const seg = buildTcp({ src: c.ourIp, dst: c.guestIp, srcPort: c.ourPort, dstPort: c.guestPort, seq, ack: 0, flags: TCP_RST, window: 0 });
-    this.hooks.emit(c.guestMac, c.ourIp, c.guestIp, seg);
+    this.emitSegment(c.guestMac, { src: c.ourIp, dst: c.guestIp, srcPort: c.ourPort, dstPort: c.guestPort, seq, ack: 0, flags: TCP_RST, window: 0 });
   }
 
   /** RFC 793 reset for a segment that has no connection. */
   private resetFor(guestMac: Uint8Array, src: number, dst: number, seg: TcpSegment): void {
     const len = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
     const hasAck = (seg.flags & TCP_ACK) !== 0;
-    const rst = buildTcp({
+    this.emitSegment(guestMac, {
       src: dst,
       dst: src,
       srcPort: seg.dstPort,
@@ -525,7 +521,6 @@ export class TcpNat {
       flags: hasAck ? TCP_RST : TCP_RST | TCP_ACK,
       window: 0,
     });
-    this.hooks.emit(guestMac, dst, src, rst);
   }
 
   private trySend(c: Conn): void {
@@ -540,9 +535,8 @@ export class TcpNat {
       const len = Math.min(c.mss, unsent, room);
       // Avoid silly small segments while data is still in flight.
       if (len < Math.min(c.mss, unsent) && dataInFlight > 0) break;
-      const payload = c.slice(dataInFlight, len);
       const last = len === unsent;
-      this.emit(c, TCP_ACK | (last ? TCP_PSH : 0), c.sndNxt, payload);
+      this.emit(c, TCP_ACK | (last ? TCP_PSH : 0), c.sndNxt, { offset: dataInFlight, len });
       c.stats.bytesToGuest += len;
       if (!c.timed) c.timed = { seq: c.sndNxt, at: Date.now() };
       c.sndNxt = (c.sndNxt + len) >>> 0;
@@ -571,7 +565,7 @@ export class TcpNat {
     const dataInFlight = Math.max(0, seqSub(c.sndNxt, c.sndUna) - (c.finSent ? 1 : 0));
     if (dataInFlight > 0) {
       const len = Math.min(c.mss, dataInFlight);
-      this.emit(c, TCP_ACK | TCP_PSH, c.sndUna, c.slice(0, len));
+      this.emit(c, TCP_ACK | TCP_PSH, c.sndUna, { offset: 0, len });
     } else if (c.finSent && !c.finAcked) {
       this.emit(c, TCP_FIN | TCP_ACK, c.finSeq);
     }
@@ -598,7 +592,7 @@ export class TcpNat {
       // up: a guest that reads slowly is not a dead peer.
       this.hooks.count('tcp-window-probe');
       c.timed = null;
-      this.emit(c, TCP_ACK, c.sndUna, c.slice(0, 1));
+      this.emit(c, TCP_ACK, c.sndUna, { offset: 0, len: 1 });
       if (c.sndNxt === c.sndUna) c.sndNxt = (c.sndUna + 1) >>> 0;
       if (seqLt(c.sndMax, c.sndNxt)) c.sndMax = c.sndNxt;
       c.rto = Math.min(this.opts.rtoMaxMs, c.rto * 2);
