@@ -31,6 +31,9 @@ export interface TransferResult {
   kicksPerFrame?: Figure;
   irqsPerFrame?: Figure;
   hostUsPerFrame?: Figure;
+  /** Our NIC only: host µs per frame in the hooks it calls (the link's send, the capture), and device code's % of the transfers' wall time. */
+  hookUsPerFrame?: Figure;
+  hostPercent?: Figure;
 }
 
 export interface NicResult extends TransferResult {
@@ -117,7 +120,7 @@ export interface TransferFigures {
   downInstrPerMiB: number;
   upInstrPerMiB: number;
   /** Our NIC only: per frame either way, over both transfers. */
-  costs?: { kicksPerFrame: number; irqsPerFrame: number; hostUsPerFrame: number };
+  costs?: { kicksPerFrame: number; irqsPerFrame: number; hostUsPerFrame: number; hookUsPerFrame: number; hostPercent: number };
 }
 
 /** One guest's transferBothWays() figures, a sample a round. */
@@ -129,6 +132,8 @@ export class TransferSamples {
   private readonly kicks: number[] = [];
   private readonly irqs: number[] = [];
   private readonly host: number[] = [];
+  private readonly hook: number[] = [];
+  private readonly share: number[] = [];
 
   add(t: TransferFigures): void {
     this.down.push(t.downMiBps);
@@ -139,6 +144,8 @@ export class TransferSamples {
       this.kicks.push(t.costs.kicksPerFrame);
       this.irqs.push(t.costs.irqsPerFrame);
       this.host.push(t.costs.hostUsPerFrame);
+      this.hook.push(t.costs.hookUsPerFrame);
+      this.share.push(t.costs.hostPercent);
     }
   }
 
@@ -148,7 +155,7 @@ export class TransferSamples {
       upMiBps: figure(this.up),
       downInstrPerMiB: figure(this.downI),
       upInstrPerMiB: figure(this.upI),
-      ...(this.kicks.length ? { kicksPerFrame: figure(this.kicks), irqsPerFrame: figure(this.irqs), hostUsPerFrame: figure(this.host) } : {}),
+      ...(this.kicks.length ? { kicksPerFrame: figure(this.kicks), irqsPerFrame: figure(this.irqs), hostUsPerFrame: figure(this.host), hookUsPerFrame: figure(this.hook), hostPercent: figure(this.share) } : {}),
     };
   }
 }
@@ -177,6 +184,9 @@ export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink:
       kicksPerFrame: (n2.notifies - n0.notifies) / frames,
       irqsPerFrame: (n2.interrupts - n0.interrupts) / frames,
       hostUsPerFrame: ((n2.extra.hostMs - n0.extra.hostMs) * 1000) / frames,
+      hookUsPerFrame: (((n2.extra.hookMs ?? 0) - (n0.extra.hookMs ?? 0)) * 1000) / frames,
+      // Of the worker's wall time during both transfers (the worker is one thread).
+      hostPercent: ((n2.extra.hostMs - n0.extra.hostMs) / 1000 / (down + up)) * 100,
     },
   };
 }

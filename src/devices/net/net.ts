@@ -258,6 +258,7 @@ export class VirtioNet implements VirtioDevice {
   private txPass(ctx: DeviceContext, queue: Virtqueue): boolean {
     const t0 = performance.now();
     const s = this.stats;
+    const hook0 = s.hookMs;
     const frames0 = s.txFrames + s.txDropsLink;
     let count = 0;
     let bytes = 0;
@@ -273,7 +274,7 @@ export class VirtioNet implements VirtioDevice {
     s.txBatches++;
     if (count > s.maxTxBatch) s.maxTxBatch = count;
     if (spent) s.txPassesCut++;
-    s.hostMs += performance.now() - t0;
+    s.hostMs += performance.now() - t0 - (s.hookMs - hook0);
     ctx.signalUsed(queue);
     // Spent with nothing left behind: no need for another pass.
     return spent && queue.pending() > 0;
@@ -321,8 +322,11 @@ export class VirtioNet implements VirtioDevice {
   }
 
   private emit(frame: Uint8Array): void {
+    const t0 = performance.now();
     this.capture(frame, 'tx');
-    if (this.link.send(frame)) {
+    const sent = this.link.send(frame);
+    this.stats.hookMs += performance.now() - t0;
+    if (sent) {
       this.stats.txFrames++;
       this.stats.txBytes += frame.length;
     } else {
@@ -369,6 +373,7 @@ export class VirtioNet implements VirtioDevice {
     const queue = ctx?.queue(NET_RECEIVEQ);
     if (!ctx || !queue || this.backlog.length === 0) return;
     const t0 = performance.now();
+    const hook0 = this.stats.hookMs;
     const pushedBefore = this.rxPushed;
     try {
       for (let frame = this.backlog.peek(); frame; frame = this.backlog.peek()) {
@@ -392,7 +397,7 @@ export class VirtioNet implements VirtioDevice {
       ctx.fail(error);
     }
     this.syncBacklogStats();
-    this.stats.hostMs += performance.now() - t0;
+    this.stats.hostMs += performance.now() - t0 - (this.stats.hookMs - hook0);
     if (this.rxPushed !== pushedBefore) ctx.signalUsed(queue);
   }
 
@@ -442,7 +447,11 @@ export class VirtioNet implements VirtioDevice {
     s.rxFrames++;
     s.rxBytes += frame.length;
     if (flags) s.rxDataValid++;
-    this.capture(frame, 'rx');
+    if (this.onCapture) {
+      const t0 = performance.now();
+      this.capture(frame, 'rx');
+      s.hookMs += performance.now() - t0;
+    }
     return 'delivered';
   }
 
@@ -474,11 +483,13 @@ export class VirtioNet implements VirtioDevice {
     s.rxLroPackets++;
     s.rxLroSegments += run.segments;
     s.rxFrames += run.segments;
+    const t0 = performance.now();
     for (let i = 0; i < run.segments; i++) {
       const frame = this.backlog.at(i)!;
       s.rxBytes += frame.length;
       this.capture(frame, 'rx');
     }
+    s.hookMs += performance.now() - t0;
     return 'delivered';
   }
 

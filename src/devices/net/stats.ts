@@ -60,8 +60,13 @@ export class NetStats {
 
   // ---- link ----
   linkChanges = 0;
-  /** Host time spent in the device's tx and rx paths (performance.now()), ms. */
+  /**
+   * Host time spent in the device's tx and rx paths (performance.now()), ms, without the
+   * hooks it calls (hookMs): the link's send (a WebSocket, or the worker's own gateway) and
+   * the capture hook.
+   */
   hostMs = 0;
+  hookMs = 0;
 
   get rxDrops(): number {
     return this.rxDropsBacklogFull + this.rxDropsOversized + this.rxDropsRunt + this.rxDropsNotReady + this.rxDropsBufferTooSmall;
