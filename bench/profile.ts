@@ -13,6 +13,7 @@ import { Session } from 'node:inspector/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
 import { attachRelay } from '../src/relay/index.ts';
+import WebSocket from 'ws';
 import { WebSocketFrameLink } from '../src/backends/websocket-frame-link.ts';
 import { localMac } from '../src/devices/net/config.ts';
 import { ConsoleSession } from '../src/vm/console-session.ts';
@@ -63,13 +64,19 @@ async function profiled<T>(work: () => Promise<T>): Promise<{ result: T; shares:
   const { profile } = (await session.post('Profiler.stop')) as { profile: { nodes: ProfileNode[] } };
   session.disconnect();
   const hits = new Map<string, number>();
+  const byFunction = new Map<string, number>();
   let total = 0;
   for (const n of profile.nodes) {
     const h = n.hitCount ?? 0;
     total += h;
     const c = category(n.callFrame.url, n.callFrame.functionName);
     hits.set(c, (hits.get(c) ?? 0) + h);
+    const fn = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(src|node_modules)\//, '')}`;
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + h);
   }
+  // `--top N`: the functions with the most samples of their own.
+  const top = Number(arg('top') ?? 0);
+  for (const [fn, h] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`    ${((h / total) * 100).toFixed(1).padStart(5)} %  ${fn}`);
   return { result, shares: new Map([...hits].map(([k, v]) => [k, v / total])) };
 }
 

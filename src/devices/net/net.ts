@@ -123,6 +123,12 @@ export class VirtioNet implements VirtioDevice {
   private readonly rxScratch: Uint8Array<ArrayBuffer>;
   /** virtio_net_hdr + a super-frame (large receive), made when GUEST_TSO4 is first negotiated. */
   private lroScratch: Uint8Array<ArrayBuffer> | undefined;
+  /**
+   * The run merged in lroScratch, the frame it starts with and the backlog's length then:
+   * while no frame has joined or left, a run waiting for buffers is merged (and its checksums
+   * checked) once, not again at every refill.
+   */
+  private lroRun: { head: Uint8Array; waiting: number; run: LroRun } | undefined;
   private readonly rxHold: VirtioNetOptions['rxHold'];
   /** A held fill is scheduled: frames arriving now wait for it. */
   private rxHeld = false;
@@ -190,6 +196,7 @@ export class VirtioNet implements VirtioDevice {
   reset(): void {
     this.ctx = undefined;
     this.stash = [];
+    this.lroRun = undefined;
     this.stats.rxDropsNotReady += this.backlog.length;
     this.backlog.clear();
     this.syncBacklogStats();
@@ -234,6 +241,7 @@ export class VirtioNet implements VirtioDevice {
   restoreReceive(linkUp: boolean, held: DescriptorChain[], frames: readonly Uint8Array[]): void {
     this.config.restoreLinkUp(linkUp);
     this.stash = held;
+    this.lroRun = undefined;
     this.backlog.clear();
     for (const frame of frames) if (!this.backlog.push(frame)) this.stats.rxDropsBacklogFull++;
     this.syncBacklogStats();
@@ -382,6 +390,7 @@ export class VirtioNet implements VirtioDevice {
           const done = this.deliverRun(ctx, queue, run);
           if (done === 'no-buffers') break;
           for (let i = done === 'single' ? 1 : run.segments; i > 0; i--) this.backlog.shift();
+          this.lroRun = undefined;
           continue;
         }
         if (this.deliver(ctx, queue, frame) === 'no-buffers') break;
@@ -424,8 +433,12 @@ export class VirtioNet implements VirtioDevice {
    * lroFrameLimit(queue size, MTU) bytes (≤ 64 KiB) per super-frame.
    */
   private coalesce(queue: Virtqueue): LroRun | undefined {
+    const head = this.backlog.peek()!;
+    if (this.lroRun?.head === head && this.lroRun.waiting === this.backlog.length) return this.lroRun.run;
     const out = this.lroScratch!.subarray(VIRTIO_NET_HDR_SIZE, VIRTIO_NET_HDR_SIZE + lroFrameLimit(queue.size, this.maxFrame));
-    return coalesceTcp4((i) => this.backlog.at(i), LRO_MAX_SEGMENTS, out);
+    const run = coalesceTcp4((i) => this.backlog.at(i), LRO_MAX_SEGMENTS, out);
+    this.lroRun = run && { head, waiting: this.backlog.length, run };
+    return run;
   }
 
   private deliver(ctx: DeviceContext, queue: Virtqueue, frame: Uint8Array): 'delivered' | 'dropped' | 'no-buffers' {
