@@ -45,4 +45,17 @@ describe('DrainPoint', () => {
     await microtask();
     expect(ran).toEqual(['outer', 'inner']);
   });
+
+  it('a held job waits for the next timer check, never for a microtask, and runs once', async () => {
+    const d = new DrainPoint();
+    const ran: string[] = [];
+    d.hold(() => ran.push('held'));
+    await microtask();
+    await microtask();
+    expect(ran).toEqual([]);
+    d.atTimerCheck();
+    expect(ran).toEqual(['held']);
+    d.atTimerCheck();
+    expect(ran).toEqual(['held']);
+  });
 });
