@@ -121,6 +121,8 @@ export interface TransferFigures {
   upInstrPerMiB: number;
   /** Our NIC only: per frame either way, over both transfers. */
   costs?: { kicksPerFrame: number; irqsPerFrame: number; hostUsPerFrame: number; hookUsPerFrame: number; hostPercent: number };
+  /** Our NIC only, host → guest: frames per packet the guest got (large receive merges them), and rx interrupts per MiB. */
+  down?: { framesPerPacket: number; irqsPerMiB: number };
 }
 
 /** One guest's transferBothWays() figures, a sample a round. */
@@ -175,8 +177,10 @@ export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink:
     upInstrPerMiB: instructionsBetween(c1.instructions, c2.instructions) / mib,
   };
   const n0 = netStats(c0.devices);
+  const n1 = netStats(c1.devices);
   const n2 = netStats(c2.devices);
-  if (!n0 || !n2) return figures;
+  if (!n0 || !n1 || !n2) return figures;
+  const d = (k: string) => (n1.extra[k] ?? 0) - (n0.extra[k] ?? 0);
   const frames = n2.extra.txFrames - n0.extra.txFrames + (n2.extra.rxFrames - n0.extra.rxFrames);
   return {
     ...figures,
@@ -188,6 +192,7 @@ export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink:
       // Of the worker's wall time during both transfers (the worker is one thread).
       hostPercent: ((n2.extra.hostMs - n0.extra.hostMs) / 1000 / (down + up)) * 100,
     },
+    down: { framesPerPacket: d('rxFrames') / (d('rxFrames') - d('rxLroSegments') + d('rxLroPackets')), irqsPerMiB: (n1.interrupts - n0.interrupts) / mib },
   };
 }
 
@@ -227,7 +232,8 @@ export async function benchNet(
 
         const t = await transferBothWays(g, source, sink, mib);
         a.transfer.add(t);
-        log(`  round ${round + 1} ${id}: ping ${median(rtts).toFixed(2)} ms, down ${t.downMiBps.toFixed(2)} MiB/s, up ${t.upMiBps.toFixed(2)} MiB/s`);
+        const lro = t.down ? `, down ${t.down.framesPerPacket.toFixed(1)} frames/packet, ${t.down.irqsPerMiB.toFixed(0)} irqs/MiB` : '';
+        log(`  round ${round + 1} ${id}: ping ${median(rtts).toFixed(2)} ms, down ${t.downMiBps.toFixed(2)} MiB/s, up ${t.upMiBps.toFixed(2)} MiB/s${lro}`);
       }
     }
     const nics = {} as Record<NicId, NicResult>;
