@@ -9,6 +9,8 @@
  * completes inside the port write and never pays it either.) Batching is unchanged: kicks
  * stay suppressed until the guest stops to wait.
  */
+import { macrotask } from './macrotask.ts';
+
 export class DrainPoint {
   private jobs: Array<() => void> = [];
   private microtaskQueued = false;
@@ -27,24 +29,36 @@ export class DrainPoint {
   };
 
   private held: Array<() => void> = [];
+  private heldTaskQueued = false;
 
   /**
-   * Schedules `job` for the next timer check only, never in this task: work that should
-   * happen just before the guest runs again (frames that merge while it cannot see them).
+   * Schedules `job` for whichever comes first of the next timer check and a macrotask, never
+   * in this task: work that waits while the guest cannot look (frames that merge meanwhile).
+   * A busy emulator reaches its timer check first; an idle one (halted) gets the job after
+   * the tasks already queued (the page's other frames), so nothing waits for a sleeping CPU.
    */
   readonly hold = (job: () => void): void => {
     this.held.push(job);
+    if (this.heldTaskQueued) return;
+    this.heldTaskQueued = true;
+    macrotask(() => {
+      this.heldTaskQueued = false;
+      this.runHeld();
+    });
   };
 
   /** The emulator's timer check: run whatever is scheduled, now. */
   readonly atTimerCheck = (): void => {
-    if (this.held.length > 0) {
-      const held = this.held;
-      this.held = [];
-      for (const job of held) job();
-    }
+    this.runHeld();
     if (this.jobs.length > 0) this.counts.atTimerCheck += this.runJobs();
   };
+
+  private runHeld(): void {
+    if (this.held.length === 0) return;
+    const held = this.held;
+    this.held = [];
+    for (const job of held) job();
+  }
 
   private runJobs(): number {
     const jobs = this.jobs;

@@ -33,7 +33,7 @@ export interface LabDeviceOptions extends DeviceOptionsByKind {
   defer?: (job: () => void) => void;
   /** Where work over a pass's budget continues (default: a macrotask, after the emulator ran). */
   later?: (job: () => void) => void;
-  /** Where work waits for the emulator's next timer check (DrainPoint.hold); none: no waiting. */
+  /** Where work waits for the emulator's next timer check or the next task (DrainPoint.hold); none: no waiting. */
   hold?: (job: () => void) => void;
 }
 

@@ -14,9 +14,9 @@
  * kick delivers at most the backlog's frames and bytes.
  *
  * Large receive (GUEST_TSO4, with GUEST_CSUM and MRG_RXBUF): TCP segments of one flow waiting
- * together are handed over as one super-frame (rx-lro.ts). With `rxHold`, the first frame of a
- * burst goes in at once and the ones after it wait for the emulator's next timer check (the
- * guest cannot see them earlier anyway), so a burst from the link reaches the guest merged.
+ * together are handed over as one super-frame (rx-lro.ts). With `rxHold`, frames wait for the
+ * emulator's next timer check or, if it sleeps, the next task (the guest cannot see them
+ * earlier anyway), so a burst from the link reaches the guest merged.
  *
  * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way (rx super-frames: 64 KiB).
  *
@@ -72,9 +72,9 @@ export interface VirtioNetOptions {
    */
   guestTso?: boolean;
   /**
-   * Where frames that follow the first of a burst wait before going in (the lab: the
-   * emulator's next timer check, i.e. before the guest runs again), so they merge. Default:
-   * none, every frame goes in as it arrives.
+   * Where arriving frames wait before going in (the lab: DrainPoint.hold, the emulator's next
+   * timer check or the next task), so a burst merges. Default: none, every frame goes in as
+   * it arrives.
    */
   rxHold?: (job: () => void) => void;
   /** Bounds of the backlog of frames waiting for rx buffers (defaults 256 frames, 1 MiB). */
@@ -365,10 +365,8 @@ export class VirtioNet implements VirtioDevice {
     const hold = this.rxHold;
     if (!hold) return this.fillRx();
     if (this.rxHeld) return;
-    // The first frame goes in now (an idle guest is woken at once); the rest of the burst
-    // waits for the held fill and merges.
+    // The burst waits for the held fill and merges.
     this.rxHeld = true;
-    this.fillRx();
     hold(() => {
       this.rxHeld = false;
       this.fillRx();
