@@ -14,9 +14,9 @@
  * kick delivers at most the backlog's frames and bytes.
  *
  * Large receive (GUEST_TSO4, with GUEST_CSUM and MRG_RXBUF): TCP segments of one flow waiting
- * together are handed over as one super-frame (rx-lro.ts). With `rxHold`, frames wait for the
- * emulator's next timer check or, if it sleeps, the next task (the guest cannot see them
- * earlier anyway), so a burst from the link reaches the guest merged.
+ * together are handed over as one super-frame (rx-lro.ts). With `rxHold`, the first frame of a
+ * burst goes in at once and the rest wait for the emulator's next timer check or, if it
+ * sleeps, the next task (the guest cannot see them earlier anyway), so they merge.
  *
  * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way (rx super-frames: 64 KiB).
  *
@@ -365,8 +365,10 @@ export class VirtioNet implements VirtioDevice {
     const hold = this.rxHold;
     if (!hold) return this.fillRx();
     if (this.rxHeld) return;
-    // The burst waits for the held fill and merges.
+    // The first frame goes in now (a ping reply never waits); the rest of the burst waits for
+    // the held fill and merges.
     this.rxHeld = true;
+    this.fillRx();
     hold(() => {
       this.rxHeld = false;
       this.fillRx();
