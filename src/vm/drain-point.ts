@@ -11,25 +11,47 @@
  */
 import { macrotask } from './macrotask.ts';
 
-export class DrainPoint {
+/** Jobs run together at a timer check, or else once by a fallback scheduled for the first of them. */
+class JobBatch {
   private jobs: Array<() => void> = [];
-  private microtaskQueued = false;
+  private fallbackQueued = false;
+
+  constructor(private readonly fallback: (run: () => void) => void) {}
+
+  add(job: () => void, onFallback: (ran: number) => void): void {
+    this.jobs.push(job);
+    if (this.fallbackQueued) return;
+    this.fallbackQueued = true;
+    this.fallback(() => {
+      this.fallbackQueued = false;
+      onFallback(this.run());
+    });
+  }
+
+  /** Runs the jobs queued so far (a job queued meanwhile waits for the next run); how many ran. */
+  run(): number {
+    const jobs = this.jobs;
+    this.jobs = [];
+    // Each job contains its own errors (DeferredKicks reports them to its device).
+    for (const job of jobs) job();
+    return jobs.length;
+  }
+
+  get length(): number {
+    return this.jobs.length;
+  }
+}
+
+export class DrainPoint {
+  private readonly deferred = new JobBatch(queueMicrotask);
+  private readonly held = new JobBatch(macrotask);
   /** Jobs run at a timer check vs in the microtask, for benchmarks and tests. */
   readonly counts = { atTimerCheck: 0, atMicrotask: 0 };
 
   /** Schedules `job` (DeferredKicks' `defer`). */
   readonly defer = (job: () => void): void => {
-    this.jobs.push(job);
-    if (this.microtaskQueued) return;
-    this.microtaskQueued = true;
-    queueMicrotask(() => {
-      this.microtaskQueued = false;
-      this.counts.atMicrotask += this.runJobs();
-    });
+    this.deferred.add(job, (ran) => (this.counts.atMicrotask += ran));
   };
-
-  private held: Array<() => void> = [];
-  private heldTaskQueued = false;
 
   /**
    * Schedules `job` for whichever comes first of the next timer check and a macrotask, never
@@ -38,33 +60,12 @@ export class DrainPoint {
    * the tasks already queued (the page's other frames), so nothing waits for a sleeping CPU.
    */
   readonly hold = (job: () => void): void => {
-    this.held.push(job);
-    if (this.heldTaskQueued) return;
-    this.heldTaskQueued = true;
-    macrotask(() => {
-      this.heldTaskQueued = false;
-      this.runHeld();
-    });
+    this.held.add(job, () => {});
   };
 
   /** The emulator's timer check: run whatever is scheduled, now. */
   readonly atTimerCheck = (): void => {
-    this.runHeld();
-    if (this.jobs.length > 0) this.counts.atTimerCheck += this.runJobs();
+    this.held.run();
+    if (this.deferred.length > 0) this.counts.atTimerCheck += this.deferred.run();
   };
-
-  private runHeld(): void {
-    if (this.held.length === 0) return;
-    const held = this.held;
-    this.held = [];
-    for (const job of held) job();
-  }
-
-  private runJobs(): number {
-    const jobs = this.jobs;
-    this.jobs = [];
-    // Each job contains its own errors (DeferredKicks reports them to its device).
-    for (const job of jobs) job();
-    return jobs.length;
-  }
 }
