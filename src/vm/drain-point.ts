@@ -43,8 +43,9 @@ class JobBatch {
 }
 
 export class DrainPoint {
-  private readonly deferred = new JobBatch(queueMicrotask);
-  private readonly held = new JobBatch(macrotask);
+  // Wrapped: a browser's queueMicrotask throws when called as another object's method.
+  private readonly deferred = new JobBatch((run) => queueMicrotask(run));
+  private readonly held = new JobBatch((run) => macrotask(run));
   /** Jobs run at a timer check vs in the microtask, for benchmarks and tests. */
   readonly counts = { atTimerCheck: 0, atMicrotask: 0 };
 
