@@ -8,7 +8,7 @@ import { netState } from './state.ts';
 /** A NIC to attach as virtio-net (eth0), over a FrameLink (e.g. a WebSocketFrameLink to the relay). */
 export type NetLabOptions = Pick<
   VirtioNetOptions,
-  'link' | 'mac' | 'onCapture' | 'mtu' | 'tso' | 'ctrlVq' | 'mergeableRxBuffers' | 'rxBacklogFrames' | 'rxBacklogBytes'
+  'link' | 'mac' | 'onCapture' | 'mtu' | 'tso' | 'guestTso' | 'ctrlVq' | 'mergeableRxBuffers' | 'rxBacklogFrames' | 'rxBacklogBytes'
 >;
 
 export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
@@ -16,7 +16,8 @@ export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
   name: 'virtio-net',
   queueNames: ['receiveq', 'transmitq', 'controlq'],
   // tx kicks deferred too: a burst of sends costs one exit.
-  create: (options, { defer, later }) => options && new VirtioNet({ ...options, defer, later }),
+  // rx frames after the first of a burst wait for the timer check, so they merge (large receive).
+  create: (options, { defer, later, hold }) => options && new VirtioNet({ ...options, defer, later, rxHold: hold }),
   owns: (device): device is VirtioNet => device instanceof VirtioNet,
   // The config space, then what the driver set through the control queue.
   config: (device) => [...netConfigFields(device), ...netControlFields(device)],
