@@ -200,6 +200,22 @@ describe('virtio-net transmit', () => {
     expect(pending.length).toBe(1);
   });
 
+  it('txFirstKickAtOnce: the first kick goes out in the notify, kicks after it wait for the drain, then the next is at once again', () => {
+    const pending: Array<() => void> = [];
+    const t = NetHarness.create({ defer: (drain) => pending.push(drain), txFirstKickAtOnce: true });
+    t.send(arp());
+    expect(t.wire.length).toBe(1); // a lone send: no waiting
+    t.send(arp());
+    t.add(arp());
+    expect(t.txq.kick()).toBe(false); // the burst: suppressed until the drain
+    expect(t.wire.length).toBe(1);
+    for (let job = pending.shift(); job; job = pending.shift()) job();
+    expect(t.wire.length).toBe(3);
+    expect(t.txDone()).toEqual([0, 0, 0]);
+    t.send(arp());
+    expect(t.wire.length).toBe(4);
+  });
+
   it('a deferred drain scheduled before a reset does not touch the new session', () => {
     const pending: Array<() => void> = [];
     const t = NetHarness.create({ defer: (drain) => pending.push(drain) });

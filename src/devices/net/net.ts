@@ -101,6 +101,12 @@ export interface VirtioNetOptions {
    * runs between passes). Default: `defer`, else a microtask.
    */
   later?: (job: () => void) => void;
+  /**
+   * With `defer`: the first tx kick since `defer` last ran is served at once (a lone ping
+   * leaves without waiting for the emulator's timer check); later ones wait as before.
+   * Default false.
+   */
+  txFirstKickAtOnce?: boolean;
   /** Every frame that crosses the device: tx as it leaves for the link, rx as it enters the guest. */
   onCapture?(frame: Uint8Array, direction: FrameDirection): void;
 }
@@ -155,7 +161,7 @@ export class VirtioNet implements VirtioDevice {
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new RangeError(`virtio-net: MTU ${this.mtu} out of range`);
     this.link = opts.link;
-    this.txPasses = new TxPasses(opts.defer, opts.later);
+    this.txPasses = new TxPasses(opts.defer, opts.later, opts.txFirstKickAtOnce);
     this.rxHold = opts.rxHold;
     this.onCapture = opts.onCapture;
     this.config = new NetConfig(this.mac, this.mtu);
