@@ -33,6 +33,9 @@ export interface TransferResult {
   kicksPerFrame?: Figure;
   irqsPerFrame?: Figure;
   hostUsPerFrame?: Figure;
+  /** Our NIC only: host µs per frame in the hooks it calls (the link's send, the capture), and device code's % of the transfers' wall time. */
+  hookUsPerFrame?: Figure;
+  hostPercent?: Figure;
 }
 
 export interface NicResult extends TransferResult {
@@ -121,7 +124,9 @@ export interface TransferFigures {
   downInstrPerMiB: number;
   upInstrPerMiB: number;
   /** Our NIC only: per frame either way, over both transfers. */
-  costs?: { kicksPerFrame: number; irqsPerFrame: number; hostUsPerFrame: number };
+  costs?: { kicksPerFrame: number; irqsPerFrame: number; hostUsPerFrame: number; hookUsPerFrame: number; hostPercent: number };
+  /** Our NIC only, host → guest: frames per packet the guest got (large receive merges them), and rx interrupts per MiB. */
+  down?: { framesPerPacket: number; irqsPerMiB: number };
 }
 
 /** One guest's transferBothWays() figures, a sample a round. */
@@ -133,6 +138,8 @@ export class TransferSamples {
   private readonly kicks: number[] = [];
   private readonly irqs: number[] = [];
   private readonly host: number[] = [];
+  private readonly hook: number[] = [];
+  private readonly share: number[] = [];
 
   add(t: TransferFigures): void {
     this.down.push(t.downMiBps);
@@ -143,6 +150,8 @@ export class TransferSamples {
       this.kicks.push(t.costs.kicksPerFrame);
       this.irqs.push(t.costs.irqsPerFrame);
       this.host.push(t.costs.hostUsPerFrame);
+      this.hook.push(t.costs.hookUsPerFrame);
+      this.share.push(t.costs.hostPercent);
     }
   }
 
@@ -152,7 +161,7 @@ export class TransferSamples {
       upMiBps: figure(this.up),
       downInstrPerMiB: figure(this.downI),
       upInstrPerMiB: figure(this.upI),
-      ...(this.kicks.length ? { kicksPerFrame: figure(this.kicks), irqsPerFrame: figure(this.irqs), hostUsPerFrame: figure(this.host) } : {}),
+      ...(this.kicks.length ? { kicksPerFrame: figure(this.kicks), irqsPerFrame: figure(this.irqs), hostUsPerFrame: figure(this.host), hookUsPerFrame: figure(this.hook), hostPercent: figure(this.share) } : {}),
     };
   }
 }
@@ -185,8 +194,10 @@ export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink:
     upInstrPerMiB: instructionsBetween(c1.instructions, c2.instructions) / mib,
   };
   const n0 = netStats(c0.devices);
+  const n1 = netStats(c1.devices);
   const n2 = netStats(c2.devices);
-  if (!n0 || !n2) return figures;
+  if (!n0 || !n1 || !n2) return figures;
+  const d = (k: string) => (n1.extra[k] ?? 0) - (n0.extra[k] ?? 0);
   const frames = n2.extra.txFrames - n0.extra.txFrames + (n2.extra.rxFrames - n0.extra.rxFrames);
   return {
     ...figures,
@@ -194,7 +205,11 @@ export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink:
       kicksPerFrame: (n2.notifies - n0.notifies) / frames,
       irqsPerFrame: (n2.interrupts - n0.interrupts) / frames,
       hostUsPerFrame: ((n2.extra.hostMs - n0.extra.hostMs) * 1000) / frames,
+      hookUsPerFrame: (((n2.extra.hookMs ?? 0) - (n0.extra.hookMs ?? 0)) * 1000) / frames,
+      // Of the worker's wall time during both transfers (the worker is one thread).
+      hostPercent: ((n2.extra.hostMs - n0.extra.hostMs) / 1000 / (down + mib / upMiBps)) * 100,
     },
+    down: { framesPerPacket: d('rxFrames') / (d('rxFrames') - d('rxLroSegments') + d('rxLroPackets')), irqsPerMiB: (n1.interrupts - n0.interrupts) / mib },
   };
 }
 
@@ -236,7 +251,8 @@ export async function benchNet(
 
         const t = await transferBothWays(g, source, sink, mib);
         a.transfer.add(t);
-        log(`  round ${round + 1} ${id}: ping ${ping.toFixed(2)} ms, down ${t.downMiBps.toFixed(2)} MiB/s, up ${t.upMiBps.toFixed(2)} MiB/s`);
+        const lro = t.down ? `, down ${t.down.framesPerPacket.toFixed(1)} frames/packet, ${t.down.irqsPerMiB.toFixed(0)} irqs/MiB` : '';
+        log(`  round ${round + 1} ${id}: ping ${ping.toFixed(2)} ms, down ${t.downMiBps.toFixed(2)} MiB/s, up ${t.upMiBps.toFixed(2)} MiB/s${lro}`);
       }
       for (const { id, upload } of MODES) {
         const g = modeGuests[id];

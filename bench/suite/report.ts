@@ -125,7 +125,7 @@ function netSection(n: NetResults): string[] {
         m(r.upInstrPerMiB, 1, 1e6),
         m(r.kicksPerFrame, 2),
         m(r.irqsPerFrame, 2),
-        m(r.hostUsPerFrame, 1),
+        m(r.hostUsPerFrame, 1) + (r.hookUsPerFrame ? ` (+${m(r.hookUsPerFrame, 1)} link, capture; ${m(r.hostPercent, 1)} % of wall)` : ''),
       ]),
     );
   }

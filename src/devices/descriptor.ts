@@ -25,6 +25,8 @@ export interface DeviceEnvironment {
    * than a pass. Undefined: `defer`, else a microtask.
    */
   readonly later?: (job: () => void) => void;
+  /** Where work waits for the emulator's next timer check or, if it sleeps, the next task (DrainPoint.hold). */
+  readonly hold?: (job: () => void) => void;
 }
 
 /** Per-kick work limits a device states (see DeviceDescriptor.kickBudget). */

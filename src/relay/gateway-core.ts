@@ -41,6 +41,7 @@ import {
   IPV4_SRC,
   IP_BROADCAST,
   buildIpv4,
+  writeIpv4Header,
   ipToString,
   parseIp,
   parseIpv4,
@@ -157,7 +158,7 @@ export class GatewayCore implements PortSink, GatewayIo {
     this.udp = new UdpNat(this, o, (dst, port) => this.natTarget(dst, port), () => uplink.createUdp());
     this.tcp = new TcpNat(
       {
-        emit: (mac, src, dst, seg) => this.sendIp(mac, src, dst, IPPROTO_TCP, seg),
+        emit: (mac, src, dst, frame, tcpLength) => this.sendIpInPlace(mac, src, dst, IPPROTO_TCP, frame, tcpLength),
         count: (what) => this.count(what),
         connect: (target) => uplink.connectTcp(target),
       },
@@ -285,10 +286,18 @@ export class GatewayCore implements PortSink, GatewayIo {
 
   // ------------------------------------------------------------- frames out
 
+  /**
+   * Unicast to a MAC no port has would be flooded to the whole room: a departed guest's NAT
+   * traffic (host data, retransmissions) must not reach the others.
+   */
+  private reachable(dst: Uint8Array): boolean {
+    if (isMulticastMac(dst) || this.room.hasMac(macKey(dst))) return true;
+    this.count('drop-guest-gone');
+    return false;
+  }
+
   private sendEth(dst: Uint8Array, etherType: number, payload: Uint8Array): void {
-    // Unicast to a MAC no port has would be flooded to the whole room: a departed guest's
-    // NAT traffic (host data, retransmissions) must not reach the others.
-    if (!isMulticastMac(dst) && !this.room.hasMac(macKey(dst))) return this.count('drop-guest-gone');
+    if (!this.reachable(dst)) return;
     // Pad to Ethernet's 60-byte minimum (no FCS), as a real NIC would; guests may expect
     // it. The IP header's total length tells the padding apart.
     this.port.input(buildEthernet({ dst, src: this.mac, etherType, payload }, ETH_MIN_FRAME));
@@ -298,6 +307,21 @@ export class GatewayCore implements PortSink, GatewayIo {
     if (this.closed) return;
     this.ipId = (this.ipId + 1) & 0xffff;
     this.sendEth(dstMac, ETHERTYPE_IPV4, buildIpv4({ src, dst, protocol, payload, id: this.ipId }));
+  }
+
+  /**
+   * Like sendIp, for a frame whose L4 part (`l4Length` bytes) is already in place after room
+   * for the Ethernet and IPv4 headers (TCP data is copied once, not once per layer).
+   */
+  private sendIpInPlace(dstMac: Uint8Array, src: number, dst: number, protocol: number, frame: Uint8Array, l4Length: number): void {
+    if (this.closed || !this.reachable(dstMac)) return;
+    this.ipId = (this.ipId + 1) & 0xffff;
+    frame.set(dstMac.subarray(0, 6), 0);
+    frame.set(this.mac, 6);
+    frame[12] = ETHERTYPE_IPV4 >>> 8;
+    frame[13] = ETHERTYPE_IPV4 & 0xff;
+    writeIpv4Header(frame, ETH_HLEN, { src, dst, protocol, id: this.ipId }, l4Length);
+    this.port.input(frame);
   }
 
   sendUdp(dstMac: Uint8Array, src: number, dst: number, srcPort: number, dstPort: number, payload: Uint8Array): void {

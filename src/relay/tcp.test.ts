@@ -101,6 +101,53 @@ describe('TCP NAT', () => {
     expect(gw.stats().counts['internal-error']).toBeUndefined();
   }, 20_000);
 
+  it('window scaling: offered back to a guest that offers it; more than 64 KiB in flight toward it', async () => {
+    const down = new Uint8Array(1 << 20).map((_, i) => (i * 5 + (i >> 10)) & 0xff);
+    const port = await listen((s) => s.end(down));
+    const { guest } = setup();
+    const c = new GuestTcp(guest, 40012, port);
+    c.window = 1024; // × 2^8: 256 KiB
+    c.autoAck = false;
+    let unacked = 0;
+    c.lose = (s) => {
+      if (s.payload.length) unacked = Math.max(unacked, ((s.seq + s.payload.length - c.lastAckSent) >>> 0) | 0);
+      return false;
+    };
+    const synAck = await c.connect(1460, 8);
+    expect(synAck.options.windowScale).toBe(3); // 256 KiB >> 3 is the first to fit the 16-bit field
+    expect(synAck.window).toBeLessThanOrEqual(65535);
+    // ACK like a guest behind large receive: once per 128 KiB, or when the data stalls.
+    while (!c.gotFin) {
+      const was = c.data.length;
+      await until(() => c.gotFin || c.data.length - was >= 128 << 10, 100, 'data').catch(() => undefined);
+      c.ack();
+    }
+    expect(md5(new Uint8Array(c.data))).toBe(md5(down));
+    expect(unacked).toBeGreaterThan(65535);
+    expect(unacked).toBeLessThanOrEqual(1024 << 8);
+  }, 20_000);
+
+  it('without the guest offering it, no window scaling and at most 64 KiB in flight', async () => {
+    const port = await listen((s) => s.end(new Uint8Array(300_000)));
+    const { guest } = setup();
+    const c = new GuestTcp(guest, 40013, port);
+    c.autoAck = false;
+    let unacked = 0;
+    c.lose = (s) => {
+      if (s.payload.length) unacked = Math.max(unacked, ((s.seq + s.payload.length - c.lastAckSent) >>> 0) | 0);
+      return false;
+    };
+    const synAck = await c.connect(1460);
+    expect(synAck.options.windowScale).toBeUndefined();
+    while (!c.gotFin) {
+      const was = c.data.length;
+      await until(() => c.gotFin || c.data.length - was >= 100_000, 100, 'data').catch(() => undefined);
+      c.ack();
+    }
+    expect(c.data.length).toBe(300_000);
+    expect(unacked).toBeLessThanOrEqual(65535);
+  }, 20_000);
+
   it('retransmits a segment toward the guest that was lost', async () => {
     const payload = new Uint8Array(5000).map((_, i) => i & 0xff);
     const port = await listen((s) => s.write(payload));

@@ -6,19 +6,26 @@
  * host socket the uplink opens to the NAT target (uplink.ts: a Node HostSocket in the relay). The SYN-ACK goes out only once that socket has
  * connected, so "connection refused" on the host becomes an RST for the guest.
  *
- * No window scaling (we do not offer it, so neither side scales: 64 KiB windows), no SACK,
- * no timestamps, no urgent data. Out-of-order segments from the guest are dropped and
- * answered with a duplicate ACK (the guest's link to us is ordered, so this is rare).
+ * Window scaling (RFC 7323 §2) when the guest's SYN offers it: a guest that ACKs once per
+ * 64 KiB super-frame (large receive, GUEST_TSO4) would otherwise stall a 64 KiB window for a
+ * round trip per ACK. Slow start grows the congestion window by the bytes acknowledged (the
+ * "path" is a lossless local link; per-ACK growth of one MSS would crawl with ACKs that
+ * cover 44 segments). No SACK (the link to the guest is ordered and lossless but for a full
+ * rx backlog), no timestamps, no urgent data. Out-of-order segments from the guest are
+ * dropped and answered with a duplicate ACK.
  */
-import { macEquals } from '../wire/ethernet.ts';
-import { ipToString } from '../wire/ipv4.ts';
+import { ETH_HLEN, ETH_MIN_FRAME, macEquals } from '../wire/ethernet.ts';
+import { IPV4_HEADER_LEN, ipToString } from '../wire/ipv4.ts';
 import { type HostSocket, type TcpTarget, afterBurst } from './uplink.ts';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpSegment, buildTcp } from '../wire/tcp.ts';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpBuild, type TcpSegment, tcpHeaderLength, writeTcpHeader } from '../wire/tcp.ts';
 
 export interface TcpOptions {
   /** Our MSS toward the guest (capped by the guest's). Default 1460. */
   mss: number;
-  /** Receive window we advertise, ≤ 65535. Default 65535. */
+  /**
+   * Receive window we advertise (bytes from the guest the host socket may buffer), default
+   * 256 KiB; above 65535 only toward guests that scale windows (else 65535). Bounded at 1 GiB (RFC 7323: shift ≤ 14).
+   */
   windowBytes: number;
   /** Bytes from the host socket we hold (unacked + unsent) before pausing it. Default 256 KiB. */
   sendBufferBytes: number;
@@ -37,8 +44,8 @@ export interface TcpOptions {
 
 export const DEFAULT_TCP_OPTIONS: TcpOptions = {
   mss: 1460,
-  windowBytes: 65535,
-  sendBufferBytes: 256 * 1024,
+  windowBytes: 256 * 1024,
+  sendBufferBytes: 512 * 1024,
   rtoInitialMs: 1000,
   rtoMinMs: 200,
   rtoMaxMs: 30_000,
@@ -51,9 +58,16 @@ export const DEFAULT_TCP_OPTIONS: TcpOptions = {
 
 export type { TcpTarget } from './uplink.ts';
 
+/** Room for the Ethernet and IPv4 headers in front of a segment in the frames emit() gets. */
+export const TCP_FRAME_HEADROOM = ETH_HLEN + IPV4_HEADER_LEN;
+
 export interface TcpHooks {
-  /** Sends a TCP segment (header + data, checksum done) to the guest. */
-  emit(guestMac: Uint8Array, src: number, dst: number, segment: Uint8Array): void;
+  /**
+   * Sends a TCP segment to the guest: `tcpLength` bytes (header + data, checksum done) at
+   * frame[TCP_FRAME_HEADROOM], the Ethernet and IPv4 headers before it for the hook to write
+   * in place; the frame is at least Ethernet's 60 bytes (zero padding after the segment).
+   */
+  emit(guestMac: Uint8Array, src: number, dst: number, frame: Uint8Array, tcpLength: number): void;
   count(what: string): void;
   /** Opens the host side of a new connection (the uplink's connectTcp). */
   connect: (target: TcpTarget) => HostSocket;
@@ -98,6 +112,11 @@ class Conn {
   sndNxt: number;
   sndMax: number;
   sndWnd = 0;
+  /** Window shifts (RFC 7323): the guest's, applied to its windows, and ours; 0 without scaling. */
+  sndScale = 0;
+  rcvScale = 0;
+  /** The guest's SYN offered window scaling, so ours goes in the SYN-ACK. */
+  readonly scaling: boolean;
   mss: number;
   cwnd: number;
   ssthresh = 1 << 30;
@@ -141,27 +160,19 @@ class Conn {
     this.sndMax = this.iss;
     this.mss = Math.max(64, Math.min(opts.mss, syn.options.mss ?? 536));
     this.cwnd = 10 * this.mss;
-    this.sndWnd = syn.window;
+    this.sndWnd = syn.window; // never scaled in a SYN
+    this.scaling = syn.options.windowScale !== undefined;
+    if (this.scaling) {
+      this.sndScale = Math.min(14, syn.options.windowScale!);
+      while (this.rcvScale < 14 && opts.windowBytes >>> this.rcvScale > 65535) this.rcvScale++;
+    }
     this.rto = opts.rtoInitialMs;
   }
 
-  /**
-   * `len` queued bytes starting `offset` bytes after sndUna: a view when they lie in one
-   * chunk (the usual case; buildTcp copies them anyway), else a copy.
-   */
-  slice(offset: number, len: number): Uint8Array {
-    let skip = offset;
-    for (const c of this.queue) {
-      if (skip >= c.length) {
-        skip -= c.length;
-        continue;
-      }
-      if (skip + len <= c.length) return c.subarray(skip, skip + len);
-      break;
-    }
-    const out = new Uint8Array(len);
+  /** Copies `len` queued bytes starting `offset` bytes after sndUna to out[at]. */
+  copyQueued(offset: number, len: number, out: Uint8Array, at: number): void {
     let pos = 0;
-    skip = offset;
+    let skip = offset;
     for (const c of this.queue) {
       if (pos >= len) break;
       if (skip >= c.length) {
@@ -169,11 +180,10 @@ class Conn {
         continue;
       }
       const part = c.subarray(skip, skip + (len - pos));
-      out.set(part, pos);
+      out.set(part, at + pos);
       pos += part.length;
       skip = 0;
     }
-    return out;
   }
 
   dropAcked(n: number): void {
@@ -324,7 +334,7 @@ export class TcpNat {
       c.retries = 0;
       c.rto = Math.max(this.opts.rtoMinMs, Math.min(c.rto, this.opts.rtoInitialMs));
       this.clearTimer(c);
-      c.sndWnd = seg.window;
+      c.sndWnd = seg.window << c.sndScale;
     } else if (seqLt(c.sndUna, ack)) {
       let acked = seqSub(ack, c.sndUna);
       if (c.finSeqKnown && seqLt(c.finSeq, ack)) {
@@ -340,9 +350,10 @@ export class TcpNat {
       if (seqLt(c.sndNxt, ack)) c.sndNxt = ack;
       c.retries = 0;
       c.dupAcks = 0;
-      if (c.cwnd < c.ssthresh) c.cwnd += Math.min(acked, c.mss);
-      else c.cwnd += Math.max(1, Math.floor((c.mss * c.mss) / c.cwnd));
-      c.sndWnd = seg.window;
+      // Bounded by the send buffer: more window than bytes we may hold is never used.
+      if (c.cwnd < c.ssthresh) c.cwnd = Math.min(this.opts.sendBufferBytes, c.cwnd + acked);
+      else c.cwnd = Math.min(this.opts.sendBufferBytes, c.cwnd + Math.max(1, Math.floor((c.mss * c.mss) / c.cwnd)));
+      c.sndWnd = seg.window << c.sndScale;
       if (c.sndUna === c.sndNxt) this.clearTimer(c);
       else this.armTimer(c, true);
       if (c.paused && c.queued < this.opts.sendBufferBytes / 2) {
@@ -351,7 +362,7 @@ export class TcpNat {
       }
     } else if (ack === c.sndUna) {
       const inFlight = c.sndNxt !== c.sndUna;
-      if (inFlight && c.sndWnd > 0 && seg.payload.length === 0 && !(seg.flags & TCP_FIN) && seg.window === c.sndWnd) {
+      if (inFlight && c.sndWnd > 0 && seg.payload.length === 0 && !(seg.flags & TCP_FIN) && seg.window << c.sndScale === c.sndWnd) {
         if (++c.dupAcks === 3) {
           // Fast retransmit of the first unacknowledged segment.
           c.ssthresh = Math.max(2 * c.mss, Math.floor(seqSub(c.sndNxt, c.sndUna) / 2));
@@ -359,7 +370,7 @@ export class TcpNat {
           this.retransmitFirst(c);
         }
       }
-      c.sndWnd = seg.window;
+      c.sndWnd = seg.window << c.sndScale;
     }
 
     // --- data and FIN from the guest
@@ -423,13 +434,21 @@ export class TcpNat {
     c.rto = Math.min(this.opts.rtoMaxMs, Math.max(this.opts.rtoMinMs, c.srtt + 4 * c.rttvar));
   }
 
+  /**
+   * The receive window in bytes: what the host socket may still buffer, of at most
+   * windowBytes, or 64 KiB toward a guest that does not scale windows (the field's reach).
+   */
   private window(c: Conn): number {
     const buffered = c.socket ? c.socket.writableLength : 0;
-    return Math.max(0, Math.min(65535, this.opts.windowBytes - buffered));
+    return Math.max(0, Math.min(65535 << c.rcvScale, this.opts.windowBytes) - buffered);
   }
 
-  private emit(c: Conn, flags: number, seq: number, payload?: Uint8Array, withMss = false): void {
-    const seg = buildTcp({
+  /**
+   * A segment of the connection, with `data` bytes of the queue (from `offset` after sndUna)
+   * copied straight into the frame: the one copy of the host's bytes on their way out.
+   */
+  private emit(c: Conn, flags: number, seq: number, data?: { offset: number; len: number }, withMss = false): void {
+    this.emitSegment(c.guestMac, {
       src: c.ourIp,
       dst: c.guestIp,
       srcPort: c.ourPort,
@@ -437,11 +456,19 @@ export class TcpNat {
       seq,
       ack: flags & TCP_ACK ? c.rcvNxt : 0,
       flags,
-      window: this.window(c),
-      options: withMss ? { mss: c.mss } : undefined,
-      payload,
-    });
-    this.hooks.emit(c.guestMac, c.ourIp, c.guestIp, seg);
+      // RFC 7323 §2.2: the window in a SYN is never scaled (and never more than 65535).
+      window: flags & TCP_SYN ? Math.min(65535, this.window(c)) : this.window(c) >>> c.rcvScale,
+      options: withMss ? { mss: c.mss, windowScale: c.scaling ? c.rcvScale : undefined } : undefined,
+    }, data && ((out, at) => c.copyQueued(data.offset, data.len, out, at)), data?.len ?? 0);
+  }
+
+  /** Builds a segment in a frame (headroom, header, `fill`ed payload) and hands it to the hook. */
+  private emitSegment(guestMac: Uint8Array, p: Omit<TcpBuild, 'payload'>, fill?: (out: Uint8Array, at: number) => void, len = 0): void {
+    const tcpLength = tcpHeaderLength(p.options) + len;
+    const frame = new Uint8Array(Math.max(ETH_MIN_FRAME, TCP_FRAME_HEADROOM + tcpLength));
+    fill?.(frame, TCP_FRAME_HEADROOM + tcpLength - len);
+    writeTcpHeader(frame, TCP_FRAME_HEADROOM, p, len);
+    this.hooks.emit(guestMac, p.src, p.dst, frame, tcpLength);
   }
 
   private sendSynAck(c: Conn): void {
@@ -472,30 +499,19 @@ export class TcpNat {
 
   private sendRst(c: Conn): void {
     if (c.state === 'connecting') {
-      const seg = buildTcp({
-        src: c.ourIp,
-        dst: c.guestIp,
-        srcPort: c.ourPort,
-        dstPort: c.guestPort,
-        seq: 0,
-        ack: c.rcvNxt,
-        flags: TCP_RST | TCP_ACK,
-        window: 0,
-      });
-      this.hooks.emit(c.guestMac, c.ourIp, c.guestIp, seg);
+      this.emitSegment(c.guestMac, { src: c.ourIp, dst: c.guestIp, srcPort: c.ourPort, dstPort: c.guestPort, seq: 0, ack: c.rcvNxt, flags: TCP_RST | TCP_ACK, window: 0 });
     } else this.emit(c, TCP_RST | TCP_ACK, c.sndNxt);
   }
 
   private sendRstSeq(c: Conn, seq: number): void {
-    const seg = buildTcp({ src: c.ourIp, dst: c.guestIp, srcPort: c.ourPort, dstPort: c.guestPort, seq, ack: 0, flags: TCP_RST, window: 0 });
-    this.hooks.emit(c.guestMac, c.ourIp, c.guestIp, seg);
+    this.emitSegment(c.guestMac, { src: c.ourIp, dst: c.guestIp, srcPort: c.ourPort, dstPort: c.guestPort, seq, ack: 0, flags: TCP_RST, window: 0 });
   }
 
   /** RFC 793 reset for a segment that has no connection. */
   private resetFor(guestMac: Uint8Array, src: number, dst: number, seg: TcpSegment): void {
     const len = seg.payload.length + (seg.flags & TCP_SYN ? 1 : 0) + (seg.flags & TCP_FIN ? 1 : 0);
     const hasAck = (seg.flags & TCP_ACK) !== 0;
-    const rst = buildTcp({
+    this.emitSegment(guestMac, {
       src: dst,
       dst: src,
       srcPort: seg.dstPort,
@@ -505,7 +521,6 @@ export class TcpNat {
       flags: hasAck ? TCP_RST : TCP_RST | TCP_ACK,
       window: 0,
     });
-    this.hooks.emit(guestMac, dst, src, rst);
   }
 
   private trySend(c: Conn): void {
@@ -520,9 +535,8 @@ export class TcpNat {
       const len = Math.min(c.mss, unsent, room);
       // Avoid silly small segments while data is still in flight.
       if (len < Math.min(c.mss, unsent) && dataInFlight > 0) break;
-      const payload = c.slice(dataInFlight, len);
       const last = len === unsent;
-      this.emit(c, TCP_ACK | (last ? TCP_PSH : 0), c.sndNxt, payload);
+      this.emit(c, TCP_ACK | (last ? TCP_PSH : 0), c.sndNxt, { offset: dataInFlight, len });
       c.stats.bytesToGuest += len;
       if (!c.timed) c.timed = { seq: c.sndNxt, at: Date.now() };
       c.sndNxt = (c.sndNxt + len) >>> 0;
@@ -551,7 +565,7 @@ export class TcpNat {
     const dataInFlight = Math.max(0, seqSub(c.sndNxt, c.sndUna) - (c.finSent ? 1 : 0));
     if (dataInFlight > 0) {
       const len = Math.min(c.mss, dataInFlight);
-      this.emit(c, TCP_ACK | TCP_PSH, c.sndUna, c.slice(0, len));
+      this.emit(c, TCP_ACK | TCP_PSH, c.sndUna, { offset: 0, len });
     } else if (c.finSent && !c.finAcked) {
       this.emit(c, TCP_FIN | TCP_ACK, c.finSeq);
     }
@@ -578,7 +592,7 @@ export class TcpNat {
       // up: a guest that reads slowly is not a dead peer.
       this.hooks.count('tcp-window-probe');
       c.timed = null;
-      this.emit(c, TCP_ACK, c.sndUna, c.slice(0, 1));
+      this.emit(c, TCP_ACK, c.sndUna, { offset: 0, len: 1 });
       if (c.sndNxt === c.sndUna) c.sndNxt = (c.sndUna + 1) >>> 0;
       if (seqLt(c.sndMax, c.sndNxt)) c.sndMax = c.sndNxt;
       c.rto = Math.min(this.opts.rtoMaxMs, c.rto * 2);

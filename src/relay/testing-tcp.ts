@@ -28,6 +28,8 @@ export class GuestTcp {
   /** Return true to lose a segment toward the guest. */
   lose: (s: TcpSegment) => boolean = () => false;
   maxInFlightSeen = 0;
+  /** The ack number of the guest's last ACK (what the relay may count as delivered). */
+  lastAckSent = 0;
 
   constructor(
     readonly guest: FakeGuest,
@@ -71,7 +73,8 @@ export class GuestTcp {
     if (this.autoAck && (s.payload.length || s.flags & TCP_FIN)) queueMicrotask(() => this.ack());
   }
 
-  seg(flags: number, payload?: Uint8Array, seq = this.sndNxt, options?: { mss?: number }): void {
+  seg(flags: number, payload?: Uint8Array, seq = this.sndNxt, options?: { mss?: number; windowScale?: number }): void {
+    if (flags & TCP_ACK) this.lastAckSent = this.rcvNxt;
     this.guest.tcp({ dst: this.dst, srcPort: this.srcPort, dstPort: this.dstPort, seq, ack: flags & TCP_ACK ? this.rcvNxt : 0, flags, window: this.window, payload, options });
   }
 
@@ -79,8 +82,9 @@ export class GuestTcp {
     this.seg(TCP_ACK);
   }
 
-  async connect(mss = 1400): Promise<TcpSegment> {
-    this.seg(TCP_SYN, undefined, this.iss, { mss });
+  /** `windowScale`: offer RFC 7323 window scaling with this shift (the `window` field is then sent as is, already scaled). */
+  async connect(mss = 1400, windowScale?: number): Promise<TcpSegment> {
+    this.seg(TCP_SYN, undefined, this.iss, { mss, windowScale });
     await until(() => this.synAck !== null || this.gotRst, 3000, 'SYN-ACK');
     if (!this.synAck) throw new Error('reset');
     this.ack();

@@ -45,6 +45,12 @@ async function netFromUrl(): Promise<NetAttachment | null> {
   }
   const choice = chooseNet(location.href, offered);
   const mac = tabMac();
+  const net = netAttachment(choice, mac);
+  if (net && new URL(location.href).searchParams.get('guest-tso') === '0') net.guestTso = false;
+  return net;
+}
+
+function netAttachment(choice: ReturnType<typeof chooseNet>, mac: string): NetAttachment | null {
   switch (choice.mode) {
     case 'none':
       return null;

@@ -45,4 +45,19 @@ describe('DrainPoint', () => {
     await microtask();
     expect(ran).toEqual(['outer', 'inner']);
   });
+
+  it('a held job runs at the next timer check, or else in the next task, once', async () => {
+    const d = new DrainPoint();
+    const ran: string[] = [];
+    d.hold(() => ran.push('a'));
+    await microtask();
+    expect(ran).toEqual([]); // never in this task
+    d.atTimerCheck();
+    expect(ran).toEqual(['a']);
+    d.hold(() => ran.push('b'));
+    await new Promise((r) => setTimeout(r, 20)); // no timer check: the macrotask runs it
+    expect(ran).toEqual(['a', 'b']);
+    d.atTimerCheck();
+    expect(ran).toEqual(['a', 'b']);
+  });
 });

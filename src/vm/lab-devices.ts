@@ -33,6 +33,8 @@ export interface LabDeviceOptions extends DeviceOptionsByKind {
   defer?: (job: () => void) => void;
   /** Where work over a pass's budget continues (default: a macrotask, after the emulator ran). */
   later?: (job: () => void) => void;
+  /** Where work waits for the emulator's next timer check or the next task (DrainPoint.hold); none: no waiting. */
+  hold?: (job: () => void) => void;
 }
 
 /** The plugged functions by kind (a kind is absent when its device was not attached), and all of them. */
@@ -59,7 +61,7 @@ export function plugLabDevices(bus: PciBus, opts: LabDeviceOptions): LabDevices 
   const devices: LabDevices = { all: [] };
   for (const descriptor of registeredDevices) {
     const kind = descriptor.kind as DeviceKind;
-    const device = descriptor.create(opts[kind], { defer, later: opts.later ?? macrotask });
+    const device = descriptor.create(opts[kind], { defer, later: opts.later ?? macrotask, hold: opts.hold });
     if (!device) continue;
     const fn = new VirtioPciFunction(device, { barKind, ring: opts.ring, deviceState: descriptor.state });
     fn.connect(bus.attach(fn));

@@ -61,7 +61,7 @@ export class Machine {
     // Deferred kicks are served at the guest's next HLT or timer check, else after the slice.
     const drains = new DrainPoint();
     host.onTimerCheck(drains.atTimerCheck);
-    const devices = plugLabDevices(host.pciBus, { ...opts.devices, defer: opts.devices.defer ?? drains.defer });
+    const devices = plugLabDevices(host.pciBus, { ...opts.devices, defer: opts.devices.defer ?? drains.defer, hold: opts.devices.hold ?? drains.hold });
     return new Machine(host, serial, devices);
   }
 

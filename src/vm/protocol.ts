@@ -58,6 +58,8 @@ export interface NetAttachment {
   mac: string;
   /** Why the page chose this mode when the URL asked for another (shown in the Network panel). */
   note?: string;
+  /** Offer VIRTIO_NET_F_GUEST_TSO4 (large receive); default true, `?guest-tso=0` turns it off. */
+  guestTso?: boolean;
 }
 
 /** The NIC as the worker sees it. */

@@ -147,7 +147,7 @@ function uplinkFor(want: NetAttachment, onProblem: (problem: string | undefined,
 }
 
 /** The NIC's link (to the relay, or to the worker's own gateway), and the status the page shows; undefined: no NIC. */
-function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } | undefined {
+function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; guestTso?: boolean; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } | undefined {
   const mode = want.mode ?? 'relay';
   if (mode === 'none') {
     post({ type: 'net', net: { ...want, up: false, problem: want.note } });
@@ -170,6 +170,7 @@ function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; onCap
   return {
     link: l,
     mac,
+    guestTso: want.guestTso,
     onCapture: (frame, dir) => {
       capture.record(frame);
       if (dir !== 'rx') return;

@@ -100,18 +100,27 @@ export interface Ipv4Build {
 
 export function buildIpv4(p: Ipv4Build): Uint8Array {
   const out = new Uint8Array(IPV4_HEADER_LEN + p.payload.length);
-  out[0] = 0x40 | (IPV4_HEADER_LEN / 4);
-  out[1] = p.tos ?? 0;
-  writeU16(out, 2, out.length);
-  writeU16(out, 4, p.id ?? 0);
-  writeU16(out, 6, (p.flags ?? IPV4_FLAG_DF) << 13);
-  out[8] = p.ttl ?? 64;
-  out[9] = p.protocol;
-  writeU32(out, IPV4_SRC, p.src >>> 0);
-  writeU32(out, IPV4_DST, p.dst >>> 0);
-  writeU16(out, 10, internetChecksum(out.subarray(0, IPV4_HEADER_LEN)));
+  writeIpv4Header(out, 0, p, p.payload.length);
   out.set(p.payload, IPV4_HEADER_LEN);
   return out;
+}
+
+/**
+ * A 20-byte IPv4 header (checksum included) at out[at], for `payloadLength` bytes that follow
+ * it: how a datagram is built in place, in front of a payload already in the buffer.
+ */
+export function writeIpv4Header(out: Uint8Array, at: number, p: Omit<Ipv4Build, 'payload'>, payloadLength: number): void {
+  out[at] = 0x40 | (IPV4_HEADER_LEN / 4);
+  out[at + 1] = p.tos ?? 0;
+  writeU16(out, at + 2, IPV4_HEADER_LEN + payloadLength);
+  writeU16(out, at + 4, p.id ?? 0);
+  writeU16(out, at + 6, (p.flags ?? IPV4_FLAG_DF) << 13);
+  out[at + 8] = p.ttl ?? 64;
+  out[at + 9] = p.protocol;
+  out[at + 10] = out[at + 11] = 0;
+  writeU32(out, at + IPV4_SRC, p.src >>> 0);
+  writeU32(out, at + IPV4_DST, p.dst >>> 0);
+  writeU16(out, at + 10, internetChecksum(out.subarray(at, at + IPV4_HEADER_LEN)));
 }
 
 // ------------------------------------------------------------- in place, inside a frame

@@ -1,6 +1,6 @@
 /** TCP (RFC 9293) segments: header, the options the lab uses (MSS, window scale, SACK-permitted, timestamps). */
 import { readU16, readU32, writeU16, writeU32 } from './bytes.ts';
-import { internetChecksum, pseudoHeaderSum } from './checksum.ts';
+import { checksumOf, onesSum, pseudoHeaderSum } from './checksum.ts';
 import { IPPROTO_TCP } from './ipv4.ts';
 
 /** Header without options; data offset makes it up to 60. */
@@ -120,19 +120,35 @@ function encodeTcpOptions(o: TcpOptions | undefined): number[] {
 }
 
 export function buildTcp(p: TcpBuild): Uint8Array {
-  const opts = encodeTcpOptions(p.options);
   const payload = p.payload ?? new Uint8Array(0);
-  const hl = TCP_HEADER_LEN + opts.length;
+  const hl = tcpHeaderLength(p.options);
   const out = new Uint8Array(hl + payload.length);
-  writeU16(out, 0, p.srcPort);
-  writeU16(out, 2, p.dstPort);
-  writeU32(out, TCP_SEQ, p.seq >>> 0);
-  writeU32(out, 8, p.ack >>> 0);
-  out[12] = (hl / 4) << 4;
-  out[TCP_FLAGS] = p.flags;
-  writeU16(out, 14, p.window);
-  out.set(opts, TCP_HEADER_LEN);
   out.set(payload, hl);
-  writeU16(out, TCP_CHECKSUM, internetChecksum(out, pseudoHeaderSum(p.src, p.dst, IPPROTO_TCP, out.length)));
+  writeTcpHeader(out, 0, p, payload.length);
   return out;
+}
+
+/** Bytes of a TCP header carrying `options`. */
+export function tcpHeaderLength(options?: TcpOptions): number {
+  return TCP_HEADER_LEN + encodeTcpOptions(options).length;
+}
+
+/**
+ * The header (options and checksum included) of a segment whose `payloadLength` bytes are
+ * already in place after it, at out[at]: how a segment is built in place in a frame.
+ */
+export function writeTcpHeader(out: Uint8Array, at: number, p: Omit<TcpBuild, 'payload'>, payloadLength: number): void {
+  const opts = encodeTcpOptions(p.options);
+  const hl = TCP_HEADER_LEN + opts.length;
+  writeU16(out, at, p.srcPort);
+  writeU16(out, at + 2, p.dstPort);
+  writeU32(out, at + TCP_SEQ, p.seq >>> 0);
+  writeU32(out, at + 8, p.ack >>> 0);
+  out[at + 12] = (hl / 4) << 4;
+  out[at + TCP_FLAGS] = p.flags;
+  writeU16(out, at + 14, p.window);
+  out[at + TCP_CHECKSUM] = out[at + TCP_CHECKSUM + 1] = out[at + 18] = out[at + 19] = 0;
+  out.set(opts, at + TCP_HEADER_LEN);
+  const end = at + hl + payloadLength;
+  writeU16(out, at + TCP_CHECKSUM, checksumOf(onesSum(out, at, end, pseudoHeaderSum(p.src, p.dst, IPPROTO_TCP, hl + payloadLength))));
 }

@@ -55,8 +55,8 @@ export interface NetLab {
  * Starts the relay (clients on ws://…/relay/`room`), the file server and the sink, boots a
  * guest on the relay with `devices`, and waits for /init's background udhcpc to get a lease.
  */
-export async function startNetLab(room: string, devices?: NodeVmOptions['devices']): Promise<NetLab> {
-  const payload = randomBytes(256 * 1024);
+export async function startNetLab(room: string, devices?: NodeVmOptions['devices'], payloadBytes = 256 * 1024): Promise<NetLab> {
+  const payload = randomBytes(payloadBytes);
   const uploads: Promise<string>[] = [];
   const relayServer = createHttpServer((_, res) => res.writeHead(404).end());
   const relay: Relay = attachRelay(relayServer);

@@ -32,6 +32,11 @@ export class FrameBacklog {
     return this.frames[this.head];
   }
 
+  /** The frame `i` places behind the oldest (0: the oldest), if that many wait. */
+  at(i: number): Uint8Array | undefined {
+    return i < 0 ? undefined : this.frames[this.head + i];
+  }
+
   shift(): Uint8Array | undefined {
     if (this.head >= this.frames.length) return undefined;
     const frame = this.frames[this.head++];

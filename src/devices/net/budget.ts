@@ -4,6 +4,7 @@
  * chains served on a later task; never a frozen worker.
  */
 import { DESC_SIZE } from '../../virtio/queue/layout.ts';
+import { LRO_MAX_FRAME } from './rx-lro.ts';
 import { MAX_GSO_FRAME, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 
 /**
@@ -24,6 +25,18 @@ export const TX_PASS_FRAMES = 1024;
 export const TX_PASS_BYTES = 256 * 1024;
 /** The most one tx chain makes us read: virtio_net_hdr + a 64 KiB super-frame. */
 export const MAX_TX_CHAIN_BYTES = VIRTIO_NET_HDR_SIZE + MAX_GSO_FRAME;
+
+/**
+ * Large receive (rx-lro.ts): most segments merged into one super-frame (45 at a 1460-byte
+ * MSS fill 64 KiB), and its bytes: ≤ 64 KiB and ≤ a quarter of the ring at one full-sized
+ * frame per buffer, so a super-frame never needs more buffers than a driver keeps posted.
+ * Merging reads each waiting frame at most twice (a frame that ends a run is looked at again
+ * as the head of the next), so one rx kick's host work stays within twice the backlog's bytes.
+ */
+export const LRO_MAX_SEGMENTS = 64;
+export function lroFrameLimit(queueSize: number, maxFrame: number): number {
+  return Math.min(LRO_MAX_FRAME, (queueSize >> 2) * maxFrame);
+}
 
 /** Rx backlog defaults: what may wait for buffers, and so what one rx kick can deliver. */
 export const DEFAULT_RX_BACKLOG_FRAMES = 256;

@@ -11,8 +11,8 @@ import { MAC_TABLE_ENTRIES } from './ctrl-budget.ts';
 import { announceAckRequest, macTableRequest, offloadsRequest, rxModeRequest, sendCtrl } from './ctrl-testing.ts';
 import { netDevice } from './index.ts';
 import { VirtioNet, type VirtioNetOptions } from './net.ts';
-import { NET_CTRLQ, NetCtrlRx, VIRTIO_NET_OK, VIRTIO_NET_S_ANNOUNCE, VIRTIO_NET_S_LINK_UP } from './spec.ts';
-import { GUEST_MAC } from './testing.ts';
+import { NET_CTRLQ, NET_RECEIVEQ, NetCtrlRx, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_OK, VIRTIO_NET_S_ANNOUNCE, VIRTIO_NET_S_LINK_UP } from './spec.ts';
+import { GUEST_IP, GUEST_MAC, PEER_IP, PEER_MAC, ethernet, finishL4, ipv4, tcp } from './testing.ts';
 
 const GROUP = Uint8Array.of(0x01, 0x00, 0x5e, 0x00, 0x00, 0x01);
 const OTHER = Uint8Array.of(0x02, 0x00, 0x00, 0x99, 0x88, 0x77);
@@ -62,6 +62,25 @@ describe('virtio-net control state across a snapshot', () => {
     expect(t.readConfig(NetConfigOffset.STATUS, 2)).toBe(VIRTIO_NET_S_LINK_UP);
   });
 
+  it('offloads turned off before a save stay off after the restore: a burst comes in as MTU frames', () => {
+    const t = running();
+    const cq = t.queues[NET_CTRLQ] as DriverRing;
+    expect(sendCtrl(cq, offloadsRequest(featureBit(N.VIRTIO_NET_F_GUEST_CSUM))).ack).toBe(VIRTIO_NET_OK);
+    const state = t.fn.saveState();
+    const [near, far] = memoryLinkPair();
+    const { net } = restoreInto(t, state, { link: near });
+    expect(net.guestOffloads).toBe(featureBit(N.VIRTIO_NET_F_GUEST_CSUM));
+    // Six segments of one flow wait together, then buffers: without GUEST_TSO4, six frames.
+    for (let i = 0; i < 6; i++) far.send(tcpSegment(i * 1000, 1000));
+    const rx = t.queues[NET_RECEIVEQ] as DriverRing;
+    for (let i = 0; i < 8; i++) rx.add({ writable: [VIRTIO_NET_HDR_SIZE + 1518] });
+    rx.kick();
+    const used = rx.used();
+    expect(used.map((u) => u.len)).toEqual(Array(6).fill(VIRTIO_NET_HDR_SIZE + 1054));
+    expect(used.every((u) => u.data[1] === VIRTIO_NET_HDR_GSO_NONE)).toBe(true); // gso_type
+    expect(net.stats.rxLroPackets).toBe(0);
+  });
+
   it('no announce when the driver did not negotiate GUEST_ANNOUNCE', () => {
     const t = running({}, t0Features() & ~featureBit(N.VIRTIO_NET_F_GUEST_ANNOUNCE));
     t.readIsr();
@@ -77,7 +96,7 @@ describe('virtio-net control state across a snapshot', () => {
     delete state.device.ctrl;
     const { net } = restoreInto(t, state, { ctrlVq: false });
     expect(net.control.filter.promisc).toBe(true);
-    expect(net.guestOffloads).toBe(featureBit(N.VIRTIO_NET_F_GUEST_CSUM));
+    expect(net.guestOffloads).toBe(featureBit(N.VIRTIO_NET_F_GUEST_CSUM) | featureBit(N.VIRTIO_NET_F_GUEST_TSO4));
   });
 
   it('refuses a control section over its bounds or naming offloads the NIC does not offer', () => {
@@ -93,12 +112,18 @@ describe('virtio-net control state across a snapshot', () => {
     expect(() => fresh().restoreState(tooMany)).toThrow(/unicast\.macs: 65 elements, at most 64/);
     const notMac = { ...state, device: { ...state.device, ctrl: { ...state.device.ctrl, multicast: { macs: ['zz'], overflow: false } } } };
     expect(() => fresh().restoreState(notMac)).toThrow(/"zz" is not a MAC address/);
-    const tso = { ...state, device: { ...state.device, ctrl: { ...state.device.ctrl, offloads: '0x80' } } };
+    const tso = { ...state, device: { ...state.device, ctrl: { ...state.device.ctrl, offloads: '0x100' } } }; // GUEST_TSO6
     expect(() => fresh().restoreState(tso)).toThrow(/offloads this NIC does not offer/);
     const promisc = { ...state, device: { ...state.device, ctrl: { ...state.device.ctrl, promisc: 'yes' } } };
     expect(() => fresh().restoreState(promisc)).toThrow(/not a boolean/);
   });
 });
+
+/** A segment of one flow toward the guest, checksums correct (a merge candidate). */
+function tcpSegment(seq: number, size: number): Uint8Array {
+  const payload = new Uint8Array(size).fill(seq & 0xff);
+  return finishL4(ethernet(ipv4({ protocol: 6, src: PEER_IP, dst: GUEST_IP, payload: tcp({ srcPort: 80, dstPort: 40000, seq, ack: 1, flags: 0x10, payload }) }), 0x0800, GUEST_MAC, PEER_MAC));
+}
 
 /** Every feature the NIC offers (what running() negotiates by default). */
 function t0Features(): bigint {

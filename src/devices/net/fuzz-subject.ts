@@ -24,7 +24,10 @@ export const netSubject: TransportSubject = {
     const wire: Uint8Array[] = [];
     peer.attach({ onFrame: (f) => wire.push(f), onLinkChange: () => {} });
     const later = deferred ? manualDefer() : undefined;
-    const t = DriverMock.create(new VirtioNet({ link: near, mac: GUEST_MAC, defer: later?.defer }), { memorySize, byteAccess, pci: { barKind, ring } });
+    // A pass over its budget leaves the rest to `nextTask` (the lab: a macrotask), which
+    // settle() does not run: a kick's work is its first pass (budget.ts), as in the lab.
+    const nextTask = deferred ? manualDefer() : undefined;
+    const t = DriverMock.create(new VirtioNet({ link: near, mac: GUEST_MAC, defer: later?.defer, later: nextTask?.defer }), { memorySize, byteAccess, pci: { barKind, ring } });
     return {
       t,
       settle: later?.settle,

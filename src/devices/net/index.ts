@@ -8,15 +8,17 @@ import { netState } from './state.ts';
 /** A NIC to attach as virtio-net (eth0), over a FrameLink (e.g. a WebSocketFrameLink to the relay). */
 export type NetLabOptions = Pick<
   VirtioNetOptions,
-  'link' | 'mac' | 'onCapture' | 'mtu' | 'tso' | 'ctrlVq' | 'mergeableRxBuffers' | 'rxBacklogFrames' | 'rxBacklogBytes'
+  'link' | 'mac' | 'onCapture' | 'mtu' | 'tso' | 'guestTso' | 'ctrlVq' | 'mergeableRxBuffers' | 'rxBacklogFrames' | 'rxBacklogBytes'
 >;
 
 export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {
   kind: 'net',
   name: 'virtio-net',
   queueNames: ['receiveq', 'transmitq', 'controlq'],
-  // tx kicks deferred too: a burst of sends costs one exit.
-  create: (options, { defer, later }) => options && new VirtioNet({ ...options, defer, later }),
+  // tx: the first kick of a burst is served at once (a ping never waits for the timer check),
+  // the rest deferred (a burst costs two exits). rx: frames after the first of a burst wait
+  // for the timer check, so they merge (large receive).
+  create: (options, { defer, later, hold }) => options && new VirtioNet({ ...options, defer, later, rxHold: hold, txFirstKickAtOnce: true }),
   owns: (device): device is VirtioNet => device instanceof VirtioNet,
   // The config space, then what the driver set through the control queue.
   config: (device) => [...netConfigFields(device), ...netControlFields(device)],

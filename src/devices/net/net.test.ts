@@ -11,14 +11,14 @@ const arp = () => ethernet(new Uint8Array(28).fill(7), 0x0806, Uint8Array.of(0xf
 const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
 describe('virtio-net negotiation and config', () => {
-  it('is a network function offering MAC, STATUS, MTU, CSUM, GUEST_CSUM, HOST_TSO4, MRG_RXBUF, CTRL_VQ', () => {
+  it('is a network function offering MAC, STATUS, MTU, CSUM, GUEST_CSUM, HOST_TSO4, MRG_RXBUF, CTRL_VQ, GUEST_TSO4', () => {
     const t = NetHarness.create();
     expect(t.driver.fn.configSpace[0x0b]).toBe(PciClass.NETWORK_ETHERNET >> 16);
     const offered = t.driver.deviceFeatures();
-    for (const bit of [N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU, N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM, N.VIRTIO_NET_F_HOST_TSO4, N.VIRTIO_NET_F_MRG_RXBUF, N.VIRTIO_NET_F_CTRL_VQ, Feature.VIRTIO_F_VERSION_1]) {
+    for (const bit of [N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU, N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM, N.VIRTIO_NET_F_HOST_TSO4, N.VIRTIO_NET_F_MRG_RXBUF, N.VIRTIO_NET_F_CTRL_VQ, N.VIRTIO_NET_F_GUEST_TSO4, Feature.VIRTIO_F_VERSION_1]) {
       expect(hasFeature(offered, bit)).toBe(true);
     }
-    for (const bit of [N.VIRTIO_NET_F_MQ, N.VIRTIO_NET_F_CTRL_VLAN, N.VIRTIO_NET_F_HOST_UFO]) {
+    for (const bit of [N.VIRTIO_NET_F_MQ, N.VIRTIO_NET_F_CTRL_VLAN, N.VIRTIO_NET_F_GUEST_TSO6, N.VIRTIO_NET_F_HOST_UFO]) {
       expect(hasFeature(offered, bit)).toBe(false);
     }
     t.driver.writeCommon(CommonCfg.QUEUE_SELECT, 2, 2);
@@ -198,6 +198,22 @@ describe('virtio-net transmit', () => {
     expect(t.txDone()).toEqual([0, 0]);
     t.send(arp()); // kicks are back on
     expect(pending.length).toBe(1);
+  });
+
+  it('txFirstKickAtOnce: the first kick goes out in the notify, kicks after it wait for the drain, then the next is at once again', () => {
+    const pending: Array<() => void> = [];
+    const t = NetHarness.create({ defer: (drain) => pending.push(drain), txFirstKickAtOnce: true });
+    t.send(arp());
+    expect(t.wire.length).toBe(1); // a lone send: no waiting
+    t.send(arp());
+    t.add(arp());
+    expect(t.txq.kick()).toBe(false); // the burst: suppressed until the drain
+    expect(t.wire.length).toBe(1);
+    for (let job = pending.shift(); job; job = pending.shift()) job();
+    expect(t.wire.length).toBe(3);
+    expect(t.txDone()).toEqual([0, 0, 0]);
+    t.send(arp());
+    expect(t.wire.length).toBe(4);
   });
 
   it('a deferred drain scheduled before a reset does not touch the new session', () => {

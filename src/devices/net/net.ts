@@ -15,7 +15,12 @@
  * (the rx kick). Past the bound, frames are dropped and counted, as a NIC would; so one rx
  * kick delivers at most the backlog's frames and bytes.
  *
- * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way.
+ * Large receive (GUEST_TSO4, with GUEST_CSUM and MRG_RXBUF): TCP segments of one flow waiting
+ * together are handed over as one super-frame (rx-lro.ts). With `rxHold`, the first frame of a
+ * burst goes in at once and the rest wait for the emulator's next timer check or, if it
+ * sleeps, the next task (the guest cannot see them earlier anyway), so they merge.
+ *
+ * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way (rx super-frames: 64 KiB).
  *
  * Guest mistakes in a packet (short chain, bad offsets, unnegotiated GSO) drop that packet
  * and count it; only ring violations (thrown by the queue engine) reset the device.
@@ -33,7 +38,7 @@ import { CTRL_QUEUE_SIZE } from './ctrl-budget.ts';
 import { CTRL_FEATURES, NetControl } from './ctrl.ts';
 import { encodeNetHdr, parseNetHdr } from './hdr.ts';
 import { DEFAULT_MTU, ETH_HLEN, VLAN_HLEN, maxFrameLength } from '../../wire/ethernet.ts';
-import { DEFAULT_RX_BACKLOG_BYTES, DEFAULT_RX_BACKLOG_FRAMES, TX_PASS_BYTES, TX_PASS_FRAMES } from './budget.ts';
+import { DEFAULT_RX_BACKLOG_BYTES, DEFAULT_RX_BACKLOG_FRAMES, LRO_MAX_SEGMENTS, TX_PASS_BYTES, TX_PASS_FRAMES, lroFrameLimit } from './budget.ts';
 import {
   MAX_GSO_FRAME,
   NET_CTRLQ,
@@ -46,6 +51,7 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV4,
   VIRTIO_NET_HDR_SIZE,
 } from './spec.ts';
+import { LRO_MAX_FRAME, TCP_CSUM_OFFSET, coalesceTcp4, type LroRun } from './rx-lro.ts';
 import { NetStats } from './stats.ts';
 import { segmentTcp4 } from './tso.ts';
 import { TxPasses } from './tx-passes.ts';
@@ -69,6 +75,18 @@ export interface VirtioNetOptions {
   ctrlVq?: boolean;
   /** Offer VIRTIO_NET_F_MRG_RXBUF (default true). */
   mergeableRxBuffers?: boolean;
+  /**
+   * Offer VIRTIO_NET_F_GUEST_TSO4 (default true; only with MRG_RXBUF, so the guest posts
+   * page-sized buffers rather than 64 KiB ones): TCP segments waiting together reach the
+   * guest merged into super-frames.
+   */
+  guestTso?: boolean;
+  /**
+   * Where arriving frames wait before going in (the lab: DrainPoint.hold, the emulator's next
+   * timer check or the next task), so a burst merges. Default: none, every frame goes in as
+   * it arrives.
+   */
+  rxHold?: (job: () => void) => void;
   /** Bounds of the backlog of frames waiting for rx buffers (defaults 256 frames, 1 MiB). */
   rxBacklogFrames?: number;
   rxBacklogBytes?: number;
@@ -83,6 +101,12 @@ export interface VirtioNetOptions {
    * runs between passes). Default: `defer`, else a microtask.
    */
   later?: (job: () => void) => void;
+  /**
+   * With `defer`: the first tx kick since `defer` last ran is served at once (a lone ping
+   * leaves without waiting for the emulator's timer check); later ones wait as before.
+   * Default false.
+   */
+  txFirstKickAtOnce?: boolean;
   /** Every frame that crosses the device: tx as it leaves for the link, rx as it enters the guest. */
   onCapture?(frame: Uint8Array, direction: FrameDirection): void;
 }
@@ -116,22 +140,33 @@ export class VirtioNet implements VirtioDevice {
   private rxPushed = 0;
   /** virtio_net_hdr + frame of the rx frame being delivered, reused (frames are ≤ maxFrame). */
   private readonly rxScratch: Uint8Array<ArrayBuffer>;
+  /** virtio_net_hdr + a super-frame (large receive), made when GUEST_TSO4 is first negotiated. */
+  private lroScratch: Uint8Array<ArrayBuffer> | undefined;
+  /**
+   * The run merged in lroScratch, the frame it starts with and the backlog's length then:
+   * while no frame has joined or left, a run waiting for buffers is merged (and its checksums
+   * checked) once, not again at every refill.
+   */
+  private lroRun: { head: Uint8Array; waiting: number; run: LroRun } | undefined;
+  private readonly rxHold: VirtioNetOptions['rxHold'];
+  /** A held fill is scheduled: frames arriving now wait for it. */
+  private rxHeld = false;
   private mergeable = false;
   private guestCsum = false;
   private hostTso4 = false;
+  private guestTso4 = false;
 
   constructor(opts: VirtioNetOptions) {
     this.mac = toMac(opts.mac);
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     if (!Number.isInteger(this.mtu) || this.mtu < 68 || this.mtu > 65535) throw new RangeError(`virtio-net: MTU ${this.mtu} out of range`);
     this.link = opts.link;
-    this.txPasses = new TxPasses(opts.defer, opts.later);
+    this.txPasses = new TxPasses(opts.defer, opts.later, opts.txFirstKickAtOnce);
+    this.rxHold = opts.rxHold;
     this.onCapture = opts.onCapture;
     this.config = new NetConfig(this.mac, this.mtu);
     this.deviceConfig = this.config.space;
-    this.control = new NetControl(this.mac, this.config, (offloads) => {
-      this.guestCsum = (offloads & featureMask(NetFeature.VIRTIO_NET_F_GUEST_CSUM)) !== 0n;
-    });
+    this.control = new NetControl(this.mac, this.config, (offloads) => this.offloadsChanged(offloads));
     const ctrlVq = opts.ctrlVq ?? true;
     const size = opts.queueSize ?? 256;
     this.queueMaxSizes = ctrlVq ? [size, size, CTRL_QUEUE_SIZE] : [size, size];
@@ -146,7 +181,11 @@ export class VirtioNet implements VirtioDevice {
     const N = NetFeature;
     let offered = featureMask(N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU, N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM);
     if (opts.tso ?? true) offered |= featureMask(N.VIRTIO_NET_F_HOST_TSO4);
-    if (opts.mergeableRxBuffers ?? true) offered |= featureMask(N.VIRTIO_NET_F_MRG_RXBUF);
+    if (opts.mergeableRxBuffers ?? true) {
+      offered |= featureMask(N.VIRTIO_NET_F_MRG_RXBUF);
+      // §5.1.3.1: GUEST_TSO4 requires GUEST_CSUM (offered above).
+      if (opts.guestTso ?? true) offered |= featureMask(N.VIRTIO_NET_F_GUEST_TSO4);
+    }
     if (ctrlVq) offered |= CTRL_FEATURES;
     this.deviceFeatures = offered;
 
@@ -169,13 +208,29 @@ export class VirtioNet implements VirtioDevice {
   activate(ctx: DeviceContext): void {
     this.ctx = ctx;
     this.mergeable = ctx.hasFeature(NetFeature.VIRTIO_NET_F_MRG_RXBUF);
-    this.control.activate(ctx);
     this.hostTso4 = ctx.hasFeature(NetFeature.VIRTIO_NET_F_HOST_TSO4);
+    // After `mergeable`: the offloads in force (negotiated ones first) decide what rx delivers.
+    this.control.activate(ctx);
+  }
+
+  /**
+   * The GUEST_* offloads in force changed (negotiation, CTRL_GUEST_OFFLOADS, reset, restore).
+   * §5.1.6.4: without GUEST_CSUM, flags are 0 (no DATA_VALID, no NEEDS_CSUM); without
+   * GUEST_TSO4, gso_type NONE, so no super-frames. Super-frames also need GUEST_CSUM (they
+   * carry a partial checksum) and MRG_RXBUF (page-sized buffers); a driver that set GUEST_TSO4
+   * without them gets MTU frames.
+   */
+  private offloadsChanged(offloads: bigint): void {
+    this.guestCsum = (offloads & featureMask(NetFeature.VIRTIO_NET_F_GUEST_CSUM)) !== 0n;
+    this.guestTso4 = (offloads & featureMask(NetFeature.VIRTIO_NET_F_GUEST_TSO4)) !== 0n && this.mergeable && this.guestCsum;
+    if (this.guestTso4) this.lroScratch ??= new Uint8Array(VIRTIO_NET_HDR_SIZE + LRO_MAX_FRAME);
+    this.lroRun = undefined;
   }
 
   reset(): void {
     this.ctx = undefined;
     this.stash = [];
+    this.lroRun = undefined;
     this.stats.rxDropsNotReady += this.backlog.length;
     this.backlog.clear();
     this.syncBacklogStats();
@@ -231,6 +286,7 @@ export class VirtioNet implements VirtioDevice {
   restoreReceive(linkUp: boolean, held: DescriptorChain[], frames: readonly Uint8Array[]): void {
     this.config.restoreLinkUp(linkUp);
     this.stash = held;
+    this.lroRun = undefined;
     this.backlog.clear();
     for (const frame of frames) if (!this.backlog.push(frame)) this.stats.rxDropsBacklogFull++;
     this.syncBacklogStats();
@@ -259,6 +315,7 @@ export class VirtioNet implements VirtioDevice {
   private txPass(ctx: DeviceContext, queue: Virtqueue): boolean {
     const t0 = performance.now();
     const s = this.stats;
+    const hook0 = s.hookMs;
     const frames0 = s.txFrames + s.txDropsLink;
     let count = 0;
     let bytes = 0;
@@ -274,7 +331,7 @@ export class VirtioNet implements VirtioDevice {
     s.txBatches++;
     if (count > s.maxTxBatch) s.maxTxBatch = count;
     if (spent) s.txPassesCut++;
-    s.hostMs += performance.now() - t0;
+    s.hostMs += performance.now() - t0 - (s.hookMs - hook0);
     ctx.signalUsed(queue);
     // Spent with nothing left behind: no need for another pass.
     return spent && queue.pending() > 0;
@@ -322,8 +379,11 @@ export class VirtioNet implements VirtioDevice {
   }
 
   private emit(frame: Uint8Array): void {
+    const t0 = performance.now();
     this.capture(frame, 'tx');
-    if (this.link.send(frame)) {
+    const sent = this.link.send(frame);
+    this.stats.hookMs += performance.now() - t0;
+    if (sent) {
       this.stats.txFrames++;
       this.stats.txBytes += frame.length;
     } else {
@@ -352,7 +412,17 @@ export class VirtioNet implements VirtioDevice {
       this.lastDropReason = `rx backlog full (${this.backlog.length} frames, ${this.backlog.bytes} bytes)`;
     }
     this.syncBacklogStats();
+    const hold = this.rxHold;
+    if (!hold) return this.fillRx();
+    if (this.rxHeld) return;
+    // The first frame goes in now (a ping reply never waits); the rest of the burst waits for
+    // the held fill and merges.
+    this.rxHeld = true;
     this.fillRx();
+    hold(() => {
+      this.rxHeld = false;
+      this.fillRx();
+    });
   }
 
   /** Move waiting frames into posted rx buffers; at most one interrupt. */
@@ -361,9 +431,18 @@ export class VirtioNet implements VirtioDevice {
     const queue = ctx?.queue(NET_RECEIVEQ);
     if (!ctx || !queue || this.backlog.length === 0) return;
     const t0 = performance.now();
+    const hook0 = this.stats.hookMs;
     const pushedBefore = this.rxPushed;
     try {
       for (let frame = this.backlog.peek(); frame; frame = this.backlog.peek()) {
+        const run = this.lroScratch && this.guestTso4 ? this.coalesce(queue) : undefined;
+        if (run) {
+          const done = this.deliverRun(ctx, queue, run);
+          if (done === 'no-buffers') break;
+          for (let i = done === 'single' ? 1 : run.segments; i > 0; i--) this.backlog.shift();
+          this.lroRun = undefined;
+          continue;
+        }
         if (this.deliver(ctx, queue, frame) === 'no-buffers') break;
         this.backlog.shift();
       }
@@ -377,7 +456,7 @@ export class VirtioNet implements VirtioDevice {
       ctx.fail(error);
     }
     this.syncBacklogStats();
-    this.stats.hostMs += performance.now() - t0;
+    this.stats.hostMs += performance.now() - t0 - (this.stats.hookMs - hook0);
     if (this.rxPushed !== pushedBefore) ctx.signalUsed(queue);
   }
 
@@ -398,20 +477,96 @@ export class VirtioNet implements VirtioDevice {
     }
   }
 
+  /**
+   * The frames at the head of the backlog merged into lroScratch (after room for the header),
+   * or undefined when the head frame goes alone. Bounds: LRO_MAX_SEGMENTS frames and
+   * lroFrameLimit(queue size, MTU) bytes (≤ 64 KiB) per super-frame.
+   */
+  private coalesce(queue: Virtqueue): LroRun | undefined {
+    const head = this.backlog.peek()!;
+    if (this.lroRun?.head === head && this.lroRun.waiting === this.backlog.length) return this.lroRun.run;
+    const out = this.lroScratch!.subarray(VIRTIO_NET_HDR_SIZE, VIRTIO_NET_HDR_SIZE + lroFrameLimit(queue.size, this.maxFrame));
+    const run = coalesceTcp4((i) => this.backlog.at(i), LRO_MAX_SEGMENTS, out);
+    this.lroRun = run && { head, waiting: this.backlog.length, run };
+    return run;
+  }
+
   private deliver(ctx: DeviceContext, queue: Virtqueue, frame: Uint8Array): 'delivered' | 'dropped' | 'no-buffers' {
     const need = VIRTIO_NET_HDR_SIZE + frame.length;
-    // Chains this frame will use: one, or with MRG_RXBUF as many as it takes.
+    const chains = this.reserve(queue, need, frame.length);
+    if (chains === 'wedged') {
+      this.stats.rxDropsBufferTooSmall++;
+      this.lastDropReason = `all ${queue.size} rx buffers together cannot hold a ${frame.length}-byte frame`;
+      return 'dropped';
+    }
+    if (typeof chains === 'string') return chains;
+    const flags = this.guestCsum && rxChecksumValid(frame) ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
+    // receive() admits only frames ≤ maxFrame, so they fit; the header is rewritten whole.
+    const bytes = this.rxScratch.subarray(0, need);
+    encodeNetHdr({ flags, gsoType: VIRTIO_NET_HDR_GSO_NONE, numBuffers: chains }, bytes);
+    bytes.set(frame, VIRTIO_NET_HDR_SIZE);
+    this.fill(ctx, queue, bytes, chains);
+    const s = this.stats;
+    s.rxFrames++;
+    s.rxBytes += frame.length;
+    if (flags) s.rxDataValid++;
+    if (this.onCapture) {
+      const t0 = performance.now();
+      this.capture(frame, 'rx');
+      s.hookMs += performance.now() - t0;
+    }
+    return 'delivered';
+  }
+
+  /** A super-frame from coalesce(): one packet of gso_type TCPV4 with a partial checksum (§5.1.6.4). */
+  private deliverRun(ctx: DeviceContext, queue: Virtqueue, run: LroRun): 'delivered' | 'single' | 'no-buffers' {
+    const need = VIRTIO_NET_HDR_SIZE + run.length;
+    const chains = this.reserve(queue, need, run.length);
+    // The whole ring cannot hold it (tiny buffers; lroFrameLimit leaves room with sane ones):
+    // the segments go alone. The caller then takes them one at a time (ones delivered here
+    // count as a run of one).
+    if (chains === 'wedged') return this.deliver(ctx, queue, this.backlog.peek()!) === 'no-buffers' ? 'no-buffers' : 'single';
+    if (chains === 'dropped') return 'single'; // (only without MRG_RXBUF, which large receive needs)
+    if (chains === 'no-buffers') return chains;
+    const bytes = this.lroScratch!.subarray(0, need);
+    encodeNetHdr(
+      {
+        flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+        gsoType: VIRTIO_NET_HDR_GSO_TCPV4,
+        hdrLen: run.hdrLen,
+        gsoSize: run.gsoSize,
+        csumStart: run.csumStart,
+        csumOffset: TCP_CSUM_OFFSET,
+        numBuffers: chains,
+      },
+      bytes,
+    );
+    this.fill(ctx, queue, bytes, chains);
+    const s = this.stats;
+    s.rxLroPackets++;
+    s.rxLroSegments += run.segments;
+    s.rxFrames += run.segments;
+    const t0 = performance.now();
+    for (let i = 0; i < run.segments; i++) {
+      const frame = this.backlog.at(i)!;
+      s.rxBytes += frame.length;
+      this.capture(frame, 'rx');
+    }
+    s.hookMs += performance.now() - t0;
+    return 'delivered';
+  }
+
+  /**
+   * Takes the chains a packet of `need` bytes will use: one, or with MRG_RXBUF as many as it
+   * takes; returns how many (they are the first ones in the stash), or why not: 'wedged' when
+   * every descriptor is already ours and still too little room (waiting would wedge rx).
+   */
+  private reserve(queue: Virtqueue, need: number, frameLength: number): number | 'wedged' | 'dropped' | 'no-buffers' {
     let chains = 0;
     let room = 0;
     while (room < need) {
       const chain = this.takeChain(queue, chains);
-      if (!chain) {
-        // Every descriptor is already ours and still too little room: waiting would wedge rx.
-        if (this.stash.length < queue.size) return 'no-buffers';
-        this.stats.rxDropsBufferTooSmall++;
-        this.lastDropReason = `all ${queue.size} rx buffers together cannot hold a ${frame.length}-byte frame`;
-        return 'dropped';
-      }
+      if (!chain) return this.stash.length < queue.size ? 'no-buffers' : 'wedged';
       if (!this.mergeable && chain.writableLength < need) {
         // Without MRG_RXBUF the frame must fit one buffer (§5.1.6.3.1: the driver SHOULD post
         // ≥ 1526 bytes). Drop the frame and give the buffer back with len 0, which Linux's
@@ -419,7 +574,7 @@ export class VirtioNet implements VirtioDevice {
         // size. Kept, a small buffer at the head would drop every larger frame for good;
         // passed over for the next one, a frame no buffer holds would burn the whole ring.
         this.stats.rxDropsBufferTooSmall++;
-        this.lastDropReason = `rx buffer of ${chain.writableLength} bytes cannot hold a ${frame.length}-byte frame`;
+        this.lastDropReason = `rx buffer of ${chain.writableLength} bytes cannot hold a ${frameLength}-byte frame`;
         this.stash.splice(chains, 1);
         queue.pushUsed(chain.headIndex, 0);
         this.rxPushed++;
@@ -428,12 +583,11 @@ export class VirtioNet implements VirtioDevice {
       room += chain.writableLength;
       chains++;
     }
+    return chains;
+  }
 
-    const flags = this.guestCsum && rxChecksumValid(frame) ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
-    // receive() admits only frames ≤ maxFrame, so they fit; the header is rewritten whole.
-    const bytes = this.rxScratch.subarray(0, need);
-    encodeNetHdr({ flags, gsoType: VIRTIO_NET_HDR_GSO_NONE, numBuffers: chains }, bytes);
-    bytes.set(frame, VIRTIO_NET_HDR_SIZE);
+  /** Copies header + frame into the first `chains` stashed chains and marks them used. */
+  private fill(ctx: DeviceContext, queue: Virtqueue, bytes: Uint8Array<ArrayBuffer>, chains: number): void {
     let at = 0;
     for (const chain of this.stash.splice(0, chains)) {
       const n = new RegionCursor(ctx.memory, chain.writable).write(bytes.subarray(at));
@@ -441,14 +595,8 @@ export class VirtioNet implements VirtioDevice {
       queue.pushUsed(chain.headIndex, n);
       this.rxPushed++;
     }
-    const s = this.stats;
-    s.rxFrames++;
-    s.rxBytes += frame.length;
-    s.rxBuffersUsed += chains;
-    if (chains > 1) s.rxMergedFrames++;
-    if (flags) s.rxDataValid++;
-    this.capture(frame, 'rx');
-    return 'delivered';
+    this.stats.rxBuffersUsed += chains;
+    if (chains > 1) this.stats.rxMergedFrames++;
   }
 
   // ---- link -----------------------------------------------------------------------------

@@ -8,11 +8,14 @@
  *    event handler; the device never resets (nothing here breaks the ring); guest memory
  *    changes only inside posted rx buffers; every frame on the wire fits the MTU; the guest
  *    receives exactly the bytes of frames the peer sent, in order, and DATA_VALID only on
- *    frames whose checksums verify; every frame is accounted for. Then a plain tx and rx
- *    still work. With the control queue negotiated: any request (valid, mutated or noise, any
- *    split, with or without room for the ack) gets exactly one answer, VIRTIO_NET_OK only for
- *    one that parses; frames the filter keeps back are counted; DATA_VALID only while
- *    GUEST_CSUM is among the guest offloads.
+ *    frames whose checksums verify; with GUEST_TSO4, bursts of one TCP flow (valid or
+ *    mutated) may come merged: cut at gso_size, a super-frame gives back each segment's
+ *    payload and seq, and its partial checksum completes to a valid one; every frame is
+ *    accounted for. Then a plain tx and rx still work. With the control queue negotiated: any
+ *    request (valid, mutated or noise, any split, with or without room for the ack) gets
+ *    exactly one answer, VIRTIO_NET_OK only for one that parses; frames the filter keeps back
+ *    are counted; header flags (DATA_VALID, NEEDS_CSUM) only while GUEST_CSUM is among the
+ *    guest offloads, super-frames only while GUEST_TSO4 is.
  *  - the offload functions alone (tso.ts, checksum.ts) on random frames.
  *  - bounded work (bounded-work.ts): adversarial rings, every kick and pass within kickBudget.
  * The ring properties run on split rings and, named "… (packed)", on packed ones (§2.8); the
@@ -33,7 +36,8 @@ import { CTRL_MAX_REQUEST_BYTES } from './ctrl-budget.ts';
 import { parseCtrlRequest } from './ctrl-command.ts';
 import { CTRL_FEATURE_BITS } from './ctrl.ts';
 import { announceAckRequest, ctrlRequest, macAddrRequest, macTableRequest, offloadsRequest, rxModeRequest, sendCtrl } from './ctrl-testing.ts';
-import { NET_CTRLQ, NetCtrlRx, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_OK } from './spec.ts';
+import { NET_CTRLQ, NetCtrlRx, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_OK } from './spec.ts';
+import { LRO_MAX_FRAME } from './rx-lro.ts';
 import { segmentTcp4 } from './tso.ts';
 import { inspectorView } from '../inspector-view.ts';
 import { netDevice } from './index.ts';
@@ -41,7 +45,7 @@ import { equalBytes } from '../testing/equal-bytes.ts';
 import { manualDefer } from '../testing/manual-defer.ts';
 import type { RingLayout } from '../../virtio/queue/virtqueue.ts';
 import { RING_LAYOUTS, onRing } from '../testing/ring-layout.ts';
-import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
+import { GUEST_IP, GUEST_MAC, NetHarness, PEER_IP, PEER_MAC, checksumsOk, ethernet, finishL4, ipv4, partial, tcp, type RxFrame } from './testing.ts';
 
 const OUT = { srcMac: GUEST_MAC, dstMac: PEER_MAC, srcIp: 0x0a00020f, dstIp: 0x0a000202 };
 const IN = { srcMac: PEER_MAC, dstMac: GUEST_MAC, srcIp: 0x0a000202, dstIp: 0x0a00020f };
@@ -128,6 +132,15 @@ const opArb = fc.oneof(
       split: splitArb,
     }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('burst' as const),
+      frames: fc.array(fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.integer({ min: 14, max: 1513 }) }), { minLength: 2, maxLength: 12 }),
+      size: fc.oneof(fc.constant(1460), fc.integer({ min: 1, max: 1460 })),
+      seq: fc.integer({ min: 0, max: 0xffffffff }),
+    }),
+  },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('inject' as const), frame: fc.oneof(anyFrameArb(IN, 1600), fc.integer({ min: 0, max: 1600 }).map((n) => new Uint8Array(n).fill(0x5a))) }) },
   {
     weight: 3,
@@ -164,8 +177,52 @@ const OPTIONAL = [
   N.VIRTIO_NET_F_HOST_TSO4,
   N.VIRTIO_NET_F_MRG_RXBUF,
   N.VIRTIO_NET_F_STATUS,
+  N.VIRTIO_NET_F_GUEST_TSO4,
   ...CTRL_FEATURE_BITS,
 ];
+
+/**
+ * A burst of one TCP flow toward the guest: segments of `size` bytes in sequence from `seq`,
+ * checksums correct; an entry that is a number flips the byte at that offset (a header or
+ * payload mutation the merge must notice or survive).
+ */
+function burstFrames(o: { frames: (number | undefined)[]; size: number; seq: number }): Uint8Array[] {
+  return o.frames.map((flip, i) => {
+    const seq = (o.seq + i * o.size) >>> 0;
+    const payload = Uint8Array.from({ length: o.size }, (_, j) => (j + seq) & 0xff);
+    const f = finishL4(ethernet(ipv4({ protocol: 6, src: PEER_IP, dst: GUEST_IP, payload: tcp({ srcPort: 80, dstPort: 40000, seq, ack: 1, flags: 0x10, payload }) }), 0x0800, GUEST_MAC, PEER_MAC));
+    if (flip !== undefined && flip < f.length) f[flip] ^= 0x20;
+    return f;
+  });
+}
+
+/**
+ * A received packet as the frames it stands for: itself, or a super-frame (gso_type TCPV4)
+ * cut at gso_size into {seq, payload} pieces, after checking its header and checksums.
+ */
+function expandReceived(r: RxFrame, guestTso: boolean): Array<Uint8Array | { seq: number; payload: Uint8Array }> {
+  if (r.hdr.gsoType === 0) return [r.frame];
+  if (!guestTso) fail(`gso_type ${r.hdr.gsoType} without GUEST_TSO4`);
+  if (r.hdr.gsoType !== VIRTIO_NET_HDR_GSO_TCPV4 || r.hdr.flags !== VIRTIO_NET_HDR_F_NEEDS_CSUM || r.hdr.csumStart !== 34 || r.hdr.csumOffset !== 16) fail('malformed super-frame header');
+  if (r.frame.length > LRO_MAX_FRAME || r.hdr.gsoSize < 1 || r.hdr.hdrLen < 54) fail('super-frame over its bounds');
+  const done = r.frame.slice();
+  completePartialChecksum(done, r.hdr.csumStart, r.hdr.csumOffset);
+  if (!checksumsOk(done)) fail('a super-frame whose completed checksum does not verify');
+  const seq0 = (done[38] << 24) | (done[39] << 16) | (done[40] << 8) | done[41];
+  const out = [];
+  for (let at = r.hdr.hdrLen; at < done.length; at += r.hdr.gsoSize) {
+    out.push({ seq: (seq0 + at - r.hdr.hdrLen) >>> 0, payload: done.subarray(at, Math.min(done.length, at + r.hdr.gsoSize)) });
+  }
+  if (out.length < 2) fail('a super-frame of one segment');
+  return out;
+}
+
+/** Whether `sent` is the frame a received piece stands for. */
+function sameFrame(sent: Uint8Array, got: Uint8Array | { seq: number; payload: Uint8Array }): boolean {
+  if (got instanceof Uint8Array) return equalBytes(sent, got);
+  const seq = ((sent[38] << 24) | (sent[39] << 16) | (sent[40] << 8) | sent[41]) >>> 0;
+  return sent.length >= 54 && sent[23] === 6 && seq === got.seq && equalBytes(sent.subarray(54, 14 + ((sent[16] << 8) | sent[17])), got.payload);
+}
 
 /** What a guest's stack would verify itself (UDP without a checksum is taken as is). */
 function verifiable(frame: Uint8Array): boolean {
@@ -200,16 +257,21 @@ export function netTrafficCase(
   /** Total size of each rx chain posted. */
   const rxChains: number[] = [];
   const injected: Uint8Array[] = [];
-  const received: Uint8Array[] = [];
+  const received: Array<Uint8Array | { seq: number; payload: Uint8Array }> = [];
   let injectedCount = 0;
   const cq = bits.includes(N.VIRTIO_NET_F_CTRL_VQ) ? t.driver.queues[NET_CTRLQ] : undefined;
+  const mergeable = bits.includes(N.VIRTIO_NET_F_MRG_RXBUF);
   const collect = () => {
-    const csumOn = (t.device.guestOffloads & featureBit(N.VIRTIO_NET_F_GUEST_CSUM)) !== 0n;
+    // The offloads in force when these frames went in (a ctrl op collects before it changes them).
+    const offloads = t.device.guestOffloads;
+    const csumOn = (offloads & featureBit(N.VIRTIO_NET_F_GUEST_CSUM)) !== 0n;
+    const guestTso = csumOn && mergeable && (offloads & featureBit(N.VIRTIO_NET_F_GUEST_TSO4)) !== 0n;
     for (const r of t.received()) {
       if (r.hdr.numBuffers < 1) fail('num_buffers 0');
-      if (r.hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID && !csumOn) fail('DATA_VALID with GUEST_CSUM not among the guest offloads');
+      // §5.1.6.4: without GUEST_CSUM flags are zero (no DATA_VALID, no NEEDS_CSUM).
+      if (r.hdr.flags !== 0 && !csumOn) fail(`flags ${r.hdr.flags} with GUEST_CSUM not among the guest offloads`);
       if (r.hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID && verifiable(r.frame) && !checksumsOk(r.frame)) fail('DATA_VALID on a frame whose checksums do not verify');
-      received.push(r.frame);
+      received.push(...expandReceived(r, guestTso));
     }
   };
   for (const o of ops) {
@@ -231,9 +293,12 @@ export function netTrafficCase(
         break;
       }
       case 'inject':
-        injectedCount++;
-        if (t.peer.up && o.frame.length >= 14 && o.frame.length <= maxFrameLength(o.frame, 1500)) injected.push(o.frame);
-        t.inject(o.frame);
+      case 'burst':
+        for (const frame of o.kind === 'inject' ? [o.frame] : burstFrames(o)) {
+          injectedCount++;
+          if (t.peer.up && frame.length >= 14 && frame.length <= maxFrameLength(frame, 1500)) injected.push(frame);
+          t.inject(frame);
+        }
         break;
       case 'post':
         if (t.rxq.freeDescriptors < o.sizes.flat().length) collect();
@@ -248,7 +313,8 @@ export function netTrafficCase(
         t.peer.setUp(o.up);
         break;
       case 'ctrl': {
-        if (!cq) break;
+        // No bytes either way is no chain at all (a chain has at least one descriptor).
+        if (!cq || (o.request.length === 0 && o.ackBytes === 0)) break;
         // Frames so far were delivered under the offloads before this request.
         collect();
         const errors = t.device.control.stats.ctrlErrors;
@@ -278,15 +344,15 @@ export function netTrafficCase(
   // The guest got the peer's frames, unchanged and in order (some dropped, some waiting).
   let at = 0;
   for (const r of received) {
-    while (at < injected.length && !equalBytes(injected[at], r)) at++;
-    if (at === injected.length) fail(`the guest received a ${r.length}-byte frame the peer never sent (or out of order)`);
+    while (at < injected.length && !sameFrame(injected[at], r)) at++;
+    if (at === injected.length) fail(`the guest received a ${r instanceof Uint8Array ? r.length : r.payload.length}-byte frame the peer never sent (or out of order)`);
     at++;
   }
   const s = t.device.stats;
   if (s.rxFrames !== received.length) fail(`${s.rxFrames} frames counted, ${received.length} received`);
   const control = t.device.control;
   if (s.rxFrames + s.rxDrops + s.backlogFrames + t.peer.dropped + control.stats.rxDropsFiltered !== injectedCount) fail('an injected frame is unaccounted for');
-  for (const [k, v] of Object.entries({ ...s.toRecord(), ...control.stats.toRecord() })) if (v && /Drops|Csum|Gso|DataValid|Merged|BadBuffers|ctrl|mac|announce/.test(k)) bump(coverage, k, v);
+  for (const [k, v] of Object.entries({ ...s.toRecord(), ...control.stats.toRecord() })) if (v && /Drops|Csum|Gso|DataValid|Merged|BadBuffers|Lro|ctrl|mac|announce/.test(k)) bump(coverage, k, v);
   if (control.lastError) bump(coverage, `last control error: ${maskNumbers(control.lastError)}`);
   if (t.device.lastDropReason) bump(coverage, `last drop: ${maskNumbers(t.device.lastDropReason)}`);
 

@@ -35,7 +35,10 @@ export class NetStats {
   rxBytes = 0;
   /** Frames handed over with VIRTIO_NET_HDR_F_DATA_VALID (checksum verified by us). */
   rxDataValid = 0;
-  /** Frames that needed more than one buffer (MRG_RXBUF), and buffers used in all. */
+  /** Super-frames handed over by large receive (GUEST_TSO4), and the frames merged into them. */
+  rxLroPackets = 0;
+  rxLroSegments = 0;
+  /** Packets that needed more than one buffer (MRG_RXBUF), and buffers used in all. */
   rxMergedFrames = 0;
   rxBuffersUsed = 0;
   /** Dropped: backlog full (no rx buffers for too long). */
@@ -57,8 +60,13 @@ export class NetStats {
 
   // ---- link ----
   linkChanges = 0;
-  /** Host time spent in the device's tx and rx paths (performance.now()), ms. */
+  /**
+   * Host time spent in the device's tx and rx paths (performance.now()), ms, without the
+   * hooks it calls (hookMs): the link's send (a WebSocket, or the worker's own gateway) and
+   * the capture hook.
+   */
   hostMs = 0;
+  hookMs = 0;
 
   get rxDrops(): number {
     return this.rxDropsBacklogFull + this.rxDropsOversized + this.rxDropsRunt + this.rxDropsNotReady + this.rxDropsBufferTooSmall;

@@ -17,21 +17,31 @@ export type TxPass = () => boolean;
 
 export class TxPasses {
   private readonly job = new PendingJob();
+  /** A kick was served at once since `defer` last ran: kicks now are deferred. */
+  private burst = false;
 
   /**
    * `defer`: where kicks are served (undefined: inside the notify write). `later`: where a
    * pass that spent its budget continues — in the lab a macrotask, so the emulator runs in
-   * between; default `defer`, else a microtask.
+   * between; default `defer`, else a microtask. `firstAtOnce` (with `defer`): the first kick
+   * since `defer` last ran is served inside the notify write, so a lone send (a ping) leaves
+   * without waiting for the emulator's next timer check; the kicks after it until then are
+   * deferred, so a burst costs two exits instead of one.
    */
   constructor(
     private readonly defer: Scheduler | undefined,
     private readonly later: Scheduler = defer ?? queueMicrotask,
+    private readonly firstAtOnce = false,
   ) {}
 
   /** A kick: serve now or schedule, once however many kicks arrive meanwhile. */
   kick(ctx: DeviceContext, queue: Virtqueue, pass: TxPass): void {
     if (this.job.pending) return;
-    if (this.defer) return this.schedule(ctx, queue, pass, this.defer);
+    if (this.defer && (!this.firstAtOnce || this.burst)) return this.schedule(ctx, queue, pass, this.defer);
+    if (this.defer) {
+      this.burst = true;
+      this.defer(() => (this.burst = false));
+    }
     // A ring violation throws out of here to the transport, which resets the device.
     if (pass()) this.schedule(ctx, queue, pass, this.later);
   }

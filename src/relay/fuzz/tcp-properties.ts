@@ -18,7 +18,7 @@ import fc from 'fast-check';
 import { verifyTransportChecksum } from '../../wire/checksum.ts';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, parseTcp, type TcpSegment } from '../../wire/tcp.ts';
 import { bump, fail, type NamedProperty } from '../../virtio/testing/invariants.ts';
-import { TcpNat, type TcpTarget } from '../tcp.ts';
+import { TCP_FRAME_HEADROOM, TcpNat, type TcpTarget } from '../tcp.ts';
 import { GW_IP } from '../testing.ts';
 
 export const GUEST_IP = 0x0a00020f;
@@ -151,7 +151,10 @@ function makeHarness(maxConnections: number): Harness {
   const h = { flows: new Map(), out: [], counts: {}, inputFlow: '' } as unknown as Harness;
   h.nat = new TcpNat(
     {
-      emit: (mac, src, dst, bytes) => checkEmitted(h, mac, src, dst, bytes),
+      emit: (mac, src, dst, frame, tcpLength) => {
+        if (frame.length < Math.max(60, TCP_FRAME_HEADROOM + tcpLength)) fail(`a ${frame.length}-byte frame for a ${tcpLength}-byte segment`);
+        checkEmitted(h, mac, src, dst, frame.subarray(TCP_FRAME_HEADROOM, TCP_FRAME_HEADROOM + tcpLength));
+      },
       count: (what) => void (h.counts[what] = (h.counts[what] ?? 0) + 1),
       connect: () => {
         const socket = new FakeSocket();

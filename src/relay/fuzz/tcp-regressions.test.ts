@@ -5,7 +5,7 @@
 import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { TCP_ACK, TCP_PSH, TCP_SYN, type TcpSegment, parseTcp } from '../../wire/tcp.ts';
-import { TcpNat } from '../tcp.ts';
+import { TCP_FRAME_HEADROOM, TcpNat } from '../tcp.ts';
 import { GW_IP as GW } from '../testing.ts';
 import { FakeSocket, GUEST_IP as GUEST, GUEST_MAC as MAC, tcpNatCase, type TcpFuzzOp } from './tcp-properties.ts';
 
@@ -17,7 +17,7 @@ describe('relay TCP fuzz regressions', () => {
   it('a guest that ignores our window cannot make the host socket buffer more than the window', () => {
     const out: TcpSegment[] = [];
     const socket = new FakeSocket();
-    const nat = new TcpNat({ emit: (_m, _s, _d, bytes) => void out.push(parseTcp(bytes)!), count: () => {}, connect: () => socket as unknown as net.Socket });
+    const nat = new TcpNat({ emit: (_m, _s, _d, frame, n) => void out.push(parseTcp(frame.subarray(TCP_FRAME_HEADROOM, TCP_FRAME_HEADROOM + n))!), count: () => {}, connect: () => socket as unknown as net.Socket });
     try {
       const target = () => ({ host: '127.0.0.1', port: 8080 });
       nat.input(MAC, GUEST, GW, seg(TCP_SYN, 1000, 0), target);
