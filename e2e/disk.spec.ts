@@ -26,6 +26,11 @@ test('the default disk is formatted, mounted, and keeps synced files across a re
   const w = await run(page, 'head -c 300000 /dev/urandom > /mnt/disk/keep.bin && sync && md5sum /mnt/disk/keep.bin');
   expect(w.status).toBe(0);
   const md5 = w.output.split(' ')[0];
+  // Chromium has everything write-behind needs: a writer worker stored the writes, and the
+  // guest's sync (a FLUSH) waited for its flush.
+  const blk = await page.evaluate(async () => (await window.virtioLab.stats()).devices.find((d) => d.name === 'virtio-blk')?.extra);
+  expect(blk?.writeBehind).toBe(1);
+  expect(blk?.asyncFlushes).toBeGreaterThanOrEqual(1);
 
   await page.reload();
   await page.evaluate(() => window.virtioLab.ready);

@@ -46,18 +46,31 @@ export interface BlockBackend {
   readonly mediumMs?: number;
   /** Host ms of work done outside any request (the write cache's timer write-outs) so far. */
   readonly backgroundMs?: number;
+  /** Host ms a writer worker spent storing this disk's writes, on its own thread (write-behind). */
+  readonly writerMs?: number;
   /** Fill `dst` from byte `offset`. Throws BlockBackendError. */
   read(offset: number, dst: Uint8Array): void;
   /** Store `src` at byte `offset`. Throws BlockBackendError ('read-only', 'quota', 'io'). */
   write(offset: number, src: Uint8Array): void;
   /** Make every completed write durable. */
   flush(): void;
+  /**
+   * Media whose writes complete in another worker (write-behind/): durability comes later,
+   * and the device holds a FLUSH until this settles. When set, callers use it, not flush().
+   */
+  flushAsync?(): Promise<void>;
+  /**
+   * Media with a bounded amount of work in flight: undefined when a write ('write': `length`
+   * bytes at `offset`) or a DISCARD/WRITE_ZEROES ('zero') can run now, else a promise to retry
+   * it on. The device keeps the request, in order, until then.
+   */
+  admit?(op: 'write' | 'zero', offset: number, length: number): Promise<void> | undefined;
   /** The range may be dropped; reads of it afterwards return zeroes in our backends. */
   discard(offset: number, length: number): void;
   /** The range reads back as zeroes. */
   writeZeroes(offset: number, length: number): void;
-  /** Release the medium (the OPFS handle lock, the file descriptor). */
-  close(): void;
+  /** Release the medium (the OPFS handle lock, the file descriptor); a promise where that waits for a writer. */
+  close(): void | Promise<void>;
 }
 
 /** Zeroes are written in pieces of this size (neither Node nor OPFS can punch holes). */

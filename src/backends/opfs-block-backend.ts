@@ -17,7 +17,12 @@ interface SyncAccessHandle {
   close(): void;
 }
 
-type SyncHandleMode = 'readwrite' | 'read-only';
+/**
+ * 'readwrite-unsafe' lets several handles on one file coexist (the VM worker reads and the
+ * write-behind writer writes): OPFS no longer keeps other tabs out, a Web Lock does
+ * (write-behind/open-write-behind.ts).
+ */
+type SyncHandleMode = 'readwrite' | 'read-only' | 'readwrite-unsafe';
 
 function asBackendError(e: unknown, what: string): BlockBackendError {
   const err = e as DOMException;
@@ -40,7 +45,7 @@ export class OpfsBlockBackend implements BlockBackend {
   }
 
   /** Opens disk `name` (in /disks of the origin's OPFS). */
-  static async open(name: string, opts: { readOnly?: boolean } = {}): Promise<OpfsBlockBackend> {
+  static async open(name: string, opts: { readOnly?: boolean; shared?: boolean } = {}): Promise<OpfsBlockBackend> {
     validateDiskName(name);
     const root = await navigator.storage.getDirectory();
     const dir = await root.getDirectoryHandle(DISKS_DIR, { create: true });
@@ -50,7 +55,7 @@ export class OpfsBlockBackend implements BlockBackend {
     } catch {
       throw new DiskError('disk-missing', `there is no disk named "${name}"`);
     }
-    const mode: SyncHandleMode = opts.readOnly ? 'read-only' : 'readwrite';
+    const mode: SyncHandleMode = opts.readOnly ? 'read-only' : opts.shared ? 'readwrite-unsafe' : 'readwrite';
     let handle: SyncAccessHandle;
     try {
       const open = file.createSyncAccessHandle as unknown as (o: { mode: SyncHandleMode }) => Promise<SyncAccessHandle>;

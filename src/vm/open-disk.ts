@@ -8,6 +8,7 @@ import { BlobBlockBackend } from '../backends/blob-block-backend.ts';
 import { MemoryBlockBackend } from '../backends/memory-block-backend.ts';
 import { OpfsBlockBackend } from '../backends/opfs-block-backend.ts';
 import { WriteBackCache } from '../backends/write-back-cache.ts';
+import { openWriteBehind } from '../backends/write-behind/open-write-behind.ts';
 import { DISKS_DIR, DiskError, memoryDiskBytes } from '../disks/disk-names.ts';
 import type { AttachedDisk, DiskAttachment } from './protocol.ts';
 
@@ -17,10 +18,19 @@ const RETRY_MS = 250;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function openWithRetry(name: string, readOnly: boolean): Promise<OpfsBlockBackend> {
+/**
+ * Readwrite: writes complete from a cache and a writer worker takes them to OPFS (write-behind),
+ * or — where the browser cannot — a synchronous write-back cache in this worker does.
+ */
+async function openReadWrite(name: string): Promise<BlockBackend> {
+  const behind = await openWriteBehind(name);
+  return behind ?? new WriteBackCache(await OpfsBlockBackend.open(name));
+}
+
+async function openWithRetry(name: string, readOnly: boolean): Promise<BlockBackend> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await OpfsBlockBackend.open(name, { readOnly });
+      return readOnly ? await OpfsBlockBackend.open(name, { readOnly }) : await openReadWrite(name);
     } catch (e) {
       if (!(e instanceof DiskError && e.kind === 'disk-in-use') || attempt >= IN_USE_RETRIES) throw e;
       await sleep(RETRY_MS);
@@ -35,10 +45,9 @@ export async function openDisk(want: DiskAttachment): Promise<{ backend: BlockBa
     return { backend, disk: { ...want, size: backend.size, snapshot: false } };
   }
   try {
-    const opfs = await openWithRetry(want.name, want.readOnly);
-    // Small writes complete from a worker-side cache (virtio-blk's write-back mode); FLUSH,
-    // a 1 s timer, a full 16 MiB cache, a snapshot and close() take them to OPFS.
-    const backend = want.readOnly ? opfs : new WriteBackCache(opfs);
+    // Writes complete from a worker-side cache (virtio-blk's write-back mode); the writer sends
+    // them to OPFS within 25 ms, and FLUSH, a snapshot and close() wait until they are durable.
+    const backend = await openWithRetry(want.name, want.readOnly);
     return { backend, disk: { ...want, size: backend.size, snapshot: false } };
   } catch (e) {
     if (!(want.readOnly && e instanceof DiskError && e.kind === 'disk-in-use')) throw e;

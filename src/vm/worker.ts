@@ -512,7 +512,7 @@ async function stop(): Promise<void> {
   runPort = undefined;
   await m?.stop().catch(() => undefined);
   try {
-    disk?.close();
+    await disk?.close(); // a write-behind disk: once the writer has stored and flushed everything
   } catch {
     /* closing is best effort: terminate() releases the handle too */
   }

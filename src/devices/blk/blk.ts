@@ -9,6 +9,11 @@
  * wait, in order, for a pass scheduled through `defer` (or a microtask), so no kick costs
  * more than one pass whatever the guest queued.
  *
+ * A backend whose writes complete in another worker (write-behind) changes two things: a
+ * write it has no room for waits, in order, until `admit` says retry; and a FLUSH (or a
+ * write-through pass) completes when the backend's asynchronous flush settles, while the
+ * device goes on serving other requests.
+ *
  * Guest mistakes in a request are answered with a status byte (IOERR/UNSUPP), never with
  * DEVICE_NEEDS_RESET: the ring itself is fine, only the request is bad. Backend failures
  * are IOERR to the guest and an `onBackendError` to the host (e.g. "storage full").
@@ -18,7 +23,7 @@ import { BlkFeature, DeviceId, PciClass, featureBit } from '../../virtio/constan
 import type { DeviceContext, VirtioDevice } from '../../virtio/device.ts';
 import { BlockBackendError, type BlockBackend, type BlockBackendErrorKind } from '../../backends/block-backend.ts';
 import { BlkConfig, DEFAULT_BLK_LIMITS, type BlkLimits } from './config.ts';
-import { executeBlkRequest, type BlkIoTarget } from './io.ts';
+import { executeBlkRequest, usedLength, type BlkIoTarget } from './io.ts';
 import { BounceBuffer } from './bounce.ts';
 import { parseBlkRequest } from './request.ts';
 import { BLK_REQUESTQ, VIRTIO_BLK_ID_BYTES, VirtioBlkReqType as T, VirtioBlkStatus as S } from './spec.ts';
@@ -99,6 +104,11 @@ export class VirtioBlk implements VirtioDevice {
   private readonly later: Scheduler;
   /** The scheduled leftover pass. */
   private readonly continuation = new PendingJob();
+  /** A request waits for the backend's room (admit); the pass resumes when it settles. */
+  private admitWait: Promise<void> | undefined;
+  /** Completions held until the backend's asynchronous flush settles, and those flushes. */
+  private held = 0;
+  private readonly heldFlushes = new Set<Promise<void>>();
 
   constructor(opts: VirtioBlkOptions) {
     this.backend = opts.backend;
@@ -116,8 +126,12 @@ export class VirtioBlk implements VirtioDevice {
     // which Linux sends for fsync/journal commits — one flush per commit, not per write.
     this.config = new BlkConfig(opts.backend.size, limits, true, (writeback) => {
       // Leaving write-back: what earlier writes left in the cache must not stay volatile.
-      const failure = writeback ? undefined : this.flushBackend();
-      if (failure) this.backendFailed(failure, new Set());
+      if (writeback) return;
+      if (this.backend.flushAsync) this.flushLater(undefined);
+      else {
+        const failure = this.flushBackend();
+        if (failure) this.backendFailed(failure, new Set());
+      }
     });
     this.deviceConfig = this.config.space;
     this.queueMaxSizes = [opts.queueSize ?? 256];
@@ -180,14 +194,18 @@ export class VirtioBlk implements VirtioDevice {
     this.waiting.length = 0;
     this.nextWaiting = 0;
     this.continuation.cancel();
+    // Held completions and admit waits see the new context on settling and drop their chains.
+    this.admitWait = undefined;
   }
 
   /**
    * Work that would complete later (a deferred kick, requests waiting for a pass), or
-   * undefined when there is none. The backends are synchronous, so no I/O is ever in flight.
+   * undefined when there is none.
    */
   get outstandingWork(): string | undefined {
     if (this.deferred?.pending) return 'a deferred kick';
+    if (this.held) return `${this.held} requests waiting for the disk's flush`;
+    if (this.admitWait) return 'requests waiting for room in the write cache';
     const waiting = this.waiting.length - this.nextWaiting;
     if (waiting > 0 || this.continuation.pending) return `${waiting} requests waiting for a pass`;
     // Completed writes only a volatile cache holds: a saved state must not outlive them.
@@ -203,14 +221,26 @@ export class VirtioBlk implements VirtioDevice {
    * Then the write cache goes to the medium (and is flushed), so the disk holds every write
    * the saved guest believes done; if that fails the device stays busy and quiesce fails.
    */
-  settleNow(): void {
-    const rounds = 2 * this.queueMaxSizes[0]! + 2;
+  async settleNow(): Promise<void> {
+    // Each round serves a request, or waits for the backend to make room or end a flush.
+    const rounds = 4 * this.queueMaxSizes[0]! + 4;
     for (let round = 0; round < rounds; round++) {
-      if (!(this.deferred?.runNow() || this.continuation.runNow())) break;
+      if (this.deferred?.runNow() || this.continuation.runNow()) continue;
+      if (this.admitWait) await this.admitWait.then(() => this.continuation.runNow());
+      else if (this.heldFlushes.size) await Promise.all(this.heldFlushes);
+      else break;
     }
     if (this.backend.cachedWriteBytes) {
-      const failure = this.flushBackend();
-      if (failure) this.backendFailed(failure, new Set());
+      if (this.backend.flushAsync) {
+        try {
+          await this.backend.flushAsync();
+        } catch (error) {
+          this.backendFailed(failureOf(error), new Set());
+        }
+      } else {
+        const failure = this.flushBackend();
+        if (failure) this.backendFailed(failure, new Set());
+      }
     }
   }
 
@@ -245,7 +275,8 @@ export class VirtioBlk implements VirtioDevice {
       throw error;
     }
     this.servePass(ctx, target, queue);
-    if (this.nextWaiting < this.waiting.length) this.continueLater(ctx, queue);
+    // Waiting for the backend: its settling schedules the next pass (mustWait).
+    if (this.nextWaiting < this.waiting.length && !this.admitWait) this.continueLater(ctx, queue);
   }
 
   /** Execute waiting requests in order until the pass has moved BLK_DRAIN_BYTES; complete them. */
@@ -269,8 +300,15 @@ export class VirtioBlk implements VirtioDevice {
       // Every request costs ≤ BLK_MAX_REQUEST_BYTES = BLK_DRAIN_BYTES: the first always fits.
       const cost = requestCost(req);
       if (spent + cost > BLK_DRAIN_BYTES) break;
+      if (this.mustWait(ctx, req)) break;
       spent += cost;
       this.nextWaiting++;
+      if (req.type === T.VIRTIO_BLK_T_FLUSH && this.backend.flushAsync && !req.error && !target.readOnly) {
+        // Completes when the backend's flush settles; the pass goes on meanwhile.
+        stats.count(req.type, { status: S.VIRTIO_BLK_S_OK, usedLen: 0, bytesRead: 0, bytesWritten: 0, bytesZeroed: 0, modified: false });
+        this.flushLater({ queue, completions: [{ head, statusAddr: req.statusAddr, status: S.VIRTIO_BLK_S_OK, usedLen: usedLength(req, S.VIRTIO_BLK_S_OK), modified: false }] });
+        continue;
+      }
       const t0 = performance.now();
       const out = executeBlkRequest(req, target);
       stats.count(req.type, out);
@@ -289,7 +327,13 @@ export class VirtioBlk implements VirtioDevice {
     if (batch.length === 0) return;
 
     // Write-through: the pass's writes are durable before any of them completes.
-    if (modified && !this.writeback) {
+    if (modified && !this.writeback && this.backend.flushAsync) {
+      this.flushLater({ queue, completions: batch.filter((c) => c.modified) });
+      const rest = batch.filter((c) => !c.modified);
+      batch.length = 0;
+      batch.push(...rest);
+      if (batch.length === 0) return;
+    } else if (modified && !this.writeback) {
       const t0 = performance.now();
       const failure = this.flushBackend();
       if (failure) {
@@ -315,6 +359,68 @@ export class VirtioBlk implements VirtioDevice {
     ctx.signalUsed(queue);
   }
 
+  /**
+   * Whether the next request must wait for the backend (write-behind: no room for a write, or
+   * zeroes while writes are in flight); if so, a pass is scheduled for when it may go on.
+   */
+  private mustWait(ctx: DeviceContext, req: ParsedBlkRequest): boolean {
+    if (this.admitWait) return true;
+    const admit = this.backend.admit;
+    if (!admit || req.kind !== 'request' || req.error || this.backend.readOnly) return false;
+    let wait: Promise<void> | undefined;
+    if (req.type === T.VIRTIO_BLK_T_OUT) wait = admit.call(this.backend, 'write', req.offset, req.dataLength);
+    else if (req.type === T.VIRTIO_BLK_T_DISCARD || req.type === T.VIRTIO_BLK_T_WRITE_ZEROES) wait = admit.call(this.backend, 'zero', 0, 0);
+    if (!wait) return false;
+    this.stats.backendWaits++;
+    const queue = ctx.queue(BLK_REQUESTQ);
+    const settled: Promise<void> = wait.then(() => {
+      if (this.admitWait !== settled) return; // a reset came in between
+      this.admitWait = undefined;
+      if (queue) this.continueLater(ctx, queue);
+    });
+    this.admitWait = settled;
+    return true;
+  }
+
+  /**
+   * Complete `held` (if any) when the backend's asynchronous flush settles: OK if it
+   * succeeded, IOERR for each OK one if not. Nothing is completed after a reset.
+   */
+  private flushLater(held: { queue: Virtqueue; completions: Completion[] } | undefined): void {
+    const ctx = this.ctx;
+    const n = held?.completions.length ?? 0;
+    this.held += n;
+    this.stats.asyncFlushes++;
+    const started = performance.now();
+    const done: Promise<void> = this.backend.flushAsync!().then(
+      () => undefined,
+      (error: unknown) => failureOf(error),
+    ).then((failure) => {
+      this.heldFlushes.delete(done);
+      this.held -= n;
+      this.stats.flushWaitMs += performance.now() - started;
+      if (failure) {
+        this.lastRequestError = failure.message;
+        this.backendFailed(failure, new Set());
+      }
+      if (!held || !ctx || this.ctx !== ctx || ctx.queue(held.queue.index) !== held.queue) return;
+      try {
+        for (const c of held.completions) {
+          if (failure && c.status === S.VIRTIO_BLK_S_OK) {
+            c.status = S.VIRTIO_BLK_S_IOERR;
+            this.stats.ioErrors++;
+          }
+          if (c.statusAddr >= 0) ctx.memory.writeU8(c.statusAddr, c.status);
+          held.queue.pushUsed(c.head, c.usedLen);
+        }
+        ctx.signalUsed(held.queue);
+      } catch (error) {
+        ctx.fail(error);
+      }
+    });
+    this.heldFlushes.add(done);
+  }
+
   /** One more pass for the leftovers, later (once, however often asked; never after a reset). */
   private continueLater(ctx: DeviceContext, queue: Virtqueue): void {
     if (this.continuation.pending) return;
@@ -338,10 +444,9 @@ export class VirtioBlk implements VirtioDevice {
       this.backend.flush();
       return undefined;
     } catch (error) {
-      const kind = error instanceof BlockBackendError ? error.kind : 'io';
-      const message = `flush: ${error instanceof Error ? error.message : String(error)}`;
-      this.lastRequestError = message;
-      return { kind, message };
+      const failure = failureOf(error);
+      this.lastRequestError = failure.message;
+      return failure;
     }
   }
 
@@ -357,4 +462,10 @@ export class VirtioBlk implements VirtioDevice {
       // the host's bug must not become the guest's problem
     }
   }
+}
+
+/** A flush's failure as the host hears of it. */
+function failureOf(error: unknown): { kind: BlockBackendErrorKind; message: string } {
+  const kind = error instanceof BlockBackendError ? error.kind : 'io';
+  return { kind, message: `flush: ${error instanceof Error ? error.message : String(error)}` };
 }

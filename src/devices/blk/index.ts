@@ -38,6 +38,9 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
     cachedWriteBytes: device.backend.cachedWriteBytes ?? 0,
     mediumMs: device.backend.mediumMs ?? 0,
     backgroundMs: device.backend.backgroundMs ?? 0,
+    // 1: a writer worker stores this disk's writes (write-behind); 0: this worker does.
+    writeBehind: device.backend.writerMs === undefined ? 0 : 1,
+    writerMs: device.backend.writerMs ?? 0,
   }),
   // One pass: 16 MiB of data (counted twice on reads: the copy and v86's dirty notice) plus
   // header, segments, GET_ID answer and status of each of 256 parsed requests (budget.ts).

@@ -39,6 +39,10 @@ export class BlkStats {
   hostMs = 0;
   /** The part of hostMs spent in FLUSH requests and the device's own flushes, ms. */
   flushMs = 0;
+  /** Write-behind backends: requests that waited for room, flushes the backend ran later, and their wall time, ms. */
+  backendWaits = 0;
+  asyncFlushes = 0;
+  flushWaitMs = 0;
 
   get requests(): number {
     return this.in + this.out + this.flush + this.getId + this.discard + this.writeZeroes + this.unsupported + this.unanswerable;
@@ -102,6 +106,9 @@ export class BlkStats {
       passesLater: this.passesLater,
       hostMs: this.hostMs,
       flushMs: this.flushMs,
+      backendWaits: this.backendWaits,
+      asyncFlushes: this.asyncFlushes,
+      flushWaitMs: this.flushWaitMs,
       hostUsPerRequest: this.requests ? (this.hostMs * 1000) / this.requests : 0,
     };
   }

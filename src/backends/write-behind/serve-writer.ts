@@ -1,0 +1,95 @@
+/**
+ * The writer's side of write-behind: serves a port's messages against a synchronous
+ * BlockBackend, one at a time and in order (see protocol.ts). Runs in the writer worker on an
+ * OPFS handle, and in tests on any backend over a MessageChannel.
+ */
+import { BlockBackendError, type BlockBackend } from '../block-backend.ts';
+import type { ToWriter, WriterDone, WriterFailure } from './protocol.ts';
+
+/** The parts of a MessagePort or worker scope the writer uses (handler method-style: bivariant). */
+export interface WriterEndpoint {
+  postMessage(message: WriterDone, transfer?: Transferable[]): void;
+  onmessage: { bivarianceHack(event: { data: ToWriter }): void }['bivarianceHack'] | null;
+  close?(): void;
+}
+
+function failure(error: unknown): WriterFailure {
+  if (error instanceof BlockBackendError) return { kind: error.kind, message: error.message };
+  return { kind: 'io', message: error instanceof Error ? error.message : String(error) };
+}
+
+/**
+ * A message names at most WRITE_BATCH_BYTES of runs inside its own buffer; runs outside it
+ * or outside the disk are refused as a whole (the cache never sends them: a bug, not I/O).
+ */
+function checkRuns(buffer: ArrayBuffer, runs: readonly number[], size: number): string | undefined {
+  if (runs.length % 2 !== 0) return 'odd run list';
+  let at = 0;
+  for (let i = 0; i < runs.length; i += 2) {
+    const offset = runs[i]!;
+    const length = runs[i + 1]!;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0 || offset + length > size) {
+      return `run [${offset}, +${length}) is outside the ${size}-byte disk`;
+    }
+    at += length;
+    if (at > buffer.byteLength) return `runs need ${at} bytes, the buffer has ${buffer.byteLength}`;
+  }
+  return undefined;
+}
+
+export function serveWriter(port: WriterEndpoint, medium: BlockBackend): void {
+  /** A write failed since the last flush: that flush must fail too (the write is not durable). */
+  let failedSinceFlush: WriterFailure | undefined;
+  let closed = false;
+  port.onmessage = ({ data: msg }) => {
+    if (closed) return;
+    const before = medium.mediumMs ?? 0;
+    const t0 = performance.now();
+    const elapsed = () => (medium.mediumMs === undefined ? performance.now() - t0 : medium.mediumMs - before);
+    switch (msg.type) {
+      case 'write': {
+        let error: WriterFailure | undefined;
+        const bad = checkRuns(msg.buffer, msg.runs, medium.size);
+        if (bad) error = { kind: 'range', message: bad };
+        else {
+          let at = 0;
+          try {
+            for (let i = 0; i < msg.runs.length; i += 2) {
+              const length = msg.runs[i + 1]!;
+              medium.write(msg.runs[i]!, new Uint8Array(msg.buffer, at, length));
+              at += length;
+            }
+          } catch (e) {
+            error = failure(e);
+          }
+        }
+        if (error) failedSinceFlush ??= error;
+        port.postMessage({ type: 'done', seq: msg.seq, buffer: msg.buffer, ms: elapsed(), error }, [msg.buffer]);
+        break;
+      }
+      case 'flush':
+      case 'close': {
+        let error = failedSinceFlush;
+        failedSinceFlush = undefined;
+        if (!error) {
+          try {
+            medium.flush();
+          } catch (e) {
+            error = failure(e);
+          }
+        }
+        if (msg.type === 'close') {
+          closed = true;
+          try {
+            medium.close();
+          } catch (e) {
+            error ??= failure(e);
+          }
+        }
+        port.postMessage({ type: 'done', seq: msg.seq, ms: elapsed(), error });
+        if (closed) port.close?.();
+        break;
+      }
+    }
+  };
+}
