@@ -1,8 +1,9 @@
 /**
  * Bundled into a Chromium worker by disk-path.ts: our virtio-blk request path (parse, execute,
  * status byte) without a guest, on a memory disk and on the lab's OPFS stack (OpfsBlockBackend
- * under a WriteBackCache), with guest RAM a view into a large WebAssembly.Memory like v86's.
- * Each case runs `ms` per round, rounds interleaved; the answer is µs per request, and for
+ * under a WriteBackCache, and the write-behind cache with its writer worker), with guest RAM a view into a large WebAssembly.Memory like v86's.
+ * Each case runs `ms` per round, rounds interleaved; the answer is this thread's µs per request
+ * (write-behind's waits for room left out: the writer's pace, when a guest would run), and for
  * write cases the time of the FLUSH that ends each round (separately: it is OPFS's fdatasync).
  */
 import type { GuestMemory } from '../../src/virtio/bus.ts';
@@ -12,6 +13,7 @@ import type { BlockBackend } from '../../src/backends/block-backend.ts';
 import { MemoryBlockBackend } from '../../src/backends/memory-block-backend.ts';
 import { OpfsBlockBackend } from '../../src/backends/opfs-block-backend.ts';
 import { WriteBackCache, type WriteBackCacheOptions } from '../../src/backends/write-back-cache.ts';
+import { openWriteBehind } from '../../src/backends/write-behind/open-write-behind.ts';
 import { parseBlkRequest } from '../../src/devices/blk/request.ts';
 import { executeBlkRequest, type BlkIoTarget } from '../../src/devices/blk/io.ts';
 import { BounceBuffer } from '../../src/devices/blk/bounce.ts';
@@ -20,7 +22,8 @@ import { VirtioBlkReqType as T } from '../../src/devices/blk/spec.ts';
 
 export interface DiskPathCase {
   id: string;
-  disk: 'mem' | 'opfs';
+  /** 'opfs': the synchronous write cache; 'behind': write-behind (a writer worker stores). */
+  disk: 'mem' | 'opfs' | 'behind';
   op: 'in' | 'out';
   /** Bytes per request, moved as 4 KiB guest pages scattered like Linux's. */
   bytes: number;
@@ -35,6 +38,8 @@ export interface DiskPathRequest {
   rounds: number;
   diskBytes: number;
   opfsName: string;
+  /** The writer worker's script, for 'behind' cases. */
+  writerUrl: string;
 }
 
 export interface DiskPathReply {
@@ -119,14 +124,17 @@ function flushRequest(memory: WasmGuestMemory): DescriptorChain {
   return { headIndex: 0, readable: [{ addr: base, len: 16 }], writable: [{ addr: base + 16, len: 1 }], readableLength: 16, writableLength: 1, indirect: false };
 }
 
-async function run({ cases, ms, rounds, diskBytes, opfsName }: DiskPathRequest): Promise<DiskPathReply> {
+async function run({ cases, ms, rounds, diskBytes, opfsName, writerUrl }: DiskPathRequest): Promise<DiskPathReply> {
   const memory = new WasmGuestMemory(new WebAssembly.Memory({ initial: RAM_BYTES >> 16 }));
   const root = await navigator.storage.getDirectory();
   const dir = await root.getDirectoryHandle('disks', { create: true });
   const w = await (await dir.getFileHandle(opfsName, { create: true })).createWritable();
   await w.truncate(diskBytes);
   await w.close();
-  const opfs = await OpfsBlockBackend.open(opfsName);
+  // Shared handles ('readwrite-unsafe'), so the write-behind cases' handles can coexist with it.
+  const opfs = await OpfsBlockBackend.open(opfsName, { shared: true });
+  const behind = cases.some((c) => c.disk === 'behind') ? await openWriteBehind(opfsName, { writerUrl }) : undefined;
+  if (cases.some((c) => c.disk === 'behind') && !behind) throw new Error('write-behind is not available in this browser');
   const mem = new MemoryBlockBackend(diskBytes);
   const shape = { capacitySectors: diskBytes / 512, limits: DEFAULT_BLK_LIMITS };
   const target = (backend: BlockBackend): BlkIoTarget => ({
@@ -139,7 +147,7 @@ async function run({ cases, ms, rounds, diskBytes, opfsName }: DiskPathRequest):
     bounce: backend.coalesceRequests ? new BounceBuffer() : undefined,
   });
   // One target per case: OPFS cases differ in their cache's options, all over the one handle.
-  const targets = cases.map((c) => target(c.disk === 'mem' ? mem : new WriteBackCache(opfs, c.cache)));
+  const targets = cases.map((c) => target(c.disk === 'mem' ? mem : c.disk === 'behind' ? behind! : new WriteBackCache(opfs, c.cache)));
   const usPerRequest: number[][] = cases.map(() => []);
   const flushMs: number[][] = cases.map(() => []);
   // The same chains every round: building them is the driver's work, not the device's.
@@ -154,6 +162,7 @@ async function run({ cases, ms, rounds, diskBytes, opfsName }: DiskPathRequest):
         const chains = Array.from({ length: slots }, (_, s) => chainFor(memory, c, 0, s));
         let n = 0;
         let seq = 0;
+        let waited = 0;
         const t0 = performance.now();
         const end = t0 + ms;
         while (performance.now() < end) {
@@ -166,21 +175,32 @@ async function run({ cases, ms, rounds, diskBytes, opfsName }: DiskPathRequest):
             memory.u8[chain.readable[0].addr + 11] = (sector >>> 24) & 0xff;
             const req = parseBlkRequest(memory, chain, shape);
             if (req.kind !== 'request') throw new Error('unanswerable');
+            // Write-behind: a write waits for room as the device would make it wait. The wait is
+            // the writer's pace, not this thread's work (a guest would run meanwhile): not counted.
+            if (c.op === 'out') {
+              for (let w = target.backend.admit?.('write', req.offset, req.dataLength); w; w = target.backend.admit?.('write', req.offset, req.dataLength)) {
+                const w0 = performance.now();
+                await w;
+                waited += performance.now() - w0;
+              }
+            }
             const out = executeBlkRequest(req, target);
             if (out.status !== 0) throw new Error(`${c.id}: status ${out.status}: ${out.reason}`);
             memory.writeU8(req.statusAddr, out.status);
             n++;
           }
         }
-        usPerRequest[ci].push(((performance.now() - t0) * 1000) / n);
+        usPerRequest[ci].push(((performance.now() - t0 - waited) * 1000) / n);
         const f0 = performance.now();
         const fr = parseBlkRequest(memory, flushRequest(memory), shape);
-        if (fr.kind !== 'request' || executeBlkRequest(fr, target).status !== 0) throw new Error('flush failed');
+        if (target.backend.flushAsync) await target.backend.flushAsync();
+        else if (fr.kind !== 'request' || executeBlkRequest(fr, target).status !== 0) throw new Error('flush failed');
         flushMs[ci].push(performance.now() - f0);
       }
     }
     return { usPerRequest, flushMs };
   } finally {
+    await behind?.close();
     opfs.close();
   }
 }

@@ -25,7 +25,7 @@ export const DISK_PATH_CASES: DiskPathCase[] = [
   { id: 'rnd-write 4K', op: 'out', bytes: 4096, random: true },
   { id: 'seq-read 1M', op: 'in', bytes: 1 << 20, random: false },
   { id: 'seq-write 1M', op: 'out', bytes: 1 << 20, random: false },
-].flatMap((c) => (['mem', 'opfs'] as const).map((disk) => ({ ...c, disk, id: `${c.id} ${disk}` }) as DiskPathCase));
+].flatMap((c) => (['mem', 'opfs', 'behind'] as const).map((disk) => ({ ...c, disk, id: `${c.id} ${disk}` }) as DiskPathCase));
 
 /** The write cache's choices, measured against the lab's defaults (`--opfs --variants`). */
 export const DISK_PATH_VARIANTS: DiskPathCase[] = [
@@ -41,9 +41,9 @@ export interface DiskPathFigures {
   overMem?: Figure;
 }
 
-async function workerBundle(): Promise<string> {
+async function workerBundle(entry = path.join(HERE, 'disk-path-worker.ts')): Promise<string> {
   const out = await build({
-    entryPoints: [path.join(HERE, 'disk-path-worker.ts')],
+    entryPoints: [entry],
     bundle: true,
     write: false,
     format: 'iife',
@@ -69,27 +69,29 @@ async function blankOrigin(): Promise<{ origin: string; close(): Promise<void> }
 export async function measureDiskPath(opts: { ms: number; rounds: number; diskMiB: number; variants?: boolean }): Promise<DiskPathFigures[]> {
   const cases = opts.variants ? [...DISK_PATH_CASES, ...DISK_PATH_VARIANTS] : DISK_PATH_CASES;
   const src = await workerBundle();
+  const writerSrc = await workerBundle(path.join(HERE, '../../src/backends/write-behind/writer-worker.ts'));
   const site = await blankOrigin();
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'virtio-lab-disk-path-'));
   const ctx = await chromium.launchPersistentContext(profile, chromiumLaunchOptions());
   try {
     const page = await ctx.newPage();
     await page.goto(site.origin);
-    const request: DiskPathRequest = { cases, ms: opts.ms, rounds: opts.rounds, diskBytes: opts.diskMiB << 20, opfsName: 'bench-disk-path' };
+    const request: Omit<DiskPathRequest, 'writerUrl'> = { cases, ms: opts.ms, rounds: opts.rounds, diskBytes: opts.diskMiB << 20, opfsName: 'bench-disk-path' };
     const reply = await page.evaluate(
-      ({ src, request }) =>
+      ({ src, writerSrc, request }) =>
         new Promise<DiskPathReply>((resolve) => {
+          // No named functions in here: the bundler's helpers do not exist in the page.
           const w = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
           w.onmessage = (e) => resolve(e.data);
           w.onerror = (e) => resolve({ error: e.message });
-          w.postMessage(request);
+          w.postMessage({ ...request, writerUrl: URL.createObjectURL(new Blob([writerSrc], { type: 'text/javascript' })) });
         }),
-      { src, request },
+      { src, writerSrc, request },
     );
     if (!reply.usPerRequest || !reply.flushMs) throw new Error(`disk-path worker: ${reply.error}`);
     const us = reply.usPerRequest;
     return cases.map((c, i) => {
-      const twin = c.disk === 'opfs' ? cases.findIndex((m) => m.disk === 'mem' && m.op === c.op && m.bytes === c.bytes && m.random === c.random) : -1;
+      const twin = c.disk !== 'mem' ? cases.findIndex((m) => m.disk === 'mem' && m.op === c.op && m.bytes === c.bytes && m.random === c.random) : -1;
       return {
         id: c.id,
         usPerRequest: figure(us[i]),

@@ -38,16 +38,26 @@ async function takeLock(name: string): Promise<(() => void) | undefined> {
   });
 }
 
-function startWriter(name: string): Promise<Worker> {
+/**
+ * The writer worker: the lab's bundle of writer-worker.ts, or another script. The default
+ * must stay written exactly so: Vite bundles a worker only from `new Worker(new URL(…))`.
+ */
+function createWriter(name: string, writerUrl: URL | string | undefined): Worker {
+  const options: WorkerOptions = { type: 'module', name: `disk writer ${name}` };
+  if (writerUrl !== undefined) return new Worker(writerUrl, options);
+  return new Worker(new URL('./writer-worker.ts', import.meta.url), { type: 'module', name: `disk writer ${name}` });
+}
+
+function startWriter(name: string, writerUrl: URL | string | undefined): Promise<Worker> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./writer-worker.ts', import.meta.url), { type: 'module', name: `disk writer ${name}` });
+    const worker = createWriter(name, writerUrl);
     const timer = setTimeout(() => fail(new Error('the disk writer did not open in time')), WRITER_OPEN_MS);
     const fail = (e: Error) => {
       clearTimeout(timer);
       worker.terminate();
       reject(e);
     };
-    worker.onerror = (ev) => fail(new Error(`the disk writer failed to start: ${ev.message}`));
+    worker.onerror = (ev) => fail(new Error(`the disk writer failed to start: ${ev.message ?? 'its script did not load'}`));
     worker.onmessage = ({ data }: MessageEvent<WriterOpened>) => {
       clearTimeout(timer);
       worker.onmessage = null;
@@ -59,8 +69,16 @@ function startWriter(name: string): Promise<Worker> {
   });
 }
 
-export async function openWriteBehind(name: string): Promise<WriteBehindCache | undefined> {
-  if (typeof navigator === 'undefined' || !navigator.locks || typeof Worker === 'undefined') return undefined;
+/** `writerUrl`: the writer worker's script (default: the lab's bundle of writer-worker.ts). */
+/** Says why write-behind is off for this disk (the console of the VM's worker). */
+function unavailable(name: string, why: string): undefined {
+  console.warn(`disk "${name}": no write-behind (${why}); OPFS writes run on the emulator's thread`);
+  return undefined;
+}
+
+export async function openWriteBehind(name: string, opts: { writerUrl?: URL | string } = {}): Promise<WriteBehindCache | undefined> {
+  if (typeof navigator === 'undefined' || !navigator.locks) return unavailable(name, 'no Web Locks');
+  if (typeof Worker === 'undefined') return unavailable(name, 'no workers inside workers');
   const release = await takeLock(diskLockName(name));
   if (!release) throw new DiskError('disk-in-use', `disk "${name}" is in use by another tab`);
   let reader: OpfsBlockBackend | undefined;
@@ -69,15 +87,15 @@ export async function openWriteBehind(name: string): Promise<WriteBehindCache | 
   } catch (e) {
     release();
     if (e instanceof DiskError) throw e; // missing, invalid, in use by a tab that opened it exclusively
-    return undefined; // no 'readwrite-unsafe' here
+    return unavailable(name, `no 'readwrite-unsafe' handles: ${e instanceof Error ? e.message : String(e)}`);
   }
   let worker: Worker;
   try {
-    worker = await startWriter(name);
-  } catch {
+    worker = await startWriter(name, opts.writerUrl);
+  } catch (e) {
     reader.close();
     release();
-    return undefined;
+    return unavailable(name, e instanceof Error ? e.message : String(e));
   }
   const cache = new WriteBehindCache(reader, worker, {
     onClosed: () => {

@@ -24,6 +24,7 @@
  */
 import { BlockBackendError, type BlockBackend } from '../block-backend.ts';
 import { WRITE_BATCH_BYTES, type ToWriter, type WriterDone } from './protocol.ts';
+import { BlockTable } from './block-table.ts';
 
 export const BEHIND_BLOCK = 4096;
 /**
@@ -112,11 +113,17 @@ export class WriteBehindCache implements BlockBackend {
   private readonly slots: number;
   private slab: Uint8Array | undefined;
   private readonly slotState: Uint8Array;
+  /** A stack: popped in ascending order while whole batches come back, so neighbours get neighbouring slots. */
   private readonly freeSlots: number[] = [];
   /** Block → the slot with its newest bytes (dirty or sent). */
-  private readonly current = new Map<number, number>();
-  /** Blocks whose current slot is dirty. */
-  private readonly dirty = new Set<number>();
+  private readonly current: BlockTable;
+  /**
+   * Blocks that became dirty since the last send, in no order; an entry may repeat or be
+   * stale (zeroed since): send() keeps those whose current slot is dirty, once.
+   */
+  private dirtyList: number[] = [];
+  /** Bytes of dirty slots. */
+  private dirtyBytes = 0;
   private readonly inFlight = new Map<number, Batch | Settle>();
   private batchesInFlight = 0;
   private seq = 0;
@@ -144,6 +151,7 @@ export class WriteBehindCache implements BlockBackend {
       throw new RangeError(`write-behind cache: maxBytes ${this.maxBytes} is not a positive multiple of ${BEHIND_BLOCK}`);
     }
     this.slots = this.maxBytes / BEHIND_BLOCK;
+    this.current = new BlockTable(Math.ceil(this.size / BEHIND_BLOCK));
     this.slotState = new Uint8Array(this.slots);
     for (let s = this.slots - 1; s >= 0; s--) this.freeSlots.push(s);
     port.onmessage = (event) => this.acknowledged(event.data);
@@ -214,7 +222,7 @@ export class WriteBehindCache implements BlockBackend {
       const block = Math.floor(at / BEHIND_BLOCK);
       const next = Math.min(end, (block + 1) * BEHIND_BLOCK);
       const slot = this.current.get(block);
-      if (slot !== undefined) {
+      if (slot !== -1) {
         if (runStart < at) this.reader.read(runStart, dst.subarray(runStart - offset, at - offset));
         const from = slot * BEHIND_BLOCK + (at - block * BEHIND_BLOCK);
         dst.set(this.slab!.subarray(from, from + (next - at)), at - offset);
@@ -235,41 +243,57 @@ export class WriteBehindCache implements BlockBackend {
     this.slab ??= new Uint8Array(this.maxBytes);
     const slab = this.slab;
     const end = offset + src.length;
+    // Copies go out in spans: neighbouring blocks in neighbouring slots take one set().
+    let spanFrom = offset; // source offset (disk bytes) where the pending span starts
+    let spanSlotAt = -1; // slab byte where it goes
+    let spanEnd = offset;
+    const copySpan = () => {
+      if (spanEnd > spanFrom) slab.set(src.subarray(spanFrom - offset, spanEnd - offset), spanSlotAt);
+    };
     for (let at = offset; at < end; ) {
       const block = Math.floor(at / BEHIND_BLOCK);
       const blockStart = block * BEHIND_BLOCK;
       const next = Math.min(end, blockStart + BEHIND_BLOCK);
       let slot = this.current.get(block);
-      if (slot === undefined || this.slotState[slot] === SENT) {
+      if (slot === -1 || this.slotState[slot] === SENT) {
         const fresh = this.freeSlots.pop()!;
         const length = this.blockLength(block);
         if (at > blockStart || next < blockStart + length) {
           // A partial block: the rest from its sent copy, or from the medium.
-          if (slot !== undefined) slab.copyWithin(fresh * BEHIND_BLOCK, slot * BEHIND_BLOCK, slot * BEHIND_BLOCK + length);
+          if (slot !== -1) slab.copyWithin(fresh * BEHIND_BLOCK, slot * BEHIND_BLOCK, slot * BEHIND_BLOCK + length);
           else {
             try {
               this.reader.read(blockStart, slab.subarray(fresh * BEHIND_BLOCK, fresh * BEHIND_BLOCK + length));
             } catch (error) {
               this.freeSlots.push(fresh);
+              copySpan();
               throw error;
             }
           }
         }
-        if (slot !== undefined) this.stats.rewritesInFlight++;
+        if (slot !== -1) this.stats.rewritesInFlight++;
         slot = fresh;
         this.slotState[slot] = DIRTY;
         this.current.set(block, slot);
-        this.dirty.add(block);
+        this.dirtyList.push(block);
+        this.dirtyBytes += length;
       }
-      slab.set(src.subarray(at - offset, next - offset), slot * BEHIND_BLOCK + (at - blockStart));
+      const to = slot * BEHIND_BLOCK + (at - blockStart);
+      if (to !== spanSlotAt + (spanEnd - spanFrom)) {
+        copySpan();
+        spanFrom = at;
+        spanSlotAt = to;
+      }
+      spanEnd = next;
       at = next;
     }
-    if (this.dirty.size * BEHIND_BLOCK >= this.sendBytes) this.send();
+    copySpan();
+    if (this.dirtyBytes >= this.sendBytes) this.send();
     else this.armTimer();
   }
 
   private armTimer(): void {
-    if (this.timer !== undefined || this.dirty.size === 0) return;
+    if (this.timer !== undefined || this.dirtyBytes === 0) return;
     const delay = Math.max(this.sendAfterMs, this.retryNotBefore - performance.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -292,9 +316,10 @@ export class WriteBehindCache implements BlockBackend {
   /** Every dirty block to the writer, by ascending offset, in batches of ≤ WRITE_BATCH_BYTES. */
   private send(): void {
     this.cancelTimer();
-    if (this.dirty.size === 0 || this.dead) return;
-    const blocks = [...this.dirty].sort((a, b) => a - b);
-    this.dirty.clear();
+    if (this.dirtyBytes === 0 || this.dead) return;
+    const blocks = Float64Array.from(this.dirtyList).sort();
+    this.dirtyList = [];
+    this.dirtyBytes = 0;
     const slab = this.slab!;
     let batch: Batch = { kind: 'write', blocks: [], slots: [] };
     let buffer = this.pool.pop() ?? new ArrayBuffer(WRITE_BATCH_BYTES);
@@ -309,9 +334,23 @@ export class WriteBehindCache implements BlockBackend {
       this.sentSinceFlush = true;
       this.post({ type: 'write', seq, buffer, runs }, batch, [buffer]);
     };
+    // Copies in spans: neighbouring blocks in neighbouring slots take one set().
+    let spanSlotAt = 0;
+    let spanLength = 0;
+    let spanUsed = 0;
+    const copySpan = () => {
+      if (spanLength) bytes.set(slab.subarray(spanSlotAt, spanSlotAt + spanLength), spanUsed);
+      spanLength = 0;
+    };
+    let previous = -1;
     for (const block of blocks) {
+      const slot = this.current.get(block);
+      // A repeated entry, or a block zeroed since it became dirty.
+      if (block === previous || slot === -1 || this.slotState[slot] !== DIRTY) continue;
+      previous = block;
       const length = this.blockLength(block);
       if (used + length > WRITE_BATCH_BYTES) {
+        copySpan();
         flushBatch();
         batch = { kind: 'write', blocks: [], slots: [] };
         buffer = this.pool.pop() ?? new ArrayBuffer(WRITE_BATCH_BYTES);
@@ -319,8 +358,13 @@ export class WriteBehindCache implements BlockBackend {
         runs = [];
         used = 0;
       }
-      const slot = this.current.get(block)!;
-      bytes.set(slab.subarray(slot * BEHIND_BLOCK, slot * BEHIND_BLOCK + length), used);
+      if (spanLength && slot * BEHIND_BLOCK === spanSlotAt + spanLength && used === spanUsed + spanLength) spanLength += length;
+      else {
+        copySpan();
+        spanSlotAt = slot * BEHIND_BLOCK;
+        spanUsed = used;
+        spanLength = length;
+      }
       const offset = block * BEHIND_BLOCK;
       const last = runs.length - 2;
       // Extends the previous run when the block follows it on the disk.
@@ -331,7 +375,9 @@ export class WriteBehindCache implements BlockBackend {
       batch.blocks.push(block);
       batch.slots.push(slot);
     }
-    flushBatch();
+    copySpan();
+    if (batch.blocks.length) flushBatch();
+    else this.pool.push(buffer);
   }
 
   private acknowledged(done: WriterDone): void {
@@ -346,13 +392,15 @@ export class WriteBehindCache implements BlockBackend {
         this.stats.failedBatches++;
         this.retryNotBefore = performance.now() + this.retryMs;
       }
-      for (let i = 0; i < entry.blocks.length; i++) {
+      // Backwards: the free stack then pops these slots in ascending order again.
+      for (let i = entry.blocks.length - 1; i >= 0; i--) {
         const block = entry.blocks[i]!;
         const slot = entry.slots[i]!;
         if (this.current.get(block) !== slot) this.release(slot);
         else if (done.error) {
           this.slotState[slot] = DIRTY;
-          this.dirty.add(block);
+          this.dirtyList.push(block);
+          this.dirtyBytes += this.blockLength(block);
         } else {
           this.current.delete(block);
           this.release(slot);
@@ -417,17 +465,17 @@ export class WriteBehindCache implements BlockBackend {
     const first = Math.floor(offset / BEHIND_BLOCK);
     const last = Math.floor((offset + length - 1) / BEHIND_BLOCK);
     // The medium gets the zeroes; cached blocks inside the range are dropped, those it overlaps zeroed.
-    for (const [block, slot] of [...this.current]) {
-      if (block < first || block > last) continue;
+    this.current.forEachIn(first, last, (block, slot) => {
       const blockStart = block * BEHIND_BLOCK;
       const lo = Math.max(offset, blockStart);
       const hi = Math.min(offset + length, blockStart + this.blockLength(block));
       if (lo === blockStart && hi === blockStart + this.blockLength(block)) {
+        // Dirty (nothing is in flight now): its dirtyList entry goes stale.
         this.current.delete(block);
-        this.dirty.delete(block);
+        this.dirtyBytes -= this.blockLength(block);
         this.release(slot);
       } else this.slab!.fill(0, slot * BEHIND_BLOCK + (lo - blockStart), slot * BEHIND_BLOCK + (hi - blockStart));
-    }
+    });
     this.sentSinceFlush = true;
     how(offset, length);
   }
