@@ -230,17 +230,17 @@ export class VirtioBlk implements VirtioDevice {
       else if (this.heldFlushes.size) await Promise.all(this.heldFlushes);
       else break;
     }
-    if (this.backend.cachedWriteBytes) {
-      if (this.backend.flushAsync) {
-        try {
-          await this.backend.flushAsync();
-        } catch (error) {
-          this.backendFailed(failureOf(error), new Set());
-        }
-      } else {
-        const failure = this.flushBackend();
-        if (failure) this.backendFailed(failure, new Set());
+    if (this.backend.flushAsync && !this.backend.readOnly) {
+      // Write-behind: what the writer stored may not be durable yet, even with nothing cached
+      // (the flush skips fdatasync when nothing was sent since the last one).
+      try {
+        await this.backend.flushAsync();
+      } catch (error) {
+        this.backendFailed(failureOf(error), new Set());
       }
+    } else if (this.backend.cachedWriteBytes) {
+      const failure = this.flushBackend();
+      if (failure) this.backendFailed(failure, new Set());
     }
   }
 
