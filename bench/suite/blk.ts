@@ -82,6 +82,10 @@ export interface Sample {
   mediumUsPerReq?: number;
   flushUsPerReq?: number;
   backgroundUsPerReq?: number;
+  /** Write-behind: the writer worker's µs per request (its thread), requests that waited for room, FLUSH wait (ms, wall). */
+  writerUsPerReq?: number;
+  waitsPerReq?: number;
+  flushWaitMsPerFlush?: number;
 }
 
 export const blkStats = (devices: DeviceStats[]) => devices.find((d) => d.name === 'virtio-blk');
@@ -114,6 +118,12 @@ export async function runJob(g: BenchGuest, device: string, irqLine: RegExp, job
     sample.mediumUsPerReq = us('mediumMs');
     sample.flushUsPerReq = us('flushMs');
     sample.backgroundUsPerReq = us('backgroundMs');
+    if (b.extra.writeBehind) {
+      sample.writerUsPerReq = us('writerMs');
+      sample.waitsPerReq = (b.extra.backendWaits - a.extra.backendWaits) / requests;
+      const flushes = b.extra.asyncFlushes - a.extra.asyncFlushes;
+      sample.flushWaitMsPerFlush = flushes ? (b.extra.flushWaitMs - a.extra.flushWaitMs) / flushes : 0;
+    }
   }
   return sample;
 }
@@ -184,7 +194,7 @@ export async function benchDisks(
         for (const [id, { g, device, irq }] of Object.entries(guests)) {
           const s = await runJob(g, device, irq, job, seconds, diskMiB);
           push(job, id as DiskColumnId, s);
-          const host = s.hostUsPerReq === undefined ? '' : `, host µs/req ${s.hostUsPerReq.toFixed(1)} (medium ${s.mediumUsPerReq?.toFixed(1)}, flush ${s.flushUsPerReq?.toFixed(1)}, +background ${s.backgroundUsPerReq?.toFixed(1)})`;
+          const host = s.hostUsPerReq === undefined ? '' : `, host µs/req ${s.hostUsPerReq.toFixed(1)} (medium ${s.mediumUsPerReq?.toFixed(1)}, flush ${s.flushUsPerReq?.toFixed(1)}, +background ${s.backgroundUsPerReq?.toFixed(1)}${s.writerUsPerReq === undefined ? '' : `; writer ${s.writerUsPerReq.toFixed(1)} µs/req, waits ${s.waitsPerReq?.toFixed(2)}/req, FLUSH wait ${s.flushWaitMsPerFlush?.toFixed(1)} ms`})`;
           log(`  round ${round + 1} ${job.id} ${id}: ${s.value.toFixed(job.metric === 'IOPS' ? 0 : 1)} ${job.metric}${host}, others ${s.foreignCores?.toFixed(2)} cores${disturbed(s) ? ' (disturbed)' : ''}`);
         }
         // A synchronous API has no queue depth: the qd32 rows repeat the qd1 pattern.

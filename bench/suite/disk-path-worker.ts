@@ -145,6 +145,7 @@ async function run({ cases, ms, rounds, diskBytes, opfsName, writerUrl }: DiskPa
     discard: true,
     writeZeroes: true,
     bounce: backend.coalesceRequests ? new BounceBuffer() : undefined,
+    bounceWrites: backend.coalesceRequests === true,
   });
   // One target per case: OPFS cases differ in their cache's options, all over the one handle.
   const targets = cases.map((c) => target(c.disk === 'mem' ? mem : c.disk === 'behind' ? behind! : new WriteBackCache(opfs, c.cache)));

@@ -31,9 +31,10 @@ export interface BlockBackend {
   /**
    * Each call costs more than copying a whole request once (a syscall or an OPFS call per
    * piece): the device then moves a multi-piece request in one call through a bounce buffer.
-   * Unset for memory, where going piece by piece saves that copy.
+   * Unset for memory, where going piece by piece saves that copy; 'reads' where only reads
+   * cost a call and writes are copies anyway (the write-behind cache).
    */
-  readonly coalesceRequests?: boolean;
+  readonly coalesceRequests?: boolean | 'reads';
   /**
    * Bytes of completed writes held in a volatile cache that the medium has not seen yet
    * (write-back-cache.ts); absent or 0: none. flush() writes them out.

@@ -97,7 +97,7 @@ export interface WriteBackCacheStats {
 export class WriteBackCache implements BlockBackend {
   readonly size: number;
   readonly readOnly: boolean;
-  readonly coalesceRequests: boolean | undefined;
+  readonly coalesceRequests: boolean | 'reads' | undefined;
   readonly maxBytes: number;
   readonly maxAgeMs: number;
   readonly bypassBytes: number;

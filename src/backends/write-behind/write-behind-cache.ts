@@ -90,7 +90,8 @@ interface Settle {
 export class WriteBehindCache implements BlockBackend {
   readonly size: number;
   readonly readOnly = false;
-  readonly coalesceRequests = true;
+  /** Reads of uncached blocks are OPFS calls; a write is a copy into the slab whatever its pieces. */
+  readonly coalesceRequests = 'reads';
   readonly maxBytes: number;
   readonly stats: WriteBehindStats = {
     batches: 0,

@@ -183,6 +183,7 @@ export class VirtioBlk implements VirtioDevice {
       discard: ctx.hasFeature(BlkFeature.VIRTIO_BLK_F_DISCARD),
       writeZeroes: ctx.hasFeature(BlkFeature.VIRTIO_BLK_F_WRITE_ZEROES),
       bounce: this.backend.coalesceRequests ? this.bounce : undefined,
+      bounceWrites: this.backend.coalesceRequests === true,
     };
   }
 

@@ -28,8 +28,10 @@ export interface BlkIoTarget {
   /** Negotiated VIRTIO_BLK_F_DISCARD / VIRTIO_BLK_F_WRITE_ZEROES. */
   readonly discard: boolean;
   readonly writeZeroes: boolean;
-  /** Coalesces multi-piece IN/OUT requests into one backend call (none: piece by piece). */
+  /** Coalesces multi-piece IN requests into one backend call (none: piece by piece). */
   readonly bounce?: BounceBuffer;
+  /** OUT requests too (the backend's write is a call, not just a copy). */
+  readonly bounceWrites?: boolean;
 }
 
 export interface BlkOutcome {
@@ -142,7 +144,7 @@ export function executeBlkRequest(req: BlkRequest, target: BlkIoTarget): BlkOutc
       }
       case T.VIRTIO_BLK_T_OUT: {
         let modified = false;
-        const scratch = req.data.length > 1 ? target.bounce?.take(req.dataLength) : undefined;
+        const scratch = req.data.length > 1 && target.bounceWrites ? target.bounce?.take(req.dataLength) : undefined;
         try {
           if (scratch) {
             eachPiece(memory, req.data, 0, (view, at) => scratch.set(view, at));
