@@ -145,6 +145,22 @@ describe('WriteBehindCache', () => {
     expect(medium.counts.flush).toBe(2);
   });
 
+  it('a flush with nothing new while the previous one still runs ends only when that one does', async () => {
+    const { medium, cache } = setup();
+    await cache.flushAsync();
+    cache.write(0, fill(4 * KiB, 3));
+    const first = cache.flushAsync();
+    let secondDone = false;
+    const second = cache.flushAsync().then(() => (secondDone = true));
+    expect(cache.stats.flushesSkipped).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    // The writer has not answered the first yet, so the data is not known durable: neither is done.
+    if (cache.pendingMessages > 0) expect(secondDone).toBe(false);
+    await Promise.all([first, second]);
+    expect(secondDone).toBe(true);
+    expect(same(medium.durable!.subarray(0, 4 * KiB), fill(4 * KiB, 3))).toBe(true);
+  });
+
   it('close() stores and flushes everything, then releases both handles', async () => {
     let closed = 0;
     const { medium, cache } = setup({ onClosed: () => closed++ });

@@ -135,6 +135,8 @@ export class WriteBehindCache implements BlockBackend {
   private retryNotBefore = 0;
   /** Something was posted that no successful flush has covered yet (at first: unknown). */
   private sentSinceFlush = true;
+  /** The last flush posted: a flush with nothing new to send is done when it is. */
+  private lastFlush: Promise<void> = Promise.resolve();
   private dead: Error | undefined;
   private closing: Promise<void> | undefined;
 
@@ -445,12 +447,15 @@ export class WriteBehindCache implements BlockBackend {
     if (this.dead) return Promise.reject(new BlockBackendError('io', this.dead.message));
     this.send();
     if (!this.sentSinceFlush) {
+      // Nothing sent since the last flush was posted; that one may still be running, and what
+      // it covers is durable only once it ends.
       this.stats.flushesSkipped++;
-      return Promise.resolve();
+      return this.lastFlush;
     }
     this.sentSinceFlush = false;
     this.stats.flushes++;
-    return new Promise((resolve, reject) => this.post({ type: 'flush', seq: ++this.seq }, { kind: 'flush', resolve, reject }));
+    this.lastFlush = new Promise((resolve, reject) => this.post({ type: 'flush', seq: ++this.seq }, { kind: 'flush', resolve, reject }));
+    return this.lastFlush;
   }
 
   /** Synchronous durability cannot be had here: callers use flushAsync(). */
