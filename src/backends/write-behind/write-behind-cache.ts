@@ -32,8 +32,11 @@ export const BEHIND_BLOCK = 4096;
  * whatever its alignment once the writer has caught up.
  */
 export const DEFAULT_BEHIND_BYTES = (16 << 20) + BEHIND_BLOCK;
-/** Default dirty bytes that start a send at once. */
-export const DEFAULT_SEND_BYTES = 256 << 10;
+/**
+ * Default dirty bytes that start a send at once: a whole batch, so a sequential stream goes
+ * out as one 1 MiB write call (~330 µs on OPFS) rather than four of 256 KiB (~140 µs each).
+ */
+export const DEFAULT_SEND_BYTES = 1 << 20;
 /** Default age of the oldest dirty block before it is sent anyway. */
 export const DEFAULT_SEND_AFTER_MS = 25;
 /** After a failed batch, its blocks go out again at most this often. */
