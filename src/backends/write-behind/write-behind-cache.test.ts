@@ -45,11 +45,14 @@ describe('WriteBehindCache', () => {
     expect(cache.stats.flushes).toBe(1);
   });
 
-  it('dirty blocks go out by themselves: at sendBytes, or sendAfterMs after the first', async () => {
+  it('dirty blocks go out by themselves: before the next request once sendBytes are dirty, or sendAfterMs after the first', async () => {
     const bySize = setup({ sendBytes: 8 * KiB });
     bySize.cache.write(0, fill(4 * KiB, 1));
+    expect(bySize.cache.admit('write', 0, 512)).toBeUndefined();
     expect(bySize.cache.stats.batches).toBe(0);
     bySize.cache.write(64 * KiB, fill(4 * KiB, 2));
+    expect(bySize.cache.stats.batches).toBe(0); // never between the pieces of one request
+    expect(bySize.cache.admit('write', 0, 512)).toBeUndefined();
     expect(bySize.cache.stats.batches).toBe(1);
     await bySize.cache.whenIdle();
     expect(bySize.medium.counts.write).toBe(2); // two runs: the blocks are not neighbours
@@ -69,7 +72,8 @@ describe('WriteBehindCache', () => {
     const seen: Uint8Array[] = [];
     const write = medium.write.bind(medium);
     medium.write = (offset, src) => (seen.push(src.slice()), write(offset, src));
-    cache.write(0, fill(4 * KiB, 1)); // sent at once
+    cache.write(0, fill(4 * KiB, 1));
+    expect(cache.admit('write', 512, 512)).toBeUndefined(); // sends what is dirty, before the next request
     expect(cache.stats.batches).toBe(1);
     cache.write(512, fill(512, 9)); // a partial rewrite while the batch is in flight
     expect(cache.stats.rewritesInFlight).toBe(1);
@@ -105,7 +109,8 @@ describe('WriteBehindCache', () => {
     expect(() => cache.writeZeroes(0, 4 * KiB)).toThrow(BlockBackendError);
     await wait;
     expect(cache.admit('zero', 0, 0)).toBeUndefined();
-    cache.write(8 * KiB, fill(4 * KiB, 2)); // sent at once (sendBytes), stored, then zeroed in part
+    cache.write(8 * KiB, fill(4 * KiB, 2));
+    expect(cache.admit('write', 0, 0)).toBeUndefined(); // sends it; stored, then zeroed in part
     await cache.whenIdle();
     cache.writeZeroes(0, 10 * KiB);
     const back = new Uint8Array(12 * KiB);

@@ -198,6 +198,7 @@ export class WriteBehindCache implements BlockBackend {
    */
   admit(op: 'write' | 'zero', offset: number, length: number): Promise<void> | undefined {
     if (this.dead) return undefined; // the request then fails with the writer's death
+    if (this.dirtyBytes >= this.sendBytes) this.send();
     if (op === 'zero') {
       if (this.batchesInFlight === 0) return undefined;
       this.stats.waitsForIdle++;
@@ -206,7 +207,7 @@ export class WriteBehindCache implements BlockBackend {
     const need = this.blocksSpanned(offset, length);
     if (need <= this.freeSlots.length || need > this.slots) return undefined;
     this.stats.waitsForRoom++;
-    this.send();
+    this.send(); // what is dirty, so that acknowledgements free room
     return this.nextAcknowledgement();
   }
 
@@ -294,8 +295,10 @@ export class WriteBehindCache implements BlockBackend {
       at = next;
     }
     copySpan();
-    if (this.dirtyBytes >= this.sendBytes) this.send();
-    else this.armTimer();
+    // No send here: the device writes a request piece by piece, and a send between its pieces
+    // would make a later piece of the same block take a second slot admit() did not count.
+    // admit() sends before the next request once sendBytes are dirty; the timer otherwise.
+    this.armTimer();
   }
 
   private armTimer(): void {
