@@ -168,9 +168,9 @@ function opfsFile(size: number): string | undefined {
   return found.length === 1 ? found[0] : undefined;
 }
 
-function run(cmd: string, argv: string[]): { status: number; out: string } {
+function run(cmd: string, argv: string[]): { status: number; out: string; stdout: string } {
   const r = spawnSync(cmd, argv, { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/sbin:/usr/sbin` } });
-  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+  return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}`, stdout: r.stdout ?? '' };
 }
 
 interface HostCheck {
@@ -199,7 +199,9 @@ function hostCheck(round: number, src: string, locate?: string): HostCheck {
 
     if (locate) {
       const blockSize = Number(/Block size:\s+(\d+)/.exec(run('debugfs', ['-R', 'stats', img]).out)?.[1]);
-      const blocks = run('debugfs', ['-R', `blocks /${locate}`, img]).out.match(/\d+/g)?.map(Number) ?? [];
+      // stdout only: debugfs's banner on stderr ("debugfs 1.47.0 (5-Feb-2023)") holds numbers
+      // too, and taken for blocks they named the superblock as the file's.
+      const blocks = run('debugfs', ['-R', `blocks /${locate}`, img]).stdout.match(/\d+/g)?.map(Number) ?? [];
       if (blockSize > 0 && blocks.length) res.ranges = blocks.map((b) => [b * blockSize, (b + 1) * blockSize]);
     }
     const ls = run('debugfs', ['-R', 'ls -p /', img]);
