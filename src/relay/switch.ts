@@ -176,12 +176,13 @@ export class SwitchPort {
   }
 
   /**
-   * The NIC's offer (a hello): super-segments of up to `bytes`, or 0 for none. Only local
-   * client ports take one (a cluster link carries MTU frames; the gateway only sends them).
-   * False, and nothing changed, when the offer is out of bounds or not this port's to make.
+   * The NIC's offer (a hello): super-segments of up to `bytes`, or 0 for none. Only a NIC's
+   * port takes one: not a cluster link (it carries MTU frames to other processes) nor the
+   * gateway's (its MAC is preset; it only sends them). False, and nothing changed, when the
+   * offer is out of bounds or not this port's to make.
    */
   setSuperSegments(bytes: number): boolean {
-    if (!this.options.lockMac || this.options.remote) return false;
+    if (this.options.remote || this.options.mac) return false;
     if (bytes !== 0 && !(Number.isInteger(bytes) && bytes >= SUPER_SEGMENT_MIN_OFFER && bytes <= SUPER_SEGMENT_MAX_FRAME)) return false;
     this.superSegmentBytes = bytes;
     return true;

@@ -35,15 +35,27 @@ export class NetStats {
   rxBytes = 0;
   /** Frames handed over with VIRTIO_NET_HDR_F_DATA_VALID (checksum verified by us). */
   rxDataValid = 0;
-  /** Super-frames handed over by large receive (GUEST_TSO4), and the frames merged into them. */
+  /**
+   * Super-frames handed over by large receive (GUEST_TSO4), and the frames merged into them;
+   * a super-segment from the link counts as one, with the MSS segments it carries (so does
+   * rxFrames).
+   */
   rxLroPackets = 0;
   rxLroSegments = 0;
+  /** Super-segments from the link handed over whole, and cut into MTU frames (large receive was off). */
+  rxSuperSegments = 0;
+  rxSuperSegmentsCut = 0;
+  /** Dropped: a super-segment still waiting when large receive went off, or too big for the whole ring. */
+  rxDropsSuperSegments = 0;
   /** Packets that needed more than one buffer (MRG_RXBUF), and buffers used in all. */
   rxMergedFrames = 0;
   rxBuffersUsed = 0;
   /** Dropped: backlog full (no rx buffers for too long). */
   rxDropsBacklogFull = 0;
-  /** Dropped: longer than MTU + 14 (+ 4 with a VLAN tag), or shorter than an Ethernet header. */
+  /**
+   * Dropped: longer than MTU + 14 (+ 4 with a VLAN tag) and no super-segment the device takes
+   * (rx-super.ts), or shorter than an Ethernet header.
+   */
   rxDropsOversized = 0;
   rxDropsRunt = 0;
   /** Dropped: the driver had not set DRIVER_OK (or reset the device). */
@@ -69,7 +81,7 @@ export class NetStats {
   hookMs = 0;
 
   get rxDrops(): number {
-    return this.rxDropsBacklogFull + this.rxDropsOversized + this.rxDropsRunt + this.rxDropsNotReady + this.rxDropsBufferTooSmall;
+    return this.rxDropsBacklogFull + this.rxDropsOversized + this.rxDropsRunt + this.rxDropsNotReady + this.rxDropsBufferTooSmall + this.rxDropsSuperSegments;
   }
 
   get txDrops(): number {
