@@ -644,9 +644,8 @@ export class VirtioNet implements VirtioDevice {
       return 'dropped';
     }
     s.rxSuperSegments++;
-    s.rxLroPackets++;
-    s.rxLroSegments += run.segments;
-    s.rxFrames += run.segments;
+    s.rxSuperSegmentMss += run.segments;
+    s.rxFrames++;
     s.rxBytes += frame.length;
     const t0 = performance.now();
     this.capture(frame, 'rx');

@@ -89,7 +89,7 @@ describe('super-segments from the link', () => {
     const done = r.frame.slice();
     expect(completePartialChecksum(done, r.hdr.csumStart, r.hdr.csumOffset)).toBe(true);
     expect(checksumsOk(done)).toBe(true);
-    expect(t.device.stats).toMatchObject({ rxSuperSegments: 1, rxLroPackets: 1, rxLroSegments: 21, rxFrames: 21, rxDrops: 0 });
+    expect(t.device.stats).toMatchObject({ rxSuperSegments: 1, rxSuperSegmentMss: 21, rxFrames: 1, rxLroPackets: 0, rxDrops: 0 });
     expect(captured).toEqual([f]);
   });
 

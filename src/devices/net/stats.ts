@@ -35,15 +35,15 @@ export class NetStats {
   rxBytes = 0;
   /** Frames handed over with VIRTIO_NET_HDR_F_DATA_VALID (checksum verified by us). */
   rxDataValid = 0;
-  /**
-   * Super-frames handed over by large receive (GUEST_TSO4), and the frames merged into them;
-   * a super-segment from the link counts as one, with the MSS segments it carries (so does
-   * rxFrames).
-   */
+  /** Super-frames handed over by large receive (GUEST_TSO4), and the frames merged into them. */
   rxLroPackets = 0;
   rxLroSegments = 0;
-  /** Super-segments from the link handed over whole, and cut into MTU frames (large receive was off). */
+  /**
+   * Super-segments from the link handed over whole (each one frame in rxFrames), the MSS
+   * segments they carried, and those cut into MTU frames here (large receive was off).
+   */
   rxSuperSegments = 0;
+  rxSuperSegmentMss = 0;
   rxSuperSegmentsCut = 0;
   /** Dropped: a super-segment still waiting when large receive went off, or too big for the whole ring. */
   rxDropsSuperSegments = 0;
