@@ -59,11 +59,6 @@ export class GatewayLink implements FrameLink {
     return true;
   }
 
-  /** The NIC takes super-segments: the gateway's TCP sends them (switch.ts). */
-  offerSuperSegments(maxFrameBytes: number): void {
-    this.port.setSuperSegments(maxFrameBytes);
-  }
-
   stats(): GatewayStats {
     return this.gateway.stats();
   }
