@@ -202,9 +202,9 @@ export function ownFrame(data: RawData): Uint8Array {
 
 /** The offer a text message makes (link-hello.ts), if it is a hello; longer ones are not even decoded. */
 export function linkHello(data: RawData): number | undefined {
-  const bytes = ownFrame(data);
-  if (bytes.length > LINK_HELLO_MAX_CHARS) return undefined;
-  return parseLinkHello(new TextDecoder().decode(bytes));
+  const size = Array.isArray(data) ? data.reduce((n, part) => n + part.byteLength, 0) : data.byteLength;
+  if (size > LINK_HELLO_MAX_CHARS) return undefined;
+  return parseLinkHello(new TextDecoder().decode(ownFrame(data)));
 }
 
 const WS_OPEN = 1; // WebSocket.OPEN
