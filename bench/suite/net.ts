@@ -198,7 +198,10 @@ export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink:
   const n2 = netStats(c2.devices);
   if (!n0 || !n1 || !n2) return figures;
   const d = (k: string) => (n1.extra[k] ?? 0) - (n0.extra[k] ?? 0);
-  const frames = n2.extra.txFrames - n0.extra.txFrames + (n2.extra.rxFrames - n0.extra.rxFrames);
+  // In MTU frames: a super-segment from the link counts as the MSS segments it carried.
+  const mtuFrames = (n: NonNullable<typeof n0>) => n.extra.txFrames + n.extra.rxFrames + (n.extra.rxSuperSegmentMss ?? 0) - (n.extra.rxSuperSegments ?? 0);
+  const frames = mtuFrames(n2) - mtuFrames(n0);
+  const rxMtuFrames = d('rxFrames') + d('rxSuperSegmentMss') - d('rxSuperSegments');
   return {
     ...figures,
     costs: {
@@ -209,7 +212,8 @@ export async function transferBothWays(g: BenchGuest, source: TcpEndpoint, sink:
       // Of the worker's wall time during both transfers (the worker is one thread).
       hostPercent: ((n2.extra.hostMs - n0.extra.hostMs) / 1000 / (down + mib / upMiBps)) * 100,
     },
-    down: { framesPerPacket: d('rxFrames') / (d('rxFrames') - d('rxLroSegments') + d('rxLroPackets')), irqsPerMiB: (n1.interrupts - n0.interrupts) / mib },
+    // MTU frames per packet the guest got (a super-frame merged here or a super-segment is one packet).
+    down: { framesPerPacket: rxMtuFrames / (d('rxFrames') - d('rxLroSegments') + d('rxLroPackets')), irqsPerMiB: (n1.interrupts - n0.interrupts) / mib },
   };
 }
 

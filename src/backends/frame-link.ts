@@ -17,4 +17,10 @@ export interface FrameLink {
   /** Starts delivering events; called once by the device that owns the link. */
   attach(events: FrameLinkEvents): void;
   close(): void;
+  /**
+   * The NIC takes TCP/IPv4 super-segments of up to `maxFrameBytes` (0: no longer) as single
+   * frames (src/wire/link-hello.ts says what one is). Links that cannot tell the far end
+   * leave it out; the NIC then gets MTU frames only.
+   */
+  offerSuperSegments?(maxFrameBytes: number): void;
 }

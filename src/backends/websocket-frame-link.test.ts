@@ -9,7 +9,7 @@ class FakeSocket implements WebSocketLike {
   binaryType = 'blob';
   readyState = 0;
   bufferedAmount = 0;
-  sent: Uint8Array[] = [];
+  sent: Array<Uint8Array | string> = [];
   onopen: WebSocketLike['onopen'] = null;
   onclose: WebSocketLike['onclose'] = null;
   onerror: WebSocketLike['onerror'] = null;
@@ -17,7 +17,7 @@ class FakeSocket implements WebSocketLike {
   constructor(readonly url: string) {
     FakeSocket.all.push(this);
   }
-  send(data: Uint8Array) {
+  send(data: Uint8Array | string) {
     this.sent.push(data);
   }
   close() {
@@ -113,6 +113,34 @@ describe('WebSocketFrameLink (fake socket)', () => {
     const jittery = new WebSocketFrameLink('ws://x', FakeSocket, { random: () => 0, ...fakeTimers() });
     expect(jittery.backoffMs(3)).toBe(500); // 1000 × 0.5
     for (const l of [l2, jittery]) l.close();
+  });
+
+  it('sends the super-segment hello when offered, after every reconnect, and a withdrawal', () => {
+    FakeSocket.all = [];
+    const t = fakeTimers();
+    const link = new WebSocketFrameLink('ws://x', FakeSocket, { random: () => 1, ...t });
+    link.attach({ onFrame: () => {}, onLinkChange: () => {} });
+    link.offerSuperSegments(65549); // down: remembered, nothing sent
+    const first = FakeSocket.all[0];
+    expect(first.sent).toEqual([]);
+    first.open();
+    expect(first.sent).toEqual(['virtio-lab rx-tcp4 65549']);
+    link.offerSuperSegments(65549); // no change: nothing more
+    expect(first.sent).toHaveLength(1);
+    first.drop();
+    t.fire();
+    const second = FakeSocket.all[1];
+    second.open();
+    expect(second.sent).toEqual(['virtio-lab rx-tcp4 65549']);
+    link.offerSuperSegments(0);
+    expect(second.sent).toEqual(['virtio-lab rx-tcp4 65549', 'virtio-lab rx-tcp4 0']);
+    second.drop();
+    t.fire();
+    FakeSocket.all[2].open();
+    expect(FakeSocket.all[2].sent).toEqual([]); // withdrawn: a new port needs no hello
+    expect(link.stats.hellosSent).toBe(3);
+    expect(() => link.offerSuperSegments(1514)).toThrow(RangeError);
+    link.close();
   });
 
   it('close() stops reconnecting', () => {

@@ -3,7 +3,12 @@
  * Ethernet frame, no header. Works with the browser's WebSocket and with the `ws` package
  * in Node (pass its constructor). Reconnects by itself with exponential backoff and jitter,
  * so a relay restart is a link down/up for the guest, not a dead NIC.
+ *
+ * The NIC's offer of super-segments (offerSuperSegments) goes to the relay as a text hello
+ * (src/wire/link-hello.ts), again after every reconnect: a new connection is a new switch
+ * port that knows nothing of the last one's.
  */
+import { formatLinkHello } from '../wire/link-hello.ts';
 import type { FrameLink, FrameLinkEvents } from './frame-link.ts';
 
 /**
@@ -14,7 +19,8 @@ export interface WebSocketLike {
   binaryType: string;
   readonly readyState: number;
   readonly bufferedAmount: number;
-  send(data: Uint8Array<ArrayBuffer>): void;
+  /** A binary message (a frame) or a text one (the hello). */
+  send(data: Uint8Array<ArrayBuffer> | string): void;
   close(code?: number, reason?: string): void;
   onopen: EventHandler<unknown> | null;
   onclose: EventHandler<unknown> | null;
@@ -61,6 +67,8 @@ export interface WebSocketFrameLinkStats {
   badMessages: number;
   /** Frames that arrived before attach(). */
   dropsUnattached: number;
+  /** Hellos sent (offers and withdrawals, resent ones included). */
+  hellosSent: number;
 }
 
 export class WebSocketFrameLink implements FrameLink {
@@ -76,6 +84,7 @@ export class WebSocketFrameLink implements FrameLink {
     dropsBuffered: 0,
     badMessages: 0,
     dropsUnattached: 0,
+    hellosSent: 0,
   };
   private socket: WebSocketLike | undefined;
   private events: FrameLinkEvents | undefined;
@@ -92,6 +101,8 @@ export class WebSocketFrameLink implements FrameLink {
   private readonly onProblem: (problem: string | undefined, retryInMs?: number) => void;
   /** What went wrong last, reported with the retry delay. */
   private lastProblem = '';
+  /** The NIC's offer of super-segments (0: none), told to every connection. */
+  private superSegmentOffer = 0;
 
   /** Connects at once; `attach` starts event delivery. */
   constructor(
@@ -116,6 +127,30 @@ export class WebSocketFrameLink implements FrameLink {
   attach(events: FrameLinkEvents): void {
     if (this.events) throw new Error('WebSocketFrameLink: attach() called twice');
     this.events = events;
+  }
+
+  /** Tells the relay now (if connected) and after every reconnect; a repeat of the offer in force sends nothing. */
+  offerSuperSegments(maxFrameBytes: number): void {
+    const hello = formatLinkHello(maxFrameBytes); // throws on a size no hello can carry
+    if (maxFrameBytes === this.superSegmentOffer) return;
+    this.superSegmentOffer = maxFrameBytes;
+    if (this.isUp) this.sendHello(hello);
+  }
+
+  /** The offer in force (0: none). */
+  get superSegments(): number {
+    return this.superSegmentOffer;
+  }
+
+  private sendHello(hello: string): void {
+    const ws = this.socket;
+    if (!ws || ws.readyState !== OPEN) return;
+    try {
+      ws.send(hello);
+      this.stats.hellosSent++;
+    } catch {
+      // closing: the next connection hears it
+    }
   }
 
   send(frame: Uint8Array): boolean {
@@ -186,6 +221,8 @@ export class WebSocketFrameLink implements FrameLink {
       this.stats.opens++;
       this.failures = 0;
       this.onProblem(undefined);
+      // Before any frame: the port must know what it may send from the start.
+      if (this.superSegmentOffer) this.sendHello(formatLinkHello(this.superSegmentOffer));
       this.setUp(true);
     };
     ws.onmessage = (event) => {

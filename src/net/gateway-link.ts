@@ -9,8 +9,12 @@ import { SwitchRoom, type SwitchPort } from '../relay/switch.ts';
 import type { Uplink } from '../relay/uplink.ts';
 import { ETH_MAX_FRAME } from '../wire/ethernet.ts';
 
-/** Frames toward the guest held until it is attached or between deliveries (bound: drop beyond). */
+/**
+ * Frames toward the guest held until it is attached or between deliveries, and their bytes
+ * (super-segments are up to 64 KiB each): beyond either bound they are dropped.
+ */
 const MAX_PENDING_FRAMES = 1024;
+const MAX_PENDING_BYTES = 4 << 20;
 
 export class GatewayLink implements FrameLink {
   private readonly room = new SwitchRoom('worker', { maxFrameBytes: ETH_MAX_FRAME });
@@ -18,6 +22,7 @@ export class GatewayLink implements FrameLink {
   private readonly port: SwitchPort;
   private events: FrameLinkEvents | undefined;
   private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
   private scheduled = false;
   private isUp: boolean;
   private closed = false;
@@ -64,6 +69,7 @@ export class GatewayLink implements FrameLink {
     this.gateway.close();
     this.port.detach();
     this.pending = [];
+    this.pendingBytes = 0;
     this.events = undefined;
   }
 
@@ -73,11 +79,12 @@ export class GatewayLink implements FrameLink {
    */
   private toGuest(frame: Uint8Array): boolean {
     if (this.closed) return true;
-    if (this.pending.length >= MAX_PENDING_FRAMES) {
+    if (this.pending.length >= MAX_PENDING_FRAMES || this.pendingBytes + frame.length > MAX_PENDING_BYTES) {
       this.dropped++;
       return false;
     }
     this.pending.push(frame);
+    this.pendingBytes += frame.length;
     if (!this.scheduled) {
       this.scheduled = true;
       setTimeout(() => this.flush(), 0);
@@ -89,6 +96,7 @@ export class GatewayLink implements FrameLink {
     this.scheduled = false;
     const frames = this.pending;
     this.pending = [];
+    this.pendingBytes = 0;
     for (const f of frames) this.events?.onFrame(f);
   }
 }

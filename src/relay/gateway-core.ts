@@ -46,6 +46,7 @@ import {
   parseIp,
   parseIpv4,
 } from '../wire/ipv4.ts';
+import { SUPER_SEGMENT_MAX_FRAME } from '../wire/link-hello.ts';
 import { parseTcp } from '../wire/tcp.ts';
 import { buildUdp, parseUdp } from '../wire/udp.ts';
 import { DhcpServer, type Lease } from './dhcp-server.ts';
@@ -160,13 +161,15 @@ export class GatewayCore implements PortSink, GatewayIo {
       {
         emit: (mac, src, dst, frame, tcpLength) => this.sendIpInPlace(mac, src, dst, IPPROTO_TCP, frame, tcpLength),
         count: (what) => this.count(what),
+        frameLimit: (mac) => room.frameLimitFor(macKey(mac)),
         connect: (target) => uplink.connectTcp(target),
       },
       o.tcp,
     );
     // localOnly: in a cluster every relay has this gateway (same MAC and address) and its NAT
     // serves only the relay's own clients; frames from other relays never reach it.
-    this.port = room.attach(this, { label: 'gateway', mac: this.mac, localOnly: true });
+    // Its TCP may send super-segments; the switch passes them only to ports that offered them.
+    this.port = room.attach(this, { label: 'gateway', mac: this.mac, localOnly: true, maxFrameBytes: SUPER_SEGMENT_MAX_FRAME });
     room.guard = (frame, srcKey) => this.sourceGuard(frame, srcKey);
   }
 

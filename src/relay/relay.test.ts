@@ -17,6 +17,7 @@ import {
 } from '../wire/index.ts';
 import { type FrameSocket, type Relay, type RelayOptions, attachRelay, clientSink, ownFrame, roomFromPath } from './relay.ts';
 import { GW_IP, GW_MAC, dhcpClientFrame, ipv4Frame } from './testing.ts';
+import { until } from './testing-tcp.ts';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -135,6 +136,27 @@ describe('relay over WebSocket', () => {
     expect(lab.ports.filter((p) => p.label !== 'gateway').map((p) => p.mac).sort()).toEqual(['52:54:00:00:00:01', '52:54:00:00:00:02']);
     expect(s.ignored.text).toBe(1);
     expect(s.rooms.find((r) => r.name === 'other')!.drops).toEqual({});
+  });
+
+  it('takes a super-segment hello on its client port; counts malformed ones; a new connection starts without', async () => {
+    const { base, relay } = await startRelay();
+    const a = await connect(`${base}/relay/hello`);
+    const b = await connect(`${base}/relay/hello`);
+    a.ws.send('virtio-lab rx-tcp4 65549');
+    for (const bad of ['virtio-lab rx-tcp4 1514', 'virtio-lab rx-tcp4 65550', 'virtio-lab rx-tcp4 ', `virtio-lab rx-tcp4 ${'1'.repeat(5000)}`]) b.ws.send(bad);
+    await flush(a, b, mac(1)); // the text went before: handled by now
+    const clients = () => relay.stats().rooms.find((r) => r.name === 'hello')!.clients;
+    expect(clients().map((c) => c.superSegmentBytes).sort((x, y) => x - y)).toEqual([0, 65549]);
+    expect(relay.stats().ignored).toEqual({ hello: 1, text: 4 });
+    a.ws.send('virtio-lab rx-tcp4 0');
+    await flush(a, b, mac(1));
+    expect(clients().map((c) => c.superSegmentBytes)).toEqual([0, 0]);
+    a.ws.send('virtio-lab rx-tcp4 9000');
+    a.ws.terminate();
+    await a.closed;
+    await connect(`${base}/relay/hello`);
+    await until(() => clients().length === 2, 2000, 'reconnect');
+    expect(clients().map((c) => c.superSegmentBytes)).toEqual([0, 0]);
   });
 
   it("drops frames from another's MAC, oversized and runt frames, counts them, and keeps the client", async () => {

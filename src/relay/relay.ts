@@ -2,7 +2,8 @@
  * The relay's WebSocket side: mounted on an existing Node HTTP server through its
  * 'upgrade' event, at `/relay/<room>` (`/relay` or `/relay/` is room `lab`). Each binary
  * message is one raw Ethernet frame, no header (websockproxy / v86 `network_relay_url`
- * format); text messages are ignored. Each room is a switch (switch.ts) with a gateway
+ * format); text messages are ignored but for the NIC's super-segment hello
+ * (src/wire/link-hello.ts), which sets what its switch port may be sent. Each room is a switch (switch.ts) with a gateway
  * (gateway.ts) on one of its ports.
  *
  * Admission happens before the WebSocket handshake completes, with plain HTTP errors:
@@ -14,6 +15,7 @@ import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { ETH_MAX_FRAME, VLAN_HLEN } from '../wire/ethernet.ts';
+import { LINK_HELLO_MAX_CHARS, parseLinkHello } from '../wire/link-hello.ts';
 import { addressingForClients } from './addressing.ts';
 import { ClusterLink, type ClusterRoom } from './cluster.ts';
 import { type GatewayOptions, type GatewayStats, Gateway } from './gateway.ts';
@@ -90,16 +92,25 @@ export interface ClientInfo {
 }
 
 export interface RelayStats {
-  /** bufferedBytes: what the client's WebSocket holds unsent (capped near maxBufferedBytes). */
+  /**
+   * bufferedBytes: what the client's WebSocket holds unsent (capped near maxBufferedBytes);
+   * superSegmentBytes: the largest frame its NIC offered to take (0: MTU frames only).
+   */
   rooms: Array<
-    RoomStats & { gateway: GatewayStats | null; clients: Array<ClientInfo & { portId: number; bufferedBytes: number; bufferedFrames: number }> }
+    RoomStats & {
+      gateway: GatewayStats | null;
+      clients: Array<ClientInfo & { portId: number; bufferedBytes: number; bufferedFrames: number; superSegmentBytes: number }>;
+    }
   >;
   /** WebSocket clients admitted since start. */
   accepted: number;
   /** Upgrade requests refused, by reason; client closes by reason. */
   refused: Record<string, number>;
   closed: Record<string, number>;
-  /** Text messages ignored, and other client-level events. */
+  /**
+   * Text messages ignored (`text`: not a well-formed hello, bad ones included), and other
+   * client-level events; `hello`: hellos taken (offers and withdrawals).
+   */
   ignored: Record<string, number>;
   /** Cluster link counters, when clustered. */
   cluster?: Record<string, number | string>;
@@ -187,6 +198,13 @@ export function ownFrame(data: RawData): Uint8Array {
     at += p.byteLength;
   }
   return out;
+}
+
+/** The offer a text message makes (link-hello.ts), if it is a hello; longer ones are not even decoded. */
+export function linkHello(data: RawData): number | undefined {
+  const size = Array.isArray(data) ? data.reduce((n, part) => n + part.byteLength, 0) : data.byteLength;
+  if (size > LINK_HELLO_MAX_CHARS) return undefined;
+  return parseLinkHello(new TextDecoder().decode(ownFrame(data)));
 }
 
 const WS_OPEN = 1; // WebSocket.OPEN
@@ -346,7 +364,9 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (!isBinary) {
-        ignored.text = (ignored.text ?? 0) + 1;
+        const offer = linkHello(data);
+        const taken = offer !== undefined && port.setSuperSegments(offer);
+        ignored[taken ? 'hello' : 'text'] = (ignored[taken ? 'hello' : 'text'] ?? 0) + 1;
         return;
       }
       resetIdle();
@@ -388,6 +408,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
             portId: c.port.id,
             bufferedBytes: ws.bufferedAmount,
             bufferedFrames: c.sink.queued(),
+            superSegmentBytes: c.port.superSegmentBytes,
           })),
         })),
         accepted,

@@ -91,6 +91,44 @@ describe('switch', () => {
     expect(small.counts()).toEqual([0, 0]);
   });
 
+  it('passes super-segments only to ports that offered them, up to their offer; only a port allowed may send them', () => {
+    const { room, ports, inbox } = setup(3);
+    const big = room.attach({ deliver: () => true }, { label: 'gateway', mac: mac(9), maxFrameBytes: 65549 });
+    for (const [i, p] of ports.entries()) p.input(frame(mac(9), mac(i + 1))); // learn the clients
+    expect(ports[0].setSuperSegments(65549)).toBe(true);
+    expect(ports[1].setSuperSegments(4000)).toBe(true);
+    // Out of bounds, or not a client's to make: refused, nothing changed.
+    for (const bad of [1514, 1518, 65550, 0.5, -1, Number.NaN]) expect(ports[2].setSuperSegments(bad)).toBe(false);
+    expect(big.setSuperSegments(65549)).toBe(false);
+    expect(room.frameLimitFor(macKey(mac(1)))).toBe(65549);
+    expect(room.frameLimitFor(macKey(mac(2)))).toBe(4000);
+    expect(room.frameLimitFor(macKey(mac(3)))).toBe(1514); // a stock client
+    expect(room.frameLimitFor(macKey(mac(7)))).toBe(1514); // nobody
+    for (const i of [0, 1, 2]) big.input(frame(mac(i + 1), mac(9), 4000));
+    big.input(frame(mac(1), mac(9), 65549));
+    big.input(frame(mac(2), mac(9), 4001));
+    big.input(frame(BROADCAST_MAC, mac(9), 3000)); // flooded: each port judged by its own offer
+    expect(inbox.map((b) => b.map((f) => f.length))).toEqual([[4000, 65549, 3000], [4000, 3000], []]);
+    // Counted at the port that could not take them.
+    expect(room.stats().ports.map((p) => p.drops['too-big'] ?? 0)).toEqual([0, 1, 2, 0]);
+    // A client may not send one, offer or not; nor the gateway beyond its bound.
+    ports[0].input(frame(mac(9), mac(1), 1515));
+    big.input(frame(mac(1), mac(9), 65550));
+    expect(room.stats().ports.map((p) => p.drops['too-big'] ?? 0)).toEqual([1, 1, 2, 1]);
+    // Withdrawn: MTU frames only again.
+    expect(ports[0].setSuperSegments(0)).toBe(true);
+    big.input(frame(mac(1), mac(9), 4000));
+    expect(inbox[0]).toHaveLength(3);
+    expect(room.frameLimitFor(macKey(mac(1)))).toBe(1514);
+  });
+
+  it('never takes an offer from a cluster link', () => {
+    const room = new SwitchRoom('r', { maxFrameBytes: 1514 });
+    const remote = room.attach({ deliver: () => true }, { label: 'cluster', remote: true });
+    expect(remote.setSuperSegments(65549)).toBe(false);
+    expect(remote.superSegmentBytes).toBe(0);
+  });
+
   it('forgets a MAC when its port detaches, and lets another port take it', () => {
     const { ports, counts, room } = setup(3);
     ports[0].input(frame(BROADCAST_MAC, mac(1)));

@@ -10,7 +10,13 @@
  * are size-checked, a port may be rate-limited and its floods limited (token buckets), and a
  * guard (the gateway's) may refuse frames that claim others' IP addresses. Nothing a guest
  * sends can throw out of here: bad frames are counted per reason.
+ *
+ * Super-segments (src/wire/link-hello.ts): a client port whose NIC offered them
+ * (setSuperSegments) may be sent frames up to its offer; every other port gets frames of at
+ * most maxFrameBytes (+ a VLAN tag), whoever sent them: a larger one is dropped as 'too-big'
+ * on its way out. Only a port attached with its own maxFrameBytes (the gateway) may send them.
  */
+import { SUPER_SEGMENT_MAX_FRAME, SUPER_SEGMENT_MIN_OFFER } from '../wire/link-hello.ts';
 import { ETH_HLEN, VLAN_HLEN, isMulticastMac, isVlanTagged, macKey, macToString } from '../wire/ethernet.ts';
 
 export type DropReason =
@@ -72,6 +78,11 @@ export interface AttachOptions {
   remote?: boolean;
   /** Exchanges no frames with remote ports: the gateway, whose NAT is this relay's own. */
   localOnly?: boolean;
+  /**
+   * Largest frame this port may send into the switch (default the room's maxFrameBytes): the
+   * gateway's super-segments. At most SUPER_SEGMENT_MAX_FRAME.
+   */
+  maxFrameBytes?: number;
 }
 
 /** Whether frames may go between two ports: never between a remote and a local-only one. */
@@ -145,6 +156,8 @@ export class SwitchPort {
   readonly floodBucket: TokenBucket | null;
   /** Moves left to a new MAC (client ports). */
   readonly moveBucket: TokenBucket | null;
+  /** Largest super-segment its NIC offered to take (0: none; MTU frames only). */
+  superSegmentBytes = 0;
   constructor(
     readonly room: SwitchRoom,
     readonly id: number,
@@ -160,6 +173,19 @@ export class SwitchPort {
   /** A frame from this port into the switch. */
   input(frame: Uint8Array): void {
     this.room.input(this, frame);
+  }
+
+  /**
+   * The NIC's offer (a hello): super-segments of up to `bytes`, or 0 for none. Only a NIC's
+   * port takes one: not a cluster link (it carries MTU frames to other processes) nor the
+   * gateway's (its MAC is preset; it only sends them). False, and nothing changed, when the
+   * offer is out of bounds or not this port's to make.
+   */
+  setSuperSegments(bytes: number): boolean {
+    if (this.options.remote || this.options.mac) return false;
+    if (bytes !== 0 && !(Number.isInteger(bytes) && bytes >= SUPER_SEGMENT_MIN_OFFER && bytes <= SUPER_SEGMENT_MAX_FRAME)) return false;
+    this.superSegmentBytes = bytes;
+    return true;
   }
 
   detach(): void {
@@ -239,6 +265,15 @@ export class SwitchRoom {
     return port;
   }
 
+  /**
+   * The largest frame the port owning this MAC (key form) takes: its super-segment offer, or
+   * the room's MTU frame. What the gateway's TCP sizes its segments by.
+   */
+  frameLimitFor(key: number): number {
+    const port = this.table.get(key);
+    return Math.max(this.options.maxFrameBytes, port?.attached ? port.superSegmentBytes : 0);
+  }
+
   /** Whether a client port of this relay (not the cluster link) owns this MAC. */
   hasLocalMac(key: number): boolean {
     return this.table.get(key)?.options.lockMac === true;
@@ -269,7 +304,8 @@ export class SwitchRoom {
     this.totals.bytesIn += frame.length;
     if (frame.length < ETH_HLEN) return this.drop(port, 'runt');
     // An 802.1Q tag does not count against the MTU: a tagged frame may be 4 bytes longer.
-    if (frame.length > this.options.maxFrameBytes + (isVlanTagged(frame) ? VLAN_HLEN : 0)) return this.drop(port, 'too-big');
+    const limit = Math.min(port.options.maxFrameBytes ?? this.options.maxFrameBytes, SUPER_SEGMENT_MAX_FRAME);
+    if (frame.length > limit + (isVlanTagged(frame) ? VLAN_HLEN : 0)) return this.drop(port, 'too-big');
     if (port.bucket && !port.bucket.take(frame.length, this.now())) return this.drop(port, 'rate-limited');
 
     // Source MAC: no group bit, not all zero; then the port's lock, then ownership.
@@ -329,6 +365,8 @@ export class SwitchRoom {
   }
 
   private send(port: SwitchPort, frame: Uint8Array): void {
+    // Stock clients (and the cluster link) never see more than the MTU frame.
+    if (frame.length > this.options.maxFrameBytes + VLAN_HLEN && frame.length > port.superSegmentBytes) return this.drop(port, 'too-big');
     if (port.sink.deliver(frame)) {
       port.counters.framesOut++;
       port.counters.bytesOut += frame.length;

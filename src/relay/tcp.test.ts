@@ -127,6 +127,62 @@ describe('TCP NAT', () => {
     expect(unacked).toBeLessThanOrEqual(1024 << 8);
   }, 20_000);
 
+  describe('super-segments', () => {
+    /** Every data segment toward `c`: its payload length, urgent pointer, and how far past the guest's last ACK it reached. */
+    function record(c: GuestTcp, windowBytes: () => number) {
+      const segs: Array<{ len: number; urgent: number; beyond: number }> = [];
+      c.lose = (s) => {
+        if (!s.payload.length) return false;
+        const reach = ((s.seq + s.payload.length - c.lastAckSent) >>> 0) | 0;
+        segs.push({ len: s.payload.length, urgent: s.urgent, beyond: reach - windowBytes() });
+        return false;
+      };
+      return segs;
+    }
+
+    it('toward a port that offered them: up to the offer, the MSS in the urgent pointer, never beyond the window', async () => {
+      const down = new Uint8Array(1 << 20).map((_, i) => (i * 11 + (i >> 8)) & 0xff);
+      const port = await listen((s) => s.end(down));
+      const { guest, gw } = setup();
+      expect(guest.port.setSuperSegments(16_000)).toBe(true);
+      const c = new GuestTcp(guest, 40020, port);
+      c.window = 1024; // × 2^6: 64 KiB
+      const segs = record(c, () => 1024 << 6);
+      await c.connect(1400, 6);
+      await until(() => c.gotFin, 10_000, 'transfer');
+      expect(md5(new Uint8Array(c.data))).toBe(md5(down));
+      const maxData = 16_000 - 14 - 20 - 20;
+      expect(Math.max(...segs.map((s) => s.len))).toBeGreaterThan(1400);
+      for (const s of segs) {
+        expect(s.len).toBeLessThanOrEqual(maxData);
+        expect(s.urgent).toBe(s.len > 1400 ? 1400 : 0);
+        expect(s.beyond).toBeLessThanOrEqual(0);
+      }
+      expect(gw.stats().counts['internal-error']).toBeUndefined();
+    }, 20_000);
+
+    it('within a small window; a plain port in the same room gets MSS segments', async () => {
+      const down = new Uint8Array(300_000).map((_, i) => (i * 3) & 0xff);
+      const port = await listen((s) => s.end(down));
+      const { room, guest } = setup();
+      guest.port.setSuperSegments(65549);
+      const plain = new FakeGuest(room, '52:54:00:12:34:57', '10.0.2.16');
+      const big = new GuestTcp(guest, 40021, port);
+      const small = new GuestTcp(plain, 40022, port);
+      big.window = small.window = 10_000; // no scaling: the window is what it says
+      const bigSegs = record(big, () => 10_000);
+      const smallSegs = record(small, () => 10_000);
+      await Promise.all([big.connect(1460), small.connect(1460)]);
+      await until(() => big.gotFin && small.gotFin, 10_000, 'transfers');
+      for (const c of [big, small]) expect(md5(new Uint8Array(c.data))).toBe(md5(down));
+      expect(Math.max(...bigSegs.map((s) => s.len))).toBeGreaterThan(1460);
+      for (const s of bigSegs) expect(s.beyond).toBeLessThanOrEqual(0);
+      expect(Math.max(...smallSegs.map((s) => s.len))).toBeLessThanOrEqual(1460);
+      expect(smallSegs.every((s) => s.urgent === 0)).toBe(true);
+      expect(room.stats().drops['too-big']).toBeUndefined();
+    }, 20_000);
+  });
+
   it('without the guest offering it, no window scaling and at most 64 KiB in flight', async () => {
     const port = await listen((s) => s.end(new Uint8Array(300_000)));
     const { guest } = setup();

@@ -13,11 +13,17 @@
  * cover 44 segments). No SACK (the link to the guest is ordered and lossless but for a full
  * rx backlog), no timestamps, no urgent data. Out-of-order segments from the guest are
  * dropped and answered with a duplicate ACK.
+ *
+ * Super-segments: toward a NIC that takes them (hooks.frameLimit above the MTU frame; see
+ * src/wire/link-hello.ts) new data goes in segments of up to that frame size, whole MSS
+ * multiples when the window or cwnd cuts them short, never beyond either; each carries the
+ * guest's MSS in the urgent pointer (URG unset) for the NIC's gso_size. Retransmissions and
+ * window probes stay at most one MSS, as toward any other guest.
  */
 import { ETH_HLEN, ETH_MIN_FRAME, macEquals } from '../wire/ethernet.ts';
 import { IPV4_HEADER_LEN, ipToString } from '../wire/ipv4.ts';
 import { type HostSocket, type TcpTarget, afterBurst } from './uplink.ts';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type TcpBuild, type TcpSegment, tcpHeaderLength, writeTcpHeader } from '../wire/tcp.ts';
+import { TCP_ACK, TCP_FIN, TCP_HEADER_LEN, TCP_PSH, TCP_RST, TCP_SYN, type TcpBuild, type TcpSegment, tcpHeaderLength, writeTcpHeader } from '../wire/tcp.ts';
 
 export interface TcpOptions {
   /** Our MSS toward the guest (capped by the guest's). Default 1460. */
@@ -69,6 +75,11 @@ export interface TcpHooks {
    */
   emit(guestMac: Uint8Array, src: number, dst: number, frame: Uint8Array, tcpLength: number): void;
   count(what: string): void;
+  /**
+   * Largest frame (Ethernet header included) the guest's NIC takes: above the MTU frame when
+   * it offered super-segments. Absent: MSS-sized segments only.
+   */
+  frameLimit?(guestMac: Uint8Array): number;
   /** Opens the host side of a new connection (the uplink's connectTcp). */
   connect: (target: TcpTarget) => HostSocket;
 }
@@ -458,6 +469,8 @@ export class TcpNat {
       flags,
       // RFC 7323 §2.2: the window in a SYN is never scaled (and never more than 65535).
       window: flags & TCP_SYN ? Math.min(65535, this.window(c)) : this.window(c) >>> c.rcvScale,
+      // A super-segment says where to cut it (see the top of the file).
+      urgent: data && data.len > c.mss ? c.mss : undefined,
       options: withMss ? { mss: c.mss, windowScale: c.scaling ? c.rcvScale : undefined } : undefined,
     }, data && ((out, at) => c.copyQueued(data.offset, data.len, out, at)), data?.len ?? 0);
   }
@@ -523,8 +536,15 @@ export class TcpNat {
     });
   }
 
+  /** Most data bytes in one segment toward the guest: its MSS, or a super-segment's worth. */
+  private segmentData(c: Conn): number {
+    const frameLimit = this.hooks.frameLimit?.(c.guestMac) ?? 0;
+    return Math.max(c.mss, frameLimit - TCP_FRAME_HEADROOM - TCP_HEADER_LEN);
+  }
+
   private trySend(c: Conn): void {
     if (c.state !== 'established') return;
+    const segmentData = this.segmentData(c);
     for (;;) {
       const flight = seqSub(c.sndNxt, c.sndUna) - (c.finSent ? 1 : 0);
       const dataInFlight = Math.max(0, flight);
@@ -532,9 +552,11 @@ export class TcpNat {
       if (unsent <= 0) break;
       const room = Math.min(c.sndWnd, c.cwnd) - dataInFlight;
       if (room <= 0) break;
-      const len = Math.min(c.mss, unsent, room);
+      let len = Math.min(segmentData, unsent, room);
       // Avoid silly small segments while data is still in flight.
       if (len < Math.min(c.mss, unsent) && dataInFlight > 0) break;
+      // A super-segment cut short by the window ends on an MSS boundary (the rest follows).
+      if (len > c.mss && len < unsent) len -= len % c.mss;
       const last = len === unsent;
       this.emit(c, TCP_ACK | (last ? TCP_PSH : 0), c.sndNxt, { offset: dataInFlight, len });
       c.stats.bytesToGuest += len;

@@ -102,6 +102,7 @@ function observedLink(inner: FrameLink, onChange: (up: boolean) => void): FrameL
       return inner.up;
     },
     send: (frame) => inner.send(frame),
+    offerSuperSegments: (bytes) => inner.offerSuperSegments?.(bytes),
     attach: (events: FrameLinkEvents) =>
       inner.attach({
         onFrame: (f) => events.onFrame(f),

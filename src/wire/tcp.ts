@@ -9,6 +9,7 @@ export const TCP_HEADER_LEN = 20;
 export const TCP_SEQ = 4;
 export const TCP_FLAGS = 13;
 export const TCP_CHECKSUM = 16;
+export const TCP_URGENT = 18;
 
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
@@ -99,6 +100,8 @@ export interface TcpBuild {
   ack: number;
   flags: number;
   window: number;
+  /** The urgent pointer field (default 0); without URG it carries no TCP meaning (link-hello.ts gives it one). */
+  urgent?: number;
   options?: TcpOptions;
   payload?: Uint8Array;
 }
@@ -147,7 +150,8 @@ export function writeTcpHeader(out: Uint8Array, at: number, p: Omit<TcpBuild, 'p
   out[at + 12] = (hl / 4) << 4;
   out[at + TCP_FLAGS] = p.flags;
   writeU16(out, at + 14, p.window);
-  out[at + TCP_CHECKSUM] = out[at + TCP_CHECKSUM + 1] = out[at + 18] = out[at + 19] = 0;
+  out[at + TCP_CHECKSUM] = out[at + TCP_CHECKSUM + 1] = 0;
+  writeU16(out, at + TCP_URGENT, p.urgent ?? 0);
   out.set(opts, at + TCP_HEADER_LEN);
   const end = at + hl + payloadLength;
   writeU16(out, at + TCP_CHECKSUM, checksumOf(onesSum(out, at, end, pseudoHeaderSum(p.src, p.dst, IPPROTO_TCP, hl + payloadLength))));

@@ -20,7 +20,14 @@
  * burst goes in at once and the rest wait for the emulator's next timer check or, if it
  * sleeps, the next task (the guest cannot see them earlier anyway), so they merge.
  *
- * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way (rx super-frames: 64 KiB).
+ * Super-segments (rx-super.ts): while large receive is in force the device offers the link
+ * TCP/IPv4 frames of up to 64 KiB (FrameLink.offerSuperSegments; the relay's TCP then sends
+ * them, one WebSocket message each) and hands each to the guest as one super-frame. Offer
+ * withdrawn on reset or when the guest turns the offloads off; one that arrives after that is
+ * cut into MTU frames here, one still waiting when the offloads go is dropped and counted.
+ *
+ * Frame sizes: MTU + 14, or MTU + 18 with a VLAN tag, either way (rx super-frames and
+ * super-segments from the link: 64 KiB).
  *
  * Guest mistakes in a packet (short chain, bad offsets, unnegotiated GSO) drop that packet
  * and count it; only ring violations (thrown by the queue engine) reset the device.
@@ -52,6 +59,8 @@ import {
   VIRTIO_NET_HDR_SIZE,
 } from './spec.ts';
 import { LRO_MAX_FRAME, TCP_CSUM_OFFSET, coalesceTcp4, type LroRun } from './rx-lro.ts';
+import { checkSuperSegment, clearUrgent, superSegmentForGuest } from './rx-super.ts';
+import { SUPER_SEGMENT_MIN_OFFER } from '../../wire/link-hello.ts';
 import { NetStats } from './stats.ts';
 import { segmentTcp4 } from './tso.ts';
 import { TxPasses } from './tx-passes.ts';
@@ -75,6 +84,8 @@ export interface VirtioNetOptions {
   ctrlVq?: boolean;
   /** Offer VIRTIO_NET_F_MRG_RXBUF (default true). */
   mergeableRxBuffers?: boolean;
+  /** Offer the link super-segments while large receive is in force (default true). */
+  superSegments?: boolean;
   /**
    * Offer VIRTIO_NET_F_GUEST_TSO4 (default true; only with MRG_RXBUF, so the guest posts
    * page-sized buffers rather than 64 KiB ones): TCP segments waiting together reach the
@@ -155,6 +166,11 @@ export class VirtioNet implements VirtioDevice {
   private guestCsum = false;
   private hostTso4 = false;
   private guestTso4 = false;
+  private readonly superSegments: boolean;
+  /** The largest super-segment offered to the link now (0: none). */
+  private superSegmentOffer = 0;
+  /** Super-segments in the backlog, as checked on arrival (or restore). */
+  private readonly superSegmentRuns = new WeakMap<Uint8Array, LroRun>();
 
   constructor(opts: VirtioNetOptions) {
     this.mac = toMac(opts.mac);
@@ -164,6 +180,7 @@ export class VirtioNet implements VirtioDevice {
     this.txPasses = new TxPasses(opts.defer, opts.later, opts.txFirstKickAtOnce);
     this.rxHold = opts.rxHold;
     this.onCapture = opts.onCapture;
+    this.superSegments = opts.superSegments ?? true;
     this.config = new NetConfig(this.mac, this.mtu);
     this.deviceConfig = this.config.space;
     this.control = new NetControl(this.mac, this.config, (offloads) => this.offloadsChanged(offloads));
@@ -225,6 +242,25 @@ export class VirtioNet implements VirtioDevice {
     this.guestTso4 = (offloads & featureMask(NetFeature.VIRTIO_NET_F_GUEST_TSO4)) !== 0n && this.mergeable && this.guestCsum;
     if (this.guestTso4) this.lroScratch ??= new Uint8Array(VIRTIO_NET_HDR_SIZE + LRO_MAX_FRAME);
     this.lroRun = undefined;
+    this.offerSuperSegments();
+  }
+
+  /**
+   * Tells the link what it may send while large receive is in force: super-segments the ring
+   * can hold (lroFrameLimit), or none.
+   */
+  private offerSuperSegments(): void {
+    const queueSize = this.ctx?.queue(NET_RECEIVEQ)?.size ?? this.queueMaxSizes[NET_RECEIVEQ]!;
+    const limit = lroFrameLimit(queueSize, this.maxFrame);
+    const offer = this.superSegments && this.guestTso4 && limit >= SUPER_SEGMENT_MIN_OFFER ? limit : 0;
+    if (offer === this.superSegmentOffer) return;
+    this.superSegmentOffer = offer;
+    this.link.offerSuperSegments?.(offer);
+  }
+
+  /** The largest super-segment offered to the link now (0: none). */
+  get superSegmentsOffered(): number {
+    return this.superSegmentOffer;
   }
 
   reset(): void {
@@ -288,7 +324,10 @@ export class VirtioNet implements VirtioDevice {
     this.stash = held;
     this.lroRun = undefined;
     this.backlog.clear();
-    for (const frame of frames) if (!this.backlog.push(frame)) this.stats.rxDropsBacklogFull++;
+    for (const frame of frames) {
+      if (this.isSuperSegment(frame) && !this.noteSuperSegment(frame)) this.stats.rxDropsOversized++;
+      else if (!this.backlog.push(frame)) this.stats.rxDropsBacklogFull++;
+    }
     this.syncBacklogStats();
     this.linkChanged(this.link.up);
   }
@@ -400,17 +439,74 @@ export class VirtioNet implements VirtioDevice {
 
   // ---- receive --------------------------------------------------------------------------
 
+  /**
+   * Whether a frame over the MTU frame is a super-segment the device takes (rx-super.ts); if
+   * so its run is noted for delivery, else the reason is kept.
+   */
+  private noteSuperSegment(frame: Uint8Array): boolean {
+    const run = checkSuperSegment(frame, this.mtu);
+    if (typeof run === 'string') {
+      this.lastDropReason = run;
+      return false;
+    }
+    this.superSegmentRuns.set(frame, run);
+    return true;
+  }
+
+  /** Longer than the MTU frame: only a super-segment may be that (receive() checked it). */
+  private isSuperSegment(frame: Uint8Array): boolean {
+    return frame.length > maxFrameLength(frame, this.mtu);
+  }
+
   /** A frame from the link. */
   private receive(frame: Uint8Array): void {
     const s = this.stats;
     if (frame.length < ETH_HLEN) return void s.rxDropsRunt++;
-    if (frame.length > maxFrameLength(frame, this.mtu)) return void s.rxDropsOversized++;
+    const oversized = this.isSuperSegment(frame);
+    if (oversized && !this.noteSuperSegment(frame)) return void s.rxDropsOversized++;
     if (!this.ctx) return void s.rxDropsNotReady++;
     if (!this.control.filter.accepts(frame)) return void this.control.stats.rxDropsFiltered++;
+    if (oversized && !this.guestTso4) return this.cutSuperSegment(frame);
+    this.enqueue(frame);
+    this.fillSoon();
+  }
+
+  /** Into the backlog, or dropped and counted when it is full. */
+  private enqueue(frame: Uint8Array): void {
     if (!this.backlog.push(frame)) {
-      s.rxDropsBacklogFull++;
+      this.stats.rxDropsBacklogFull++;
       this.lastDropReason = `rx backlog full (${this.backlog.length} frames, ${this.backlog.bytes} bytes)`;
     }
+  }
+
+  /**
+   * A super-segment that came after the guest turned large receive off (the link had not
+   * heard yet): cut into MTU frames (at most 1024, rx-super.ts), which wait like any other.
+   * When they would not all fit the backlog none is made: the whole segment is dropped.
+   */
+  private cutSuperSegment(frame: Uint8Array): void {
+    const s = this.stats;
+    const run = this.superSegmentRuns.get(frame)!;
+    if (this.backlog.length + run.segments > this.backlog.maxFrames || this.backlog.bytes + frame.length + run.segments * run.hdrLen > this.backlog.maxBytes) {
+      s.rxDropsBacklogFull++;
+      this.lastDropReason = `rx backlog cannot take the ${run.segments} frames of a super-segment`;
+      return;
+    }
+    clearUrgent(frame, run);
+    const cut = segmentTcp4(frame, run.gsoSize, this.mtu + ETH_HLEN);
+    if (!cut.ok) {
+      // checkSuperSegment admitted it, so this is not expected; counted all the same.
+      s.rxDropsOversized++;
+      this.lastDropReason = cut.reason;
+      return;
+    }
+    s.rxSuperSegmentsCut++;
+    for (const f of cut.frames) this.enqueue(f);
+    this.fillSoon();
+  }
+
+  /** Frames were queued: fill now, or (rxHold) the first now and the rest of the burst later. */
+  private fillSoon(): void {
     this.syncBacklogStats();
     const hold = this.rxHold;
     if (!hold) return this.fillRx();
@@ -435,6 +531,11 @@ export class VirtioNet implements VirtioDevice {
     const pushedBefore = this.rxPushed;
     try {
       for (let frame = this.backlog.peek(); frame; frame = this.backlog.peek()) {
+        if (this.isSuperSegment(frame)) {
+          if (this.deliverSuperSegment(ctx, queue, frame) === 'no-buffers') break;
+          this.backlog.shift();
+          continue;
+        }
         const run = this.lroScratch && this.guestTso4 ? this.coalesce(queue) : undefined;
         if (run) {
           const done = this.deliverRun(ctx, queue, run);
@@ -486,7 +587,11 @@ export class VirtioNet implements VirtioDevice {
     const head = this.backlog.peek()!;
     if (this.lroRun?.head === head && this.lroRun.waiting === this.backlog.length) return this.lroRun.run;
     const out = this.lroScratch!.subarray(VIRTIO_NET_HDR_SIZE, VIRTIO_NET_HDR_SIZE + lroFrameLimit(queue.size, this.maxFrame));
-    const run = coalesceTcp4((i) => this.backlog.at(i), LRO_MAX_SEGMENTS, out);
+    // A super-segment from the link ends a run (it goes alone).
+    const run = coalesceTcp4((i) => {
+      const f = this.backlog.at(i);
+      return f && !this.isSuperSegment(f) ? f : undefined;
+    }, LRO_MAX_SEGMENTS, out);
     this.lroRun = run && { head, waiting: this.backlog.length, run };
     return run;
   }
@@ -518,16 +623,64 @@ export class VirtioNet implements VirtioDevice {
     return 'delivered';
   }
 
+  /**
+   * A super-segment from the link at the head of the backlog: one packet like deliverRun's,
+   * or (large receive turned off since it came, or a ring too small for it) dropped and counted.
+   */
+  private deliverSuperSegment(ctx: DeviceContext, queue: Virtqueue, frame: Uint8Array): 'delivered' | 'dropped' | 'no-buffers' {
+    const s = this.stats;
+    const run = this.superSegmentRuns.get(frame);
+    if (!run || !this.guestTso4) {
+      s.rxDropsSuperSegments++;
+      this.lastDropReason = 'a super-segment waiting when large receive went off';
+      return 'dropped';
+    }
+    superSegmentForGuest(frame, run, this.lroScratch!.subarray(VIRTIO_NET_HDR_SIZE));
+    const done = this.deliverGso(ctx, queue, run);
+    if (done === 'no-buffers') return done;
+    if (done !== 'delivered') {
+      s.rxDropsSuperSegments++;
+      this.lastDropReason = `all ${queue.size} rx buffers together cannot hold a ${frame.length}-byte super-segment`;
+      return 'dropped';
+    }
+    s.rxSuperSegments++;
+    s.rxSuperSegmentMss += run.segments;
+    s.rxFrames++;
+    s.rxBytes += frame.length;
+    const t0 = performance.now();
+    this.capture(frame, 'rx');
+    s.hookMs += performance.now() - t0;
+    return 'delivered';
+  }
+
   /** A super-frame from coalesce(): one packet of gso_type TCPV4 with a partial checksum (§5.1.6.4). */
   private deliverRun(ctx: DeviceContext, queue: Virtqueue, run: LroRun): 'delivered' | 'single' | 'no-buffers' {
-    const need = VIRTIO_NET_HDR_SIZE + run.length;
-    const chains = this.reserve(queue, need, run.length);
+    const done = this.deliverGso(ctx, queue, run);
     // The whole ring cannot hold it (tiny buffers; lroFrameLimit leaves room with sane ones):
     // the segments go alone. The caller then takes them one at a time (ones delivered here
     // count as a run of one).
-    if (chains === 'wedged') return this.deliver(ctx, queue, this.backlog.peek()!) === 'no-buffers' ? 'no-buffers' : 'single';
-    if (chains === 'dropped') return 'single'; // (only without MRG_RXBUF, which large receive needs)
-    if (chains === 'no-buffers') return chains;
+    if (done === 'wedged') return this.deliver(ctx, queue, this.backlog.peek()!) === 'no-buffers' ? 'no-buffers' : 'single';
+    if (done === 'dropped') return 'single'; // (only without MRG_RXBUF, which large receive needs)
+    if (done === 'no-buffers') return done;
+    const s = this.stats;
+    s.rxLroPackets++;
+    s.rxLroSegments += run.segments;
+    s.rxFrames += run.segments;
+    const t0 = performance.now();
+    for (let i = 0; i < run.segments; i++) {
+      const frame = this.backlog.at(i)!;
+      s.rxBytes += frame.length;
+      this.capture(frame, 'rx');
+    }
+    s.hookMs += performance.now() - t0;
+    return 'delivered';
+  }
+
+  /** The super-frame in lroScratch (after room for the header) to the guest as one GSO TCPV4 packet. */
+  private deliverGso(ctx: DeviceContext, queue: Virtqueue, run: LroRun): 'delivered' | 'wedged' | 'dropped' | 'no-buffers' {
+    const need = VIRTIO_NET_HDR_SIZE + run.length;
+    const chains = this.reserve(queue, need, run.length);
+    if (typeof chains === 'string') return chains;
     const bytes = this.lroScratch!.subarray(0, need);
     encodeNetHdr(
       {
@@ -542,17 +695,6 @@ export class VirtioNet implements VirtioDevice {
       bytes,
     );
     this.fill(ctx, queue, bytes, chains);
-    const s = this.stats;
-    s.rxLroPackets++;
-    s.rxLroSegments += run.segments;
-    s.rxFrames += run.segments;
-    const t0 = performance.now();
-    for (let i = 0; i < run.segments; i++) {
-      const frame = this.backlog.at(i)!;
-      s.rxBytes += frame.length;
-      this.capture(frame, 'rx');
-    }
-    s.hookMs += performance.now() - t0;
     return 'delivered';
   }
 

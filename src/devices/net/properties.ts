@@ -17,6 +17,7 @@
  *    are counted; header flags (DATA_VALID, NEEDS_CSUM) only while GUEST_CSUM is among the
  *    guest offloads, super-frames only while GUEST_TSO4 is.
  *  - the offload functions alone (tso.ts, checksum.ts) on random frames.
+ *  - frames over the MTU from the link: super-segments, honest or not (super-segment-properties.ts).
  *  - bounded work (bounded-work.ts): adversarial rings, every kick and pass within kickBudget.
  * The ring properties run on split rings and, named "… (packed)", on packed ones (§2.8); the
  * offload one has no ring.
@@ -31,6 +32,7 @@ import { foldSum, onesSum } from '../../wire/checksum.ts';
 import { ETH_HLEN, ETH_MAX_FRAME as MAX_FRAME, VLAN_HLEN, maxFrameLength } from '../../wire/ethernet.ts';
 import { MAX_TSO_SEGMENTS, TSO_MIN_GSO_SIZE } from './budget.ts';
 import { netBoundedWorkProperty } from './bounded-work.ts';
+import { netSuperSegmentProperty } from './super-segment-properties.ts';
 import { completePartialChecksum, rxChecksumValid } from './checksum.ts';
 import { CTRL_MAX_REQUEST_BYTES } from './ctrl-budget.ts';
 import { parseCtrlRequest } from './ctrl-command.ts';
@@ -455,5 +457,11 @@ export function netProperties(): NamedProperty[] {
     ];
   };
   const [split, packed] = RING_LAYOUTS.map(onLayout);
-  return [split[0], { name: 'net: TSO and checksum offloads on random frames', property: netOffloadProperty() }, split[1], ...packed];
+  return [
+    split[0],
+    { name: 'net: TSO and checksum offloads on random frames', property: netOffloadProperty() },
+    { name: 'net: super-segments from the link: honest, mutated and garbage frames over the MTU', property: netSuperSegmentProperty() },
+    split[1],
+    ...packed,
+  ];
 }

@@ -137,8 +137,16 @@ export function coalesceTcp4(at: (i: number) => Uint8Array | undefined, maxSegme
   setIpv4HeaderChecksum(out, ip, f.tcp);
   out[f.tcp + TCP_FLAGS] = TCP_ACK | (lastFlags & TCP_PSH);
   writeU16(out, f.tcp + 14, readU16(last, f.tcp + 14)); // the newest window
-  // NEEDS_CSUM: the field holds the pseudo-header sum, folded, not complemented.
-  writeU16(out, f.tcp + TCP_CHECKSUM, 0);
-  writeU16(out, f.tcp + TCP_CHECKSUM, foldSum(pseudoHeaderSumAt(out, ip, IPPROTO_TCP, length - f.tcp)));
+  setPartialTcpChecksum(out, f.tcp, length);
   return { segments, length, gsoSize, hdrLen: f.data, csumStart: f.tcp };
+}
+
+/**
+ * NEEDS_CSUM (§5.1.6.4): the TCP checksum field of the untagged TCP/IPv4 frame `out` (TCP
+ * header at `tcp`, datagram ending at `end`) gets the pseudo-header sum, folded, not
+ * complemented; the guest's stack finishes it over the data.
+ */
+export function setPartialTcpChecksum(out: Uint8Array, tcp: number, end: number): void {
+  writeU16(out, tcp + TCP_CHECKSUM, 0);
+  writeU16(out, tcp + TCP_CHECKSUM, foldSum(pseudoHeaderSumAt(out, ETH_HLEN, IPPROTO_TCP, end - tcp)));
 }

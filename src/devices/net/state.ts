@@ -16,6 +16,8 @@
 import type { DeviceStateHooks } from '../../virtio/state/device-state.ts';
 import { bytesToBase64 } from '../../virtio/state/base64.ts';
 import { ETH_HLEN, maxFrameLength } from '../../wire/ethernet.ts';
+import { LRO_MAX_FRAME } from './rx-lro.ts';
+import { checkSuperSegment } from './rx-super.ts';
 import { NET_CONFIG_SIZE, NetConfigOffset, formatMac, parseMac } from './config.ts';
 import { MAC_TABLE_ENTRIES } from './ctrl-budget.ts';
 import type { MacList } from './ctrl-command.ts';
@@ -91,8 +93,10 @@ export const netState: DeviceStateHooks<VirtioNet> = {
       .at('rxBacklog')
       .items(limits.frames)
       .map((item) => {
-        const frame = item.bytes(net.maxFrame);
-        if (frame.length < ETH_HLEN || frame.length > maxFrameLength(frame, net.mtu)) item.fail(`a ${frame.length}-byte frame the NIC would not have taken`);
+        // A super-segment from the link may wait too (rx-super.ts).
+        const frame = item.bytes(LRO_MAX_FRAME);
+        const oversized = frame.length > maxFrameLength(frame, net.mtu);
+        if (frame.length < ETH_HLEN || (oversized && typeof checkSuperSegment(frame, net.mtu) === 'string')) item.fail(`a ${frame.length}-byte frame the NIC would not have taken`);
         bytes += frame.length;
         return frame;
       });

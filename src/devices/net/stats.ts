@@ -38,12 +38,24 @@ export class NetStats {
   /** Super-frames handed over by large receive (GUEST_TSO4), and the frames merged into them. */
   rxLroPackets = 0;
   rxLroSegments = 0;
+  /**
+   * Super-segments from the link handed over whole (each one frame in rxFrames), the MSS
+   * segments they carried, and those cut into MTU frames here (large receive was off).
+   */
+  rxSuperSegments = 0;
+  rxSuperSegmentMss = 0;
+  rxSuperSegmentsCut = 0;
+  /** Dropped: a super-segment still waiting when large receive went off, or too big for the whole ring. */
+  rxDropsSuperSegments = 0;
   /** Packets that needed more than one buffer (MRG_RXBUF), and buffers used in all. */
   rxMergedFrames = 0;
   rxBuffersUsed = 0;
   /** Dropped: backlog full (no rx buffers for too long). */
   rxDropsBacklogFull = 0;
-  /** Dropped: longer than MTU + 14 (+ 4 with a VLAN tag), or shorter than an Ethernet header. */
+  /**
+   * Dropped: longer than MTU + 14 (+ 4 with a VLAN tag) and no super-segment the device takes
+   * (rx-super.ts), or shorter than an Ethernet header.
+   */
   rxDropsOversized = 0;
   rxDropsRunt = 0;
   /** Dropped: the driver had not set DRIVER_OK (or reset the device). */
@@ -69,7 +81,7 @@ export class NetStats {
   hookMs = 0;
 
   get rxDrops(): number {
-    return this.rxDropsBacklogFull + this.rxDropsOversized + this.rxDropsRunt + this.rxDropsNotReady + this.rxDropsBufferTooSmall;
+    return this.rxDropsBacklogFull + this.rxDropsOversized + this.rxDropsRunt + this.rxDropsNotReady + this.rxDropsBufferTooSmall + this.rxDropsSuperSegments;
   }
 
   get txDrops(): number {
