@@ -33,6 +33,7 @@
  * room fails; the timer retries at its next period.
  */
 import { BlockBackendError, type BlockBackend } from './block-backend.ts';
+import { readThroughCache } from './cached-read.ts';
 
 /** Cache granularity: the guest's page, ext4's block, and the physical block blk advertises. */
 export const CACHE_BLOCK = 4096;
@@ -179,23 +180,7 @@ export class WriteBackCache implements BlockBackend {
   read(offset: number, dst: Uint8Array): void {
     this.check(offset, dst.length);
     if (this.cached.size === 0) return this.inner.read(offset, dst);
-    // Runs of uncached blocks in one medium call each; cached blocks from the slab.
-    const end = offset + dst.length;
-    let runStart = offset;
-    let at = offset;
-    while (at < end) {
-      const block = Math.floor(at / CACHE_BLOCK);
-      const next = Math.min(end, (block + 1) * CACHE_BLOCK);
-      const slot = this.cached.get(block);
-      if (slot !== undefined) {
-        if (runStart < at) this.inner.read(runStart, dst.subarray(runStart - offset, at - offset));
-        const from = slot * CACHE_BLOCK + (at - block * CACHE_BLOCK);
-        dst.set(this.slab!.subarray(from, from + (next - at)), at - offset);
-        runStart = next;
-      }
-      at = next;
-    }
-    if (runStart < end) this.inner.read(runStart, dst.subarray(runStart - offset));
+    readThroughCache(offset, dst, CACHE_BLOCK, (block) => this.cached.get(block) ?? -1, this.slab, this.inner);
   }
 
   write(offset: number, src: Uint8Array): void {

@@ -25,6 +25,7 @@
 import { BlockBackendError, type BlockBackend } from '../block-backend.ts';
 import { WRITE_BATCH_BYTES, type ToWriter, type WriterDone } from './protocol.ts';
 import { BlockTable } from './block-table.ts';
+import { readThroughCache } from '../cached-read.ts';
 
 export const BEHIND_BLOCK = 4096;
 /**
@@ -223,21 +224,7 @@ export class WriteBehindCache implements BlockBackend {
   read(offset: number, dst: Uint8Array): void {
     this.check(offset, dst.length);
     if (this.current.size === 0) return this.reader.read(offset, dst);
-    const end = offset + dst.length;
-    let runStart = offset;
-    for (let at = offset; at < end; ) {
-      const block = Math.floor(at / BEHIND_BLOCK);
-      const next = Math.min(end, (block + 1) * BEHIND_BLOCK);
-      const slot = this.current.get(block);
-      if (slot !== -1) {
-        if (runStart < at) this.reader.read(runStart, dst.subarray(runStart - offset, at - offset));
-        const from = slot * BEHIND_BLOCK + (at - block * BEHIND_BLOCK);
-        dst.set(this.slab!.subarray(from, from + (next - at)), at - offset);
-        runStart = next;
-      }
-      at = next;
-    }
-    if (runStart < end) this.reader.read(runStart, dst.subarray(runStart - offset));
+    readThroughCache(offset, dst, BEHIND_BLOCK, (block) => this.current.get(block), this.slab, this.reader);
   }
 
   write(offset: number, src: Uint8Array): void {
