@@ -102,7 +102,9 @@ export async function captureLabState(
   try {
     state = await machine.saveState();
     if (opts.disk?.include) {
-      opts.disk.backend.flush();
+      const backend = opts.disk.backend;
+      if (backend.flushAsync) await backend.flushAsync(); // write-behind: the writer's file must hold it all
+      else backend.flush();
       encoded = await encodeLabState(machine, id, opts, state, zstd);
     }
   } finally {
