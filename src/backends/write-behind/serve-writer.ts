@@ -22,6 +22,12 @@ function failure(error: unknown): WriterFailure {
  * A message names at most WRITE_BATCH_BYTES of runs inside its own buffer; runs outside it
  * or outside the disk are refused as a whole (the cache never sends them: a bug, not I/O).
  */
+function runBytes(runs: readonly number[]): number {
+  let n = 0;
+  for (let i = 1; i < runs.length; i += 2) n += runs[i]!;
+  return n;
+}
+
 function checkRuns(buffer: ArrayBuffer, runs: readonly number[], size: number): string | undefined {
   if (runs.length % 2 !== 0) return 'odd run list';
   let at = 0;
@@ -37,13 +43,40 @@ function checkRuns(buffer: ArrayBuffer, runs: readonly number[], size: number): 
   return undefined;
 }
 
-export function serveWriter(port: WriterEndpoint, medium: BlockBackend): void {
+/**
+ * Bytes stored since the last fdatasync past which the writer syncs on its own once it has
+ * nothing else to do. The host keeps written pages dirty in its page cache (seconds, GBs), so
+ * without this a FLUSH after a large burst waits for all of them to reach the host's disk at
+ * once (~0.45 s after 1.3 GB); synced along the way, the device's work overlaps the guest's.
+ */
+export const SYNC_BEHIND_BYTES = 8 << 20;
+
+export function serveWriter(port: WriterEndpoint, medium: BlockBackend, opts: { syncBehindBytes?: number } = {}): void {
+  const syncBehindBytes = opts.syncBehindBytes ?? SYNC_BEHIND_BYTES;
   /** A write failed since the last flush: that flush must fail too (the write is not durable). */
   let failedSinceFlush: WriterFailure | undefined;
   let closed = false;
+  let storedSinceSync = 0;
+  let idleSync: ReturnType<typeof setTimeout> | undefined;
+  /** Host ms of syncs of our own, reported with the next answer. */
+  let backgroundMs = 0;
+  const syncWhenIdle = () => {
+    idleSync = undefined;
+    if (closed || storedSinceSync < syncBehindBytes) return;
+    const before = medium.mediumMs ?? 0;
+    const t0 = performance.now();
+    try {
+      medium.flush();
+      storedSinceSync = 0;
+    } catch {
+      // Not asked for: the next FLUSH syncs again and reports what fails then.
+    }
+    backgroundMs += medium.mediumMs === undefined ? performance.now() - t0 : medium.mediumMs - before;
+  };
   port.onmessage = ({ data: msg }) => {
     if (closed) return;
-    const before = medium.mediumMs ?? 0;
+    const before = (medium.mediumMs ?? 0) - backgroundMs;
+    backgroundMs = 0;
     const t0 = performance.now();
     const elapsed = () => (medium.mediumMs === undefined ? performance.now() - t0 : medium.mediumMs - before);
     switch (msg.type) {
@@ -64,6 +97,9 @@ export function serveWriter(port: WriterEndpoint, medium: BlockBackend): void {
           }
         }
         if (error) failedSinceFlush ??= error;
+        else storedSinceSync += runBytes(msg.runs);
+        // Runs after any message already waiting (a later task), so a burst is not held up.
+        if (storedSinceSync >= syncBehindBytes && idleSync === undefined) idleSync = setTimeout(syncWhenIdle, 0);
         port.postMessage({ type: 'done', seq: msg.seq, buffer: msg.buffer, ms: elapsed(), error }, [msg.buffer]);
         break;
       }
@@ -74,6 +110,7 @@ export function serveWriter(port: WriterEndpoint, medium: BlockBackend): void {
         if (!error) {
           try {
             medium.flush();
+            storedSinceSync = 0;
           } catch (e) {
             error = failure(e);
           }
