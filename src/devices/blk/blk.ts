@@ -222,7 +222,21 @@ export class VirtioBlk implements VirtioDevice {
    * Then the write cache goes to the medium (and is flushed), so the disk holds every write
    * the saved guest believes done; if that fails the device stays busy and quiesce fails.
    */
-  async settleNow(): Promise<void> {
+  settleNow(): void | Promise<void> {
+    // Synchronous backends settle synchronously (snapshot campaigns rely on it).
+    if (this.backend.flushAsync || this.backend.admit) return this.settleWriteBehind();
+    const rounds = 2 * this.queueMaxSizes[0]! + 2;
+    for (let round = 0; round < rounds; round++) {
+      if (!(this.deferred?.runNow() || this.continuation.runNow())) break;
+    }
+    if (this.backend.cachedWriteBytes) {
+      const failure = this.flushBackend();
+      if (failure) this.backendFailed(failure, new Set());
+    }
+  }
+
+  /** settleNow() over a write-behind backend: waits for room and for held flushes, then flushes. */
+  private async settleWriteBehind(): Promise<void> {
     // Each round serves a request, or waits for the backend to make room or end a flush.
     const rounds = 4 * this.queueMaxSizes[0]! + 4;
     for (let round = 0; round < rounds; round++) {
@@ -231,17 +245,13 @@ export class VirtioBlk implements VirtioDevice {
       else if (this.heldFlushes.size) await Promise.all(this.heldFlushes);
       else break;
     }
-    if (this.backend.flushAsync && !this.backend.readOnly) {
-      // Write-behind: what the writer stored may not be durable yet, even with nothing cached
-      // (the flush skips fdatasync when nothing was sent since the last one).
-      try {
-        await this.backend.flushAsync();
-      } catch (error) {
-        this.backendFailed(failureOf(error), new Set());
-      }
-    } else if (this.backend.cachedWriteBytes) {
-      const failure = this.flushBackend();
-      if (failure) this.backendFailed(failure, new Set());
+    if (this.backend.readOnly) return;
+    // What the writer stored may not be durable yet, even with nothing cached (the flush
+    // skips fdatasync when nothing was sent since the last one).
+    try {
+      await this.backend.flushAsync?.();
+    } catch (error) {
+      this.backendFailed(failureOf(error), new Set());
     }
   }
 
