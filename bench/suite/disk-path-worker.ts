@@ -13,6 +13,7 @@ import type { BlockBackend } from '../../src/backends/block-backend.ts';
 import { MemoryBlockBackend } from '../../src/backends/memory-block-backend.ts';
 import { OpfsBlockBackend } from '../../src/backends/opfs-block-backend.ts';
 import { WriteBackCache, type WriteBackCacheOptions } from '../../src/backends/write-back-cache.ts';
+import { ReadCache } from '../../src/backends/read-cache.ts';
 import { openWriteBehind } from '../../src/backends/write-behind/open-write-behind.ts';
 import { parseBlkRequest } from '../../src/devices/blk/request.ts';
 import { executeBlkRequest, type BlkIoTarget } from '../../src/devices/blk/io.ts';
@@ -22,8 +23,11 @@ import { VirtioBlkReqType as T } from '../../src/devices/blk/spec.ts';
 
 export interface DiskPathCase {
   id: string;
-  /** 'opfs': the synchronous write cache; 'behind': write-behind (a writer worker stores). */
-  disk: 'mem' | 'opfs' | 'behind';
+  /**
+   * 'opfs': the synchronous write cache; 'behind': write-behind (a writer worker stores);
+   * 'lab': the lab's disk, the read cache over write-behind.
+   */
+  disk: 'mem' | 'opfs' | 'behind' | 'lab';
   op: 'in' | 'out';
   /** Bytes per request, moved as 4 KiB guest pages scattered like Linux's. */
   bytes: number;
@@ -133,8 +137,11 @@ async function run({ cases, ms, rounds, diskBytes, opfsName, writerUrl }: DiskPa
   await w.close();
   // Shared handles ('readwrite-unsafe'), so the write-behind cases' handles can coexist with it.
   const opfs = await OpfsBlockBackend.open(opfsName, { shared: true });
-  const behind = cases.some((c) => c.disk === 'behind') ? await openWriteBehind(opfsName, { writerUrl }) : undefined;
-  if (cases.some((c) => c.disk === 'behind') && !behind) throw new Error('write-behind is not available in this browser');
+  const wantBehind = cases.some((c) => c.disk === 'behind' || c.disk === 'lab');
+  const behind = wantBehind ? await openWriteBehind(opfsName, { writerUrl }) : undefined;
+  if (wantBehind && !behind) throw new Error('write-behind is not available in this browser');
+  // Over the same writer as 'behind': the bytes read are not checked, only the cost.
+  const lab = behind && new ReadCache(behind);
   const mem = new MemoryBlockBackend(diskBytes);
   const shape = { capacitySectors: diskBytes / 512, limits: DEFAULT_BLK_LIMITS };
   const target = (backend: BlockBackend): BlkIoTarget => ({
@@ -148,7 +155,9 @@ async function run({ cases, ms, rounds, diskBytes, opfsName, writerUrl }: DiskPa
     bounceWrites: backend.coalesceRequests === true,
   });
   // One target per case: OPFS cases differ in their cache's options, all over the one handle.
-  const targets = cases.map((c) => target(c.disk === 'mem' ? mem : c.disk === 'behind' ? behind! : new WriteBackCache(opfs, c.cache)));
+  const targets = cases.map((c) =>
+    target(c.disk === 'mem' ? mem : c.disk === 'behind' ? behind! : c.disk === 'lab' ? lab! : new WriteBackCache(opfs, c.cache)),
+  );
   const usPerRequest: number[][] = cases.map(() => []);
   const flushMs: number[][] = cases.map(() => []);
   // The same chains every round: building them is the driver's work, not the device's.

@@ -25,7 +25,7 @@ export const DISK_PATH_CASES: DiskPathCase[] = [
   { id: 'rnd-write 4K', op: 'out', bytes: 4096, random: true },
   { id: 'seq-read 1M', op: 'in', bytes: 1 << 20, random: false },
   { id: 'seq-write 1M', op: 'out', bytes: 1 << 20, random: false },
-].flatMap((c) => (['mem', 'opfs', 'behind'] as const).map((disk) => ({ ...c, disk, id: `${c.id} ${disk}` }) as DiskPathCase));
+].flatMap((c) => (['mem', 'opfs', 'behind', 'lab'] as const).map((disk) => ({ ...c, disk, id: `${c.id} ${disk}` }) as DiskPathCase));
 
 /** The write cache's choices, measured against the lab's defaults (`--opfs --variants`). */
 export const DISK_PATH_VARIANTS: DiskPathCase[] = [

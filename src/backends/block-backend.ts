@@ -3,6 +3,7 @@
  * FileSystemSyncAccessHandle (in the VM worker) and Node's fs *Sync calls are, so a kick
  * can be served completely inside the notify handler, like vhost serving a ring.
  */
+import type { ReadCacheStats } from './read-cache.ts';
 
 export type BlockBackendErrorKind =
   /** The medium failed (I/O error). */
@@ -49,6 +50,8 @@ export interface BlockBackend {
   readonly backgroundMs?: number;
   /** Host ms a writer worker spent storing this disk's writes, on its own thread (write-behind). */
   readonly writerMs?: number;
+  /** Counters of a read cache in front of the medium (read-cache.ts); absent: none. */
+  readonly readCache?: Readonly<ReadCacheStats>;
   /** Fill `dst` from byte `offset`. Throws BlockBackendError. */
   read(offset: number, dst: Uint8Array): void;
   /** Store `src` at byte `offset`. Throws BlockBackendError ('read-only', 'quota', 'io'). */

@@ -7,6 +7,7 @@ import type { BlockBackend } from '../backends/block-backend.ts';
 import { BlobBlockBackend } from '../backends/blob-block-backend.ts';
 import { MemoryBlockBackend } from '../backends/memory-block-backend.ts';
 import { OpfsBlockBackend } from '../backends/opfs-block-backend.ts';
+import { ReadCache } from '../backends/read-cache.ts';
 import { WriteBackCache } from '../backends/write-back-cache.ts';
 import { openWriteBehind } from '../backends/write-behind/open-write-behind.ts';
 import { DISKS_DIR, DiskError, memoryDiskBytes } from '../disks/disk-names.ts';
@@ -24,7 +25,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 async function openReadWrite(name: string): Promise<BlockBackend> {
   const behind = await openWriteBehind(name);
-  return behind ?? new WriteBackCache(await OpfsBlockBackend.open(name));
+  // Reads of held chunks cost a memory copy, not an OPFS call on the emulator's thread.
+  return new ReadCache(behind ?? new WriteBackCache(await OpfsBlockBackend.open(name)));
 }
 
 async function openWithRetry(name: string, readOnly: boolean): Promise<BlockBackend> {

@@ -41,6 +41,10 @@ export const blkDevice: DeviceDescriptor<'blk', BlkLabOptions, VirtioBlk> = {
     // 1: a writer worker stores this disk's writes (write-behind); 0: this worker does.
     writeBehind: device.backend.writerMs === undefined ? 0 : 1,
     writerMs: device.backend.writerMs ?? 0,
+    // The read cache in front of an OPFS disk: chunk hits and fills, bytes held now.
+    readCacheHits: device.backend.readCache?.hits ?? 0,
+    readCacheMisses: device.backend.readCache?.misses ?? 0,
+    readCacheBytes: device.backend.readCache?.heldBytes ?? 0,
   }),
   // One pass: 16 MiB of data (counted twice on reads: the copy and v86's dirty notice) plus
   // header, segments, GET_ID answer and status of each of 256 parsed requests (budget.ts).
