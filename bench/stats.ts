@@ -44,9 +44,35 @@ export function pairedRatio(a: readonly (number | undefined)[], b: readonly (num
   return rs.length ? figure(rs) : undefined;
 }
 
-/** Half the range as a share of the median: "±4 %" means min and max lie within 4 % of it. */
+/**
+ * 1-based ranks of the sorted samples that bound a distribution-free confidence interval of
+ * ≥ 95 % for the median of `n` samples: the largest k with P(Binomial(n, ½) < k) ≤ 2.5 %,
+ * giving [x(k), x(n+1−k)]. Undefined below 6 samples (no such k). Up to 8 samples k is 1, the
+ * whole range; from 9 on the most extreme rounds fall outside (9: 2nd–8th, 13: 3rd–11th).
+ */
+export function medianCiRanks(n: number): [number, number] | undefined {
+  let k = 0;
+  let term = Math.pow(0.5, n); // P(B = 0)
+  let below = 0; // P(B < k)
+  while (k < n && below + term <= 0.025) {
+    below += term;
+    term = (term * (n - k)) / (k + 1); // P(B = k + 1)
+    k++;
+  }
+  return k === 0 ? undefined : [k, n + 1 - k];
+}
+
+/**
+ * The spread printed beside a ratio, as a share of its median: half the width of the median's
+ * 95 % confidence interval (medianCiRanks), or half the range where the rounds are too few for
+ * one. "±4 %": the interval lies within 4 % of the median.
+ */
 export function spreadPct(f: Figure): number {
-  return f.median > 0 ? ((f.max - f.min) / 2 / f.median) * 100 : Infinity;
+  if (!(f.median > 0)) return Infinity;
+  const s = [...f.runs].sort((a, b) => a - b);
+  const ranks = medianCiRanks(s.length);
+  const [lo, hi] = ranks ? [s[ranks[0] - 1]!, s[ranks[1] - 1]!] : [f.min, f.max];
+  return ((hi - lo) / 2 / f.median) * 100;
 }
 
 /** "0.97× ±4 %" (a single round: no spread to give). */

@@ -9,7 +9,7 @@
 import type { BrowserContext } from '@playwright/test';
 import { figure, pairedRatio, type Figure } from '../stats.ts';
 import { watchMachineLoad } from './machine-load.ts';
-import { DISK_JOBS, fioCommand, interruptCount, parseFioTerse, type DiskJob } from './fio.ts';
+import { DISK_JOBS, fioCommand, warmUpCommand, interruptCount, parseFioTerse, type DiskJob } from './fio.ts';
 import { instructionsBetween, labGuest, stockGuest, stockPage, type BenchGuest } from './guests.ts';
 import type { DeviceStats } from '../../src/vm/protocol.ts';
 
@@ -180,7 +180,10 @@ export async function benchDisks(
   try {
     for (const [id, { g, device }] of Object.entries(guests)) {
       if (id !== 'ide') await g.run('umount /mnt/disk 2>/dev/null; true');
-      // Warm-up: fio's pages and v86's JIT for the I/O paths.
+      // Warm-up: fio's pages and v86's JIT for the I/O paths, and one read of the whole disk,
+      // so every column is measured warm (the OPFS disk's read cache holds what was read).
+      const warm = await g.run(warmUpCommand(device, diskMiB));
+      if (warm.status !== 0) throw new Error(`${g.label}: warm-up read failed:\n${warm.output.slice(-2000)}`);
       await runJob(g, device, /x/, DISK_JOBS[2], 1, diskMiB);
     }
     // samples[job/column][round]

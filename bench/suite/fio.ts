@@ -36,6 +36,11 @@ export function fioCommand(job: DiskJob, device: string, seconds: number, sizeMi
   );
 }
 
+/** One sequential direct read of the whole disk in 1 MiB requests (the table's warm-up). */
+export function warmUpCommand(device: string, sizeMiB: number): string {
+  return `fio --name=warm --filename=${device} --ioengine=libaio --direct=1 --size=${sizeMiB}m --rw=read --bs=1m --iodepth=1 --output-format=terse --terse-version=3 >/dev/null`;
+}
+
 /** fio --terse-version=3: 0-based fields of the read and write groups (KiB moved, IOPS). */
 const TERSE = { read: { kib: 5, iops: 7, runtimeMs: 8 }, write: { kib: 46, iops: 48, runtimeMs: 49 } };
 

@@ -43,6 +43,9 @@ const ratio = (a: Figure | undefined, b: Figure | undefined) => (a && b && b.med
 const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
 const rule = (n: number) => row(Array.from({ length: n }, () => '---'));
 
+/** What the ± beside a ratio is (stats.ts spreadPct). */
+const SPREAD_WORDS = 'half the width of their median’s 95 % confidence interval (order statistics; with fewer than 9 rounds, half their range)';
+
 function diskSection(d: DiskResults): string[] {
   const out: string[] = [];
   out.push(`### Disk`);
@@ -50,8 +53,9 @@ function diskSection(d: DiskResults): string[] {
   out.push(
     `fio inside the guest, the same job line for every column (libaio, O_DIRECT, time-based ${d.seconds} s, ${d.diskMiB} MiB zeroed disk; ` +
       `/dev/sda for IDE, /dev/vda for virtio-blk). The raw OPFS column is the same access pattern on a SyncAccessHandle with no guest; ` +
-      `a synchronous API has no queue, so its qd32 rows repeat qd1. ${d.rounds} rounds, columns interleaved in each; values are the median (min–max) ` +
-      `of the undisturbed rounds, ratios the median of per-round ratios ± half their range. ` +
+      `a synchronous API has no queue, so its qd32 rows repeat qd1. Every column first reads its whole disk once (the OPFS disk's read cache ` +
+      `then holds it: the table is warm). ${d.rounds} rounds, columns interleaved in each; values are the median (min–max) ` +
+      `of the undisturbed rounds, ratios the median of per-round ratios ± ${SPREAD_WORDS}. ` +
       `A sample during which other processes used ≥ ${DISTURBED_CORES} cores was dropped: ${d.dropped ?? 0} of ${d.samples ?? 0} ` +
       `(other processes' median load during the samples: ${(d.foreignCores ?? 0).toFixed(2)} cores). ` +
       `A cell whose every sample was disturbed is over all of them, and a ratio with fewer than two undisturbed rounds ` +
@@ -147,7 +151,7 @@ function modesSection(m: ModeResults, n: NetResults): string[] {
     `Our virtio-net in each mode, in the same rounds as the table above: ping to 10.0.2.2 (answered by the relay's gateway, or by the ` +
       `gateway in the VM's worker for wisp and fetch); host → guest with busybox wget from an HTTP server on loopback (${n.mib} MiB; ` +
       `fetch can carry nothing else); guest → host with nc (fetch cannot). wisp goes through this server's own /wisp/. ` +
-      `Median of ${n.rounds} round(s), (min–max); ratios to the relay are the median of per-round ratios ± half their range.`,
+      `Median of ${n.rounds} round(s), (min–max); ratios to the relay are the median of per-round ratios ± ${SPREAD_WORDS}.`,
   );
   out.push('');
   out.push(row(['mode', 'ping RTT (ms)', 'host → guest (MiB/s)', 'guest → host (MiB/s)', 'RTT / relay', 'down / relay', 'up / relay']));
@@ -216,7 +220,7 @@ export function renderMarkdown(r: BenchResults): string {
       out.push(
         `In CPU time (what other processes cannot inflate): the lab's processes used ${cell(i.hiddenCores, 2)} cores hidden, ${cell(i.shownCores, 2)} shown, ` +
           `${cell(i.lessonCores, 2)} with a lesson open; guest instructions per CPU-second of them, shown / hidden ${ratioCell(i.instrPerCpuRatio)}, ` +
-          `lesson / hidden ${ratioCell(i.lessonInstrPerCpuRatio)} (per-round ratios ± half their range).`,
+          `lesson / hidden ${ratioCell(i.lessonInstrPerCpuRatio)} (per-round ratios ± ${SPREAD_WORDS}).`,
         '',
       );
     }
