@@ -37,6 +37,16 @@ test('the default disk is formatted, mounted, and keeps synced files across a re
   const r = await run(page, 'md5sum /mnt/disk/keep.bin');
   expect(r.status).toBe(0);
   expect(r.output.split(' ')[0]).toBe(md5);
+
+  // Read again past the guest's page cache: the read cache in front of OPFS serves the chunks
+  // the first read filled, and the bytes are the same.
+  const cache = async () => (await page.evaluate(async () => (await window.virtioLab.stats()).devices.find((d) => d.name === 'virtio-blk')?.extra))!;
+  const before = await cache();
+  expect(before.readCacheBytes).toBeGreaterThanOrEqual(300000);
+  const again = await run(page, 'echo 3 > /proc/sys/vm/drop_caches && md5sum /mnt/disk/keep.bin');
+  expect(again.output.split(' ')[0]).toBe(md5);
+  const after = await cache();
+  expect(after.readCacheHits - before.readCacheHits).toBeGreaterThanOrEqual(4); // ≥ 300000 bytes of 64 KiB chunks
 });
 
 test('a second tab on the same disk is told it is in use and cannot corrupt it', async ({ page, context }) => {

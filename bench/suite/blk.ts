@@ -180,11 +180,12 @@ export async function benchDisks(
   try {
     for (const [id, { g, device }] of Object.entries(guests)) {
       if (id !== 'ide') await g.run('umount /mnt/disk 2>/dev/null; true');
-      // Warm-up: fio's pages and v86's JIT for the I/O paths, and one read of the whole disk,
-      // so every column is measured warm (the OPFS disk's read cache holds what was read).
+      // Warm-up: one read of the whole disk (the OPFS disk's read cache then holds it), then
+      // every job once for 1 s: fio's pages and v86's JIT for each I/O path, which otherwise
+      // made the first rounds of the write and qd32 jobs outliers.
       const warm = await g.run(warmUpCommand(device, diskMiB));
       if (warm.status !== 0) throw new Error(`${g.label}: warm-up read failed:\n${warm.output.slice(-2000)}`);
-      await runJob(g, device, /x/, DISK_JOBS[2], 1, diskMiB);
+      for (const job of DISK_JOBS) await runJob(g, device, /x/, job, 1, diskMiB);
     }
     // samples[job/column][round]
     const samples = new Map<string, Sample[]>();

@@ -54,7 +54,7 @@ function diskSection(d: DiskResults): string[] {
     `fio inside the guest, the same job line for every column (libaio, O_DIRECT, time-based ${d.seconds} s, ${d.diskMiB} MiB zeroed disk; ` +
       `/dev/sda for IDE, /dev/vda for virtio-blk). The raw OPFS column is the same access pattern on a SyncAccessHandle with no guest; ` +
       `a synchronous API has no queue, so its qd32 rows repeat qd1. Every column first reads its whole disk once (the OPFS disk's read cache ` +
-      `then holds it: the table is warm). ${d.rounds} rounds, columns interleaved in each; values are the median (min–max) ` +
+      `then holds it: the table is warm) and runs every job once for 1 s (v86's JIT). ${d.rounds} rounds, columns interleaved in each; values are the median (min–max) ` +
       `of the undisturbed rounds, ratios the median of per-round ratios ± ${SPREAD_WORDS}. ` +
       `A sample during which other processes used ≥ ${DISTURBED_CORES} cores was dropped: ${d.dropped ?? 0} of ${d.samples ?? 0} ` +
       `(other processes' median load during the samples: ${(d.foreignCores ?? 0).toFixed(2)} cores). ` +
