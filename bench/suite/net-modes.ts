@@ -3,8 +3,9 @@
  * whose gateway NATs), wisp (the gateway in the VM's worker, TCP leaving as wisp streams
  * through the same server's /wisp/), fetch (the gateway in the worker, guest HTTP becoming the
  * page's fetch(); download only, since fetch cannot take a guest's raw TCP). Ping RTT to
- * 10.0.2.2; download with wget from an HTTP source (the one transfer all three can do); upload
- * with nc into a sink (relay and wisp). Modes interleave within each round of benchNet, and
+ * 10.0.2.2; download with wget from an HTTP source (the one transfer all three can do, and the
+ * network table's own); upload with fio's net engine into a sink, as in the network table
+ * (relay and wisp). Modes interleave within each round of benchNet, and
  * each mode's figures are divided by the relay's of the same round: the ratios' spread is
  * over rounds.
  */
@@ -74,8 +75,13 @@ export class ModeSamples {
   }
 }
 
+export interface HttpSource {
+  server: Server;
+  port(): number;
+}
+
 /** An HTTP server on 127.0.0.1 sending `bytes` bytes, with CORS headers so fetch() may read it. */
-export function httpSource(bytes: number): { server: Server; port(): number } {
+export function httpSource(bytes: number): HttpSource {
   const chunk = Buffer.alloc(64 * 1024, 0x5a);
   const server = createServer((_, res) => {
     res.writeHead(200, { 'content-length': bytes, 'access-control-allow-origin': '*', 'content-type': 'application/octet-stream' });
