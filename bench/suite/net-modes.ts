@@ -111,11 +111,26 @@ export async function bootModeGuests(ctx: BrowserContext, origin: string): Promi
   }
 }
 
-/** `mib` MiB from the HTTP source with wget, timed on the guest's clock. */
+/** eth0's received bytes around `cmd` (shell builtins only), printed as "@rx N" after it. */
+export const withRxBytes = (cmd: string) =>
+  `read -r r0 </sys/class/net/eth0/statistics/rx_bytes; ${cmd}; read -r r1 </sys/class/net/eth0/statistics/rx_bytes; echo "@rx $((r1 - r0))"`;
+
+export function parseRxBytes(output: string): number | undefined {
+  const m = /@rx (\d+)/.exec(output);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * `mib` MiB from the HTTP source with wget, timed on the guest's clock. busybox wget takes a
+ * body that ends early for the whole file (exit 0), so eth0 must have received at least the
+ * body's bytes.
+ */
 export async function wgetDown(g: BenchGuest, source: { port(): number }, mib: number, gateway: string, limitMs: number): Promise<number> {
   const cmd = `wget -q -O /dev/null http://${gateway}:${source.port()}/blob`;
-  const r = await g.run(guestTimed(cmd), limitMs);
+  const r = await g.run(withRxBytes(guestTimed(cmd)), limitMs);
   const timed = parseGuestTimed(r.output);
   if (!timed || timed.status !== 0) throw new Error(`${g.label} wget download: \`${cmd}\` failed:\n${r.output}`);
+  const rx = parseRxBytes(r.output);
+  if (rx === undefined || rx < mib * 2 ** 20) throw new Error(`${g.label} wget download: eth0 received ${rx} bytes, fewer than the body's ${mib} MiB:\n${r.output}`);
   return mib / timed.seconds;
 }
