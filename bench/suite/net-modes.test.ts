@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { figure } from '../stats.ts';
-import { ModeSamples } from './net-modes.ts';
+import { ModeSamples, parseRxBytes, withRxBytes } from './net-modes.ts';
 import { NICS, type NetResults } from './net.ts';
 import { renderMarkdown, type BenchResults } from './report.ts';
 
@@ -67,5 +67,14 @@ describe('network modes in the bench', () => {
     expect(line('wisp').split(' | ').slice(1)).toEqual(['0.50 (0.50–1.00)', '5.00 (5.00–15.00)', '4.00 (4.00–4.00)', '0.50× ±25 %', '0.50× ±125 %', '0.50× ±25 % |']);
     expect(line('fetch').split(' | ').slice(1)).toEqual(['0.40 (0.40–0.40)', '2.00 (2.00–4.00)', '–', '0.20× ±50 %', '0.20× ±0 %', '– |']);
     expect(line('relay').split(' | ').slice(4)).toEqual(['–', '–', '– |']);
+  });
+
+  it("reads eth0's received bytes from a download's output, and none when the line is missing", () => {
+    const cmd = withRxBytes('wget -q -O /dev/null http://10.0.2.2:1/blob');
+    // The download runs between the two reads of the counter.
+    expect(cmd.indexOf('rx_bytes')).toBeLessThan(cmd.indexOf('wget'));
+    expect(cmd.lastIndexOf('rx_bytes')).toBeGreaterThan(cmd.indexOf('wget'));
+    expect(parseRxBytes('@timed 0 1.00 2.00\n@rx 33690000\n')).toBe(33690000);
+    expect(parseRxBytes('@timed 0 1.00 2.00\n')).toBeUndefined();
   });
 });

@@ -3,8 +3,9 @@
  * whose gateway NATs), wisp (the gateway in the VM's worker, TCP leaving as wisp streams
  * through the same server's /wisp/), fetch (the gateway in the worker, guest HTTP becoming the
  * page's fetch(); download only, since fetch cannot take a guest's raw TCP). Ping RTT to
- * 10.0.2.2; download with wget from an HTTP source (the one transfer all three can do); upload
- * with nc into a sink (relay and wisp). Modes interleave within each round of benchNet, and
+ * 10.0.2.2; download with wget from an HTTP source (the one transfer all three can do, and the
+ * network table's own); upload with fio's net engine into a sink, as in the network table
+ * (relay and wisp). Modes interleave within each round of benchNet, and
  * each mode's figures are divided by the relay's of the same round: the ratios' spread is
  * over rounds.
  */
@@ -74,8 +75,13 @@ export class ModeSamples {
   }
 }
 
+export interface HttpSource {
+  server: Server;
+  port(): number;
+}
+
 /** An HTTP server on 127.0.0.1 sending `bytes` bytes, with CORS headers so fetch() may read it. */
-export function httpSource(bytes: number): { server: Server; port(): number } {
+export function httpSource(bytes: number): HttpSource {
   const chunk = Buffer.alloc(64 * 1024, 0x5a);
   const server = createServer((_, res) => {
     res.writeHead(200, { 'content-length': bytes, 'access-control-allow-origin': '*', 'content-type': 'application/octet-stream' });
@@ -105,11 +111,26 @@ export async function bootModeGuests(ctx: BrowserContext, origin: string): Promi
   }
 }
 
-/** `mib` MiB from the HTTP source with wget, timed on the guest's clock. */
+/** eth0's received bytes around `cmd` (shell builtins only), printed as "@rx N" after it. */
+export const withRxBytes = (cmd: string) =>
+  `read -r r0 </sys/class/net/eth0/statistics/rx_bytes; ${cmd}; read -r r1 </sys/class/net/eth0/statistics/rx_bytes; echo "@rx $((r1 - r0))"`;
+
+export function parseRxBytes(output: string): number | undefined {
+  const m = /@rx (\d+)/.exec(output);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * `mib` MiB from the HTTP source with wget, timed on the guest's clock. busybox wget takes a
+ * body that ends early for the whole file (exit 0), so eth0 must have received at least the
+ * body's bytes.
+ */
 export async function wgetDown(g: BenchGuest, source: { port(): number }, mib: number, gateway: string, limitMs: number): Promise<number> {
   const cmd = `wget -q -O /dev/null http://${gateway}:${source.port()}/blob`;
-  const r = await g.run(guestTimed(cmd), limitMs);
+  const r = await g.run(withRxBytes(guestTimed(cmd)), limitMs);
   const timed = parseGuestTimed(r.output);
   if (!timed || timed.status !== 0) throw new Error(`${g.label} wget download: \`${cmd}\` failed:\n${r.output}`);
+  const rx = parseRxBytes(r.output);
+  if (rx === undefined || rx < mib * 2 ** 20) throw new Error(`${g.label} wget download: eth0 received ${rx} bytes, fewer than the body's ${mib} MiB:\n${r.output}`);
   return mib / timed.seconds;
 }

@@ -12,6 +12,7 @@ const samples: Record<DiskColumnId, Sample[]> = {
   'raw-opfs': samplesOf([1000, 1000, 1000]),
 };
 import { renderMarkdown, type BenchResults } from './report.ts';
+import { NICS, TransferSamples, type NetResults, type NicResult } from './net.ts';
 
 const machine: BenchResults['machine'] = {
   date: '2026-11-21T00:00:00.000Z',
@@ -82,5 +83,33 @@ describe('bench report', () => {
 
   it('marks a --quick run as too short to quote', () => {
     expect(renderMarkdown({ machine: { ...machine, quick: true } })).toMatch(/--quick: too short to quote/);
+  });
+  it('gives ours / stock per round with its spread, and the nc download on its own line', () => {
+    // Three rounds: ours and stock virtio-net side by side in each.
+    const nic = (down: number[], downI: number[], nc?: { down: number[]; downI: number[] }): NicResult => {
+      const t = new TransferSamples();
+      down.forEach((d, i) => {
+        t.add({ downMiBps: d, upMiBps: 2, downInstrPerMiB: downI[i]!, upInstrPerMiB: 3e6 });
+        if (nc) t.addNc({ downMiBps: nc.down[i]!, downInstrPerMiB: nc.downI[i]! });
+      });
+      return { pingMs: figure([1, 1, 1]), ...t.result() };
+    };
+    const ours = nic([30, 20, 40], [1e6, 1e6, 1.2e6], { down: [10, 8, 12], downI: [4e6, 4e6, 5e6] });
+    const stock = nic([10, 10, 10], [3e6, 2e6, 3e6], { down: [5, 8, 6], downI: [6e6, 6e6, 6e6] });
+    const ne2k = nic([1, 1, 1], [9e6, 9e6, 9e6]);
+    expect(ne2k.ncDownMiBps).toBeUndefined();
+    const net: NetResults = { pings: 5, mib: 32, rounds: 3, rawWsMs: figure([0.1]), nics: { ours, 'stock-virtio': stock, 'stock-ne2k': ne2k } };
+    const md = renderMarkdown({ machine, net });
+    const stockLine = md.split('\n').find((l) => l.startsWith(`- ours / ${NICS[1].label}`))!;
+    // down per round 3, 2, 4: median 3, half-range 1 = 33 %; instructions 1/3, 1/2, 1.2/3: median 0.4, half-range 0.083 = 21 %.
+    expect(stockLine).toContain('host → guest 3.00× ±33 %');
+    expect(stockLine).toContain('guest → host 1.00× ±0 %');
+    expect(stockLine).toContain('per MiB down 0.40× ±21 %, up 1.00× ±0 %');
+    const ncLine = md.split('\n').find((l) => l.startsWith('- host → guest with busybox nc'))!;
+    // nc per round: 10/5, 8/8, 12/6 → median 2, half-range 0.5 = 25 %; instructions 4/6, 4/6, 5/6 → 0.67, half-range 0.083 = 13 %.
+    expect(ncLine).toContain(`${NICS[0].label} 10.00 (8.00–12.00) MiB/s, 4.0 Minstr/MiB`);
+    expect(ncLine).toContain(`${NICS[1].label} 6.00 (5.00–8.00) MiB/s, 6.0 Minstr/MiB`);
+    expect(ncLine).toContain('ours / stock 2.00× ±25 % the throughput, 0.67× ±13 % the instructions per MiB');
+    expect(md).not.toMatch(/stock v86's ne2k \d/);
   });
 });

@@ -1,7 +1,7 @@
 /** Renders `npm run bench`'s results as the markdown the README's Performance section carries. */
-import { cell, ratioCell, type Figure } from '../stats.ts';
+import { cell, pairedRatio, ratioCell, type Figure } from '../stats.ts';
 import { DISK_COLUMNS, DISTURBED_CORES, type DiskResults } from './blk.ts';
-import { NICS, type NetResults } from './net.ts';
+import { NC_NICS, NICS, type NetResults } from './net.ts';
 import { MODES, type ModeResults } from './net-modes.ts';
 import type { InspectorResults } from './inspector.ts';
 
@@ -109,8 +109,11 @@ function netSection(n: NetResults): string[] {
   out.push('### Network');
   out.push('');
   out.push(
-    `Each NIC on the same relay (loopback): ping to the gateway 10.0.2.2 (median of ${n.pings} per round), TCP through its NAT ` +
-      `with busybox nc, ${n.mib} MiB each way. Median of ${n.rounds} round(s), (min–max).`,
+    `Each NIC on the same relay (loopback): ping to the gateway 10.0.2.2 (median of ${n.pings} per round), TCP through its NAT, ` +
+      `${n.mib} MiB each way: host → guest with busybox wget from an HTTP server on loopback into /dev/null, guest → host with ` +
+      `fio's net engine (64 KiB writes) into a sink; both move data in large calls, so instructions per MiB are the NIC's and TCP's, ` +
+      `not the program's (fio's own start, 10–20 M instructions measured alone, is in the up column: ` +
+      `${(10 / n.mib).toFixed(1)}–${(20 / n.mib).toFixed(1)} M per MiB at ${n.mib} MiB). Median of ${n.rounds} round(s), (min–max).`,
   );
   out.push('');
   out.push(row(['NIC', 'ping RTT (ms)', 'host → guest (MiB/s)', 'guest → host (MiB/s)', 'guest Minstr/MiB down', 'up', 'kicks/frame', 'irqs/frame', 'host µs/frame']));
@@ -135,9 +138,23 @@ function netSection(n: NetResults): string[] {
   }
   out.push('');
   const ours = n.nics.ours;
+  // Round by round: both NICs ran in every round, so the ratio's spread is its own.
+  const paired = (a: Figure | undefined, b: Figure | undefined) => ratioCell(a && b ? pairedRatio(a.runs, b.runs) : undefined);
   for (const { id, label } of NICS.slice(1)) {
     const s = n.nics[id];
-    out.push(`- ours / ${label}: ping ${ratio(ours.pingMs, s.pingMs)} the RTT, host → guest ${ratio(ours.downMiBps, s.downMiBps)}, guest → host ${ratio(ours.upMiBps, s.upMiBps)} the throughput`);
+    out.push(
+      `- ours / ${label}: ping ${ratio(ours.pingMs, s.pingMs)} the RTT; throughput host → guest ${paired(ours.downMiBps, s.downMiBps)}, ` +
+        `guest → host ${paired(ours.upMiBps, s.upMiBps)}; guest instructions per MiB down ${paired(ours.downInstrPerMiB, s.downInstrPerMiB)}, ` +
+        `up ${paired(ours.upInstrPerMiB, s.upInstrPerMiB)}`,
+    );
+  }
+  const nc = NC_NICS.map((id) => ({ id, label: NICS.find((x) => x.id === id)!.label, r: n.nics[id] })).filter(({ r }) => r.ncDownMiBps && r.ncDownInstrPerMiB);
+  if (nc.length) {
+    out.push(
+      `- host → guest with busybox nc instead (\`nc 10.0.2.2 PORT >/dev/null\`, the table's command before: it reads at most 1832 bytes per poll() and read()): ` +
+        nc.map(({ label, r }) => `${label} ${cell(r.ncDownMiBps, 2)} MiB/s, ${m(r.ncDownInstrPerMiB, 1, 1e6)} Minstr/MiB`).join('; ') +
+        (nc.length === 2 ? `; ours / stock ${paired(nc[0]!.r.ncDownMiBps, nc[1]!.r.ncDownMiBps)} the throughput, ${paired(nc[0]!.r.ncDownInstrPerMiB, nc[1]!.r.ncDownInstrPerMiB)} the instructions per MiB` : ''),
+    );
   }
   if (n.modes) out.push('', ...modesSection(n.modes, n));
   return out;
@@ -150,7 +167,7 @@ function modesSection(m: ModeResults, n: NetResults): string[] {
   out.push(
     `Our virtio-net in each mode, in the same rounds as the table above: ping to 10.0.2.2 (answered by the relay's gateway, or by the ` +
       `gateway in the VM's worker for wisp and fetch); host → guest with busybox wget from an HTTP server on loopback (${n.mib} MiB; ` +
-      `fetch can carry nothing else); guest → host with nc (fetch cannot). wisp goes through this server's own /wisp/. ` +
+      `fetch can carry nothing else); guest → host with fio's net engine (fetch cannot). wisp goes through this server's own /wisp/. ` +
       `Median of ${n.rounds} round(s), (min–max); ratios to the relay are the median of per-round ratios ± ${SPREAD_WORDS}.`,
   );
   out.push('');

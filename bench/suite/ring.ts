@@ -10,6 +10,7 @@ import { diskCell, runJob, type DiskCell, type Sample } from './blk.ts';
 import { DISK_JOBS, type DiskJob } from './fio.ts';
 import { labGuest, type BenchGuest } from './guests.ts';
 import { GATEWAY, transferBothWays, TransferSamples, waitLease, type TransferResult } from './net.ts';
+import { httpSource } from './net-modes.ts';
 import { tcpEndpoint } from './tcp-endpoint.ts';
 import type { RingLayout } from '../../src/virtio/queue/virtqueue.ts';
 
@@ -56,7 +57,7 @@ export async function benchRing(
   const bytes = mib << 20;
   log(`ring: booting split and packed VMs (${diskMiB} MiB memory disks, NIC on the relay)`);
   const guests = {} as Record<RingLayout, BenchGuest>;
-  const source = tcpEndpoint('source', bytes);
+  const source = httpSource(bytes);
   const sink = tcpEndpoint('sink', bytes);
   try {
     for (const layout of LAYOUTS) {
@@ -122,7 +123,7 @@ export function ringSection(r: RingResults): string[] {
   out.push(
     `The same lab VM booted twice, \`?ring=split\` and \`?ring=packed\` (VIRTIO_F_RING_PACKED checked in the guest's ` +
       `/sys/bus/virtio/devices/*/features), interleaved job by job. fio on a ${r.diskMiB} MiB memory disk (/dev/vda, ` +
-      `${r.seconds} s per job); TCP through the relay's NAT with busybox nc, ${r.mib} MiB each way. ` +
+      `${r.seconds} s per job); TCP through the relay's NAT (busybox wget down, fio's net engine up, as in the network table), ${r.mib} MiB each way. ` +
       `Median of ${r.rounds} round(s), (min–max); per-request costs are medians; the last column is packed / split.`,
     '',
   );
