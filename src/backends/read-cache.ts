@@ -115,13 +115,15 @@ export class ReadCache implements BlockBackend {
       this.drop(offset, src.length); // part of it may have landed
       throw e;
     }
+    // Every write passes here: a plain loop over its few chunks, no callback to allocate.
     const end = offset + src.length;
-    this.table.forEachIn(Math.floor(offset / READ_CHUNK), Math.floor((end - 1) / READ_CHUNK), (chunk, slot) => {
-      const start = Math.max(offset, chunk * READ_CHUNK);
-      const stop = Math.min(end, (chunk + 1) * READ_CHUNK);
-      const to = this.slotOffset(slot) + (start - chunk * READ_CHUNK);
-      this.segment(slot).set(src.subarray(start - offset, stop - offset), to);
-    });
+    for (let at = offset; at < end; ) {
+      const chunk = Math.floor(at / READ_CHUNK);
+      const next = Math.min(end, (chunk + 1) * READ_CHUNK);
+      const slot = this.table.get(chunk);
+      if (slot !== -1) this.segment(slot).set(src.subarray(at - offset, next - offset), this.slotOffset(slot) + (at - chunk * READ_CHUNK));
+      at = next;
+    }
   }
 
   flush(): void {
