@@ -42,10 +42,10 @@ if (unknown.length) {
 }
 const outDir = path.resolve(arg('out') ?? path.join(ROOT, 'bench/results'));
 const settings = quick
-  ? { diskSeconds: 1, diskRounds: 1, diskMiB: 64, pings: 5, mib: 2, netRounds: 1, boots: 1, instantRounds: 1, instantReturns: 1, inspectorSeconds: 2, inspectorRounds: 1 }
+  ? { diskSeconds: 1, diskRounds: 1, diskMiB: 64, pings: 5, mib: 2, netRounds: 1, netWarmSeconds: 0, boots: 1, instantRounds: 1, instantReturns: 1, inspectorSeconds: 2, inspectorRounds: 1 }
   : // Disk and inspector: more, shorter rounds (interleaved) narrow the spread more than longer ones;
     // from 9 rounds on, the spread (the median's confidence interval) leaves the most extreme ones out.
-    { diskSeconds: 2, diskRounds: 11, diskMiB: 256, pings: 50, mib: 32, netRounds: 3, boots: 5, instantRounds: 3, instantReturns: 4, inspectorSeconds: 3, inspectorRounds: 6 };
+    { diskSeconds: 2, diskRounds: 11, diskMiB: 256, pings: 50, mib: 32, netRounds: 3, netWarmSeconds: 60, boots: 5, instantRounds: 3, instantReturns: 4, inspectorSeconds: 3, inspectorRounds: 6 };
 let lastLine = 'starting';
 const log = (s: string) => {
   lastLine = s;
@@ -127,7 +127,7 @@ try {
         results.disk = await benchDisks(ctx, server.origin, { seconds: settings.diskSeconds, rounds: settings.diskRounds, diskMiB: settings.diskMiB, log });
       }
       if (only.includes('net')) {
-        results.net = await benchNet(ctx, server.origin, server.relayUrl, { pings: settings.pings, mib: settings.mib, rounds: settings.netRounds, log });
+        results.net = await benchNet(ctx, server.origin, server.relayUrl, { pings: settings.pings, mib: settings.mib, rounds: settings.netRounds, warmSeconds: settings.netWarmSeconds, log });
       }
       if (only.includes('ring')) {
         results.ring = await benchRing(ctx, server.origin, server.relayUrl, { seconds: settings.diskSeconds, rounds: settings.diskRounds, diskMiB: settings.diskMiB, mib: settings.mib, log });

@@ -22,6 +22,7 @@ import { ICMP_ECHO_REQUEST, buildIcmp } from '../../src/wire/icmp.ts';
 import { IPPROTO_ICMP, buildIpv4, parseIp } from '../../src/wire/ipv4.ts';
 import type { DeviceStats } from '../../src/vm/protocol.ts';
 import { within } from './within.ts';
+import { wsCeilingMiBps, wsStreamSource } from './ws-ceiling.ts';
 import { MODES, ModeSamples, bootModeGuests, httpSource, wgetDown, type HttpSource, type ModeResults } from './net-modes.ts';
 
 export const NICS = [
@@ -60,6 +61,8 @@ export interface NetResults {
   mib: number;
   rounds: number;
   rawWsMs: Figure;
+  /** A worker's WebSocket receiving from loopback alone, in MiB/s (ws-ceiling.ts): 64 KiB messages, MTU-frame messages. */
+  wsCeiling?: { superMiBps: Figure; mtuMiBps: Figure };
   nics: Record<NicId, NicResult>;
   /** Our NIC in each network mode, in the same rounds. */
   modes?: ModeResults;
@@ -262,17 +265,36 @@ export async function transferBothWays(g: BenchGuest, web: HttpSource, sink: Tcp
   };
 }
 
+/**
+ * Downloads (and uploads) until `seconds` have passed, at least twice. v86 compiles the guest
+ * code a transfer runs as it runs it, on the browser's compiler threads: measured on one guest
+ * (32 MiB wget each), the download went from 4.4 to 10.6 MiB/s over its first nine runs, and
+ * in Node from 17 to ~50 MiB/s over the first ten, the compiled modules per run falling from
+ * ~20 to 1–4. Unwarmed, the table measured that compiler, on whichever NIC ran first.
+ */
+export async function warmTransfers(g: BenchGuest, web: HttpSource, sink: TcpEndpoint, mib: number, uploads: boolean, seconds: number, log: (s: string) => void): Promise<void> {
+  const t0 = performance.now();
+  const down: string[] = [];
+  for (let i = 0; i < 2 || performance.now() - t0 < seconds * 1000; i++) {
+    down.push((await wgetDown(g, web, mib, GATEWAY, TRANSFER_LIMIT_MS)).toFixed(1));
+    if (uploads) await upload(g, sink, mib);
+  }
+  log(`  warm-up ${g.label}: ${down.length} transfers each way in ${((performance.now() - t0) / 1000).toFixed(0)} s, downloads ${down.join(', ')} MiB/s`);
+}
+
 export async function benchNet(
   ctx: BrowserContext,
   origin: string,
   relayUrl: (room: string) => string,
-  opts: { pings: number; mib: number; rounds: number; log: (s: string) => void },
+  opts: { pings: number; mib: number; rounds: number; warmSeconds: number; log: (s: string) => void },
 ): Promise<NetResults> {
-  const { pings, mib, rounds, log } = opts;
+  const { pings, mib, rounds, warmSeconds, log } = opts;
   const bytes = mib << 20;
   const source = tcpEndpoint('source', bytes);
   const sink = tcpEndpoint('sink', bytes);
   const web = httpSource(bytes);
+  const stream = await wsStreamSource();
+  const ceiling = { super: [] as number[], mtu: [] as number[] };
   log('net: booting 5 VMs (3 NICs on the relay; ours in wisp and fetch mode)');
   const guests: Record<NicId, BenchGuest> = {
     ours: await labGuest(ctx, origin, 'ours', 'disk=none&room=bench-ours'),
@@ -288,10 +310,15 @@ export async function benchNet(
       NicId,
       { ping: number[]; transfer: TransferSamples }
     >;
-    // Warm-up: ARP caches, JIT.
+    // Warm-up: ARP caches, then the transfers themselves until v86's JIT has compiled their paths.
     for (const g of Object.values(modeGuests)) await g.run(`ping -c 3 ${GATEWAY}`, 60_000);
+    for (const { id } of NICS) await warmTransfers(guests[id], web, sink, mib, true, warmSeconds, log);
+    for (const { id, upload: uploads } of MODES) if (id !== 'relay') await warmTransfers(modeGuests[id], web, sink, mib, uploads, warmSeconds, log);
     for (let round = 0; round < rounds; round++) {
       raw.push(median(await within(rawWsRtts(guests.ours.page, relayUrl('bench-raw'), pings), 120_000, 'raw WebSocket pings')));
+      ceiling.super.push(await wsCeilingMiBps(guests.ours.page, stream, 65536, mib));
+      ceiling.mtu.push(await wsCeilingMiBps(guests.ours.page, stream, 1514, mib));
+      log(`  round ${round + 1} WebSocket ceiling: ${ceiling.super.at(-1)!.toFixed(1)} MiB/s in 64 KiB messages, ${ceiling.mtu.at(-1)!.toFixed(1)} MiB/s in 1514-byte ones`);
       for (const { id } of NICS) {
         const g = guests[id];
         const a = acc[id];
@@ -323,11 +350,12 @@ export async function benchNet(
       const a = acc[id];
       nics[id] = { pingMs: figure(a.ping), ...a.transfer.result() };
     }
-    return { pings, mib, rounds, rawWsMs: figure(raw), nics, modes: modes.result() };
+    return { pings, mib, rounds, rawWsMs: figure(raw), wsCeiling: { superMiBps: figure(ceiling.super), mtuMiBps: figure(ceiling.mtu) }, nics, modes: modes.result() };
   } finally {
     for (const g of [...Object.values(guests), modeGuests.wisp, modeGuests.fetch]) await g.close();
     source.server.close();
     sink.server.close();
     web.server.close();
+    await stream.close();
   }
 }

@@ -111,5 +111,11 @@ describe('bench report', () => {
     expect(ncLine).toContain(`${NICS[1].label} 6.00 (5.00–8.00) MiB/s, 6.0 Minstr/MiB`);
     expect(ncLine).toContain('ours / stock 2.00× ±25 % the throughput, 0.67× ±13 % the instructions per MiB');
     expect(md).not.toMatch(/stock v86's ne2k \d/);
+    // No ceiling measured: no ceiling line.
+    expect(md).not.toContain("the link's ceiling");
+    const withCeiling = renderMarkdown({ machine, net: { ...net, wsCeiling: { superMiBps: figure([22, 20, 25]), mtuMiBps: figure([6, 9, 7]) } } });
+    const ceilingLine = withCeiling.split('\n').find((l) => l.startsWith("- the link's ceiling"))!;
+    expect(ceilingLine).toContain('took 22.0 (20.0–25.0) MiB/s in 64 KiB messages');
+    expect(ceilingLine).toContain('and 7.0 (6.0–9.0) MiB/s in 1514-byte ones');
   });
 });

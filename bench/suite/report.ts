@@ -156,6 +156,14 @@ function netSection(n: NetResults): string[] {
         (nc.length === 2 ? `; ours / stock ${paired(nc[0]!.r.ncDownMiBps, nc[1]!.r.ncDownMiBps)} the throughput, ${paired(nc[0]!.r.ncDownInstrPerMiB, nc[1]!.r.ncDownInstrPerMiB)} the instructions per MiB` : ''),
     );
   }
+  if (n.wsCeiling) {
+    const c = n.wsCeiling;
+    out.push(
+      `- the link's ceiling: a worker's WebSocket in this Chromium, receiving from loopback with nothing behind it (\`bench/suite/ws-ceiling.ts\`), ` +
+        `took ${cell(c.superMiBps, 1)} MiB/s in 64 KiB messages (ours gets super-segments of up to 64 KiB) and ${cell(c.mtuMiBps, 1)} MiB/s in 1514-byte ones ` +
+        `(stock v86's NICs get MTU frames); through the relay, no NIC receives faster than its frame size's ceiling`,
+    );
+  }
   if (n.modes) out.push('', ...modesSection(n.modes, n));
   return out;
 }
