@@ -63,8 +63,8 @@ export interface DeviceDescriptor<Kind extends string = string, Options = unknow
   readonly featureBits?: Readonly<Record<string, number>>;
   /** The device's config space decoded for the inspector (§5.x.4). Read-only, never throws. */
   config(device: Device): ConfigField[];
-  /** Its requests decoded for the inspector's timeline (§5.x.6). */
-  readonly decoder: RequestDecoder;
+  /** Its requests decoded for the inspector's timeline (§5.x.6); a function when the decoder keeps state, for a fresh one per device. */
+  readonly decoder: RequestDecoder | (() => RequestDecoder);
   /** `DeviceStats.extra`: device-specific counters. Public API: keys are never renamed. */
   stats(device: Device): Record<string, number>;
   /**

@@ -13,5 +13,5 @@ export interface InspectorView {
 export const UNKNOWN_DEVICE_VIEW: InspectorView = { view: {}, decoder: {} };
 
 export function inspectorView<Device extends VirtioDevice>(descriptor: DeviceDescriptor<string, never, Device>, device: Device): InspectorView {
-  return { view: { shortName: descriptor.kind, featureBits: descriptor.featureBits, queueNames: descriptor.queueNames, config: () => descriptor.config(device) }, decoder: descriptor.decoder };
+  return { view: { shortName: descriptor.kind, featureBits: descriptor.featureBits, queueNames: descriptor.queueNames, config: () => descriptor.config(device) }, decoder: typeof descriptor.decoder === 'function' ? descriptor.decoder() : descriptor.decoder };
 }

@@ -221,7 +221,7 @@ describe('virtio-net control queue', () => {
       mem.write(0x1000, request);
       mem.write(0x8000, Uint8Array.of(ack));
       const c = chain([[0x1000, request.length]], [[0x8000, 1]]);
-      return [netDecoder.popped!(g, NET_CTRLQ, c)!.detail, netDecoder.completed!(g, NET_CTRLQ, c, 1)!.detail];
+      return [netDecoder().popped!(g, NET_CTRLQ, c)!.detail, netDecoder().completed!(g, NET_CTRLQ, c, 1)!.detail];
     };
     expect(decode(macAddrRequest(NEW_MAC), VIRTIO_NET_OK)).toEqual(['MAC ADDR_SET 52:54:00:12:34:56', 'ack VIRTIO_NET_OK']);
     expect(decode(macTableRequest([OTHER], [ALL_HOSTS]), VIRTIO_NET_OK)[0]).toBe('MAC TABLE_SET unicast 02:00:00:99:88:77; multicast 01:00:5e:00:00:01');
@@ -229,7 +229,7 @@ describe('virtio-net control queue', () => {
     expect(decode(offloadsRequest(2n), VIRTIO_NET_OK)[0]).toBe('GUEST_OFFLOADS SET 0x2');
     expect(decode(ctrlRequest(NetCtrlClass.VLAN, 0), VIRTIO_NET_ERR)).toEqual(['malformed: class VLAN is not supported', 'ack VIRTIO_NET_ERR (1)']);
     const huge = chain([[0x1000, CTRL_MAX_REQUEST_BYTES + 1]], [[0x8000, 1]]);
-    expect(netDecoder.popped!(g, NET_CTRLQ, huge)!.detail).toMatch(/over 4096 B: refused/);
-    expect(netDecoder.completed!(g, NET_CTRLQ, huge, 0)!.detail).toMatch(/no ack/);
+    expect(netDecoder().popped!(g, NET_CTRLQ, huge)!.detail).toMatch(/over 4096 B: refused/);
+    expect(netDecoder().completed!(g, NET_CTRLQ, huge, 0)!.detail).toMatch(/no ack/);
   });
 });
