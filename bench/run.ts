@@ -45,7 +45,7 @@ const settings = quick
   ? { diskSeconds: 1, diskRounds: 1, diskMiB: 64, pings: 5, mib: 2, netRounds: 1, netWarmSeconds: 0, boots: 1, instantRounds: 1, instantReturns: 1, inspectorSeconds: 2, inspectorRounds: 1 }
   : // Disk and inspector: more, shorter rounds (interleaved) narrow the spread more than longer ones;
     // from 9 rounds on, the spread (the median's confidence interval) leaves the most extreme ones out.
-    { diskSeconds: 2, diskRounds: 11, diskMiB: 256, pings: 50, mib: 32, netRounds: 3, netWarmSeconds: 60, boots: 5, instantRounds: 3, instantReturns: 4, inspectorSeconds: 3, inspectorRounds: 6 };
+    { diskSeconds: 2, diskRounds: 11, diskMiB: 256, pings: 50, mib: 32, netRounds: 3, netWarmSeconds: 90, boots: 5, instantRounds: 3, instantReturns: 4, inspectorSeconds: 3, inspectorRounds: 6 };
 let lastLine = 'starting';
 const log = (s: string) => {
   lastLine = s;

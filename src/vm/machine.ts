@@ -29,11 +29,17 @@ export interface MachineOptions {
 }
 
 /**
- * The image's kernel drives v86's IDE controller (the anchor in `npm run bench`), but the
- * lab's machine has no IDE disk, only v86's always-present empty CD-ROM: skipping the
- * ata_piix probe saves ~0.2 s of boot.
+ * What the lab's machine adds to the image's command line.
+ * - The image's kernel drives v86's IDE controller (the anchor in `npm run bench`), but the
+ *   lab's machine has no IDE disk, only v86's always-present empty CD-ROM: skipping the
+ *   ata_piix probe saves ~0.2 s of boot.
+ * - TCP receive buffers sized for the link's round trip. Linux sizes tcp_rmem's maximum from
+ *   RAM: 789 280 bytes on the 128 MiB guest, a window near 390 KB, while a round trip through
+ *   the relay, the WebSocket and the worker takes ~30 ms under load. A warm guest downloaded
+ *   ~11.6 MiB/s with the default and 16–20 MiB/s with 1 MiB to start and 4 MiB at most
+ *   (docs/design.md, What bounds the network). The kernel's tcp_mem still caps all sockets together.
  */
-export const LAB_CMDLINE = 'initcall_blacklist=piix_init';
+export const LAB_CMDLINE = 'initcall_blacklist=piix_init sysctl.net.ipv4.tcp_rmem="4096 1048576 4194304"';
 
 export class Machine {
   private startedAt = 0;

@@ -31,6 +31,11 @@ describe('Node runner: real guest', () => {
     expect(log).toMatch(new RegExp(`Kernel command line: .*${LAB_CMDLINE}`));
   });
 
+  it('takes the TCP receive buffers the command line sets (the kernel default is ~790 KB at most)', async () => {
+    const r = await vm.session.run('cat /proc/sys/net/ipv4/tcp_rmem');
+    expect(r.output.trim().split(/\s+/)).toEqual(['4096', '1048576', '4194304']);
+  });
+
   it('runs commands with output and exit status', async () => {
     const r = await vm.session.run('uname -r');
     expect(r.status).toBe(0);
