@@ -50,6 +50,10 @@ describe('virtio-net inspector decoder', () => {
     mem.write(0x5000, encodeNetHdr({ numBuffers: 1 }));
     mem.write(0x5000 + 12, frame.subarray(0, 60));
     expect(d.completed!(g, 0, chain([], [[0x5000, 1526]]), 72)!.detail).not.toMatch(/buffer/);
+    // A reset in the middle of a packet ends it: the next completion is a packet of its own.
+    d.completed!(g, 0, chain([], [[0x3000, 1526]]), 1526);
+    d.reset!();
+    expect(d.completed!(g, 0, chain([], [[0x5000, 1526]]), 72)!.detail).not.toMatch(/buffer/);
     // A decoder of its own per NIC: another one starts fresh, and takes payload for a header.
     for (let i = 0; i < 12; i++) mem.write(0x7000 + i, Uint8Array.of(0x5a));
     expect(netDecoder().completed!(g, 0, chain([], [[0x7000, 1526]]), 1526)!.detail).toMatch(/23130 bufs/);

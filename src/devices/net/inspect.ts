@@ -74,8 +74,10 @@ class NetDecoder implements RequestDecoder {
       const ack = writtenBytes(mem, chain, 1)[0];
       return { detail: ack === VIRTIO_NET_OK ? 'ack VIRTIO_NET_OK' : `ack VIRTIO_NET_ERR (${ack})`, fields: { ack: ack ?? -1 } };
     }
-    if (queue === NET_TRANSMITQ || !chain) return undefined;
+    if (queue === NET_TRANSMITQ) return undefined;
+    // A buffer of the packet being gathered counts even if its pop was not seen.
     if (this.continuing > 0) return this.continuation(mem, chain, len);
+    if (!chain) return undefined;
     if (len === 0) return { detail: 'returned empty' };
     const bytes = writtenBytes(mem, chain, Math.min(len, NET_DECODE_BYTES));
     if (bytes.length < VIRTIO_NET_HDR_SIZE) return netDecode(bytes);
@@ -91,10 +93,16 @@ class NetDecoder implements RequestDecoder {
     };
   }
 
-  private continuation(mem: GuardedMemory, chain: DescriptorChain, len: number): Decoded {
+  /** A reset ends the packet being gathered: the next completion starts a packet of its own. */
+  reset(): void {
+    this.parts = [];
+    this.continuing = 0;
+  }
+
+  private continuation(mem: GuardedMemory, chain: DescriptorChain | undefined, len: number): Decoded {
     const k = this.buffers - --this.continuing;
     const room = NET_DECODE_BYTES - this.gathered;
-    if (room > 0 && len > 0) {
+    if (chain && room > 0 && len > 0) {
       const bytes = writtenBytes(mem, chain, Math.min(len, room));
       this.parts.push(bytes);
       this.gathered += bytes.length;

@@ -21,6 +21,8 @@ export interface RequestDecoder {
   popped?(mem: GuardedMemory, queue: number, chain: DescriptorChain): Decoded | undefined;
   /** At completion: what the device answered (blk status, an rx frame, rng bytes). */
   completed?(mem: GuardedMemory, queue: number, chain: DescriptorChain | undefined, len: number): Decoded | undefined;
+  /** The device was reset: forget whatever a decoder carries from one completion to the next. */
+  reset?(): void;
 }
 
 export class Timeline implements FunctionTracer {
@@ -44,7 +46,10 @@ export class Timeline implements FunctionTracer {
   }
 
   transport(kind: TransportEventKind, queue: number, detail?: string, status?: number): void {
-    if (kind === 'reset') this.inFlight.clear();
+    if (kind === 'reset') {
+      this.inFlight.clear();
+      this.decode(() => void this.decoder.reset?.());
+    }
     if (status !== undefined) {
       const hex = `0x${status.toString(16).padStart(2, '0')}`;
       this.record({ kind, queue, detail: detail ?? `${hex}: ${statusNames(status).join(' | ') || 'reset'}`, fields: { status } });
