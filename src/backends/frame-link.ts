@@ -23,4 +23,10 @@ export interface FrameLink {
    * leave it out; the NIC then gets MTU frames only.
    */
   offerSuperSegments?(maxFrameBytes: number): void;
+  /**
+   * Largest frame the far end takes whole now: TCP/IPv4 super-segments up to this size (the
+   * NIC sends its guest's TSO frames as such instead of cutting them). Absent or 0: MTU
+   * frames only.
+   */
+  readonly superSegmentSendLimit?: number;
 }

@@ -27,6 +27,8 @@ export class MemoryFrameLink implements FrameLink {
   /** Frames this end sent (accepted by send()), and frames it refused. */
   sentFrames = 0;
   dropped = 0;
+  /** What the far end takes whole (FrameLink.superSegmentSendLimit); tests set it. */
+  superSegmentSendLimit = 0;
   private events: FrameLinkEvents | undefined;
   private closed = false;
 

@@ -70,7 +70,7 @@ describe('WebSocketFrameLink (fake socket)', () => {
 
   it('reports link state, frames in and out, drops while down and when buffered too much', () => {
     FakeSocket.all = [];
-    const link = new WebSocketFrameLink('ws://relay/relay/lab', FakeSocket, { maxBufferedBytes: 100 });
+    const link = new WebSocketFrameLink('ws://relay/relay/lab', FakeSocket, { maxBufferedBytes: 100, sendSuperSegments: false });
     const events: string[] = [];
     const frames: Uint8Array[] = [];
     link.attach({ onFrame: (f) => frames.push(f), onLinkChange: (up) => events.push(up ? 'up' : 'down') });
@@ -118,7 +118,7 @@ describe('WebSocketFrameLink (fake socket)', () => {
   it('sends the super-segment hello when offered, after every reconnect, and a withdrawal', () => {
     FakeSocket.all = [];
     const t = fakeTimers();
-    const link = new WebSocketFrameLink('ws://x', FakeSocket, { random: () => 1, ...t });
+    const link = new WebSocketFrameLink('ws://x', FakeSocket, { random: () => 1, sendSuperSegments: false, ...t });
     link.attach({ onFrame: () => {}, onLinkChange: () => {} });
     link.offerSuperSegments(65549); // down: remembered, nothing sent
     const first = FakeSocket.all[0];
@@ -140,6 +140,34 @@ describe('WebSocketFrameLink (fake socket)', () => {
     expect(FakeSocket.all[2].sent).toEqual([]); // withdrawn: a new port needs no hello
     expect(link.stats.hellosSent).toBe(3);
     expect(() => link.offerSuperSegments(1514)).toThrow(RangeError);
+    link.close();
+  });
+
+  it('asks every connection to take super-segments, and sends them only up to what its answer allows', () => {
+    FakeSocket.all = [];
+    const t = fakeTimers();
+    const link = new WebSocketFrameLink('ws://x', FakeSocket, { random: () => 1, ...t });
+    link.attach({ onFrame: () => {}, onLinkChange: () => {} });
+    const first = FakeSocket.all[0];
+    first.open();
+    expect(first.sent).toEqual(['virtio-lab tx-tcp4 65549']);
+    expect(link.superSegmentSendLimit).toBe(0); // no answer yet: MTU frames
+    first.onmessage?.({ data: 'virtio-lab tx-tcp4 20000' });
+    expect(link.superSegmentSendLimit).toBe(20000);
+    first.onmessage?.({ data: 'virtio-lab tx-tcp4 99999' }); // out of bounds: ignored
+    first.onmessage?.({ data: 'virtio-lab rx-tcp4 20000' }); // not the relay's to send
+    expect(link.superSegmentSendLimit).toBe(20000);
+    expect(link.stats.badMessages).toBe(2);
+    first.onmessage?.({ data: 'virtio-lab tx-tcp4 0' });
+    expect(link.superSegmentSendLimit).toBe(0);
+    first.onmessage?.({ data: 'virtio-lab tx-tcp4 65549' });
+    expect(link.superSegmentSendLimit).toBe(65549);
+    first.drop(); // a new connection is a new port: nothing allowed until it answers
+    expect(link.superSegmentSendLimit).toBe(0);
+    t.fire();
+    FakeSocket.all[1].open();
+    expect(link.superSegmentSendLimit).toBe(0);
+    expect(FakeSocket.all[1].sent).toEqual(['virtio-lab tx-tcp4 65549']);
     link.close();
   });
 
@@ -179,7 +207,8 @@ describe('WebSocketFrameLink (ws server)', () => {
     const atServer: Buffer[] = [];
     const onConnection = (ws: WebSocket) => {
       ws.on('message', (data: Buffer, isBinary: boolean) => {
-        if (isBinary) atServer.push(data);
+        if (!isBinary) return; // the tx hello: this server does not answer it
+        atServer.push(data);
         ws.send(Uint8Array.of(0xee, ...data), { binary: true });
       });
     };

@@ -6,9 +6,12 @@
  *
  * The NIC's offer of super-segments (offerSuperSegments) goes to the relay as a text hello
  * (src/wire/link-hello.ts), again after every reconnect: a new connection is a new switch
- * port that knows nothing of the last one's.
+ * port that knows nothing of the last one's. So does its tx hello, on every connection: the
+ * relay's answer says how large a super-segment the NIC may send (superSegmentSendLimit),
+ * and until it comes (from a relay that does not know the hello, never) the NIC sends MTU
+ * frames.
  */
-import { formatLinkHello } from '../wire/link-hello.ts';
+import { SUPER_SEGMENT_MAX_FRAME, TX_HELLO_PREFIX, formatLinkHello, parseLinkHello } from '../wire/link-hello.ts';
 import type { FrameLink, FrameLinkEvents } from './frame-link.ts';
 
 /**
@@ -45,6 +48,8 @@ export interface WebSocketFrameLinkOptions {
    * "unreachable"), and the delay before the next attempt; undefined once it is up again.
    */
   onProblem?: (problem: string | undefined, retryInMs?: number) => void;
+  /** Ask the relay to take super-segments from the NIC (default true). */
+  sendSuperSegments?: boolean;
   /** For tests: randomness for jitter, and the timer. */
   random?: () => number;
   setTimeout?: (fn: () => void, ms: number) => unknown;
@@ -63,7 +68,7 @@ export interface WebSocketFrameLinkStats {
   /** send() refused: link down, or bufferedAmount over the bound. */
   dropsDown: number;
   dropsBuffered: number;
-  /** Text or empty messages (not frames): ignored. */
+  /** Empty messages, and text that is no hello: ignored. */
   badMessages: number;
   /** Frames that arrived before attach(). */
   dropsUnattached: number;
@@ -103,6 +108,9 @@ export class WebSocketFrameLink implements FrameLink {
   private lastProblem = '';
   /** The NIC's offer of super-segments (0: none), told to every connection. */
   private superSegmentOffer = 0;
+  private readonly askToSendSuperSegments: boolean;
+  /** What this connection's relay said the NIC may send (0: MTU frames only). */
+  private sendLimit = 0;
 
   /** Connects at once; `attach` starts event delivery. */
   constructor(
@@ -117,6 +125,7 @@ export class WebSocketFrameLink implements FrameLink {
     this.setTimer = opts.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimeout ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
     this.onProblem = opts.onProblem ?? (() => {});
+    this.askToSendSuperSegments = opts.sendSuperSegments ?? true;
     this.connect();
   }
 
@@ -140,6 +149,11 @@ export class WebSocketFrameLink implements FrameLink {
   /** The offer in force (0: none). */
   get superSegments(): number {
     return this.superSegmentOffer;
+  }
+
+  /** Largest super-segment the relay takes from us on this connection (0: none). */
+  get superSegmentSendLimit(): number {
+    return this.sendLimit;
   }
 
   private sendHello(hello: string): void {
@@ -222,7 +236,9 @@ export class WebSocketFrameLink implements FrameLink {
       this.failures = 0;
       this.onProblem(undefined);
       // Before any frame: the port must know what it may send from the start.
+      this.sendLimit = 0;
       if (this.superSegmentOffer) this.sendHello(formatLinkHello(this.superSegmentOffer));
+      if (this.askToSendSuperSegments) this.sendHello(formatLinkHello(SUPER_SEGMENT_MAX_FRAME, TX_HELLO_PREFIX));
       this.setUp(true);
     };
     ws.onmessage = (event) => {
@@ -240,6 +256,7 @@ export class WebSocketFrameLink implements FrameLink {
     ws.onclose = (ev) => {
       if (this.socket !== ws) return;
       this.socket = undefined;
+      this.sendLimit = 0;
       const code = (ev as { code?: unknown } | undefined)?.code;
       const why = typeof code === 'number' && code !== 1005 && code !== 1006 ? ` (code ${code})` : '';
       // Browsers say nothing more about a failed WebSocket (no status, no error text).
@@ -263,6 +280,13 @@ export class WebSocketFrameLink implements FrameLink {
 
   private message(data: unknown): void {
     let frame: Uint8Array;
+    if (typeof data === 'string') {
+      // The relay's answer to our tx hello; it never sends one unasked, but check anyway.
+      const granted = parseLinkHello(data, TX_HELLO_PREFIX);
+      if (granted === undefined || !this.askToSendSuperSegments) this.stats.badMessages++;
+      else this.sendLimit = granted;
+      return;
+    }
     if (data instanceof ArrayBuffer) frame = new Uint8Array(data);
     else if (ArrayBuffer.isView(data)) frame = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
     else {

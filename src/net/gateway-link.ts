@@ -2,12 +2,15 @@
  * A FrameLink whose far end is a gateway in this same worker: a one-guest switch room with
  * the relay's gateway (ARP, DHCP, DNS, ICMP, TCP/UDP NAT) on it, reaching the outside through
  * an uplink (fetch or wisp). The guest sees the same 10.0.2.0/24 network as behind the relay.
+ * Super-segments both ways, as with the relay (src/wire/link-hello.ts): the NIC's offer goes
+ * straight to its switch port, and the port may send them from the start.
  */
 import type { FrameLink, FrameLinkEvents } from '../backends/frame-link.ts';
 import { GatewayCore, type GatewayOptions, type GatewayStats } from '../relay/gateway-core.ts';
 import { SwitchRoom, type SwitchPort } from '../relay/switch.ts';
 import type { Uplink } from '../relay/uplink.ts';
 import { ETH_MAX_FRAME } from '../wire/ethernet.ts';
+import { SUPER_SEGMENT_MAX_FRAME } from '../wire/link-hello.ts';
 
 /**
  * Frames toward the guest held until it is attached or between deliveries, and their bytes
@@ -33,6 +36,7 @@ export class GatewayLink implements FrameLink {
     this.gateway = new GatewayCore(this.room, uplink, opts);
     // Not MAC-locked: after a restore the page gives the guest a new MAC (after-restore.ts).
     this.port = this.room.attach({ deliver: (f) => this.toGuest(f) }, { label: 'nic' });
+    this.port.allowSuperSegmentsIn(SUPER_SEGMENT_MAX_FRAME);
     this.isUp = initiallyUp;
   }
 
@@ -45,6 +49,15 @@ export class GatewayLink implements FrameLink {
     if (this.closed || up === this.isUp) return;
     this.isUp = up;
     this.events?.onLinkChange(up);
+  }
+
+  /** The gateway's TCP sends the NIC super-segments of up to this (0: MTU frames). */
+  offerSuperSegments(maxFrameBytes: number): void {
+    this.port.setSuperSegments(maxFrameBytes);
+  }
+
+  get superSegmentSendLimit(): number {
+    return this.port.superSegmentsIn;
   }
 
   attach(events: FrameLinkEvents): void {

@@ -169,7 +169,8 @@ export class GatewayCore implements PortSink, GatewayIo {
     // localOnly: in a cluster every relay has this gateway (same MAC and address) and its NAT
     // serves only the relay's own clients; frames from other relays never reach it.
     // Its TCP may send super-segments; the switch passes them only to ports that offered them.
-    this.port = room.attach(this, { label: 'gateway', mac: this.mac, localOnly: true, maxFrameBytes: SUPER_SEGMENT_MAX_FRAME });
+    // It takes clients' whole: its TCP terminates them (tcp.ts takes segments of any length).
+    this.port = room.attach(this, { label: 'gateway', mac: this.mac, localOnly: true, maxFrameBytes: SUPER_SEGMENT_MAX_FRAME, takesSuperSegments: true });
     room.guard = (frame, srcKey) => this.sourceGuard(frame, srcKey);
   }
 

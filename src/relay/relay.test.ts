@@ -18,6 +18,8 @@ import {
 import { type FrameSocket, type Relay, type RelayOptions, attachRelay, clientSink, ownFrame, roomFromPath } from './relay.ts';
 import { GW_IP, GW_MAC, dhcpClientFrame, ipv4Frame } from './testing.ts';
 import { until } from './testing-tcp.ts';
+import { makeSuperSegment } from '../wire/super-segment.ts';
+import { tcpFrame, testBytes } from '../wire/testing/tcp-frames.ts';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -157,6 +159,32 @@ describe('relay over WebSocket', () => {
     await connect(`${base}/relay/hello`);
     await until(() => clients().length === 2, 2000, 'reconnect');
     expect(clients().map((c) => c.superSegmentBytes)).toEqual([0, 0]);
+  });
+
+  it("answers a tx hello; then takes that client's super-segments, cut for a stock client; others get no text", async () => {
+    const { base, relay } = await startRelay();
+    const a = await connect(`${base}/relay/tx`);
+    const stock = await connect(`${base}/relay/tx`);
+    const texts: string[][] = [[], []];
+    a.ws.on('message', (d: Buffer, isBinary) => isBinary || texts[0].push(d.toString()));
+    stock.ws.on('message', (d: Buffer, isBinary) => isBinary || texts[1].push(d.toString()));
+    stock.ws.send(frame(BROADCAST_MAC, mac(2), 60)); // learned
+    await a.next();
+    const seg = tcpFrame(testBytes(20000), { dst: mac(2), src: mac(1) });
+    if (typeof makeSuperSegment(seg, 1448, 1500) === 'string') throw new Error('not a super-segment');
+    a.ws.send(seg); // before the hello: too big (the connection stays)
+    a.ws.send('virtio-lab tx-tcp4 65549');
+    await until(() => texts[0].length === 1, 2000, 'the answer');
+    expect(texts[0]).toEqual(['virtio-lab tx-tcp4 65549']);
+    a.ws.send(seg);
+    const cut: Uint8Array[] = [];
+    for (let i = 0; i < Math.ceil(20000 / 1448); i++) cut.push(await stock.next());
+    expect(cut.every((f) => f.length <= 1514)).toBe(true);
+    expect(Uint8Array.from(cut.flatMap((f) => [...f.subarray(54)]))).toEqual(testBytes(20000));
+    const room = relay.stats().rooms.find((r) => r.name === 'tx')!;
+    expect(room.clients.map((c) => c.superSegmentsIn).sort((x, y) => x - y)).toEqual([0, 65549]);
+    expect(room.drops).toEqual({ 'too-big': 1 });
+    expect(texts[1]).toEqual([]);
   });
 
   it("drops frames from another's MAC, oversized and runt frames, counts them, and keeps the client", async () => {

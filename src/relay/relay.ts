@@ -2,9 +2,9 @@
  * The relay's WebSocket side: mounted on an existing Node HTTP server through its
  * 'upgrade' event, at `/relay/<room>` (`/relay` or `/relay/` is room `lab`). Each binary
  * message is one raw Ethernet frame, no header (websockproxy / v86 `network_relay_url`
- * format); text messages are ignored but for the NIC's super-segment hello
- * (src/wire/link-hello.ts), which sets what its switch port may be sent. Each room is a switch (switch.ts) with a gateway
- * (gateway.ts) on one of its ports.
+ * format); text messages are ignored but for the NIC's super-segment hellos
+ * (src/wire/link-hello.ts): rx sets what its switch port may be sent, tx (answered) what it
+ * may send. Each room is a switch (switch.ts) with a gateway (gateway.ts) on one of its ports.
  *
  * Admission happens before the WebSocket handshake completes, with plain HTTP errors:
  * 400 bad room name, 401 missing/wrong token, 403 Origin not allowed, 503 room full or too
@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { ETH_MAX_FRAME, VLAN_HLEN } from '../wire/ethernet.ts';
-import { LINK_HELLO_MAX_CHARS, parseLinkHello } from '../wire/link-hello.ts';
+import { LINK_HELLO_MAX_CHARS, SUPER_SEGMENT_MAX_FRAME, TX_HELLO_PREFIX, formatLinkHello, parseLinkHello } from '../wire/link-hello.ts';
 import { addressingForClients } from './addressing.ts';
 import { ClusterLink, type ClusterRoom } from './cluster.ts';
 import { type GatewayOptions, type GatewayStats, Gateway } from './gateway.ts';
@@ -28,7 +28,10 @@ export interface RelayOptions {
   defaultRoom: string;
   /** Largest Ethernet frame (header included, no FCS). Default 1514 (MTU 1500 + 14). */
   maxFrameBytes: number;
-  /** WebSocket messages above this close the connection (ws maxPayload). Default 65536. */
+  /**
+   * WebSocket messages above this close the connection (ws maxPayload). Default
+   * SUPER_SEGMENT_MAX_FRAME (65 549): a super-segment from a NIC the relay allowed to send them.
+   */
   maxMessageBytes: number;
   maxClientsPerRoom: number;
   maxRooms: number;
@@ -68,7 +71,7 @@ export const DEFAULT_RELAY_OPTIONS: RelayOptions = {
   path: '/relay',
   defaultRoom: 'lab',
   maxFrameBytes: ETH_MAX_FRAME,
-  maxMessageBytes: 65536,
+  maxMessageBytes: SUPER_SEGMENT_MAX_FRAME,
   maxClientsPerRoom: 32,
   maxRooms: 64,
   idleTimeoutMs: 30 * 60_000,
@@ -94,12 +97,13 @@ export interface ClientInfo {
 export interface RelayStats {
   /**
    * bufferedBytes: what the client's WebSocket holds unsent (capped near maxBufferedBytes);
-   * superSegmentBytes: the largest frame its NIC offered to take (0: MTU frames only).
+   * superSegmentBytes: the largest frame its NIC offered to take (0: MTU frames only);
+   * superSegmentsIn: the largest it may send (0: MTU frames only).
    */
   rooms: Array<
     RoomStats & {
       gateway: GatewayStats | null;
-      clients: Array<ClientInfo & { portId: number; bufferedBytes: number; bufferedFrames: number; superSegmentBytes: number }>;
+      clients: Array<ClientInfo & { portId: number; bufferedBytes: number; bufferedFrames: number; superSegmentBytes: number; superSegmentsIn: number }>;
     }
   >;
   /** WebSocket clients admitted since start. */
@@ -200,11 +204,18 @@ export function ownFrame(data: RawData): Uint8Array {
   return out;
 }
 
-/** The offer a text message makes (link-hello.ts), if it is a hello; longer ones are not even decoded. */
-export function linkHello(data: RawData): number | undefined {
+/**
+ * The hello a text message is (link-hello.ts): which one and its size, or undefined; longer
+ * ones are not even decoded.
+ */
+export function linkHello(data: RawData): { kind: 'rx' | 'tx'; bytes: number } | undefined {
   const size = Array.isArray(data) ? data.reduce((n, part) => n + part.byteLength, 0) : data.byteLength;
   if (size > LINK_HELLO_MAX_CHARS) return undefined;
-  return parseLinkHello(new TextDecoder().decode(ownFrame(data)));
+  const text = new TextDecoder().decode(ownFrame(data));
+  const rx = parseLinkHello(text);
+  if (rx !== undefined) return { kind: 'rx', bytes: rx };
+  const tx = parseLinkHello(text, TX_HELLO_PREFIX);
+  return tx === undefined ? undefined : { kind: 'tx', bytes: tx };
 }
 
 const WS_OPEN = 1; // WebSocket.OPEN
@@ -364,8 +375,15 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (!isBinary) {
-        const offer = linkHello(data);
-        const taken = offer !== undefined && port.setSuperSegments(offer);
+        const hello = linkHello(data);
+        let taken = false;
+        if (hello?.kind === 'rx') taken = port.setSuperSegments(hello.bytes);
+        else if (hello?.kind === 'tx') {
+          // Answered every time (a repeat costs one short message); no larger than a message may be.
+          const granted = port.allowSuperSegmentsIn(Math.min(hello.bytes, o.maxMessageBytes));
+          if (ws.readyState === WS_OPEN) ws.send(formatLinkHello(granted, TX_HELLO_PREFIX));
+          taken = true;
+        }
         ignored[taken ? 'hello' : 'text'] = (ignored[taken ? 'hello' : 'text'] ?? 0) + 1;
         return;
       }
@@ -409,6 +427,7 @@ export function attachRelay(server: Server, options: Partial<RelayOptions> = {})
             bufferedBytes: ws.bufferedAmount,
             bufferedFrames: c.sink.queued(),
             superSegmentBytes: c.port.superSegmentBytes,
+            superSegmentsIn: c.port.superSegmentsIn,
           })),
         })),
         accepted,

@@ -1,10 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { BROADCAST_MAC, ETHERTYPE_IPV4, buildEthernet, macKey, parseMac } from '../wire/ethernet.ts';
 import { MAC_MOVE_BURST, SwitchRoom } from './switch.ts';
+import { readU16 } from '../wire/bytes.ts';
+import { makeSuperSegment } from '../wire/super-segment.ts';
+import { TCP_ACK, TCP_FIN } from '../wire/tcp.ts';
+import { tcpFrame, testBytes } from '../wire/testing/tcp-frames.ts';
 
 const mac = (n: number) => parseMac(`52:54:00:00:00:${n.toString(16).padStart(2, '0')}`);
 const frame = (dst: Uint8Array, src: Uint8Array, len = 60) =>
   buildEthernet({ dst, src, etherType: ETHERTYPE_IPV4, payload: new Uint8Array(Math.max(0, len - 14)) });
+
+/** A client's super-segment of `payload` bytes (MSS 1448). */
+function makeSuperSegmentFrame(payload: number, dst: Uint8Array, src: Uint8Array): Uint8Array {
+  const f = tcpFrame(testBytes(payload), { dst, src });
+  if (typeof makeSuperSegment(f, 1448, 1500) === 'string') throw new Error('not a super-segment');
+  return f;
+}
 
 function setup(n: number, opts: { maxFrameBytes?: number; now?: () => number } = {}) {
   const room = new SwitchRoom('r', { maxFrameBytes: opts.maxFrameBytes ?? 1514, now: opts.now });
@@ -120,6 +131,55 @@ describe('switch', () => {
     big.input(frame(mac(1), mac(9), 4000));
     expect(inbox[0]).toHaveLength(3);
     expect(room.frameLimitFor(macKey(mac(1)))).toBe(1514);
+  });
+
+  it("a client allowed super-segments: whole to the gateway and to ports that offered them, cut for the rest", () => {
+    const { room, ports, inbox } = setup(3);
+    const atGateway: Uint8Array[] = [];
+    const gw = room.attach({ deliver: (f) => (atGateway.push(f), true) }, { label: 'gateway', mac: mac(9), maxFrameBytes: 65549, takesSuperSegments: true });
+    const remoteInbox: Uint8Array[] = [];
+    const remote = room.attach({ deliver: (f) => (remoteInbox.push(f), true) }, { label: 'cluster', remote: true });
+    for (const [i, p] of ports.entries()) p.input(frame(mac(9), mac(i + 1))); // learn the clients
+    atGateway.length = 0;
+    expect(ports[1].setSuperSegments(65549)).toBe(true);
+    // Only a NIC's port is allowed, and only a valid size.
+    expect(ports[0].allowSuperSegmentsIn(65549)).toBe(65549);
+    for (const bad of [1514, 65550, 0.5]) expect(ports[2].allowSuperSegmentsIn(bad)).toBe(0);
+    expect(gw.allowSuperSegmentsIn(65549)).toBe(0);
+    expect(remote.allowSuperSegmentsIn(65549)).toBe(0);
+
+    const seg = makeSuperSegmentFrame(20000, mac(9), mac(1));
+    ports[0].input(seg);
+    expect(atGateway.map((f) => f.length)).toEqual([seg.length]); // whole
+    const toPeer = makeSuperSegmentFrame(20000, mac(2), mac(1));
+    ports[0].input(toPeer);
+    expect(inbox[1].map((f) => f.length)).toEqual([toPeer.length]); // it offered: whole
+    const toStock = makeSuperSegmentFrame(20000, mac(3), mac(1));
+    ports[0].input(toStock);
+    const cut = inbox[2].slice();
+    expect(cut).toHaveLength(Math.ceil(20000 / 1448));
+    expect(cut.every((f) => f.length <= 1514 && readU16(f, 34 + 18) === 0)).toBe(true);
+    expect(Uint8Array.from(cut.flatMap((f) => [...f.subarray(54)]))).toEqual(testBytes(20000));
+    // Unknown unicast floods: whole where offered and to the gateway, cut once for the rest (the cluster too).
+    ports[0].input(makeSuperSegmentFrame(20000, mac(7), mac(1)));
+    expect(inbox[1]).toHaveLength(2);
+    expect(inbox[2]).toHaveLength(2 * cut.length);
+    expect(remoteInbox).toHaveLength(cut.length);
+    expect(room.stats().ports[0].drops).toEqual({});
+
+    // Not a super-segment (a FIN; no MSS), or damaged where it must be cut: dropped as such.
+    ports[0].input(tcpFrame(testBytes(5000), { dst: mac(9), src: mac(1), flags: TCP_ACK | TCP_FIN, urgent: 1448 }));
+    ports[0].input(tcpFrame(testBytes(5000), { dst: mac(9), src: mac(1) }));
+    const damaged = makeSuperSegmentFrame(5000, mac(3), mac(1));
+    damaged[damaged.length - 1] ^= 1;
+    ports[0].input(damaged);
+    expect(room.stats().ports.map((p) => p.drops['bad-super-segment'] ?? 0)).toEqual([2, 0, 1, 0, 0]);
+    // A port not allowed: too big, as before; nor beyond what it was allowed.
+    ports[1].input(makeSuperSegmentFrame(5000, mac(9), mac(2)));
+    ports[0].allowSuperSegmentsIn(4000);
+    ports[0].input(makeSuperSegmentFrame(5000, mac(9), mac(1)));
+    expect(room.stats().ports.map((p) => p.drops['too-big'] ?? 0)).toEqual([1, 1, 0, 0, 0]);
+    expect(atGateway).toHaveLength(2); // the first one and the flood
   });
 
   it('never takes an offer from a cluster link', () => {

@@ -13,15 +13,23 @@
  *
  * Super-segments (src/wire/link-hello.ts): a client port whose NIC offered them
  * (setSuperSegments) may be sent frames up to its offer; every other port gets frames of at
- * most maxFrameBytes (+ a VLAN tag), whoever sent them: a larger one is dropped as 'too-big'
- * on its way out. Only a port attached with its own maxFrameBytes (the gateway) may send them.
+ * most maxFrameBytes (+ a VLAN tag). The gateway (attached with its own maxFrameBytes) may
+ * send them, and sizes them for their receiver. A client port the relay allowed to
+ * (allowSuperSegmentsIn, after its NIC's tx hello) may send them too: each is checked as one
+ * (structure only: a receiver verifies checksums, and a cut does) and goes whole to the
+ * gateway (attached with takesSuperSegments: its TCP terminates it) and to ports that offered
+ * them, and cut into MTU frames, as the guest's TCP would have sent them, for every other.
+ * Work per frame: the check reads its headers; a cut (at most one per frame, however many
+ * ports get it) is one checksum pass and at most ⌈65495 / SUPER_SEGMENT_MIN_GSO⌉ = 1024 frames.
  */
 import { SUPER_SEGMENT_MAX_FRAME, SUPER_SEGMENT_MIN_OFFER } from '../wire/link-hello.ts';
 import { ETH_HLEN, VLAN_HLEN, isMulticastMac, isVlanTagged, macKey, macToString } from '../wire/ethernet.ts';
+import { type SuperSegmentView, cutSuperSegment, superSegmentView } from '../wire/super-segment.ts';
 
 export type DropReason =
   | 'runt' // shorter than an Ethernet header
   | 'too-big' // longer than maxFrameBytes
+  | 'bad-super-segment' // longer than maxFrameBytes from a port allowed super-segments, but not one (or, cut, its checksum was wrong)
   | 'spoofed' // source MAC differs from the one the port first used
   | 'bad-source' // multicast/broadcast or all-zero source MAC
   | 'mac-in-use' // source MAC already owned by another port
@@ -83,6 +91,15 @@ export interface AttachOptions {
    * gateway's super-segments. At most SUPER_SEGMENT_MAX_FRAME.
    */
   maxFrameBytes?: number;
+  /** Takes super-segments of any size whole (the gateway: its TCP terminates them). */
+  takesSuperSegments?: boolean;
+}
+
+/** A super-segment from a client port on its way through: checked, cut at most once. */
+interface SuperSegmentInput {
+  view: SuperSegmentView;
+  /** The MTU frames it stands for, once a port needed them (null: the cut refused it). */
+  cut?: Uint8Array[] | null;
 }
 
 /** Whether frames may go between two ports: never between a remote and a local-only one. */
@@ -158,6 +175,8 @@ export class SwitchPort {
   readonly moveBucket: TokenBucket | null;
   /** Largest super-segment its NIC offered to take (0: none; MTU frames only). */
   superSegmentBytes = 0;
+  /** Largest super-segment it may send (0: none), as the relay answered its NIC's tx hello. */
+  superSegmentsIn = 0;
   constructor(
     readonly room: SwitchRoom,
     readonly id: number,
@@ -168,6 +187,7 @@ export class SwitchPort {
     this.bucket = options.rateLimit ? new TokenBucket(options.rateLimit, now) : null;
     this.floodBucket = options.floodLimit ? new TokenBucket(options.floodLimit, now) : null;
     this.moveBucket = options.lockMac ? new TokenBucket(MAC_MOVES, now) : null;
+    if (options.takesSuperSegments) this.superSegmentBytes = SUPER_SEGMENT_MAX_FRAME;
   }
 
   /** A frame from this port into the switch. */
@@ -186,6 +206,16 @@ export class SwitchPort {
     if (bytes !== 0 && !(Number.isInteger(bytes) && bytes >= SUPER_SEGMENT_MIN_OFFER && bytes <= SUPER_SEGMENT_MAX_FRAME)) return false;
     this.superSegmentBytes = bytes;
     return true;
+  }
+
+  /**
+   * The NIC's tx hello: it would send super-segments of up to `bytes`. Returns what it may
+   * send (the answer the relay gives): `bytes` for a NIC's port and a valid size, else 0.
+   */
+  allowSuperSegmentsIn(bytes: number): number {
+    const valid = Number.isInteger(bytes) && bytes >= SUPER_SEGMENT_MIN_OFFER && bytes <= SUPER_SEGMENT_MAX_FRAME;
+    this.superSegmentsIn = valid && !this.options.remote && !this.options.mac ? bytes : 0;
+    return this.superSegmentsIn;
   }
 
   detach(): void {
@@ -305,7 +335,13 @@ export class SwitchRoom {
     if (frame.length < ETH_HLEN) return this.drop(port, 'runt');
     // An 802.1Q tag does not count against the MTU: a tagged frame may be 4 bytes longer.
     const limit = Math.min(port.options.maxFrameBytes ?? this.options.maxFrameBytes, SUPER_SEGMENT_MAX_FRAME);
-    if (frame.length > limit + (isVlanTagged(frame) ? VLAN_HLEN : 0)) return this.drop(port, 'too-big');
+    let big: SuperSegmentInput | undefined;
+    if (frame.length > limit + (isVlanTagged(frame) ? VLAN_HLEN : 0)) {
+      if (frame.length > port.superSegmentsIn) return this.drop(port, 'too-big');
+      const view = superSegmentView(frame, this.options.maxFrameBytes - ETH_HLEN, false);
+      if (typeof view === 'string') return this.drop(port, 'bad-super-segment');
+      big = { view };
+    }
     if (port.bucket && !port.bucket.take(frame.length, this.now())) return this.drop(port, 'rate-limited');
 
     // Source MAC: no group bit, not all zero; then the port's lock, then ownership.
@@ -340,13 +376,13 @@ export class SwitchRoom {
         }
         if (!mayExchange(port, dst)) return this.drop(port, 'local-only');
         this.totals.forwarded++;
-        this.send(dst, frame);
+        this.send(dst, frame, big);
         return;
       }
     }
     if (port.floodBucket && !port.floodBucket.take(frame.length, this.now())) return this.drop(port, 'flood-limited');
     this.totals.flooded++;
-    for (const p of [...this.ports]) if (p !== port && p.attached && mayExchange(port, p)) this.send(p, frame);
+    for (const p of [...this.ports]) if (p !== port && p.attached && mayExchange(port, p)) this.send(p, frame, big);
   }
 
   /** A client port's frame from a MAC other than its own: move the port there, or say why not. */
@@ -364,9 +400,20 @@ export class SwitchRoom {
     return null;
   }
 
-  private send(port: SwitchPort, frame: Uint8Array): void {
-    // Stock clients (and the cluster link) never see more than the MTU frame.
-    if (frame.length > this.options.maxFrameBytes + VLAN_HLEN && frame.length > port.superSegmentBytes) return this.drop(port, 'too-big');
+  private send(port: SwitchPort, frame: Uint8Array, big?: SuperSegmentInput): void {
+    // Stock clients (and the cluster link) never see more than the MTU frame: a client's
+    // super-segment is cut for them (the gateway sized its own for the receiver).
+    if (frame.length > this.options.maxFrameBytes + VLAN_HLEN && frame.length > port.superSegmentBytes) {
+      if (!big) return this.drop(port, 'too-big');
+      if (big.cut === undefined) big.cut = cutSuperSegment(frame, big.view, this.options.maxFrameBytes) ?? null;
+      if (!big.cut) return this.drop(port, 'bad-super-segment');
+      for (const f of big.cut) this.deliver(port, f);
+      return;
+    }
+    this.deliver(port, frame);
+  }
+
+  private deliver(port: SwitchPort, frame: Uint8Array): void {
     if (port.sink.deliver(frame)) {
       port.counters.framesOut++;
       port.counters.bytesOut += frame.length;

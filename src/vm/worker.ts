@@ -103,6 +103,9 @@ function observedLink(inner: FrameLink, onChange: (up: boolean) => void): FrameL
     },
     send: (frame) => inner.send(frame),
     offerSuperSegments: (bytes) => inner.offerSuperSegments?.(bytes),
+    get superSegmentSendLimit() {
+      return inner.superSegmentSendLimit;
+    },
     attach: (events: FrameLinkEvents) =>
       inner.attach({
         onFrame: (f) => events.onFrame(f),

@@ -7,12 +7,9 @@ import { DESC_SIZE } from '../../virtio/queue/layout.ts';
 import { LRO_MAX_FRAME } from './rx-lro.ts';
 import { MAX_GSO_FRAME, VIRTIO_NET_HDR_SIZE } from './spec.ts';
 
-/**
- * Smallest gso_size Linux TCP produces: TCP_MIN_GSO_SIZE = TCP_MIN_SND_MSS (48) - 40 bytes of
- * options (include/net/tcp.h). Anything smaller is not a real stack's send; it only
- * multiplies frames (gso_size 1 turns 64 KiB into 65 495 of them).
- */
-export const TSO_MIN_GSO_SIZE = 8;
+import { TSO_MIN_GSO_SIZE } from '../../wire/tso.ts';
+
+export { TSO_MIN_GSO_SIZE };
 /** Most segments one TSO packet can make at that floor: the largest IPv4 payload after 40 bytes of headers. */
 export const MAX_TSO_SEGMENTS = Math.ceil((65535 - 40) / TSO_MIN_GSO_SIZE);
 

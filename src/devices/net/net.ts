@@ -5,8 +5,9 @@
  *
  * tx: on a kick (or at the end of the emulator's time slice, see `defer`) pop chains,
  * gather virtio_net_hdr + frame, complete a partial checksum (CSUM) or cut a TSO super-frame
- * into MSS-sized frames (HOST_TSO4), hand the frames to the link and return the chain with
- * len 0. One interrupt decision per pass; a pass stops at its budget (budget.ts) and the
+ * into MSS-sized frames (HOST_TSO4; or, when the link's far end takes super-segments, send
+ * it whole as one: FrameLink.superSegmentSendLimit), hand the frames to the link and return
+ * the chain with len 0. One interrupt decision per pass; a pass stops at its budget (budget.ts) and the
  * rest of the ring is served by another pass on a later task (tx-passes.ts).
  *
  * rx: a frame from the link goes into the guest's posted buffers at once (header, then the
@@ -62,7 +63,8 @@ import { LRO_MAX_FRAME, TCP_CSUM_OFFSET, coalesceTcp4, type LroRun } from './rx-
 import { checkSuperSegment, clearUrgent, superSegmentForGuest } from './rx-super.ts';
 import { SUPER_SEGMENT_MIN_OFFER } from '../../wire/link-hello.ts';
 import { NetStats } from './stats.ts';
-import { segmentTcp4 } from './tso.ts';
+import { segmentTcp4 } from '../../wire/tso.ts';
+import { makeSuperSegment } from '../../wire/super-segment.ts';
 import { TxPasses } from './tx-passes.ts';
 
 export type FrameDirection = 'rx' | 'tx';
@@ -407,6 +409,17 @@ export class VirtioNet implements VirtioDevice {
     }
     if (gso !== VIRTIO_NET_HDR_GSO_TCPV4 || !this.hostTso4) {
       return this.txDrop('txDropsBadOffload', `gso_type ${hdr.gsoType} not negotiated`, read);
+    }
+    // A far end that takes super-segments gets the whole frame: one message instead of ~44.
+    if (frameLen > this.mtu + ETH_HLEN && frameLen <= (this.link.superSegmentSendLimit ?? 0)) {
+      const made = makeSuperSegment(frame, hdr.gsoSize, this.mtu);
+      if (typeof made !== 'string') {
+        s.txGsoPackets++;
+        s.txGsoSegments += made.segments;
+        s.txSuperSegments++;
+        this.emit(frame);
+        return read;
+      }
     }
     // Segments are untagged IPv4 frames (segmentTcp4 parses no VLAN tag): MTU + 14.
     const result = segmentTcp4(frame, hdr.gsoSize, this.mtu + ETH_HLEN);

@@ -40,7 +40,7 @@ import { CTRL_FEATURE_BITS } from './ctrl.ts';
 import { announceAckRequest, ctrlRequest, macAddrRequest, macTableRequest, offloadsRequest, rxModeRequest, sendCtrl } from './ctrl-testing.ts';
 import { NET_CTRLQ, NetCtrlRx, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_OK } from './spec.ts';
 import { LRO_MAX_FRAME } from './rx-lro.ts';
-import { segmentTcp4 } from './tso.ts';
+import { segmentTcp4 } from '../../wire/tso.ts';
 import { inspectorView } from '../inspector-view.ts';
 import { netDevice } from './index.ts';
 import { equalBytes } from '../testing/equal-bytes.ts';

@@ -18,9 +18,10 @@
  * Linux's virtio_net_hdr_to_skb accepts for TCPV4 (csum_offset must be the TCP check field).
  */
 import { readU16, readU32, writeU16 } from '../../wire/bytes.ts';
-import { foldSum, onesSum } from '../../wire/checksum.ts';
+import { foldSum } from '../../wire/checksum.ts';
 import { ETH_HLEN } from '../../wire/ethernet.ts';
-import { IPPROTO_TCP, ipv4HeaderChecksumOk, ipv4Layout, pseudoHeaderSumAt, setIpv4HeaderChecksum } from '../../wire/ipv4.ts';
+import { IPPROTO_TCP, ipv4HeaderChecksumOk, pseudoHeaderSumAt, setIpv4HeaderChecksum } from '../../wire/ipv4.ts';
+import { ackSegmentLayout, tcpChecksumOk } from '../../wire/super-segment.ts';
 import { TCP_ACK, TCP_CHECKSUM, TCP_FLAGS, TCP_HEADER_LEN, TCP_PSH, TCP_SEQ } from '../../wire/tcp.ts';
 
 /** Largest IPv4 datagram, so the most one super-frame carries after its Ethernet header. */
@@ -45,18 +46,9 @@ interface SegmentView {
  * flags ACK or ACK|PSH, and correct IPv4 and TCP checksums; otherwise undefined.
  */
 export function lroCandidate(frame: Uint8Array): SegmentView | undefined {
-  const l = ipv4Layout(frame);
-  if (!l || l.protocol !== IPPROTO_TCP || l.fragment) return undefined;
-  const tcp = l.l4;
-  if (tcp + TCP_HEADER_LEN > l.end) return undefined;
-  const doff = (frame[tcp + 12] >> 4) * 4;
-  const data = tcp + doff;
-  if (doff < TCP_HEADER_LEN || data >= l.end) return undefined;
-  const flags = frame[tcp + TCP_FLAGS];
-  if (flags !== TCP_ACK && flags !== (TCP_ACK | TCP_PSH)) return undefined;
-  if (!ipv4HeaderChecksumOk(frame, l)) return undefined;
-  if (foldSum(onesSum(frame, tcp, l.end, pseudoHeaderSumAt(frame, l.ip, IPPROTO_TCP, l.end - tcp))) !== 0xffff) return undefined;
-  return { tcp, data, end: l.end, seq: readU32(frame, tcp + TCP_SEQ), flags };
+  const l = ackSegmentLayout(frame);
+  if (!l || !ipv4HeaderChecksumOk(frame, l.ipv4) || !tcpChecksumOk(frame, l.tcp, l.end)) return undefined;
+  return { tcp: l.tcp, data: l.data, end: l.end, seq: readU32(frame, l.tcp + TCP_SEQ), flags: frame[l.tcp + TCP_FLAGS] };
 }
 
 /** Bytes a and b agree on in [from, to). */

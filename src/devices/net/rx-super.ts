@@ -9,32 +9,21 @@
  *
  * Work per frame: one pass over its ≤ LRO_MAX_FRAME bytes to check, one copy to deliver.
  */
-import { readU16 } from '../../wire/bytes.ts';
-import { ETH_HLEN } from '../../wire/ethernet.ts';
 import { TCP_URGENT } from '../../wire/tcp.ts';
-import { LRO_MAX_FRAME, lroCandidate, type LroRun, setPartialTcpChecksum } from './rx-lro.ts';
+import { SUPER_SEGMENT_MIN_GSO, superSegmentView } from '../../wire/super-segment.ts';
+import { type LroRun, setPartialTcpChecksum } from './rx-lro.ts';
 
-/**
- * Least MSS a super-segment may name: the relay's own floor for a guest's MSS. It bounds a
- * software cut to ⌈65495 / 64⌉ = 1024 frames (and the backlog's bound cuts that further).
- */
-export const SUPER_SEGMENT_MIN_GSO = 64;
+export { SUPER_SEGMENT_MIN_GSO };
 
 /**
  * The super-segment's GSO description (an LroRun: `segments` is how many MSS segments it
- * carries), or why the NIC refuses it. `frame` is longer than the MTU frame.
+ * carries), or why the NIC refuses it (checksums verified, as for the segments it merges).
+ * `frame` is longer than the MTU frame.
  */
 export function checkSuperSegment(frame: Uint8Array, mtu: number): LroRun | string {
-  if (frame.length > LRO_MAX_FRAME) return `a ${frame.length}-byte frame (super-segments: at most ${LRO_MAX_FRAME})`;
-  const s = lroCandidate(frame);
-  if (!s) return `a ${frame.length}-byte frame that is no TCP/IPv4 segment with flags ACK or ACK|PSH and correct checksums`;
-  if (s.end !== frame.length) return `a ${frame.length}-byte super-segment with ${frame.length - s.end} bytes after its datagram`;
-  const gsoSize = readU16(frame, s.tcp + TCP_URGENT);
-  // Each cut segment must fit the MTU with the headers in front of it.
-  const most = mtu - (s.data - ETH_HLEN);
-  if (gsoSize < SUPER_SEGMENT_MIN_GSO || gsoSize > most) return `a super-segment to cut at ${gsoSize} bytes (${SUPER_SEGMENT_MIN_GSO}…${most} at MTU ${mtu})`;
-  const payload = s.end - s.data;
-  return { segments: Math.ceil(payload / gsoSize), length: s.end, gsoSize, hdrLen: s.data, csumStart: s.tcp };
+  const v = superSegmentView(frame, mtu, true);
+  if (typeof v === 'string') return v;
+  return { segments: v.segments, length: v.end, gsoSize: v.gsoSize, hdrLen: v.data, csumStart: v.tcp };
 }
 
 /**

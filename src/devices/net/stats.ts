@@ -11,9 +11,11 @@ export class NetStats {
   txBytes = 0;
   /** Partial checksums completed (NEEDS_CSUM). */
   txCsumCompleted = 0;
-  /** TSO super-frames, and the frames they became. */
+  /** TSO super-frames, and the MSS segments they carry (cut here or not). */
   txGsoPackets = 0;
   txGsoSegments = 0;
+  /** TSO super-frames sent to the link whole, as super-segments (the link's far end took them). */
+  txSuperSegments = 0;
   /** Frames the link refused (down, or its send buffer full). */
   txDropsLink = 0;
   /** Chains too short for virtio_net_hdr + an Ethernet header. */

@@ -166,6 +166,8 @@ export interface NetHarnessOptions extends Partial<Omit<VirtioNetOptions, 'link'
   byteAccess?: boolean;
   /** Ring layout the driver negotiates (default split: the queues are then DriverQueues). */
   ring?: RingLayout;
+  /** The link's far end takes super-segments up to this (default 0: MTU frames only). */
+  superSegmentSendLimit?: number;
 }
 
 export class NetHarness<Q extends DriverRing = DriverQueue> {
@@ -189,6 +191,7 @@ export class NetHarness<Q extends DriverRing = DriverQueue> {
   static create(opts: NetHarnessOptions = {}): NetHarness<DriverRing> {
     const ring = opts.ring ?? 'split';
     const [near, far] = memoryLinkPair({ up: opts.linkUp ?? true });
+    near.superSegmentSendLimit = opts.superSegmentSendLimit ?? 0;
     const device = new VirtioNet({ mac: GUEST_MAC, ...opts, link: near });
     const driver = DriverMock.create(device, { memorySize: opts.memorySize ?? 4 << 20, byteAccess: opts.byteAccess, pci: { ring } });
     const queues = driver.initRings({ features: ringFeatures(opts.features, ring) });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { readU16 as u16, readU32 as u32 } from '../../wire/bytes.ts';
 import { TCP_ACK as ACK, TCP_CWR as CWR, TCP_FIN as FIN, TCP_PSH as PSH } from '../../wire/tcp.ts';
-import { segmentTcp4 } from './tso.ts';
+import { segmentTcp4 } from '../../wire/tso.ts';
+import { superSegmentView } from '../../wire/super-segment.ts';
 import { VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_TCPV4 } from './spec.ts';
 import { NetHarness, checksumsOk, ethernet, ipv4, partial, tcp } from './testing.ts';
 
@@ -75,5 +76,28 @@ describe('TSO (HOST_TSO4) segmentation', () => {
     expect(t.device.stats.txGsoPackets).toBe(1);
     expect(t.device.stats.txGsoSegments).toBe(t.wire.length);
     expect(t.device.stats.txFrames).toBe(t.wire.length);
+  });
+
+  it('to a link that takes super-segments: the TSO packet leaves whole, one a receiver accepts; FIN or too large still cut', () => {
+    const t = NetHarness.create({ superSegmentSendLimit: 65549 });
+    const payload = bytes(20000);
+    const { frame, hdr } = partial(superFrame(payload, PSH | ACK, 1));
+    const gso = { ...hdr, gsoType: VIRTIO_NET_HDR_GSO_TCPV4, gsoSize: 1448, hdrLen: 54 };
+    t.send(frame, gso, [12 + 54, 4096, 4096, 4096]);
+    expect(t.txDone()).toEqual([0]);
+    expect(t.wire).toHaveLength(1);
+    const whole = t.wire[0];
+    expect(whole.subarray(54)).toEqual(payload);
+    const view = superSegmentView(whole, 1500, true); // checksums verified
+    expect(view).toMatchObject({ gsoSize: 1448, segments: Math.ceil(20000 / 1448), end: whole.length });
+    expect(t.device.stats).toMatchObject({ txGsoPackets: 1, txSuperSegments: 1, txGsoSegments: Math.ceil(20000 / 1448), txFrames: 1 });
+    // A FIN takes the per-segment rules: cut.
+    t.send(partial(superFrame(payload, FIN | ACK, 2)).frame, gso);
+    expect(t.wire).toHaveLength(1 + Math.ceil(20000 / 1448));
+    // Larger than the far end takes: cut.
+    const small = NetHarness.create({ superSegmentSendLimit: 10000 });
+    small.send(partial(superFrame(payload, ACK, 3)).frame, gso);
+    expect(small.wire).toHaveLength(Math.ceil(20000 / 1448));
+    expect(small.device.stats.txSuperSegments).toBe(0);
   });
 });

@@ -10,6 +10,10 @@
  * limit, checksums right); no lease appears without a port to own it; and afterwards the
  * victim's ARP, ping, DHCP renewal (same address) and DNS still work.
  *
+ * The attacker's port may be allowed super-segments (its NIC's tx hello): then it also sends
+ * them, valid, mutated and with any MSS, at the gateway and the victim, which takes MTU frames
+ * only. Budget: one frame in makes at most MAX_CUT_FRAMES frames at any port.
+ *
  * NAT is off: the gateway opens no host sockets here (TCP NAT is fuzzed in tcp-properties.ts).
  */
 import fc from 'fast-check';
@@ -43,7 +47,12 @@ import {
   u32Bytes,
   verifyTransportChecksum,
 } from '../../wire/index.ts';
-import { anyFrameArb } from '../../wire/testing/frame-arbitraries.ts';
+import { anyFrameArb, mutatedFrameArb } from '../../wire/testing/frame-arbitraries.ts';
+import { SUPER_SEGMENT_MAX_FRAME } from '../../wire/link-hello.ts';
+import { SUPER_SEGMENT_MIN_GSO, makeSuperSegment } from '../../wire/super-segment.ts';
+import { TCP_ACK, TCP_PSH, TCP_URGENT } from '../../wire/tcp.ts';
+import { tcpFrame } from '../../wire/testing/tcp-frames.ts';
+import { writeU16 } from '../../wire/bytes.ts';
 import { bump, fail, type NamedProperty } from '../../virtio/testing/invariants.ts';
 import { Gateway } from '../gateway.ts';
 import { SwitchRoom } from '../switch.ts';
@@ -60,6 +69,28 @@ const attackArb = (() => {
   const toVictim = anyFrameArb({ srcMac: src, dstMac: parseMac(VICTIM_MAC), srcIp: ATTACKER_IP, dstIp: 0x0a00020f });
   const spoofed = anyFrameArb({ srcMac: parseMac(VICTIM_MAC), dstMac: GW_MAC, srcIp: 0x0a00020f, dstIp: GW_IP });
   return fc.oneof({ weight: 8, arbitrary: toGateway }, { weight: 1, arbitrary: toVictim }, { weight: 1, arbitrary: spoofed });
+})();
+
+/** Most frames one super-segment may become: its payload cut at the least MSS. */
+const MAX_CUT_FRAMES = Math.ceil((65535 - 40) / SUPER_SEGMENT_MIN_GSO);
+
+/** Super-segments from the attacker: valid (any MSS the check allows), any MSS, mutated. */
+const superSegmentArb = (() => {
+  const valid = fc
+    .record({
+      payload: fc.integer({ min: 1461, max: SUPER_SEGMENT_MAX_FRAME - 54 }),
+      gso: fc.oneof(fc.integer({ min: SUPER_SEGMENT_MIN_GSO, max: 1460 }), fc.integer({ min: 0, max: 0xffff })),
+      psh: fc.boolean(),
+      toVictim: fc.boolean(),
+      fill: fc.integer({ min: 0, max: 255 }),
+    })
+    .map(({ payload, gso, psh, toVictim, fill }) => {
+      const f = tcpFrame(new Uint8Array(payload).fill(fill), { src: parseMac(ATTACKER_MAC), dst: toVictim ? parseMac(VICTIM_MAC) : GW_MAC, flags: TCP_ACK | (psh ? TCP_PSH : 0) });
+      // An MSS the check refuses still goes out, as a hostile guest would send it.
+      if (typeof makeSuperSegment(f, gso, 1500) === 'string') writeU16(f, 34 + TCP_URGENT, gso);
+      return f;
+    });
+  return fc.oneof({ weight: 3, arbitrary: valid }, { weight: 2, arbitrary: mutatedFrameArb(valid) });
 })();
 
 /** A frame the gateway emitted must be one a guest's stack would accept as well-formed. */
@@ -131,7 +162,7 @@ function checkVictim(victim: FakeGuest, ip: number): void {
 }
 
 /** One case: the victim leases, the attacker sends `frames`, the victim carries on (exported for regression tests). */
-export function gatewayCase(frames: readonly Uint8Array[], attackerLeases: boolean, coverage = new Map<string, number>()): void {
+export function gatewayCase(frames: readonly Uint8Array[], attackerLeases: boolean, coverage = new Map<string, number>(), superSegments = false): void {
   const room = new SwitchRoom('fuzz', { maxFrameBytes: ETH_MAX_FRAME, now: () => 0 });
   const gw = new Gateway(room, { nat: 'off', names: { printer: '10.0.2.9' } });
   try {
@@ -140,12 +171,14 @@ export function gatewayCase(frames: readonly Uint8Array[], attackerLeases: boole
     const observer = listener(room, '52:54:00:00:00:03', coverage);
     const ip = lease(victim, 1);
     if (attackerLeases) lease(attacker, 2);
+    if (superSegments) attacker.port.allowSuperSegmentsIn(SUPER_SEGMENT_MAX_FRAME);
     const seen = [victim, attacker, observer].map((g) => g.frames.length);
     for (const frame of frames) {
       attacker.send(frame);
       const counts = gw.stats().counts;
       if (counts['internal-error']) fail('the gateway caught an internal error (set RELAY_DEBUG=1 to see it)');
       [victim, attacker, observer].forEach((g, i) => {
+        if (g.frames.length - seen[i] > MAX_CUT_FRAMES) fail(`one frame made ${g.frames.length - seen[i]} at a port`);
         for (const f of g.frames.slice(seen[i])) {
           if (f.length < ETH_HLEN || f.length > ETH_MAX_FRAME) fail(`a guest got a ${f.length}-byte frame`);
           if (macEquals(f, GW_MAC, 6)) checkGatewayFrame(f);
@@ -172,7 +205,17 @@ export function gatewayGarbageProperty(coverage = new Map<string, number>()): fc
   );
 }
 
+/** The same with the attacker allowed super-segments, sending them among its garbage. */
+export function gatewaySuperSegmentProperty(coverage = new Map<string, number>()): fc.IProperty<any> {
+  const frames = fc.array(fc.oneof({ weight: 1, arbitrary: attackArb }, { weight: 1, arbitrary: superSegmentArb }), { minLength: 1, maxLength: 12 });
+  return fc.property(frames, fc.boolean(), (fs, attackerLeases) => gatewayCase(fs, attackerLeases, coverage, true));
+}
+
 export function gatewayProperties(): NamedProperty[] {
   const coverage = new Map<string, number>();
-  return [{ name: 'relay: garbage frames into switch + gateway, replies well-formed, then DHCP/ARP/ping/DNS', property: gatewayGarbageProperty(coverage), coverage }];
+  const superCoverage = new Map<string, number>();
+  return [
+    { name: 'relay: garbage frames into switch + gateway, replies well-formed, then DHCP/ARP/ping/DNS', property: gatewayGarbageProperty(coverage), coverage },
+    { name: 'relay: super-segments and garbage from a port allowed them, cut within budget for a stock guest, then DHCP/ARP/ping/DNS', property: gatewaySuperSegmentProperty(superCoverage), coverage: superCoverage },
+  ];
 }

@@ -1,18 +1,26 @@
 /**
- * VIRTIO_NET_F_HOST_TSO4: the guest hands over one TCP/IPv4 "super-frame" of up to 64 KiB
- * (gso_type TCPV4, gso_size = MSS) and the device cuts it into wire-sized frames, as a NIC's
- * TSO engine would. Each segment gets the headers of the super-frame with: IPv4 total length
+ * TCP segmentation (a NIC's TSO engine, in software). Used by virtio-net for
+ * VIRTIO_NET_F_HOST_TSO4, and by the relay's switch to cut a super-segment for a port that
+ * takes MTU frames only. With HOST_TSO4 the guest hands over one TCP/IPv4 "super-frame" of up
+ * to 64 KiB (gso_type TCPV4, gso_size = MSS) and the device cuts it into wire-sized frames.
+ * Each segment gets the headers of the super-frame with: IPv4 total length
  * and header checksum recomputed, IPv4 id incremented per segment (what Linux's software GSO
  * does for non-FIXEDID packets), the TCP sequence number advanced by the payload before it,
  * FIN and PSH only on the last segment, CWR only on the first, and a full TCP checksum.
  *
  * The header lengths come from the packet itself, never from the guest's hdr_len hint.
  */
-import { readU16, readU32, writeU16, writeU32 } from '../../wire/bytes.ts';
-import { checksumOf, onesSum } from '../../wire/checksum.ts';
-import { IPPROTO_TCP, ipv4Layout, pseudoHeaderSumAt, setIpv4HeaderChecksum } from '../../wire/ipv4.ts';
-import { TCP_CHECKSUM, TCP_CWR, TCP_FIN, TCP_FLAGS, TCP_HEADER_LEN, TCP_PSH, TCP_SEQ } from '../../wire/tcp.ts';
-import { TSO_MIN_GSO_SIZE } from './budget.ts';
+import { readU16, readU32, writeU16, writeU32 } from './bytes.ts';
+import { checksumOf, onesSum } from './checksum.ts';
+import { IPPROTO_TCP, ipv4Layout, pseudoHeaderSumAt, setIpv4HeaderChecksum } from './ipv4.ts';
+import { TCP_CHECKSUM, TCP_CWR, TCP_FIN, TCP_FLAGS, TCP_HEADER_LEN, TCP_PSH, TCP_SEQ } from './tcp.ts';
+
+/**
+ * Smallest gso_size Linux TCP produces: TCP_MIN_GSO_SIZE = TCP_MIN_SND_MSS (48) - 40 bytes of
+ * options (include/net/tcp.h). Anything smaller is not a real stack's send; it only
+ * multiplies frames (gso_size 1 turns 64 KiB into 65 495 of them).
+ */
+export const TSO_MIN_GSO_SIZE = 8;
 
 /** `tooSmall`: refused for a gso_size under TSO_MIN_GSO_SIZE (a work budget, not a parse error). */
 export type TsoResult = { ok: true; frames: Uint8Array[] } | { ok: false; reason: string; tooSmall?: boolean };
