@@ -167,6 +167,11 @@ describe('switch', () => {
     expect(remoteInbox).toHaveLength(cut.length);
     expect(room.stats().ports[0].drops).toEqual({});
 
+    // Just over the MTU frame (untagged, 1515 bytes): cut for a stock port, never passed whole.
+    const justOver = tcpFrame(testBytes(1461), { dst: mac(3), src: mac(1) });
+    if (typeof makeSuperSegment(justOver, 1448, 1500) === 'string') throw new Error('not a super-segment');
+    ports[0].input(justOver);
+    expect(inbox[2].slice(2 * cut.length).map((f) => f.length)).toEqual([1502, 67]);
     // Not a super-segment (a FIN; no MSS), or damaged where it must be cut: dropped as such.
     ports[0].input(tcpFrame(testBytes(5000), { dst: mac(9), src: mac(1), flags: TCP_ACK | TCP_FIN, urgent: 1448 }));
     ports[0].input(tcpFrame(testBytes(5000), { dst: mac(9), src: mac(1) }));

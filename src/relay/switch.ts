@@ -403,7 +403,7 @@ export class SwitchRoom {
   private send(port: SwitchPort, frame: Uint8Array, big?: SuperSegmentInput): void {
     // Stock clients (and the cluster link) never see more than the MTU frame: a client's
     // super-segment is cut for them (the gateway sized its own for the receiver).
-    if (frame.length > this.options.maxFrameBytes + VLAN_HLEN && frame.length > port.superSegmentBytes) {
+    if (frame.length > this.options.maxFrameBytes + (isVlanTagged(frame) ? VLAN_HLEN : 0) && frame.length > port.superSegmentBytes) {
       if (!big) return this.drop(port, 'too-big');
       if (big.cut === undefined) big.cut = cutSuperSegment(frame, big.view, this.options.maxFrameBytes) ?? null;
       if (!big.cut) return this.drop(port, 'bad-super-segment');

@@ -41,6 +41,8 @@ import { announceAckRequest, ctrlRequest, macAddrRequest, macTableRequest, offlo
 import { NET_CTRLQ, NetCtrlRx, VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_SIZE, VIRTIO_NET_OK } from './spec.ts';
 import { LRO_MAX_FRAME } from './rx-lro.ts';
 import { segmentTcp4 } from '../../wire/tso.ts';
+import { cutSuperSegment, makeSuperSegment, superSegmentView } from '../../wire/super-segment.ts';
+import { SUPER_SEGMENT_MAX_FRAME } from '../../wire/link-hello.ts';
 import { inspectorView } from '../inspector-view.ts';
 import { netDevice } from './index.ts';
 import { equalBytes } from '../testing/equal-bytes.ts';
@@ -243,12 +245,13 @@ export function netTrafficCase(
   deferred = false,
   coverage = new Map<string, number>(),
   ring: RingLayout = 'split',
+  superSegmentsOut = false,
 ): void {
   let features = featureBit(Feature.VIRTIO_F_VERSION_1) | featureBit(N.VIRTIO_NET_F_MAC) | featureBit(N.VIRTIO_NET_F_MTU);
   if (indirectRing) features |= featureBit(Feature.VIRTIO_F_RING_INDIRECT_DESC);
   for (const b of bits) features |= featureBit(b);
   const later = deferred ? manualDefer() : undefined;
-  const t = NetHarness.create({ features, rxBacklogFrames: 8, rxBacklogBytes: 6000, memorySize: 1 << 20, defer: later?.defer, ring });
+  const t = NetHarness.create({ features, rxBacklogFrames: 8, rxBacklogBytes: 6000, memorySize: 1 << 20, defer: later?.defer, ring, superSegmentSendLimit: superSegmentsOut ? SUPER_SEGMENT_MAX_FRAME : 0 });
   if (t.txq.layout !== ring) fail(`negotiated a ${t.txq.layout} ring, not ${ring}`);
   const tso = bits.includes(N.VIRTIO_NET_F_HOST_TSO4);
   const inspector = inspect ? inspectorView(netDevice, t.device) : undefined;
@@ -287,7 +290,14 @@ export function netTrafficCase(
         t.add(frame, hdr, o.kind === 'tx' ? o.split : [12, ...o.split], o.kind === 'tx' && o.indirect && indirectRing);
         t.txq.kick();
         later?.settle();
-        const out = t.wire.slice(wireBefore);
+        let out = t.wire.slice(wireBefore);
+        // A super-segment (the link takes them) must be one its receiver accepts; it stands for its cut.
+        if (out.length === 1 && out[0].length > maxFrameLength(out[0], 1500) && o.kind === 'tso' && superSegmentsOut) {
+          const view = superSegmentView(out[0], 1500, true);
+          if (typeof view === 'string') fail(`the NIC sent ${view}`);
+          out = cutSuperSegment(out[0], view, MAX_FRAME) ?? fail('a super-segment that does not cut');
+          bump(coverage, 'tx super-segment');
+        }
         for (const f of out) if (f.length < 14 || f.length > maxFrameLength(f, 1500)) fail(`a ${f.length}-byte frame went on the wire`);
         if (out.length > 0 && hdr.gsoType === 0 && (out.length !== 1 || out[0].length !== frame.length)) fail('a non-GSO packet changed size on the way out');
         if (o.kind === 'tso' && o.valid && tso && t.peer.up && o.mss >= TSO_MIN_GSO_SIZE && o.mss <= 1460) checkSegments(frame, o.mss, out);
@@ -408,7 +418,8 @@ export function netTrafficProperty(coverage = new Map<string, number>(), ring: R
     fc.array(opArb, { maxLength: 50 }),
     fc.boolean(),
     fc.boolean(),
-    (bits, indirectRing, ops, inspect, deferred) => netTrafficCase(bits, indirectRing, ops, inspect, deferred, coverage, ring),
+    fc.boolean(),
+    (bits, indirectRing, ops, inspect, deferred, superOut) => netTrafficCase(bits, indirectRing, ops, inspect, deferred, coverage, ring, superOut),
   );
 }
 
@@ -428,6 +439,17 @@ export function netOffloadProperty(): fc.IProperty<any> {
         if (result.frames.length > Math.max(1, Math.ceil(frame.length / Math.max(1, mss)))) fail('TSO made more segments than the payload allows');
         if (result.frames.length > MAX_TSO_SEGMENTS) fail(`TSO made ${result.frames.length} segments, over its budget ${MAX_TSO_SEGMENTS}`);
         if (mss < TSO_MIN_GSO_SIZE) fail(`TSO accepted gso_size ${mss}`);
+      }
+      const whole = frame.slice();
+      const made = makeSuperSegment(whole, mss, 1500);
+      if (typeof made === 'string') {
+        if (!equalBytes(whole, frame)) fail('a refused super-segment changed the frame');
+      } else {
+        if (made.segments > MAX_TSO_SEGMENTS) fail(`a super-segment of ${made.segments} segments`);
+        const view = superSegmentView(whole, 1500, true);
+        if (typeof view === 'string') fail(`makeSuperSegment made ${view}`);
+        const cut = cutSuperSegment(whole, view, MAX_FRAME) ?? fail('a super-segment made here does not cut');
+        if (!equalBytes(Uint8Array.from(cut.flatMap((f) => [...f.subarray(view.data)])), frame.subarray(view.data, view.end))) fail('a super-segment cut does not carry its payload');
       }
       const copy = frame.slice();
       const at = csumStart + csumOffset;

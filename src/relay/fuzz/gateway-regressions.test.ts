@@ -17,6 +17,11 @@ import { Gateway } from '../gateway.ts';
 import { SwitchRoom } from '../switch.ts';
 import { FakeGuest, GW_IP, GW_MAC } from '../testing.ts';
 import { gatewayCase } from './gateway-properties.ts';
+import { writeU16 } from '../../wire/bytes.ts';
+import { checksumOf, onesSum } from '../../wire/checksum.ts';
+import { parseMac } from '../../wire/ethernet.ts';
+import { pseudoHeaderSumAt } from '../../wire/ipv4.ts';
+import { tcpFrame } from '../../wire/testing/tcp-frames.ts';
 
 /**
  * A 500-byte DNS query with 77 questions that all point (RFC 1035 compression) at one
@@ -31,6 +36,17 @@ function compressedQuery(questions: number): Uint8Array {
 }
 
 describe('relay fuzz regressions', () => {
+  it('a 1515-byte super-segment (MSS 64) toward a stock guest is cut, not passed whole inside the VLAN tag allowance', () => {
+    // The campaign's counterexample: untagged, IPv4 total length 1501, ACK, urgent pointer 64.
+    // Its source address was mutated to one nobody leased (0.0.2.15), so the source guard let it by.
+    const frame = tcpFrame(new Uint8Array(1461), { src: parseMac('52:54:00:00:00:02'), dst: parseMac('52:54:00:00:00:01'), seq: 1000, srcIp: 0x0000020f });
+    writeU16(frame, 34 + 18, 64);
+    writeU16(frame, 34 + 16, 0);
+    writeU16(frame, 34 + 16, checksumOf(onesSum(frame, 34, frame.length, pseudoHeaderSumAt(frame, 14, 6, frame.length - 34))));
+    expect(frame.length).toBe(1515);
+    expect(() => gatewayCase([frame], false, undefined, true)).not.toThrow();
+  });
+
   it('a DNS query whose questions point at one name gets a reply of at most 512 bytes with TC', () => {
     const room = new SwitchRoom('lab', { maxFrameBytes: 1514 });
     const gw = new Gateway(room, { nat: 'off' });

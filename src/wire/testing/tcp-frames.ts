@@ -16,11 +16,13 @@ export interface TcpFrameOptions {
   seq?: number;
   /** The urgent pointer field: a super-segment's MSS. */
   urgent?: number;
+  srcIp?: number;
 }
 
 /** One TCP/IPv4 frame carrying `payload`, checksums right. */
 export function tcpFrame(payload: Uint8Array, o: TcpFrameOptions = {}): Uint8Array {
-  const tcp = buildTcp({ src: TEST_SRC_IP, dst: TEST_DST_IP, srcPort: 40000, dstPort: 8080, seq: o.seq ?? 1000, ack: 1, flags: o.flags ?? TCP_ACK, window: 1000, urgent: o.urgent, payload });
-  const ip = buildIpv4({ src: TEST_SRC_IP, dst: TEST_DST_IP, protocol: IPPROTO_TCP, payload: tcp, id: 7 });
+  const srcIp = o.srcIp ?? TEST_SRC_IP;
+  const tcp = buildTcp({ src: srcIp, dst: TEST_DST_IP, srcPort: 40000, dstPort: 8080, seq: o.seq ?? 1000, ack: 1, flags: o.flags ?? TCP_ACK, window: 1000, urgent: o.urgent, payload });
+  const ip = buildIpv4({ src: srcIp, dst: TEST_DST_IP, protocol: IPPROTO_TCP, payload: tcp, id: 7 });
   return buildEthernet({ dst: o.dst ?? parseMac('52:54:00:00:00:02'), src: o.src ?? parseMac('52:54:00:00:00:01'), etherType: ETHERTYPE_IPV4, payload: ip });
 }
