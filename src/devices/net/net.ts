@@ -60,7 +60,7 @@ import {
   VIRTIO_NET_HDR_SIZE,
 } from './spec.ts';
 import { LRO_MAX_FRAME, TCP_CSUM_OFFSET, coalesceTcp4, type LroRun } from './rx-lro.ts';
-import { checkSuperSegment, clearUrgent, superSegmentForGuest } from './rx-super.ts';
+import { checkSuperSegment, clearUrgent, superSegmentHeadForGuest } from './rx-super.ts';
 import { SUPER_SEGMENT_MIN_OFFER } from '../../wire/link-hello.ts';
 import { NetStats } from './stats.ts';
 import { segmentTcp4 } from '../../wire/tso.ts';
@@ -151,9 +151,9 @@ export class VirtioNet implements VirtioDevice {
   private readonly txPasses: TxPasses;
   /** rx used entries pushed so far (to know whether a fill needs an interrupt decision). */
   private rxPushed = 0;
-  /** virtio_net_hdr + frame of the rx frame being delivered, reused (frames are ≤ maxFrame). */
-  private readonly rxScratch: Uint8Array<ArrayBuffer>;
-  /** virtio_net_hdr + a super-frame (large receive), made when GUEST_TSO4 is first negotiated. */
+  /** The virtio_net_hdr of the rx packet being delivered, reused (the frame is written from where it is). */
+  private readonly hdrScratch = new Uint8Array(VIRTIO_NET_HDR_SIZE);
+  /** Room for virtio_net_hdr, then the super-frame large receive merges, made when GUEST_TSO4 is first negotiated. */
   private lroScratch: Uint8Array<ArrayBuffer> | undefined;
   /**
    * The run merged in lroScratch, the frame it starts with and the backlog's length then:
@@ -196,7 +196,6 @@ export class VirtioNet implements VirtioDevice {
       if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`virtio-net: ${name} ${n} is not a positive integer`);
     }
     this.backlog = new FrameBacklog(backlogFrames, backlogBytes);
-    this.rxScratch = new Uint8Array(VIRTIO_NET_HDR_SIZE + this.maxFrame);
     const N = NetFeature;
     let offered = featureMask(N.VIRTIO_NET_F_MAC, N.VIRTIO_NET_F_STATUS, N.VIRTIO_NET_F_MTU, N.VIRTIO_NET_F_CSUM, N.VIRTIO_NET_F_GUEST_CSUM);
     if (opts.tso ?? true) offered |= featureMask(N.VIRTIO_NET_F_HOST_TSO4);
@@ -619,11 +618,10 @@ export class VirtioNet implements VirtioDevice {
     }
     if (typeof chains === 'string') return chains;
     const flags = this.guestCsum && rxChecksumValid(frame) ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
-    // receive() admits only frames ≤ maxFrame, so they fit; the header is rewritten whole.
-    const bytes = this.rxScratch.subarray(0, need);
-    encodeNetHdr({ flags, gsoType: VIRTIO_NET_HDR_GSO_NONE, numBuffers: chains }, bytes);
-    bytes.set(frame, VIRTIO_NET_HDR_SIZE);
-    this.fill(ctx, queue, bytes, chains);
+    // The header is rewritten whole; the frame goes from where it is, straight to the guest.
+    const hdr = this.hdrScratch;
+    encodeNetHdr({ flags, gsoType: VIRTIO_NET_HDR_GSO_NONE, numBuffers: chains }, hdr);
+    this.fill(ctx, queue, [hdr, frame], chains);
     const s = this.stats;
     s.rxFrames++;
     s.rxBytes += frame.length;
@@ -648,8 +646,8 @@ export class VirtioNet implements VirtioDevice {
       this.lastDropReason = 'a super-segment waiting when large receive went off';
       return 'dropped';
     }
-    superSegmentForGuest(frame, run, this.lroScratch!.subarray(VIRTIO_NET_HDR_SIZE));
-    const done = this.deliverGso(ctx, queue, run);
+    // Only its headers change for the guest: they go from a copy, the payload from the frame.
+    const done = this.deliverGso(ctx, queue, run, [superSegmentHeadForGuest(frame, run), frame.subarray(run.hdrLen, run.length)]);
     if (done === 'no-buffers') return done;
     if (done !== 'delivered') {
       s.rxDropsSuperSegments++;
@@ -668,7 +666,7 @@ export class VirtioNet implements VirtioDevice {
 
   /** A super-frame from coalesce(): one packet of gso_type TCPV4 with a partial checksum (§5.1.6.4). */
   private deliverRun(ctx: DeviceContext, queue: Virtqueue, run: LroRun): 'delivered' | 'single' | 'no-buffers' {
-    const done = this.deliverGso(ctx, queue, run);
+    const done = this.deliverGso(ctx, queue, run, [this.lroScratch!.subarray(VIRTIO_NET_HDR_SIZE, VIRTIO_NET_HDR_SIZE + run.length)]);
     // The whole ring cannot hold it (tiny buffers; lroFrameLimit leaves room with sane ones):
     // the segments go alone. The caller then takes them one at a time (ones delivered here
     // count as a run of one).
@@ -689,12 +687,12 @@ export class VirtioNet implements VirtioDevice {
     return 'delivered';
   }
 
-  /** The super-frame in lroScratch (after room for the header) to the guest as one GSO TCPV4 packet. */
-  private deliverGso(ctx: DeviceContext, queue: Virtqueue, run: LroRun): 'delivered' | 'wedged' | 'dropped' | 'no-buffers' {
+  /** A super-frame (`frame`: its run.length bytes, in pieces) to the guest as one GSO TCPV4 packet. */
+  private deliverGso(ctx: DeviceContext, queue: Virtqueue, run: LroRun, frame: readonly Uint8Array[]): 'delivered' | 'wedged' | 'dropped' | 'no-buffers' {
     const need = VIRTIO_NET_HDR_SIZE + run.length;
     const chains = this.reserve(queue, need, run.length);
     if (typeof chains === 'string') return chains;
-    const bytes = this.lroScratch!.subarray(0, need);
+    const hdr = this.hdrScratch;
     encodeNetHdr(
       {
         flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
@@ -705,9 +703,9 @@ export class VirtioNet implements VirtioDevice {
         csumOffset: TCP_CSUM_OFFSET,
         numBuffers: chains,
       },
-      bytes,
+      hdr,
     );
-    this.fill(ctx, queue, bytes, chains);
+    this.fill(ctx, queue, [hdr, ...frame], chains);
     return 'delivered';
   }
 
@@ -741,12 +739,27 @@ export class VirtioNet implements VirtioDevice {
     return chains;
   }
 
-  /** Copies header + frame into the first `chains` stashed chains and marks them used. */
-  private fill(ctx: DeviceContext, queue: Virtqueue, bytes: Uint8Array<ArrayBuffer>, chains: number): void {
+  /**
+   * Copies header + frame, given as pieces written one after another, into the first `chains`
+   * stashed chains (each filled before the next) and marks them used.
+   */
+  private fill(ctx: DeviceContext, queue: Virtqueue, pieces: readonly Uint8Array[], chains: number): void {
+    let piece = 0;
     let at = 0;
     for (const chain of this.stash.splice(0, chains)) {
-      const n = new RegionCursor(ctx.memory, chain.writable).write(bytes.subarray(at));
-      at += n;
+      const cursor = new RegionCursor(ctx.memory, chain.writable);
+      let n = 0;
+      while (piece < pieces.length) {
+        const rest = at === 0 ? pieces[piece] : pieces[piece].subarray(at);
+        const written = cursor.write(rest);
+        n += written;
+        if (written < rest.length) {
+          at += written; // this chain is full: the rest goes to the next one
+          break;
+        }
+        piece++;
+        at = 0;
+      }
       queue.pushUsed(chain.headIndex, n);
       this.rxPushed++;
     }

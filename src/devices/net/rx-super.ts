@@ -27,13 +27,15 @@ export function checkSuperSegment(frame: Uint8Array, mtu: number): LroRun | stri
 }
 
 /**
- * Writes the super-segment `frame` (checked) to `out` as the guest gets it: the urgent pointer
- * back to 0 and, for NEEDS_CSUM, the pseudo-header sum in the TCP checksum field.
+ * The super-segment's headers (`frame` checked, its first seg.hdrLen bytes) as the guest gets
+ * them, in a copy: the urgent pointer back to 0 and, for NEEDS_CSUM, the pseudo-header sum in
+ * the TCP checksum field. The payload after them goes to the guest unchanged.
  */
-export function superSegmentForGuest(frame: Uint8Array, seg: LroRun, out: Uint8Array): void {
-  out.set(frame.subarray(0, seg.length));
-  clearUrgent(out, seg);
-  setPartialTcpChecksum(out, seg.csumStart, seg.length);
+export function superSegmentHeadForGuest(frame: Uint8Array, seg: LroRun): Uint8Array {
+  const head = frame.slice(0, seg.hdrLen);
+  clearUrgent(head, seg);
+  setPartialTcpChecksum(head, seg.csumStart, seg.length);
+  return head;
 }
 
 /** Zeroes the urgent pointer in place (before a software cut, which redoes the checksums). */
