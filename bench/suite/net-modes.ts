@@ -102,9 +102,10 @@ export function httpSource(bytes: number): HttpSource {
 
 /** The wisp and fetch guests (the relay's is benchNet's own "ours"). */
 export async function bootModeGuests(ctx: BrowserContext, origin: string): Promise<Record<OtherMode, BenchGuest>> {
-  const wisp = await labGuest(ctx, origin, 'wisp mode', 'disk=none&net=wisp');
+  // Super-segments toward the gateway on, as for the relay's guest.
+  const wisp = await labGuest(ctx, origin, 'wisp mode', 'disk=none&net=wisp&tx-super=1');
   try {
-    return { wisp, fetch: await labGuest(ctx, origin, 'fetch mode', 'disk=none&net=fetch') };
+    return { wisp, fetch: await labGuest(ctx, origin, 'fetch mode', 'disk=none&net=fetch&tx-super=1') };
   } catch (e) {
     await wisp.close();
     throw e;

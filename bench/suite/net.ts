@@ -299,7 +299,8 @@ export async function benchNet(
   const ceiling = { super: [] as number[], mtu: [] as number[] };
   log('net: booting 5 VMs (3 NICs on the relay; ours in wisp and fetch mode)');
   const guests: Record<NicId, BenchGuest> = {
-    ours: await labGuest(ctx, origin, 'ours', 'disk=none&room=bench-ours'),
+    // Super-segments toward the relay on, as in the run the README shows (the page's default is off).
+    ours: await labGuest(ctx, origin, 'ours', 'disk=none&room=bench-ours&tx-super=1'),
     'stock-virtio': await stockGuest(ctx, origin, 'stock virtio-net', { net: { type: 'virtio', relay_url: relayUrl('bench-stock-virtio') } }),
     'stock-ne2k': await stockGuest(ctx, origin, 'stock ne2k', { net: { type: 'ne2k', relay_url: relayUrl('bench-stock-ne2k') } }),
   };

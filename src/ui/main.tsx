@@ -47,6 +47,7 @@ async function netFromUrl(): Promise<NetAttachment | null> {
   const mac = tabMac();
   const net = netAttachment(choice, mac);
   if (net && new URL(location.href).searchParams.get('guest-tso') === '0') net.guestTso = false;
+  if (net && new URL(location.href).searchParams.get('tx-super') === '1') net.txSuperSegments = true;
   return net;
 }
 

@@ -60,6 +60,8 @@ export interface NetAttachment {
   note?: string;
   /** Offer VIRTIO_NET_F_GUEST_TSO4 (large receive); default true, `?guest-tso=0` turns it off. */
   guestTso?: boolean;
+  /** Send TSO frames whole to a link that takes them (super-segments); default false, `?tx-super=1` turns it on. */
+  txSuperSegments?: boolean;
 }
 
 /** The NIC as the worker sees it. */

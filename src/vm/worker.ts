@@ -151,7 +151,7 @@ function uplinkFor(want: NetAttachment, onProblem: (problem: string | undefined,
 }
 
 /** The NIC's link (to the relay, or to the worker's own gateway), and the status the page shows; undefined: no NIC. */
-function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; guestTso?: boolean; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } | undefined {
+function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; guestTso?: boolean; superSegmentsOut?: boolean; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } | undefined {
   const mode = want.mode ?? 'relay';
   if (mode === 'none') {
     post({ type: 'net', net: { ...want, up: false, problem: want.note } });
@@ -175,6 +175,7 @@ function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; guest
     link: l,
     mac,
     guestTso: want.guestTso,
+    superSegmentsOut: want.txSuperSegments,
     onCapture: (frame, dir) => {
       capture.record(frame);
       if (dir !== 'rx') return;

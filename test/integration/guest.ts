@@ -55,7 +55,7 @@ export interface NetLab {
  * Starts the relay (clients on ws://…/relay/`room`), the file server and the sink, boots a
  * guest on the relay with `devices`, and waits for /init's background udhcpc to get a lease.
  */
-export async function startNetLab(room: string, devices?: NodeVmOptions['devices'], payloadBytes = 256 * 1024): Promise<NetLab> {
+export async function startNetLab(room: string, devices?: NodeVmOptions['devices'], payloadBytes = 256 * 1024, net: { superSegmentsOut?: boolean } = {}): Promise<NetLab> {
   const payload = randomBytes(payloadBytes);
   const uploads: Promise<string>[] = [];
   const relayServer = createHttpServer((_, res) => res.writeHead(404).end());
@@ -93,7 +93,7 @@ export async function startNetLab(room: string, devices?: NodeVmOptions['devices
     sink.close();
   };
   try {
-    vm = await startNodeVm({ net: { relayUrl: `ws://127.0.0.1:${relayPort}/relay/${room}` }, ...(devices ? { devices } : {}) });
+    vm = await startNodeVm({ net: { relayUrl: `ws://127.0.0.1:${relayPort}/relay/${room}`, ...net }, ...(devices ? { devices } : {}) });
     await vm.session.ready;
     const lease = await vm.session.run(
       'for i in $(seq 50); do ip -4 addr show eth0 | grep -q inet && break; sleep 0.2; done; ip -4 addr show eth0',

@@ -13,7 +13,7 @@ describe('virtio-net: 32 MiB both ways', () => {
   let lab: NetLab;
 
   beforeAll(async () => {
-    lab = await startNetLab('itest-large', undefined, 32 * MiB);
+    lab = await startNetLab('itest-large', undefined, 32 * MiB, { superSegmentsOut: true });
   }, 120_000);
 
   afterAll(async () => {

@@ -5,8 +5,8 @@
  *
  * tx: on a kick (or at the end of the emulator's time slice, see `defer`) pop chains,
  * gather virtio_net_hdr + frame, complete a partial checksum (CSUM) or cut a TSO super-frame
- * into MSS-sized frames (HOST_TSO4; or, when the link's far end takes super-segments, send
- * it whole as one: FrameLink.superSegmentSendLimit), hand the frames to the link and return
+ * into MSS-sized frames (HOST_TSO4; or, with superSegmentsOut and a far end that takes
+ * super-segments, send it whole as one: FrameLink.superSegmentSendLimit), hand the frames to the link and return
  * the chain with len 0. One interrupt decision per pass; a pass stops at its budget (budget.ts) and the
  * rest of the ring is served by another pass on a later task (tx-passes.ts).
  *
@@ -89,6 +89,11 @@ export interface VirtioNetOptions {
   /** Offer the link super-segments while large receive is in force (default true). */
   superSegments?: boolean;
   /**
+   * Send the guest's TSO frames whole to a link that takes super-segments (default false:
+   * the device cuts them into MTU frames, as a NIC's TSO engine does, which the lessons show).
+   */
+  superSegmentsOut?: boolean;
+  /**
    * Offer VIRTIO_NET_F_GUEST_TSO4 (default true; only with MRG_RXBUF, so the guest posts
    * page-sized buffers rather than 64 KiB ones): TCP segments waiting together reach the
    * guest merged into super-frames.
@@ -169,6 +174,7 @@ export class VirtioNet implements VirtioDevice {
   private hostTso4 = false;
   private guestTso4 = false;
   private readonly superSegments: boolean;
+  private readonly superSegmentsOut: boolean;
   /** The largest super-segment offered to the link now (0: none). */
   private superSegmentOffer = 0;
   /** Super-segments in the backlog, as checked on arrival (or restore). */
@@ -183,6 +189,7 @@ export class VirtioNet implements VirtioDevice {
     this.rxHold = opts.rxHold;
     this.onCapture = opts.onCapture;
     this.superSegments = opts.superSegments ?? true;
+    this.superSegmentsOut = opts.superSegmentsOut ?? false;
     this.config = new NetConfig(this.mac, this.mtu);
     this.deviceConfig = this.config.space;
     this.control = new NetControl(this.mac, this.config, (offloads) => this.offloadsChanged(offloads));
@@ -410,7 +417,7 @@ export class VirtioNet implements VirtioDevice {
       return this.txDrop('txDropsBadOffload', `gso_type ${hdr.gsoType} not negotiated`, read);
     }
     // A far end that takes super-segments gets the whole frame: one message instead of ~44.
-    if (frameLen > this.mtu + ETH_HLEN && frameLen <= (this.link.superSegmentSendLimit ?? 0)) {
+    if (this.superSegmentsOut && frameLen > this.mtu + ETH_HLEN && frameLen <= (this.link.superSegmentSendLimit ?? 0)) {
       const made = makeSuperSegment(frame, hdr.gsoSize, this.mtu);
       if (typeof made !== 'string') {
         s.txGsoPackets++;

@@ -251,7 +251,7 @@ export function netTrafficCase(
   if (indirectRing) features |= featureBit(Feature.VIRTIO_F_RING_INDIRECT_DESC);
   for (const b of bits) features |= featureBit(b);
   const later = deferred ? manualDefer() : undefined;
-  const t = NetHarness.create({ features, rxBacklogFrames: 8, rxBacklogBytes: 6000, memorySize: 1 << 20, defer: later?.defer, ring, superSegmentSendLimit: superSegmentsOut ? SUPER_SEGMENT_MAX_FRAME : 0 });
+  const t = NetHarness.create({ features, rxBacklogFrames: 8, rxBacklogBytes: 6000, memorySize: 1 << 20, defer: later?.defer, ring, superSegmentSendLimit: superSegmentsOut ? SUPER_SEGMENT_MAX_FRAME : 0, superSegmentsOut });
   if (t.txq.layout !== ring) fail(`negotiated a ${t.txq.layout} ring, not ${ring}`);
   const tso = bits.includes(N.VIRTIO_NET_F_HOST_TSO4);
   const inspector = inspect ? inspectorView(netDevice, t.device) : undefined;

@@ -78,8 +78,8 @@ describe('TSO (HOST_TSO4) segmentation', () => {
     expect(t.device.stats.txFrames).toBe(t.wire.length);
   });
 
-  it('to a link that takes super-segments: the TSO packet leaves whole, one a receiver accepts; FIN or too large still cut', () => {
-    const t = NetHarness.create({ superSegmentSendLimit: 65549 });
+  it('with superSegmentsOut, to a link that takes super-segments: the TSO packet leaves whole, one a receiver accepts; FIN or too large still cut', () => {
+    const t = NetHarness.create({ superSegmentSendLimit: 65549, superSegmentsOut: true });
     const payload = bytes(20000);
     const { frame, hdr } = partial(superFrame(payload, PSH | ACK, 1));
     const gso = { ...hdr, gsoType: VIRTIO_NET_HDR_GSO_TCPV4, gsoSize: 1448, hdrLen: 54 };
@@ -95,9 +95,14 @@ describe('TSO (HOST_TSO4) segmentation', () => {
     t.send(partial(superFrame(payload, FIN | ACK, 2)).frame, gso);
     expect(t.wire).toHaveLength(1 + Math.ceil(20000 / 1448));
     // Larger than the far end takes: cut.
-    const small = NetHarness.create({ superSegmentSendLimit: 10000 });
+    const small = NetHarness.create({ superSegmentSendLimit: 10000, superSegmentsOut: true });
     small.send(partial(superFrame(payload, ACK, 3)).frame, gso);
     expect(small.wire).toHaveLength(Math.ceil(20000 / 1448));
     expect(small.device.stats.txSuperSegments).toBe(0);
+    // Off by default: the device cuts, whatever the link takes.
+    const byDefault = NetHarness.create({ superSegmentSendLimit: 65549 });
+    byDefault.send(partial(superFrame(payload, ACK, 4)).frame, gso);
+    expect(byDefault.wire).toHaveLength(Math.ceil(20000 / 1448));
+    expect(byDefault.device.stats.txSuperSegments).toBe(0);
   });
 });

@@ -81,6 +81,8 @@ export interface NodeNetOptions {
   /** Default: a random locally administered address. */
   mac?: string;
   onCapture?: LabNetOptions['onCapture'];
+  /** Send TSO frames whole to the relay (super-segments); default false. */
+  superSegmentsOut?: boolean;
 }
 
 export interface NodeVmOptions {
@@ -123,7 +125,7 @@ export async function startNodeVm(opts: NodeVmOptions = {}): Promise<NodeVm> {
     // Parsed before anything is opened, so a bad MAC leaks nothing.
     const mac = givenNet.mac ? toMac(givenNet.mac) : localMac();
     ownedLink = new WebSocketFrameLink(givenNet.relayUrl, WebSocket);
-    net = { link: ownedLink, mac, onCapture: givenNet.onCapture };
+    net = { link: ownedLink, mac, onCapture: givenNet.onCapture, superSegmentsOut: givenNet.superSegmentsOut };
   } else {
     net = givenNet;
   }
