@@ -10,7 +10,8 @@
  *   npm run bench:profile -- --opfs     # the OPFS calls our disk path makes, in Chromium (opfs-calls.ts),
  *                                       # and our request path on memory vs OPFS (suite/disk-path.ts)
  *   npm run bench:profile -- --opfs --variants   # also the write cache's alternatives (gap merging, caching 1 MiB writes)
- *   npm run bench:profile -- --net [--mib 16] [--no-guest-tso]
+ *   npm run bench:profile -- --net [--mib 16] [--no-guest-tso] [--no-tx-super]
+ *     (super-segments toward the relay are on, as in `npm run bench`; --no-tx-super has the NIC cut them)
  */
 import { Session } from 'node:inspector/promises';
 import { createServer as createHttpServer } from 'node:http';
@@ -115,12 +116,12 @@ async function run(label: string, session: ConsoleSession, device: string): Prom
 }
 
 if (process.argv.includes('--net')) {
-  await profileNet(Number(arg('mib') ?? 16), !process.argv.includes('--no-guest-tso'));
+  await profileNet(Number(arg('mib') ?? 16), !process.argv.includes('--no-guest-tso'), !process.argv.includes('--no-tx-super'));
   process.exit(0);
 }
 
 /** The relay, a file server and a byte sink on 127.0.0.1, a guest on the relay; one profiled transfer each way. */
-async function profileNet(mib: number, guestTso: boolean): Promise<void> {
+async function profileNet(mib: number, guestTso: boolean, superSegmentsOut: boolean): Promise<void> {
   const listen = (s: Server | ReturnType<typeof createHttpServer>) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
   const relayServer = createHttpServer((_, res) => res.writeHead(404).end());
   const relay = attachRelay(relayServer);
@@ -131,7 +132,7 @@ async function profileNet(mib: number, guestTso: boolean): Promise<void> {
   const sink = createTcpServer((sock) => sock.resume());
   const sinkPort = await listen(sink);
   const link = new WebSocketFrameLink(`ws://127.0.0.1:${relayPort}/relay/profile`, WebSocket);
-  const vm = await startNodeVm({ net: { link, mac: localMac(), guestTso } });
+  const vm = await startNodeVm({ net: { link, mac: localMac(), guestTso, superSegmentsOut } });
   await vm.session.ready;
   await vm.session.run('for i in $(seq 50); do ip -4 addr show eth0 | grep -q inet && break; sleep 0.2; done', { timeoutMs: 30_000 });
   const net = () => vm.machine.deviceStats().find((d) => d.name === 'virtio-net')!;
@@ -147,9 +148,14 @@ async function profileNet(mib: number, guestTso: boolean): Promise<void> {
     const n1 = net();
     const d = (k: string) => n1.extra[k] - n0.extra[k];
     const frames = d('rxFrames') + d('txFrames');
-    console.log(`\nvirtio-net ${label} (GUEST_TSO4 ${guestTso ? 'offered' : 'off'}): ${(mib / seconds).toFixed(2)} MiB/s under the profiler`);
-    console.log(`  ${frames} frames (${d('rxLroPackets')} rx super-frames of ${d('rxLroSegments')}), ${n1.interrupts - n0.interrupts} interrupts, ${n1.notifies - n0.notifies} kicks`);
-    console.log(`  device host time: ${((d('hostMs') * 1000) / frames).toFixed(2)} µs per frame, ${((d('hostMs') / 1000 / seconds) * 100).toFixed(2)} % of the wall clock`);
+    // As `npm run bench` counts: a super-segment, either way, is the MSS segments it carried.
+    const mtuFrames = frames + d('rxSuperSegmentMss') - d('rxSuperSegments') + d('txSuperSegmentMss') - d('txSuperSegments');
+    console.log(`\nvirtio-net ${label} (GUEST_TSO4 ${guestTso ? 'offered' : 'off'}, super-segments up ${superSegmentsOut ? 'on' : 'off'}): ${(mib / seconds).toFixed(2)} MiB/s under the profiler`);
+    console.log(`  ${frames} frames (${d('rxLroPackets')} rx super-frames of ${d('rxLroSegments')}, ${d('txSuperSegments')} tx super-segments), ${n1.interrupts - n0.interrupts} interrupts, ${n1.notifies - n0.notifies} kicks`);
+    console.log(
+      `  device host time: ${((d('hostMs') * 1000) / frames).toFixed(2)} µs per frame, ${((d('hostMs') * 1000) / mtuFrames).toFixed(2)} per MTU frame (${mtuFrames}), ` +
+        `${((d('hostMs') / 1000 / seconds) * 100).toFixed(2)} % of the wall clock; tx ${((d('txHostMs') / d('hostMs')) * 100).toFixed(0)} % of it`,
+    );
     for (const [k, v] of [...shares].sort((a, b) => b[1] - a[1])) console.log(`  ${(v * 100).toFixed(1).padStart(5)} %  ${k}`);
   }
   await vm.stop();

@@ -246,8 +246,9 @@ export async function transferBothWays(g: BenchGuest, web: HttpSource, sink: Tcp
   const n2 = netStats(c2.devices);
   if (!n0 || !n1 || !n2) return figures;
   const d = (k: string) => (n1.extra[k] ?? 0) - (n0.extra[k] ?? 0);
-  // In MTU frames: a super-segment from the link counts as the MSS segments it carried.
-  const mtuFrames = (n: NonNullable<typeof n0>) => n.extra.txFrames + n.extra.rxFrames + (n.extra.rxSuperSegmentMss ?? 0) - (n.extra.rxSuperSegments ?? 0);
+  // In MTU frames: a super-segment, either way, counts as the MSS segments it carried.
+  const mtuFrames = (n: NonNullable<typeof n0>) =>
+    n.extra.txFrames + (n.extra.txSuperSegmentMss ?? 0) - (n.extra.txSuperSegments ?? 0) + n.extra.rxFrames + (n.extra.rxSuperSegmentMss ?? 0) - (n.extra.rxSuperSegments ?? 0);
   const frames = mtuFrames(n2) - mtuFrames(n0);
   const rxMtuFrames = d('rxFrames') + d('rxSuperSegmentMss') - d('rxSuperSegments');
   return {

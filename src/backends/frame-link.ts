@@ -14,6 +14,11 @@ export interface FrameLink {
   readonly up: boolean;
   /** Sends one frame; false if it was dropped (link down, or the send buffer is full). */
   send(frame: Uint8Array): boolean;
+  /**
+   * send() has copied the frame when it returns (a browser's WebSocket does, by the HTML
+   * standard), so the sender may reuse its bytes. Absent: the link may keep the frame.
+   */
+  readonly sendCopies?: boolean;
   /** Starts delivering events; called once by the device that owns the link. */
   attach(events: FrameLinkEvents): void;
   close(): void;

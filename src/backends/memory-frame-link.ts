@@ -29,6 +29,8 @@ export class MemoryFrameLink implements FrameLink {
   dropped = 0;
   /** What the far end takes whole (FrameLink.superSegmentSendLimit); tests set it. */
   superSegmentSendLimit = 0;
+  /** send() delivers a copy (FrameLink.sendCopies). */
+  readonly sendCopies = true;
   private events: FrameLinkEvents | undefined;
   private closed = false;
 

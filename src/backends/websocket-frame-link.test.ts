@@ -47,6 +47,20 @@ function fakeTimers() {
 }
 
 describe('WebSocketFrameLink (fake socket)', () => {
+  it('says send() copies only for the platform WebSocket (the HTML standard copies), or when told', () => {
+    expect(new WebSocketFrameLink('ws://x', FakeSocket).sendCopies).toBe(false);
+    expect(new WebSocketFrameLink('ws://x', FakeSocket, { sendCopies: true }).sendCopies).toBe(true);
+    const platform = globalThis as { WebSocket?: unknown };
+    const had = Object.getOwnPropertyDescriptor(platform, 'WebSocket');
+    platform.WebSocket = FakeSocket;
+    try {
+      expect(new WebSocketFrameLink('ws://x', FakeSocket).sendCopies).toBe(true);
+    } finally {
+      if (had) Object.defineProperty(platform, 'WebSocket', had);
+      else delete platform.WebSocket;
+    }
+  });
+
   it('says why it is down: unreachable or closed by the server, with the URL and the retry delay', () => {
     FakeSocket.all = [];
     const t = fakeTimers();

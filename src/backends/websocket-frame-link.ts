@@ -50,6 +50,12 @@ export interface WebSocketFrameLinkOptions {
   onProblem?: (problem: string | undefined, retryInMs?: number) => void;
   /** Ask the relay to take super-segments from the NIC (default true). */
   sendSuperSegments?: boolean;
+  /**
+   * Whether the socket's send() copies the frame before it returns (FrameLink.sendCopies).
+   * Default: true for the platform's own WebSocket (the HTML standard has send() copy an
+   * ArrayBufferView's bytes), false for others (ws may hold the frame while it compresses).
+   */
+  sendCopies?: boolean;
   /** For tests: randomness for jitter, and the timer. */
   random?: () => number;
   setTimeout?: (fn: () => void, ms: number) => unknown;
@@ -109,6 +115,7 @@ export class WebSocketFrameLink implements FrameLink {
   /** The NIC's offer of super-segments (0: none), told to every connection. */
   private superSegmentOffer = 0;
   private readonly askToSendSuperSegments: boolean;
+  readonly sendCopies: boolean;
   /** What this connection's relay said the NIC may send (0: MTU frames only). */
   private sendLimit = 0;
 
@@ -126,6 +133,7 @@ export class WebSocketFrameLink implements FrameLink {
     this.clearTimer = opts.clearTimeout ?? ((h) => clearTimeout(h as ReturnType<typeof setTimeout>));
     this.onProblem = opts.onProblem ?? (() => {});
     this.askToSendSuperSegments = opts.sendSuperSegments ?? true;
+    this.sendCopies = opts.sendCopies ?? (typeof WebSocket !== 'undefined' && WebSocketImpl === WebSocket);
     this.connect();
   }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { LINKTYPE_ETHERNET, PCAP_MAGIC, PcapRing } from './pcap.ts';
 
 /** A tiny pcap reader, independent of the writer: either byte order, µs timestamps. */
@@ -75,4 +76,44 @@ describe('pcap', () => {
     expect(blob.type).toBe('application/vnd.tcpdump.pcap');
     expect(readPcap(new Uint8Array(await blob.arrayBuffer())).packets.length).toBe(1);
   });
+
+  it('written round one buffer: always the newest packets, intact and in order, within the budget, losing at most what placement must', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 64, max: 20_000 }),
+        fc.integer({ min: 1, max: 4000 }),
+        fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 300 }),
+        (maxBytes, snap, lengths) => {
+          // Every packet fits the budget alone (one that does not is refused, tested above).
+          const snaplen = Math.min(snap, maxBytes - 16);
+          const ring = new PcapRing({ maxBytes, snaplen, now: () => 0 });
+          // Each packet's bytes say which packet it is, so a torn or misplaced one shows.
+          const sent = lengths.map((n, i) => new Uint8Array(n).map((_, j) => (i * 31 + j) & 0xff));
+          for (const f of sent) ring.record(f);
+          const { packets } = readPcap(ring.toUint8Array());
+          const kept = packets.length;
+          const first = sent.length - kept;
+          packets.forEach((p, k) => {
+            expect(p.data).toEqual(sent[first + k].subarray(0, snaplen));
+            expect(p.origLen).toBe(sent[first + k].length);
+          });
+          const cost = (f: Uint8Array) => 16 + Math.min(f.length, snaplen);
+          const keptCost = packets.reduce((sum, p) => sum + 16 + p.data.length, 0);
+          expect(ring.fileSize).toBe(24 + keptCost);
+          expect(keptCost).toBeLessThanOrEqual(maxBytes);
+          expect(ring.length).toBe(kept);
+          expect(kept).toBeGreaterThan(0);
+          // The packet before the oldest kept one went for the budget or for room (a lap's
+          // tail left unused is less than one packet).
+          const before = sent[first - 1];
+          const maxLen = Math.min(Math.max(...lengths), snaplen);
+          if (before) expect(keptCost + cost(before) + 2 * maxLen).toBeGreaterThanOrEqual(maxBytes);
+          expect(ring.recorded).toBe(sent.length);
+          expect(ring.evicted).toBe(first);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });
+

@@ -25,10 +25,19 @@ export interface PcapRingOptions {
 interface PcapRecord {
   /** Microseconds since the epoch. */
   timeUs: number;
-  data: Uint8Array;
+  /** Where its bytes start in the ring's virtual byte stream (see PcapRing). */
+  at: number;
+  length: number;
   origLen: number;
 }
 
+/**
+ * The packets' bytes live in one buffer of maxBytes, written round and round: a capture
+ * that is always on copies every frame the NIC moves, and a fresh ArrayBuffer per frame cost
+ * the VM's worker more than the copy itself (first writes to new memory fault its pages in).
+ * Offsets are virtual (they only grow); a packet that would not fit before the buffer's end
+ * starts at the next lap, and a packet more than one buffer behind the newest is overwritten.
+ */
 export class PcapRing {
   readonly maxBytes: number;
   readonly snaplen: number;
@@ -36,6 +45,9 @@ export class PcapRing {
   private records: PcapRecord[] = [];
   private head = 0;
   private storedBytes = 0;
+  /** Made on the first packet. */
+  private store: Uint8Array | undefined;
+  private writeAt = 0;
   /** Packets dropped from the front to stay within maxBytes. */
   evicted = 0;
   /** Packets recorded in all (kept or evicted). */
@@ -59,20 +71,29 @@ export class PcapRing {
 
   /** Copy `frame` into the ring (the caller may reuse its buffer). */
   record(frame: Uint8Array, timeMs = this.now()): void {
-    const data = frame.slice(0, this.snaplen);
-    const cost = PCAP_RECORD_HEADER_SIZE + data.length;
+    const length = Math.min(frame.length, this.snaplen);
+    const cost = PCAP_RECORD_HEADER_SIZE + length;
     this.recorded++;
     if (cost > this.maxBytes) {
       this.evicted++;
       return;
     }
-    this.records.push({ timeUs: Math.round(timeMs * 1000), data, origLen: frame.length });
-    this.storedBytes += cost;
-    while (this.storedBytes > this.maxBytes) {
-      const old = this.records[this.head++];
-      this.storedBytes -= PCAP_RECORD_HEADER_SIZE + old.data.length;
+    const store = (this.store ??= new Uint8Array(this.maxBytes));
+    const size = store.length;
+    let at = this.writeAt;
+    if ((at % size) + length > size) at += size - (at % size); // to the next lap
+    // Evict what the budget or the new bytes' place needs, oldest first.
+    while (this.length > 0) {
+      const old = this.records[this.head];
+      if (this.storedBytes + cost <= this.maxBytes && old.at >= at + length - size) break;
+      this.head++;
+      this.storedBytes -= PCAP_RECORD_HEADER_SIZE + old.length;
       this.evicted++;
     }
+    store.set(frame.subarray(0, length), at % size);
+    this.records.push({ timeUs: Math.round(timeMs * 1000), at, length, origLen: frame.length });
+    this.storedBytes += cost;
+    this.writeAt = at + length;
     if (this.head > 1024 && this.head * 2 > this.records.length) {
       this.records = this.records.slice(this.head);
       this.head = 0;
@@ -95,10 +116,11 @@ export class PcapRing {
       const r = this.records[i];
       dv.setUint32(at, Math.floor(r.timeUs / 1e6), true);
       dv.setUint32(at + 4, r.timeUs % 1e6, true);
-      dv.setUint32(at + 8, r.data.length, true);
+      dv.setUint32(at + 8, r.length, true);
       dv.setUint32(at + 12, r.origLen, true);
-      out.set(r.data, at + PCAP_RECORD_HEADER_SIZE);
-      at += PCAP_RECORD_HEADER_SIZE + r.data.length;
+      const from = r.at % this.store!.length;
+      out.set(this.store!.subarray(from, from + r.length), at + PCAP_RECORD_HEADER_SIZE);
+      at += PCAP_RECORD_HEADER_SIZE + r.length;
     }
     return out;
   }

@@ -102,6 +102,9 @@ function observedLink(inner: FrameLink, onChange: (up: boolean) => void): FrameL
       return inner.up;
     },
     send: (frame) => inner.send(frame),
+    get sendCopies() {
+      return inner.sendCopies;
+    },
     offerSuperSegments: (bytes) => inner.offerSuperSegments?.(bytes),
     get superSegmentSendLimit() {
       return inner.superSegmentSendLimit;
@@ -151,7 +154,9 @@ function uplinkFor(want: NetAttachment, onProblem: (problem: string | undefined,
 }
 
 /** The NIC's link (to the relay, or to the worker's own gateway), and the status the page shows; undefined: no NIC. */
-function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; guestTso?: boolean; superSegmentsOut?: boolean; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void } | undefined {
+function openNet(
+  want: NetAttachment,
+): { link: FrameLink; mac: Uint8Array; guestTso?: boolean; superSegmentsOut?: boolean; onCapture(frame: Uint8Array, dir: 'rx' | 'tx'): void; onCaptureCopies: boolean } | undefined {
   const mode = want.mode ?? 'relay';
   if (mode === 'none') {
     post({ type: 'net', net: { ...want, up: false, problem: want.note } });
@@ -176,6 +181,8 @@ function openNet(want: NetAttachment): { link: FrameLink; mac: Uint8Array; guest
     mac,
     guestTso: want.guestTso,
     superSegmentsOut: want.txSuperSegments,
+    // The pcap ring copies each frame; leasedAddress reads rx frames only, during the call.
+    onCaptureCopies: true,
     onCapture: (frame, dir) => {
       capture.record(frame);
       if (dir !== 'rx') return;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { checksumOf, foldSum, internetChecksum, onesSum, pseudoHeaderSum, sumVerifies, verifyTransportChecksum } from './checksum.ts';
+import { checksumOf, foldSum, internetChecksum, onesSum, onesSumBytes, pseudoHeaderSum, sumVerifies, verifyTransportChecksum } from './checksum.ts';
 
 /** The 16-bit big-endian words of `b` (odd tail padded with a zero byte), as BigInts. */
 function words(b: Uint8Array): bigint[] {
@@ -23,7 +23,7 @@ describe('internet checksum', () => {
 
   it('is the word sum modulo 65535 (RFC 1071 2(B)), for any data, odd lengths and large sums', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 70000 }), (data) => {
+      fc.property(fc.uint8Array({ maxLength: 70000, size: 'max' }), (data) => {
         const total = words(data).reduce((a, w) => a + w, 0n);
         const folded = foldSum(onesSum(data, 0, data.length));
         // Ones' complement has two zeros: a nonzero total folds to 1..0xffff, never 0.
@@ -76,5 +76,40 @@ describe('internet checksum', () => {
     expect(verifyTransportChecksum(1, 2, 17, seg)).toBe(true);
     expect(verifyTransportChecksum(1, 3, 17, seg)).toBe(false);
     expect(verifyTransportChecksum(1, 2, 6, seg)).toBe(false);
+  });
+});
+
+describe('onesSum word loop', () => {
+  it('folds to what the byte loop does, at any alignment, length, start parity and initial sum', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000, size: 'max' }), fc.nat(7), fc.nat(), fc.nat(), fc.nat(0x7fffffff), (data, shift, a, b, initial) => {
+        // A view at every byte offset of its buffer, so the aligned words start anywhere.
+        const buf = new Uint8Array(data.length + 8);
+        const view = buf.subarray(shift, shift + data.length);
+        view.set(data);
+        const start = a % (data.length + 1);
+        const end = start + (b % (data.length - start + 1));
+        expect(foldSum(onesSum(view, start, end, initial))).toBe(foldSum(onesSumBytes(view, start, end, initial)));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('sums all-0xff frames past the chunk size without overflowing', () => {
+    const data = new Uint8Array(70_001).fill(0xff);
+    expect(foldSum(onesSum(data, 1, data.length, 0xffffffff >>> 1))).toBe(foldSum(onesSumBytes(data, 1, data.length, 0xffffffff >>> 1)));
+    expect(foldSum(onesSum(data, 0, 65_536))).toBe(0xffff);
+  });
+
+  it('chained sums stay in range', () => {
+    const data = new Uint8Array(4096).fill(0xfe);
+    let fast = 0;
+    let slow = 0;
+    for (let k = 0; k < 3000; k++) {
+      fast = onesSum(data, k & 3, data.length, fast);
+      slow = onesSumBytes(data, k & 3, data.length, slow);
+    }
+    expect(fast).toBeLessThan(2 ** 32);
+    expect(foldSum(fast)).toBe(foldSum(slow));
   });
 });

@@ -22,6 +22,8 @@ import { TCP_CHECKSUM, TCP_CWR, TCP_FIN, TCP_FLAGS, TCP_HEADER_LEN, TCP_PSH, TCP
  */
 export const TSO_MIN_GSO_SIZE = 8;
 
+const newBytes = (length: number) => new Uint8Array(length);
+
 /** `tooSmall`: refused for a gso_size under TSO_MIN_GSO_SIZE (a work budget, not a parse error). */
 export type TsoResult = { ok: true; frames: Uint8Array[] } | { ok: false; reason: string; tooSmall?: boolean };
 
@@ -29,9 +31,10 @@ export type TsoResult = { ok: true; frames: Uint8Array[] } | { ok: false; reason
  * Segments `frame` into frames carrying at most `mss` bytes of TCP payload each, none longer
  * than `maxFrame` bytes. A super-frame that already fits yields one frame (checksums done).
  * A gso_size under TSO_MIN_GSO_SIZE is refused before anything is allocated, so one call
- * makes at most MAX_TSO_SEGMENTS frames.
+ * makes at most MAX_TSO_SEGMENTS frames. `alloc` gives each segment its bytes (zeroed or not:
+ * all of them are written), e.g. a ByteSlab's ranges.
  */
-export function segmentTcp4(frame: Uint8Array, mss: number, maxFrame: number): TsoResult {
+export function segmentTcp4(frame: Uint8Array, mss: number, maxFrame: number, alloc: (length: number) => Uint8Array = newBytes): TsoResult {
   const l = ipv4Layout(frame);
   if (!l) return { ok: false, reason: 'TSO frame is not IPv4 over Ethernet' };
   if (l.protocol !== IPPROTO_TCP) return { ok: false, reason: `TSO frame carries IP protocol ${l.protocol}, not TCP` };
@@ -58,7 +61,7 @@ export function segmentTcp4(frame: Uint8Array, mss: number, maxFrame: number): T
   for (let i = 0; i < count; i++) {
     const from = headers + i * mss;
     const n = Math.min(mss, l.end - from);
-    const out = new Uint8Array(headers + n);
+    const out = alloc(headers + n);
     out.set(frame.subarray(0, headers));
     out.set(frame.subarray(from, from + n), headers);
 

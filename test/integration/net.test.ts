@@ -33,8 +33,11 @@ describe('virtio-net in the real guest, through our relay', () => {
   it('a DHCP renewal (udhcpc, SIGUSR1) keeps the one address, the default route and the lease file', async () => {
     const before = (await lab.vm.session.run('cat /run/net/eth0')).output;
     expect(before).toMatch(/^ip=10\.0\.2\.\d+\/24\n/);
+    // udhcpc logs the lease before its script runs, and the script replaces the default
+    // route (delete, then add) before it writes the lease file last: the file is removed
+    // first and waited for, or the checks can land between the route's delete and add.
     const r = await lab.vm.session.run(
-      'read -r p < /run/net/udhcpc.pid && kill -USR1 "$p"; for i in $(seq 50); do grep -q "lease of .* obtained" /run/net/udhcpc.log && [ "$(grep -c "lease of" /run/net/udhcpc.log)" -ge 2 ] && break; sleep 0.1; done; ' +
+      'rm /run/net/eth0; read -r p < /run/net/udhcpc.pid && kill -USR1 "$p"; for i in $(seq 50); do [ "$(grep -c "lease of .* obtained" /run/net/udhcpc.log)" -ge 2 ] && [ -e /run/net/eth0 ] && [ "$(wc -l < /run/net/eth0)" -ge 3 ] && break; sleep 0.1; done; ' +
         'grep -c "lease of" /run/net/udhcpc.log; ip -4 addr show dev eth0 | grep -c inet; ip route | grep -c "^default via 10.0.2.2 dev eth0"; cat /run/net/eth0',
     );
     expect(r.output).toBe(`2\n1\n1\n${before}`);

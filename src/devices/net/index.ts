@@ -8,7 +8,7 @@ import { netState } from './state.ts';
 /** A NIC to attach as virtio-net (eth0), over a FrameLink (e.g. a WebSocketFrameLink to the relay). */
 export type NetLabOptions = Pick<
   VirtioNetOptions,
-  'link' | 'mac' | 'onCapture' | 'mtu' | 'tso' | 'guestTso' | 'ctrlVq' | 'mergeableRxBuffers' | 'superSegments' | 'superSegmentsOut' | 'rxBacklogFrames' | 'rxBacklogBytes'
+  'link' | 'mac' | 'onCapture' | 'onCaptureCopies' | 'mtu' | 'tso' | 'guestTso' | 'ctrlVq' | 'mergeableRxBuffers' | 'superSegments' | 'superSegmentsOut' | 'rxBacklogFrames' | 'rxBacklogBytes'
 >;
 
 export const netDevice: DeviceDescriptor<'net', NetLabOptions, VirtioNet> = {

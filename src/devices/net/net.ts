@@ -64,8 +64,12 @@ import { checkSuperSegment, clearUrgent, superSegmentHeadForGuest } from './rx-s
 import { SUPER_SEGMENT_MIN_OFFER } from '../../wire/link-hello.ts';
 import { NetStats } from './stats.ts';
 import { segmentTcp4 } from '../../wire/tso.ts';
+import { ByteSlab } from '../../wire/byte-slab.ts';
 import { makeSuperSegment } from '../../wire/super-segment.ts';
 import { TxPasses } from './tx-passes.ts';
+
+/** Room for the largest TSO packet and its segments (2 × 64 KiB and their headers) with space to spare. */
+const TX_SLAB_BYTES = 256 * 1024;
 
 export type FrameDirection = 'rx' | 'tx';
 
@@ -127,6 +131,11 @@ export interface VirtioNetOptions {
   txFirstKickAtOnce?: boolean;
   /** Every frame that crosses the device: tx as it leaves for the link, rx as it enters the guest. */
   onCapture?(frame: Uint8Array, direction: FrameDirection): void;
+  /**
+   * onCapture copies what it keeps: with a link that copies too (FrameLink.sendCopies), the
+   * device reuses its tx frames' bytes for the next chain. Default false (frames are never reused).
+   */
+  onCaptureCopies?: boolean;
 }
 
 export class VirtioNet implements VirtioDevice {
@@ -158,6 +167,16 @@ export class VirtioNet implements VirtioDevice {
   private rxPushed = 0;
   /** The virtio_net_hdr of the rx packet being delivered, reused (the frame is written from where it is). */
   private readonly hdrScratch = new Uint8Array(VIRTIO_NET_HDR_SIZE);
+  /** A tx chain's virtio_net_hdr, read here; its frame goes to a range of txFrames. */
+  private readonly txHdr = new Uint8Array(VIRTIO_NET_HDR_SIZE);
+  /**
+   * Tx frames and their TSO segments: ranges of shared slabs, rewound after each chain when
+   * nobody keeps them (reuseTxBytes), so their pages stay warm (byte-slab.ts says why).
+   * A whole TSO packet and its segments take ~130 KiB.
+   */
+  private readonly txFrames = new ByteSlab(TX_SLAB_BYTES, MAX_GSO_FRAME);
+  private readonly takeTxBytes = (length: number) => this.txFrames.take(length);
+  private readonly onCaptureCopies: boolean;
   /** Room for virtio_net_hdr, then the super-frame large receive merges, made when GUEST_TSO4 is first negotiated. */
   private lroScratch: Uint8Array<ArrayBuffer> | undefined;
   /**
@@ -188,6 +207,7 @@ export class VirtioNet implements VirtioDevice {
     this.txPasses = new TxPasses(opts.defer, opts.later, opts.txFirstKickAtOnce);
     this.rxHold = opts.rxHold;
     this.onCapture = opts.onCapture;
+    this.onCaptureCopies = opts.onCaptureCopies ?? false;
     this.superSegments = opts.superSegments ?? true;
     this.superSegmentsOut = opts.superSegmentsOut ?? false;
     this.config = new NetConfig(this.mac, this.mtu);
@@ -368,8 +388,10 @@ export class VirtioNet implements VirtioDevice {
     let bytes = 0;
     let spent = false;
     // A malformed ring makes pop() throw; the transport turns that into DEVICE_NEEDS_RESET.
+    const reuse = this.link.sendCopies === true && (!this.onCapture || this.onCaptureCopies);
     for (let chain = queue.pop(); chain; chain = spent ? null : queue.pop()) {
       bytes += this.transmit(ctx, chain);
+      if (reuse) this.txFrames.rewind();
       queue.pushUsed(chain.headIndex, 0);
       count++;
       spent = bytes >= TX_PASS_BYTES || s.txFrames + s.txDropsLink - frames0 >= TX_PASS_FRAMES;
@@ -378,7 +400,9 @@ export class VirtioNet implements VirtioDevice {
     s.txBatches++;
     if (count > s.maxTxBatch) s.maxTxBatch = count;
     if (spent) s.txPassesCut++;
-    s.hostMs += performance.now() - t0 - (s.hookMs - hook0);
+    const ms = performance.now() - t0 - (s.hookMs - hook0);
+    s.hostMs += ms;
+    s.txHostMs += ms;
     ctx.signalUsed(queue);
     // Spent with nothing left behind: no need for another pass.
     return spent && queue.pending() > 0;
@@ -396,8 +420,11 @@ export class VirtioNet implements VirtioDevice {
     const gsoLimit = this.hostTso4 ? MAX_GSO_FRAME : this.maxFrame;
     if (frameLen > gsoLimit) return this.txDrop('txDropsOversized', `tx frame of ${frameLen} bytes (max ${gsoLimit})`);
     const cursor = new RegionCursor(ctx.memory, chain.readable);
-    const hdr = parseNetHdr(cursor.read(VIRTIO_NET_HDR_SIZE));
-    const frame = cursor.read(frameLen);
+    cursor.readInto(this.txHdr);
+    const hdr = parseNetHdr(this.txHdr);
+    // A copy: the link and the capture may keep it after the guest reuses the buffer.
+    const frame = this.txFrames.take(frameLen);
+    cursor.readInto(frame);
     const read = VIRTIO_NET_HDR_SIZE + frameLen;
     const gso = hdr.gsoType & ~VIRTIO_NET_HDR_GSO_ECN;
 
@@ -423,12 +450,13 @@ export class VirtioNet implements VirtioDevice {
         s.txGsoPackets++;
         s.txGsoSegments += made.segments;
         s.txSuperSegments++;
+        s.txSuperSegmentMss += made.segments;
         this.emit(frame);
         return read;
       }
     }
     // Segments are untagged IPv4 frames (segmentTcp4 parses no VLAN tag): MTU + 14.
-    const result = segmentTcp4(frame, hdr.gsoSize, this.mtu + ETH_HLEN);
+    const result = segmentTcp4(frame, hdr.gsoSize, this.mtu + ETH_HLEN, this.takeTxBytes);
     if (!result.ok) return this.txDrop(result.tooSmall ? 'txDropsGsoTooSmall' : 'txDropsBadOffload', result.reason, read);
     s.txGsoPackets++;
     s.txGsoSegments += result.frames.length;
@@ -463,7 +491,9 @@ export class VirtioNet implements VirtioDevice {
    * so its run is noted for delivery, else the reason is kept.
    */
   private noteSuperSegment(frame: Uint8Array): boolean {
+    const t0 = performance.now();
     const run = checkSuperSegment(frame, this.mtu);
+    this.stats.hostMs += performance.now() - t0; // a checksum pass over up to 64 KiB
     if (typeof run === 'string') {
       this.lastDropReason = run;
       return false;

@@ -14,8 +14,12 @@ export class NetStats {
   /** TSO super-frames, and the MSS segments they carry (cut here or not). */
   txGsoPackets = 0;
   txGsoSegments = 0;
-  /** TSO super-frames sent to the link whole, as super-segments (the link's far end took them). */
+  /**
+   * TSO super-frames sent to the link whole, as super-segments (the link's far end took
+   * them; each one frame in txFrames), and the MSS segments they carried.
+   */
   txSuperSegments = 0;
+  txSuperSegmentMss = 0;
   /** Frames the link refused (down, or its send buffer full). */
   txDropsLink = 0;
   /** Chains too short for virtio_net_hdr + an Ethernet header. */
@@ -81,6 +85,8 @@ export class NetStats {
    */
   hostMs = 0;
   hookMs = 0;
+  /** The part of hostMs spent in tx passes (the rest is rx and the control queue). */
+  txHostMs = 0;
 
   get rxDrops(): number {
     return this.rxDropsBacklogFull + this.rxDropsOversized + this.rxDropsRunt + this.rxDropsNotReady + this.rxDropsBufferTooSmall + this.rxDropsSuperSegments;

@@ -70,8 +70,13 @@ export class RegionCursor {
   /** Copy up to `len` bytes out of guest memory (shorter if the regions run out). */
   read(len: number): Uint8Array {
     const out = new Uint8Array(Math.max(0, Math.min(len, this.remaining)));
-    this.advance(out.length, (addr, n, done) => out.set(this.memory.view(addr, n), done));
+    this.readInto(out);
     return out;
+  }
+
+  /** Copy the next bytes of guest memory into `out` (all of it, or up to the end); returns how many. */
+  readInto(out: Uint8Array): number {
+    return this.advance(Math.min(out.length, this.remaining), (addr, n, done) => out.set(this.memory.view(addr, n), done));
   }
 
   /** Copy bytes into guest memory; returns how many fitted. Reports each piece via `written`. */
