@@ -65,6 +65,9 @@ export class GatewayLink implements FrameLink {
     this.events = events;
   }
 
+  /** send() gives the gateway a copy, so the NIC may reuse its frame's bytes. */
+  readonly sendCopies = true;
+
   send(frame: Uint8Array): boolean {
     if (this.closed) return false;
     // The gateway keeps views of the frame (NAT payloads): give it its own copy.

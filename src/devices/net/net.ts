@@ -171,8 +171,8 @@ export class VirtioNet implements VirtioDevice {
   private readonly txHdr = new Uint8Array(VIRTIO_NET_HDR_SIZE);
   /**
    * Tx frames and their TSO segments: ranges of shared slabs, rewound after each chain when
-   * nobody keeps them (reuseTxBytes), so their pages stay warm (byte-slab.ts says why).
-   * A whole TSO packet and its segments take ~130 KiB.
+   * nobody keeps them (txPass decides), so their pages stay warm (byte-slab.ts says why).
+   * A whole TSO packet and its segments take ~130 KiB; every byte taken is written.
    */
   private readonly txFrames = new ByteSlab(TX_SLAB_BYTES, MAX_GSO_FRAME);
   private readonly takeTxBytes = (length: number) => this.txFrames.take(length);
